@@ -1,0 +1,47 @@
+# engram_hnsw: PGXS build.  `make`, `make install`, `make installcheck`.
+# Build with warnings as errors: make WERROR=1
+
+EXTENSION = engram_hnsw
+MODULE_big = engram_hnsw
+OBJS = \
+	src/hnsw_build.o \
+	src/hnsw_check.o \
+	src/hnsw_distance.o \
+	src/hnsw_graph.o \
+	src/hnsw_insert.o \
+	src/hnsw_options.o \
+	src/hnsw_pages.o \
+	src/hnsw_scan.o \
+	src/hnsw_vacuum.o
+
+# The install script lives at the top level, where PGXS looks for DATA.
+DATA = engram_hnsw--0.1.0.sql
+PGFILEDESC = "engram_hnsw - HNSW index access method for real[]"
+HEADERS = src/engram_hnsw.h
+
+# pg_regress suites: sql/NAME.sql, expected/NAME.out
+REGRESS = distance options build scan insert vacuum check maintenance
+REGRESS_OPTS = --load-extension=engram_hnsw
+
+# isolation suites: test/isolation/specs/NAME.spec, test/isolation/expected/NAME.out
+ISOLATION = concurrent_insert_scan_vacuum
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=engram_hnsw
+
+# TAP suites: test/t/*.pl (PostgreSQL::Test::Cluster)
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers -Wno-cast-function-type
+ifdef WERROR
+PG_CFLAGS += -Werror
+endif
+
+# Distance kernels: let the compiler vectorise the float reductions.
+src/hnsw_distance.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math -fassociative-math -fno-signed-zeros
+
+EXTRA_CLEAN = test/tools/idx2copy tmp_check results output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,461 @@
+/*-------------------------------------------------------------------------
+ *
+ * engram_hnsw.h
+ *	  Shared types, page layout and entry points of the engram_hnsw index
+ *	  access method.
+ *
+ * See src/README.md for the full picture: page layout, lock order and the
+ * WAL story.  In short:
+ *
+ * Block 0 is the meta page (HnswMetaPageData after the page header).  Every
+ * other block is a data page holding two kinds of tuples:
+ *
+ *	- element tuples (HnswElementTupleData): level, flags, up to
+ *	  HNSW_HEAPTIDS heap TIDs (identical vectors share one element), the TID
+ *	  of the element's neighbour tuple, and the vector itself;
+ *	- neighbour tuples (HnswNeighborTupleData): one fixed-size array of
+ *	  element TIDs, 2*m slots for layer 0 followed by m slots for every layer
+ *	  above, up to the element's level.  An unused slot holds an invalid
+ *	  ItemPointer; a layer's list ends at the first unused slot.
+ *
+ * An element and its neighbour tuple are placed on the same page when they
+ * fit, so a search reads one page per visited node.  Tuples never change
+ * size after creation, so every later change is an in-place overwrite.
+ *
+ * Every page ends with HnswPageOpaqueData in the special space, whose last
+ * field is HNSW_PAGE_ID.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ENGRAM_HNSW_H
+#define ENGRAM_HNSW_H
+
+#include "postgres.h"
+
+#include "access/amapi.h"
+#include "access/generic_xlog.h"
+#include "access/itup.h"
+#include "lib/pairingheap.h"
+#include "nodes/execnodes.h"
+#include "nodes/pathnodes.h"
+#include "storage/bufmgr.h"
+#include "utils/array.h"
+#include "utils/relcache.h"
+
+/* ----------------------------------------------------------------
+ * Constants
+ * ----------------------------------------------------------------
+ */
+#define HNSW_MAGIC				0x454E4757	/* "ENGW" */
+#define HNSW_FORMAT_VERSION		1
+#define HNSW_PAGE_ID			0xE4A7
+#define HNSW_METAPAGE_BLKNO		0
+
+#define HNSW_DEFAULT_M			16
+#define HNSW_MIN_M				2
+#define HNSW_MAX_M				100
+#define HNSW_DEFAULT_EF_CONSTRUCTION 64
+#define HNSW_MIN_EF_CONSTRUCTION 4
+#define HNSW_MAX_EF_CONSTRUCTION 1000
+#define HNSW_DEFAULT_EF_SEARCH	40
+#define HNSW_MIN_EF_SEARCH		1
+#define HNSW_MAX_EF_SEARCH		1000
+#define HNSW_MAX_DIMS			2000
+#define HNSW_MAX_LEVEL			16
+#define HNSW_HEAPTIDS			10
+
+/* metrics; the value is what support function 1 of the opclass returns */
+#define HNSW_METRIC_L2			1
+#define HNSW_METRIC_COSINE		2
+#define HNSW_METRIC_IP			3
+
+/* support function numbers */
+#define HNSW_METRIC_PROC		1
+#define HNSW_NPROCS				1
+
+/* strategy numbers */
+#define HNSW_DISTANCE_STRATEGY	1
+#define HNSW_NSTRATEGIES		1
+
+/* page flags */
+#define HNSW_PAGE_META			(1 << 0)
+#define HNSW_PAGE_DATA			(1 << 1)
+
+/* tuple types (first byte of every tuple) */
+#define HNSW_TUPLE_ELEMENT		1
+#define HNSW_TUPLE_NEIGHBORS	2
+
+/* element flags */
+#define HNSW_ELEMENT_DELETED	(1 << 0)
+
+/* build phases for pg_stat_progress_create_index */
+#define HNSW_PHASE_LOAD			2
+#define HNSW_PHASE_WRITE		3
+
+/* ----------------------------------------------------------------
+ * On-page structures
+ * ----------------------------------------------------------------
+ */
+typedef struct HnswPageOpaqueData
+{
+	uint16		flags;			/* HNSW_PAGE_* */
+	uint16		unused;
+	uint16		pad;
+	uint16		page_id;		/* HNSW_PAGE_ID, always last */
+} HnswPageOpaqueData;
+
+typedef HnswPageOpaqueData *HnswPageOpaque;
+
+#define HnswPageGetOpaque(page) ((HnswPageOpaque) PageGetSpecialPointer(page))
+
+typedef struct HnswMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint32		dims;			/* 0 until the first vector fixes it */
+	uint16		m;
+	uint16		ef_construction;
+	uint16		metric;			/* HNSW_METRIC_* */
+	uint16		nspacekeys;		/* number of leading space key columns */
+	int16		entry_level;	/* level of the entry point, -1 if none */
+	uint16		unused;
+	ItemPointerData entry;		/* entry point element, invalid if empty */
+	BlockNumber insert_page;	/* page new tuples are appended to */
+	uint64		inserted;		/* elements ever created (statistics) */
+} HnswMetaPageData;
+
+typedef HnswMetaPageData *HnswMetaPage;
+
+#define HnswPageGetMeta(page) ((HnswMetaPage) PageGetContents(page))
+
+typedef struct HnswElementTupleData
+{
+	uint8		type;			/* HNSW_TUPLE_ELEMENT */
+	uint8		level;
+	uint8		flags;			/* HNSW_ELEMENT_* */
+	uint8		ntids;			/* valid entries in heaptids[] */
+	ItemPointerData neighbortid;	/* this element's neighbour tuple */
+	ItemPointerData heaptids[HNSW_HEAPTIDS];
+	float		vec[FLEXIBLE_ARRAY_MEMBER];
+} HnswElementTupleData;
+
+typedef HnswElementTupleData *HnswElementTuple;
+
+#define HNSW_ELEMENT_TUPLE_SIZE(dims) \
+	MAXALIGN(offsetof(HnswElementTupleData, vec) + sizeof(float) * (dims))
+
+typedef struct HnswNeighborTupleData
+{
+	uint8		type;			/* HNSW_TUPLE_NEIGHBORS */
+	uint8		level;			/* level of the owning element */
+	uint16		nslots;			/* total slots over all layers */
+	ItemPointerData tids[FLEXIBLE_ARRAY_MEMBER];
+} HnswNeighborTupleData;
+
+typedef HnswNeighborTupleData *HnswNeighborTuple;
+
+/* slots of layer 0, and of each layer above */
+#define HnswLayerCapacity(m, layer) ((layer) == 0 ? 2 * (m) : (m))
+#define HnswLayerOffset(m, layer) ((layer) == 0 ? 0 : 2 * (m) + ((layer) - 1) * (m))
+#define HnswTotalSlots(m, level) (2 * (m) + (level) * (m))
+#define HNSW_NEIGHBOR_TUPLE_SIZE(m, level) \
+	MAXALIGN(offsetof(HnswNeighborTupleData, tids) + \
+			 sizeof(ItemPointerData) * HnswTotalSlots(m, level))
+
+/* usable space on an empty data page (one line pointer per tuple) */
+#define HNSW_PAGE_FREE_SPACE \
+	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(HnswPageOpaqueData)))
+
+/* ----------------------------------------------------------------
+ * Options
+ * ----------------------------------------------------------------
+ */
+typedef struct HnswOptions
+{
+	int32		vl_len_;		/* varlena header (do not touch directly!) */
+	int			m;
+	int			ef_construction;
+	int			dims;			/* 0: taken from the first vector */
+} HnswOptions;
+
+extern int	hnsw_ef_search;
+
+/* ----------------------------------------------------------------
+ * Distances (hnsw_distance.c)
+ *
+ * Inside the index every metric is a "smaller is closer" float:
+ *	L2: squared euclidean distance; cosine: negative inner product of
+ *	unit-normalised vectors; inner product: negative inner product.
+ * ----------------------------------------------------------------
+ */
+typedef float (*HnswDistanceFn) (const float *a, const float *b, int n);
+
+extern float hnsw_l2_squared(const float *a, const float *b, int n);
+extern float hnsw_dot(const float *a, const float *b, int n);
+extern float hnsw_neg_dot(const float *a, const float *b, int n);
+extern HnswDistanceFn hnsw_metric_distance(int metric);
+extern bool hnsw_normalize(float *v, int n);
+extern const float *hnsw_array_vector(ArrayType *arr, int *dims, const char *what);
+
+/* ----------------------------------------------------------------
+ * Graph algorithm (hnsw_graph.c), generic over a storage implementation
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * A node is an arena index (in-memory build) or a packed element TID
+ * (on pages).  The algorithm never looks inside.
+ */
+typedef uint64 HnswNode;
+
+#define HNSW_INVALID_NODE PG_UINT64_MAX
+
+static inline HnswNode
+HnswNodeFromTid(ItemPointer tid)
+{
+	return ((uint64) ItemPointerGetBlockNumberNoCheck(tid) << 16) |
+		ItemPointerGetOffsetNumberNoCheck(tid);
+}
+
+static inline uint32
+HnswNodeHash(HnswNode node)
+{
+	uint64		h = node;
+
+	/* the 64-bit finaliser of MurmurHash3 */
+	h ^= h >> 33;
+	h *= UINT64CONST(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64CONST(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return (uint32) h;
+}
+
+static inline void
+HnswNodeToTid(HnswNode node, ItemPointer tid)
+{
+	ItemPointerSet(tid, (BlockNumber) (node >> 16), (OffsetNumber) (node & 0xFFFF));
+}
+
+typedef struct HnswCandidate
+{
+	HnswNode	node;
+	float		dist;
+} HnswCandidate;
+
+typedef struct HnswGraph HnswGraph;
+
+typedef struct HnswGraphOps
+{
+	/*
+	 * Distance from q to node.  *skip is set when the node must not be
+	 * returned as a result (deleted); it is still traversed.
+	 */
+	float		(*distance) (HnswGraph *g, HnswNode node, const float *q, bool *skip);
+
+	/* the node's vector; valid until the graph's per-operation reset */
+	const float *(*vector) (HnswGraph *g, HnswNode node);
+
+	/* copy node's neighbour list at layer into out[]; returns the count */
+	int			(*neighbors) (HnswGraph *g, HnswNode node, int layer, HnswNode *out);
+
+	/*
+	 * Replace node's list at layer with newlist, provided it still equals
+	 * oldlist; returns false (and changes nothing) if it changed meanwhile.
+	 */
+	bool		(*replace_neighbors) (HnswGraph *g, HnswNode node, int layer,
+									  const HnswNode *oldlist, int nold,
+									  const HnswNode *newlist, int nnew);
+
+	/* the current entry point; node invalid and level -1 if empty */
+	void		(*get_entry) (HnswGraph *g, HnswNode *node, int *level);
+
+	/*
+	 * Compare-and-set of the entry point: node becomes the entry point if
+	 * the graph has none or level is above the current entry's level.
+	 * Returns whether it did; *cur and *curlevel receive the entry afterwards.
+	 */
+	bool		(*set_entry) (HnswGraph *g, HnswNode node, int level,
+							  HnswNode *cur, int *curlevel);
+
+	/*
+	 * Store a new element with its own neighbour lists (selected[l] for
+	 * l <= level) and return it.  It is not reachable until linked back.
+	 */
+	HnswNode	(*create_node) (HnswGraph *g, const float *vec, int level,
+								ItemPointer heaptid, HnswCandidate **selected,
+								int *nselected);
+
+	/*
+	 * Add heaptid to the existing element node if it holds exactly vec and
+	 * has room; returns false if not.
+	 */
+	bool		(*add_heaptid) (HnswGraph *g, HnswNode node, const float *vec,
+								ItemPointer heaptid);
+} HnswGraphOps;
+
+struct HnswGraph
+{
+	const HnswGraphOps *ops;
+	int			dims;
+	int			m;
+	int			ef_construction;
+	int			metric;
+	HnswDistanceFn dist;
+	MemoryContext cxt;			/* for allocations that live as long as g */
+	bool		dense;			/* nodes are small integers (arena) */
+	/* visited marks for dense graphs, reused by successive searches */
+	uint32	   *marks;
+	uint32		marks_cap;
+	uint32		epoch;
+};
+
+/* binary heap of candidates; min-heap or max-heap by dist */
+typedef struct HnswHeap
+{
+	HnswCandidate *items;
+	int			n;
+	int			cap;
+	bool		max;
+} HnswHeap;
+
+/* visited set: dense bitmap for arena graphs, hash set for page graphs */
+typedef struct HnswVisited HnswVisited;
+
+/*
+ * State of one search on one layer.  A search can be resumed: after
+ * hnsw_search_run() the scan keeps calling hnsw_search_next(), which goes on
+ * expanding the frontier in best-first order and never stops early.
+ */
+typedef struct HnswSearch
+{
+	HnswGraph  *g;
+	const float *q;
+	int			layer;
+	HnswHeap	cand;			/* min-heap: discovered, not yet expanded */
+	HnswHeap	w;				/* max-heap: best ef found so far */
+	HnswHeap	pending;		/* min-heap: discovered, not yet returned */
+	bool		track_pending;
+	HnswVisited *visited;
+	HnswNode   *nbuf;			/* scratch for neighbour lists */
+} HnswSearch;
+
+extern void hnsw_heap_init(HnswHeap *h, int cap, bool max);
+extern void hnsw_heap_push(HnswHeap *h, HnswNode node, float dist);
+extern HnswCandidate hnsw_heap_pop(HnswHeap *h);
+
+static inline HnswCandidate *
+hnsw_heap_top(HnswHeap *h)
+{
+	return h->n > 0 ? &h->items[0] : NULL;
+}
+
+extern HnswSearch *hnsw_search_begin(HnswGraph *g, const float *q, bool track_pending);
+extern void hnsw_search_set_layer(HnswSearch *s, int layer, bool keep_best);
+extern void hnsw_search_add_entry(HnswSearch *s, HnswNode node);
+extern void hnsw_search_run(HnswSearch *s, int ef);
+extern int	hnsw_search_result(HnswSearch *s, HnswCandidate *out);
+extern bool hnsw_search_next(HnswSearch *s, HnswCandidate *result);
+extern void hnsw_search_end(HnswSearch *s);
+
+extern int	hnsw_random_level(int m);
+extern int	hnsw_select_neighbors(HnswGraph *g, const float *base,
+								  HnswCandidate *cands, int ncands, int limit,
+								  HnswCandidate *out);
+extern int	hnsw_find_neighbors(HnswGraph *g, const float *q,
+								HnswNode entry, int entry_level, int level,
+								HnswCandidate **selected, int *nselected,
+								HnswCandidate *nearest);
+extern void hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
+								HnswCandidate **selected, int *nselected);
+extern void hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid);
+extern int	hnsw_candidate_cmp(const void *a, const void *b);
+
+/* ----------------------------------------------------------------
+ * Page-backed graph and page helpers (hnsw_pages.c)
+ * ----------------------------------------------------------------
+ */
+/* a copy of the meta page fields the code needs */
+typedef struct HnswMetaInfo
+{
+	int			dims;
+	int			m;
+	int			ef_construction;
+	int			metric;
+	int			entry_level;
+	ItemPointerData entry;
+	BlockNumber insert_page;
+} HnswMetaInfo;
+
+typedef struct HnswPageGraph
+{
+	HnswGraph	graph;			/* must be first */
+	Relation	index;
+	MemoryContext cache_cxt;	/* vector cache, reset per operation */
+	void	   *cache;			/* node -> copied vector */
+	BlockNumber nblocks;		/* known size of the index, refreshed lazily */
+	HnswMetaInfo *meta;			/* caller's copy of the meta page */
+} HnswPageGraph;
+
+
+extern void hnsw_init_page(Page page, uint16 flags);
+extern void hnsw_check_page(Relation index, Page page, BlockNumber blkno);
+extern void hnsw_read_meta(Relation index, HnswMetaInfo *meta);
+extern void hnsw_fill_meta(Page page, int dims, int m, int efc, int metric);
+extern Buffer hnsw_new_buffer(Relation index, ForkNumber fork);
+extern HnswElementTuple hnsw_page_element(Relation index, Page page, BlockNumber blkno,
+										  OffsetNumber off, int dims);
+extern HnswNeighborTuple hnsw_page_neighbors(Relation index, Page page, BlockNumber blkno,
+											 OffsetNumber off, int m, int level);
+extern void hnsw_page_graph_init(HnswPageGraph *pg, Relation index, HnswMetaInfo *meta);
+extern void hnsw_page_graph_reset(HnswPageGraph *pg);
+extern void hnsw_set_dims(Relation index, int dims);
+extern bool hnsw_update_entry(Relation index, ItemPointer tid, int level,
+							  ItemPointer expect, HnswMetaInfo *cur);
+extern Buffer hnsw_read_buffer(HnswPageGraph *pg, BlockNumber blkno);
+extern int	hnsw_max_level(int m);
+extern void hnsw_corrupt(Relation index, BlockNumber blkno, const char *detail) pg_attribute_noreturn();
+
+/* ----------------------------------------------------------------
+ * Index access method entry points
+ * ----------------------------------------------------------------
+ */
+/* hnsw_options.c */
+extern int	hnsw_index_metric(Relation index);
+extern int	hnsw_index_m(Relation index);
+extern int	hnsw_index_ef_construction(Relation index);
+extern int	hnsw_index_dims_option(Relation index);
+extern int	hnsw_vector_attno(Relation index);
+extern float *hnsw_prepare_vector(Relation index, int metric, Datum value,
+								  int expect_dims, int *dims, bool *skip);
+
+/* hnsw_build.c */
+extern IndexBuildResult *hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo);
+extern void hnsw_buildempty(Relation index);
+extern char *hnsw_buildphasename(int64 phasenum);
+
+/* hnsw_insert.c */
+extern bool hnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+						Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
+						IndexInfo *indexInfo);
+
+/* hnsw_scan.c */
+extern IndexScanDesc hnsw_beginscan(Relation index, int nkeys, int norderbys);
+extern void hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int norderbys);
+extern bool hnsw_gettuple(IndexScanDesc scan, ScanDirection dir);
+extern void hnsw_endscan(IndexScanDesc scan);
+
+/* hnsw_vacuum.c */
+extern IndexBulkDeleteResult *hnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+											  IndexBulkDeleteCallback callback, void *callback_state);
+extern IndexBulkDeleteResult *hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats);
+
+/* hnsw_options.c */
+extern bytea *hnsw_options(Datum reloptions, bool validate);
+extern bool hnsw_validate(Oid opclassoid);
+extern void hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
+							  Cost *indexStartupCost, Cost *indexTotalCost,
+							  Selectivity *indexSelectivity, double *indexCorrelation,
+							  double *indexPages);
+
+#endif							/* ENGRAM_HNSW_H */

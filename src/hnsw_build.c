@@ -1,0 +1,579 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_build.c
+ *	  ambuild and ambuildempty: the amortized bulk-build path.
+ *
+ * Heap tuples are inserted one by one into an in-memory graph (an arena:
+ * vectors and neighbour arrays carved out of large chunks, no palloc per
+ * node), using the same algorithm as every other insertion
+ * (hnsw_insert_element).  The pages are then written once, in order, and
+ * WAL-logged in bulk with log_newpage_range().
+ *
+ * If the arena would grow past maintenance_work_mem, what exists is written
+ * out as above and the remaining tuples go through the on-page insertion
+ * path (slower, same result), with a NOTICE saying so.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/tableam.h"
+#include "access/xloginsert.h"
+#include "commands/progress.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/bufmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "engram_hnsw.h"
+
+#define ARENA_CHUNK_SIZE	(4 * 1024 * 1024)
+
+typedef struct ArenaNode
+{
+	float	   *vec;
+	uint32	   *nbr;			/* per layer: count, then the slots */
+	uint8		level;
+	uint8		ntids;
+	ItemPointerData tids[HNSW_HEAPTIDS];
+} ArenaNode;
+
+typedef struct HnswBuildState
+{
+	HnswGraph	graph;			/* must be first: the arena graph */
+
+	Relation	heap;
+	Relation	index;
+	int			metric;
+	int			dims;			/* 0 until known */
+
+	/* the arena */
+	MemoryContext arena_cxt;
+	ArenaNode  *nodes;
+	uint32		nnodes;
+	uint32		maxnodes;
+	char	   *chunk;
+	Size		chunk_used;
+	Size		mem_used;
+	Size		mem_limit;
+	HnswNode	entry;
+	int			entry_level;
+
+	/* after running out of memory: the on-page graph */
+	bool		spilled;
+	HnswMetaInfo meta;
+	HnswPageGraph pg;
+
+	MemoryContext tmp_cxt;		/* reset after every tuple */
+	double		indtuples;
+} HnswBuildState;
+
+/* ----------------------------------------------------------------
+ * The arena graph (HnswGraphOps)
+ * ----------------------------------------------------------------
+ */
+static inline int
+arena_layer_start(int m, int layer)
+{
+	return layer == 0 ? 0 : (2 * m + 1) + (layer - 1) * (m + 1);
+}
+
+static inline Size
+arena_nbr_size(int m, int level)
+{
+	return sizeof(uint32) * ((2 * m + 1) + level * (m + 1));
+}
+
+static void *
+arena_alloc(HnswBuildState *bs, Size size)
+{
+	void	   *p;
+
+	size = MAXALIGN(size);
+	if (bs->chunk == NULL || bs->chunk_used + size > ARENA_CHUNK_SIZE)
+	{
+		bs->chunk = MemoryContextAllocHuge(bs->arena_cxt, ARENA_CHUNK_SIZE);
+		bs->chunk_used = 0;
+		bs->mem_used += ARENA_CHUNK_SIZE;
+	}
+	p = bs->chunk + bs->chunk_used;
+	bs->chunk_used += size;
+	return p;
+}
+
+static float
+arena_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
+{
+	HnswBuildState *bs = (HnswBuildState *) g;
+
+	*skip = false;
+	return g->dist(q, bs->nodes[node].vec, g->dims);
+}
+
+static const float *
+arena_vector(HnswGraph *g, HnswNode node)
+{
+	return ((HnswBuildState *) g)->nodes[node].vec;
+}
+
+static int
+arena_neighbors(HnswGraph *g, HnswNode node, int layer, HnswNode *out)
+{
+	ArenaNode  *an = &((HnswBuildState *) g)->nodes[node];
+	uint32	   *list;
+	int			n;
+
+	if (layer > an->level)
+		return 0;
+	list = an->nbr + arena_layer_start(g->m, layer);
+	n = list[0];
+	for (int i = 0; i < n; i++)
+		out[i] = list[i + 1];
+	return n;
+}
+
+static bool
+arena_replace_neighbors(HnswGraph *g, HnswNode node, int layer,
+						const HnswNode *oldlist, int nold,
+						const HnswNode *newlist, int nnew)
+{
+	ArenaNode  *an = &((HnswBuildState *) g)->nodes[node];
+	uint32	   *list;
+
+	if (layer > an->level)
+		return true;
+	list = an->nbr + arena_layer_start(g->m, layer);
+	/* single writer: the list cannot have changed since it was read */
+	Assert((int) list[0] == nold);
+	list[0] = nnew;
+	for (int i = 0; i < nnew; i++)
+		list[i + 1] = (uint32) newlist[i];
+	return true;
+}
+
+static void
+arena_get_entry(HnswGraph *g, HnswNode *node, int *level)
+{
+	HnswBuildState *bs = (HnswBuildState *) g;
+
+	*node = bs->entry;
+	*level = bs->entry_level;
+}
+
+static bool
+arena_set_entry(HnswGraph *g, HnswNode node, int level, HnswNode *cur, int *curlevel)
+{
+	HnswBuildState *bs = (HnswBuildState *) g;
+	bool		change = (bs->entry == HNSW_INVALID_NODE || level > bs->entry_level);
+
+	if (change)
+	{
+		bs->entry = node;
+		bs->entry_level = level;
+	}
+	*cur = bs->entry;
+	*curlevel = bs->entry_level;
+	return change;
+}
+
+static HnswNode
+arena_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
+				  HnswCandidate **selected, int *nselected)
+{
+	HnswBuildState *bs = (HnswBuildState *) g;
+	ArenaNode  *an;
+	uint32		id;
+
+	if (bs->nnodes == bs->maxnodes)
+	{
+		Size		oldsize = sizeof(ArenaNode) * bs->maxnodes;
+
+		bs->maxnodes *= 2;
+		bs->nodes = repalloc_huge(bs->nodes, sizeof(ArenaNode) * bs->maxnodes);
+		bs->mem_used += sizeof(ArenaNode) * bs->maxnodes - oldsize;
+	}
+	id = bs->nnodes++;
+	an = &bs->nodes[id];
+	an->level = level;
+	an->ntids = 1;
+	an->tids[0] = *heaptid;
+	an->vec = arena_alloc(bs, sizeof(float) * g->dims);
+	memcpy(an->vec, vec, sizeof(float) * g->dims);
+	an->nbr = arena_alloc(bs, arena_nbr_size(g->m, level));
+	for (int l = 0; l <= level; l++)
+	{
+		uint32	   *list = an->nbr + arena_layer_start(g->m, l);
+
+		list[0] = nselected[l];
+		for (int i = 0; i < nselected[l]; i++)
+			list[i + 1] = (uint32) selected[l][i].node;
+	}
+	return id;
+}
+
+static bool
+arena_add_heaptid(HnswGraph *g, HnswNode node, const float *vec, ItemPointer heaptid)
+{
+	ArenaNode  *an = &((HnswBuildState *) g)->nodes[node];
+
+	if (an->ntids >= HNSW_HEAPTIDS)
+		return false;
+	an->tids[an->ntids++] = *heaptid;
+	return true;
+}
+
+static const HnswGraphOps arena_graph_ops = {
+	.distance = arena_distance,
+	.vector = arena_vector,
+	.neighbors = arena_neighbors,
+	.replace_neighbors = arena_replace_neighbors,
+	.get_entry = arena_get_entry,
+	.set_entry = arena_set_entry,
+	.create_node = arena_create_node,
+	.add_heaptid = arena_add_heaptid,
+};
+
+/* ----------------------------------------------------------------
+ * Writing the arena to pages
+ * ----------------------------------------------------------------
+ */
+
+/* the next buffer of a relation being written from scratch */
+static Buffer
+new_build_buffer(Relation index, BlockNumber expect)
+{
+	Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+
+	if (BufferGetBlockNumber(buf) != expect)
+		elog(ERROR, "engram_hnsw build expected block %u, got %u",
+			 expect, BufferGetBlockNumber(buf));
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	return buf;
+}
+
+static void
+write_page(Relation index, BlockNumber blkno, Page image)
+{
+	Buffer		buf = new_build_buffer(index, blkno);
+
+	memcpy(BufferGetPage(buf), image, BLCKSZ);
+	MarkBufferDirty(buf);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * Write the meta page and every element of the arena, then WAL-log all of
+ * it.  Placement is planned first (neighbour lists need the final TIDs of
+ * elements on later pages), then each page is filled and written once.
+ */
+static void
+write_arena(HnswBuildState *bs)
+{
+	HnswGraph  *g = &bs->graph;
+	int			m = g->m;
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(bs->dims);
+	ItemPointerData *etids = palloc_extended(sizeof(ItemPointerData) * Max(bs->nnodes, 1),
+											 MCXT_ALLOC_HUGE);
+	ItemPointerData *ntids = palloc_extended(sizeof(ItemPointerData) * Max(bs->nnodes, 1),
+											 MCXT_ALLOC_HUGE);
+	BlockNumber blkno = 1;
+	Size		avail = HNSW_PAGE_FREE_SPACE;
+	OffsetNumber off = 0;
+	BlockNumber nblocks;
+	PGAlignedBlock meta_image;
+	PGAlignedBlock image;
+	HnswMetaPage meta;
+	HnswElementTuple etup;
+	HnswNeighborTuple ntup;
+	BlockNumber curblk;
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
+
+	/* plan: an element and its neighbours on one page whenever they fit */
+	for (uint32 i = 0; i < bs->nnodes; i++)
+	{
+		Size		es = esize + sizeof(ItemIdData);
+		Size		ns = HNSW_NEIGHBOR_TUPLE_SIZE(m, bs->nodes[i].level) + sizeof(ItemIdData);
+
+		if (es + ns > avail && es + ns <= HNSW_PAGE_FREE_SPACE)
+		{
+			blkno++;
+			avail = HNSW_PAGE_FREE_SPACE;
+			off = 0;
+		}
+		if (es + ns <= avail)
+		{
+			ItemPointerSet(&ntids[i], blkno, ++off);
+			ItemPointerSet(&etids[i], blkno, ++off);
+			avail -= es + ns;
+			continue;
+		}
+		/* too large to share a page (very high dimensions) */
+		if (ns > avail)
+		{
+			blkno++;
+			avail = HNSW_PAGE_FREE_SPACE;
+			off = 0;
+		}
+		ItemPointerSet(&ntids[i], blkno, ++off);
+		avail -= ns;
+		if (es > avail)
+		{
+			blkno++;
+			avail = HNSW_PAGE_FREE_SPACE;
+			off = 0;
+		}
+		ItemPointerSet(&etids[i], blkno, ++off);
+		avail -= es;
+	}
+	nblocks = bs->nnodes > 0 ? blkno + 1 : 1;
+
+	/* meta page */
+	hnsw_fill_meta(meta_image.data, bs->dims, m, g->ef_construction, bs->metric);
+	meta = HnswPageGetMeta(meta_image.data);
+	if (bs->nnodes > 0)
+	{
+		meta->entry = etids[bs->entry];
+		meta->entry_level = bs->entry_level;
+		meta->insert_page = nblocks - 1;
+		meta->inserted = bs->nnodes;
+	}
+	write_page(bs->index, HNSW_METAPAGE_BLKNO, meta_image.data);
+
+	/* data pages, in order */
+	etup = palloc0(esize);
+	ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(m, hnsw_max_level(m)));
+	curblk = 1;
+	hnsw_init_page(image.data, HNSW_PAGE_DATA);
+	for (uint32 i = 0; i < bs->nnodes; i++)
+	{
+		ArenaNode  *an = &bs->nodes[i];
+		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(m, an->level);
+		OffsetNumber got;
+
+		CHECK_FOR_INTERRUPTS();
+
+		/* neighbour tuple */
+		memset(ntup, 0, nsize);
+		ntup->type = HNSW_TUPLE_NEIGHBORS;
+		ntup->level = an->level;
+		ntup->nslots = HnswTotalSlots(m, an->level);
+		for (int s = 0; s < ntup->nslots; s++)
+			ItemPointerSetInvalid(&ntup->tids[s]);
+		for (int l = 0; l <= an->level; l++)
+		{
+			uint32	   *list = an->nbr + arena_layer_start(m, l);
+
+			for (uint32 k = 0; k < list[0]; k++)
+				ntup->tids[HnswLayerOffset(m, l) + k] = etids[list[k + 1]];
+		}
+
+		/* element tuple */
+		memset(etup, 0, esize);
+		etup->type = HNSW_TUPLE_ELEMENT;
+		etup->level = an->level;
+		etup->ntids = an->ntids;
+		for (int t = 0; t < HNSW_HEAPTIDS; t++)
+		{
+			if (t < an->ntids)
+				etup->heaptids[t] = an->tids[t];
+			else
+				ItemPointerSetInvalid(&etup->heaptids[t]);
+		}
+		etup->neighbortid = ntids[i];
+		memcpy(etup->vec, an->vec, sizeof(float) * bs->dims);
+
+		/* add both where the plan put them */
+		for (int part = 0; part < 2; part++)
+		{
+			ItemPointer tid = part == 0 ? &ntids[i] : &etids[i];
+			Item		item = part == 0 ? (Item) ntup : (Item) etup;
+			Size		size = part == 0 ? nsize : esize;
+
+			while (ItemPointerGetBlockNumber(tid) != curblk)
+			{
+				write_page(bs->index, curblk, image.data);
+				curblk++;
+				hnsw_init_page(image.data, HNSW_PAGE_DATA);
+			}
+			got = PageAddItem(image.data, item, size, InvalidOffsetNumber, false, false);
+			if (got != ItemPointerGetOffsetNumber(tid))
+				elog(ERROR, "engram_hnsw build: tuple placed at offset %u, planned %u",
+					 got, ItemPointerGetOffsetNumber(tid));
+		}
+	}
+	if (bs->nnodes > 0)
+		write_page(bs->index, curblk, image.data);
+	Assert(bs->nnodes == 0 || curblk == nblocks - 1);
+
+	if (RelationNeedsWAL(bs->index))
+		log_newpage_range(bs->index, MAIN_FORKNUM, 0, nblocks, true);
+
+	pfree(etids);
+	pfree(ntids);
+	pfree(etup);
+	pfree(ntup);
+}
+
+/* bytes the arena will need for one more node of the given level */
+static Size
+node_cost(HnswBuildState *bs, int level)
+{
+	return sizeof(ArenaNode) * 2 + MAXALIGN(sizeof(float) * bs->dims) +
+		MAXALIGN(arena_nbr_size(bs->graph.m, level)) + sizeof(uint32);
+}
+
+/* out of maintenance_work_mem: write what exists, continue on pages */
+static void
+spill_to_pages(HnswBuildState *bs)
+{
+	ereport(NOTICE,
+			(errmsg("engram_hnsw graph no longer fits into maintenance_work_mem after %.0f tuples",
+					bs->indtuples),
+			 errdetail("Building continues with on-disk inserts, which is slower."),
+			 errhint("Increase maintenance_work_mem to build the whole graph in memory.")));
+	write_arena(bs);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
+
+	/* the arena is no longer needed */
+	MemoryContextDelete(bs->arena_cxt);
+	bs->arena_cxt = NULL;
+	bs->nodes = NULL;
+	bs->graph.marks = NULL;
+	bs->graph.marks_cap = 0;
+
+	bs->spilled = true;
+	hnsw_read_meta(bs->index, &bs->meta);
+	hnsw_page_graph_init(&bs->pg, bs->index, &bs->meta);
+}
+
+static void
+build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+			   bool tupleIsAlive, void *state)
+{
+	HnswBuildState *bs = (HnswBuildState *) state;
+	int			attno = hnsw_vector_attno(index);
+	MemoryContext oldcxt;
+	float	   *vec;
+	int			dims;
+	bool		skip;
+
+	if (isnull[attno - 1])
+		return;
+
+	oldcxt = MemoryContextSwitchTo(bs->tmp_cxt);
+	vec = hnsw_prepare_vector(index, bs->metric, values[attno - 1], bs->dims,
+							  &dims, &skip);
+	if (!skip)
+	{
+		if (bs->dims == 0)
+		{
+			bs->dims = dims;
+			bs->graph.dims = dims;
+		}
+
+		if (!bs->spilled &&
+			bs->mem_used + node_cost(bs, hnsw_max_level(bs->graph.m)) > bs->mem_limit)
+		{
+			MemoryContextSwitchTo(oldcxt);
+			spill_to_pages(bs);
+			MemoryContextSwitchTo(bs->tmp_cxt);
+		}
+
+		if (bs->spilled)
+		{
+			hnsw_insert_element(&bs->pg.graph, vec, tid);
+			hnsw_page_graph_reset(&bs->pg);
+		}
+		else
+		{
+			/* the marks array grows with the graph: count it */
+			Size		marks_before = bs->graph.marks_cap;
+
+			hnsw_insert_element(&bs->graph, vec, tid);
+			bs->mem_used += sizeof(uint32) * (bs->graph.marks_cap - marks_before);
+		}
+		bs->indtuples++;
+		if (((uint64) bs->indtuples & 255) == 0)
+			pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, bs->indtuples);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(bs->tmp_cxt);
+}
+
+IndexBuildResult *
+hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
+{
+	IndexBuildResult *result;
+	HnswBuildState *bs;
+	double		reltuples;
+
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
+
+	bs = palloc0(sizeof(HnswBuildState));
+	bs->heap = heap;
+	bs->index = index;
+	bs->metric = hnsw_index_metric(index);
+	bs->dims = hnsw_index_dims_option(index);
+	bs->graph.ops = &arena_graph_ops;
+	bs->graph.dims = bs->dims;
+	bs->graph.m = hnsw_index_m(index);
+	bs->graph.ef_construction = hnsw_index_ef_construction(index);
+	bs->graph.metric = bs->metric;
+	bs->graph.dist = hnsw_metric_distance(bs->metric);
+	bs->graph.dense = true;
+	bs->arena_cxt = AllocSetContextCreate(CurrentMemoryContext, "engram_hnsw build arena",
+										  ALLOCSET_DEFAULT_SIZES);
+	bs->graph.cxt = bs->arena_cxt;
+	bs->tmp_cxt = AllocSetContextCreate(CurrentMemoryContext, "engram_hnsw build tuple",
+										ALLOCSET_DEFAULT_SIZES);
+	bs->maxnodes = 1024;
+	bs->nodes = MemoryContextAllocHuge(bs->arena_cxt, sizeof(ArenaNode) * bs->maxnodes);
+	bs->mem_used = sizeof(ArenaNode) * bs->maxnodes;
+	bs->mem_limit = (Size) maintenance_work_mem * 1024;
+	bs->entry = HNSW_INVALID_NODE;
+	bs->entry_level = -1;
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
+	if (heap->rd_rel->reltuples > 0)
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
+									 (int64) heap->rd_rel->reltuples);
+
+	reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
+									   build_callback, bs, NULL);
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, bs->indtuples);
+
+	if (!bs->spilled)
+	{
+		write_arena(bs);
+		MemoryContextDelete(bs->arena_cxt);
+	}
+	MemoryContextDelete(bs->tmp_cxt);
+
+	result = palloc(sizeof(IndexBuildResult));
+	result->heap_tuples = reltuples;
+	result->index_tuples = bs->indtuples;
+	return result;
+}
+
+/* the init fork of an unlogged index: just the meta page */
+void
+hnsw_buildempty(Relation index)
+{
+	Buffer		buf;
+	int			dims = hnsw_index_dims_option(index);
+	int			m = hnsw_index_m(index);
+	int			efc = hnsw_index_ef_construction(index);
+	int			metric = hnsw_index_metric(index);
+
+	buf = ReadBufferExtended(index, INIT_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	START_CRIT_SECTION();
+	hnsw_fill_meta(BufferGetPage(buf), dims, m, efc, metric);
+	MarkBufferDirty(buf);
+	log_newpage_buffer(buf, true);
+	END_CRIT_SECTION();
+	UnlockReleaseBuffer(buf);
+}

@@ -1,0 +1,393 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_check.c
+ *	  engram_hnsw_check(regclass): structural verification of an index.
+ *
+ * Reads every page and every tuple, then checks the graph in memory:
+ *	- pages are engram_hnsw pages, tuples lie within them and have valid
+ *	  headers (hnsw_check_page, hnsw_page_element, hnsw_page_neighbors);
+ *	- every element owns exactly one neighbour tuple of its own level;
+ *	- lists are contiguous, point at existing elements of a high enough
+ *	  level, never at the element itself, never twice, and a live element
+ *	  never links to a deleted one (VACUUM repairs such links);
+ *	- an element without heap TIDs is marked deleted and vice versa;
+ *	- the entry point exists and has the level the meta page says.
+ * Any violation is an ERROR (XX001 for pages, XX002 for the rest) naming
+ * the block.  Elements not reachable from the entry point on layer 0 are
+ * counted and reported; they are not an error (a crash between storing an
+ * element and linking it leaves such elements behind).
+ *
+ * Holds ShareLock on the table and the index, so writers wait meanwhile.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "catalog/pg_class.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "engram_hnsw.h"
+
+typedef struct CheckElement
+{
+	HnswNode	node;
+	ItemPointerData neighbortid;
+	int			level;
+	bool		deleted;
+	bool		reached;
+} CheckElement;
+
+typedef struct CheckNeighbors
+{
+	HnswNode	node;
+	int			level;
+	bool		owned;
+	Size		start;			/* first slot in the flat slot array */
+} CheckNeighbors;
+
+static int
+elem_cmp(const void *a, const void *b)
+{
+	HnswNode	x = ((const CheckElement *) a)->node;
+	HnswNode	y = ((const CheckElement *) b)->node;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+static int
+nbr_cmp(const void *a, const void *b)
+{
+	HnswNode	x = ((const CheckNeighbors *) a)->node;
+	HnswNode	y = ((const CheckNeighbors *) b)->node;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+static CheckElement *
+find_element(CheckElement *elems, int64 n, HnswNode node)
+{
+	CheckElement key;
+
+	key.node = node;
+	return bsearch(&key, elems, n, sizeof(CheckElement), elem_cmp);
+}
+
+static void
+check_fail(Relation index, HnswNode node, const char *fmt, const char *what)
+{
+	ItemPointerData tid;
+
+	HnswNodeToTid(node, &tid);
+	hnsw_corrupt(index, ItemPointerGetBlockNumber(&tid),
+				 psprintf(fmt, ItemPointerGetBlockNumber(&tid),
+						  ItemPointerGetOffsetNumber(&tid), what));
+}
+
+PG_FUNCTION_INFO_V1(engram_hnsw_check);
+Datum
+engram_hnsw_check(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	Oid			heapoid;
+	Relation	heap;
+	Relation	index;
+	HnswMetaInfo meta;
+	BlockNumber nblocks;
+	CheckElement *elems;
+	CheckNeighbors *nbrs;
+	HnswNode   *slots;
+	int64		nelems = 0,
+				maxelems = 1024,
+				nnbrs = 0,
+				maxnbrs = 1024;
+	Size		nslots = 0,
+				maxslots = 16384;
+	int64		ndeleted = 0,
+				nheaptids = 0,
+				unreachable = 0;
+	int			max_level = -1;
+	TupleDesc	tupdesc;
+	Datum		values[6];
+	bool		nulls[6] = {false};
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+
+	heapoid = IndexGetRelation(indexoid, true);
+	if (!OidIsValid(heapoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("relation with OID %u is not an index", indexoid)));
+	if (!pg_class_ownercheck(indexoid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, get_rel_name(indexoid));
+
+	heap = table_open(heapoid, ShareLock);
+	index = index_open(indexoid, ShareLock);
+	if (index->rd_indam->ambuild != hnsw_build)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not an engram_hnsw index", RelationGetRelationName(index))));
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "engram_hnsw check",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+
+	hnsw_read_meta(index, &meta);
+	nblocks = RelationGetNumberOfBlocks(index);
+	elems = palloc_extended(sizeof(CheckElement) * maxelems, MCXT_ALLOC_HUGE);
+	nbrs = palloc_extended(sizeof(CheckNeighbors) * maxnbrs, MCXT_ALLOC_HUGE);
+	slots = palloc_extended(sizeof(HnswNode) * maxslots, MCXT_ALLOC_HUGE);
+
+	/* pass 1: every page and tuple */
+	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
+	{
+		Buffer		buf = ReadBuffer(index, blkno);
+		Page		page;
+
+		CHECK_FOR_INTERRUPTS();
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (PageIsNew(page))
+		{
+			/* added to the relation but never used (crash while extending) */
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		hnsw_check_page(index, page, blkno);
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			ItemId		iid = PageGetItemId(page, off);
+			ItemPointerData tid;
+			uint8		type;
+
+			if (!ItemIdIsNormal(iid))
+				hnsw_corrupt(index, blkno, psprintf("item %u is not a normal item", off));
+			if (ItemIdGetLength(iid) < 4 ||
+				ItemIdGetOffset(iid) + ItemIdGetLength(iid) > BLCKSZ)
+				hnsw_corrupt(index, blkno, psprintf("item %u has an invalid line pointer", off));
+			type = *(uint8 *) PageGetItem(page, iid);
+			ItemPointerSet(&tid, blkno, off);
+
+			if (type == HNSW_TUPLE_ELEMENT)
+			{
+				HnswElementTuple etup = hnsw_page_element(index, page, blkno, off, meta.dims);
+				CheckElement *ce;
+
+				if (etup->ntids == 0 && !(etup->flags & HNSW_ELEMENT_DELETED))
+					hnsw_corrupt(index, blkno,
+								 psprintf("element %u has no heap TIDs but is not marked deleted", off));
+				if (etup->ntids > 0 && (etup->flags & HNSW_ELEMENT_DELETED))
+					hnsw_corrupt(index, blkno,
+								 psprintf("element %u is marked deleted but has heap TIDs", off));
+				for (int t = 0; t < etup->ntids; t++)
+					if (!ItemPointerIsValid(&etup->heaptids[t]) ||
+						ItemPointerGetOffsetNumberNoCheck(&etup->heaptids[t]) == 0)
+						hnsw_corrupt(index, blkno,
+									 psprintf("element %u has an invalid heap TID", off));
+				for (int d = 0; d < meta.dims; d++)
+					if (isnan(etup->vec[d]) || isinf(etup->vec[d]))
+						hnsw_corrupt(index, blkno,
+									 psprintf("element %u has a vector with NaN or infinity", off));
+
+				if (nelems == maxelems)
+				{
+					maxelems *= 2;
+					elems = repalloc_huge(elems, sizeof(CheckElement) * maxelems);
+				}
+				ce = &elems[nelems++];
+				ce->node = HnswNodeFromTid(&tid);
+				ce->neighbortid = etup->neighbortid;
+				ce->level = etup->level;
+				ce->deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
+				ce->reached = false;
+				if (ce->deleted)
+					ndeleted++;
+				nheaptids += etup->ntids;
+				max_level = Max(max_level, ce->level);
+			}
+			else if (type == HNSW_TUPLE_NEIGHBORS)
+			{
+				HnswNeighborTuple ntup = (HnswNeighborTuple) PageGetItem(page, iid);
+				CheckNeighbors *cn;
+
+				if (ItemIdGetLength(iid) < offsetof(HnswNeighborTupleData, tids) ||
+					ntup->level > HNSW_MAX_LEVEL)
+					hnsw_corrupt(index, blkno, psprintf("neighbour list %u has an invalid header", off));
+				ntup = hnsw_page_neighbors(index, page, blkno, off, meta.m, ntup->level);
+				if (nnbrs == maxnbrs)
+				{
+					maxnbrs *= 2;
+					nbrs = repalloc_huge(nbrs, sizeof(CheckNeighbors) * maxnbrs);
+				}
+				while (nslots + ntup->nslots > maxslots)
+				{
+					maxslots *= 2;
+					slots = repalloc_huge(slots, sizeof(HnswNode) * maxslots);
+				}
+				cn = &nbrs[nnbrs++];
+				cn->node = HnswNodeFromTid(&tid);
+				cn->level = ntup->level;
+				cn->owned = false;
+				cn->start = nslots;
+				for (int s = 0; s < ntup->nslots; s++)
+					slots[nslots++] = ItemPointerIsValid(&ntup->tids[s]) ?
+						HnswNodeFromTid(&ntup->tids[s]) : HNSW_INVALID_NODE;
+			}
+			else
+				hnsw_corrupt(index, blkno, psprintf("item %u has unknown type %u", off, type));
+		}
+		UnlockReleaseBuffer(buf);
+	}
+
+	/* page order is TID order, but be sure */
+	qsort(elems, nelems, sizeof(CheckElement), elem_cmp);
+	qsort(nbrs, nnbrs, sizeof(CheckNeighbors), nbr_cmp);
+
+	/* pass 2: links */
+	for (int64 i = 0; i < nelems; i++)
+	{
+		CheckElement *ce = &elems[i];
+		CheckNeighbors key;
+		CheckNeighbors *cn;
+
+		CHECK_FOR_INTERRUPTS();
+		key.node = HnswNodeFromTid(&ce->neighbortid);
+		cn = bsearch(&key, nbrs, nnbrs, sizeof(CheckNeighbors), nbr_cmp);
+		if (cn == NULL)
+			check_fail(index, ce->node, "element (%u,%u) %s", "points to a missing neighbour list");
+		if (cn->owned)
+			check_fail(index, ce->node, "element (%u,%u) %s", "shares its neighbour list with another element");
+		if (cn->level != ce->level)
+			check_fail(index, ce->node, "element (%u,%u) %s", "has a neighbour list of another level");
+		cn->owned = true;
+
+		for (int l = 0; l <= ce->level; l++)
+		{
+			HnswNode   *list = slots + cn->start + HnswLayerOffset(meta.m, l);
+			int			cap = HnswLayerCapacity(meta.m, l);
+			bool		ended = false;
+
+			for (int s = 0; s < cap; s++)
+			{
+				CheckElement *target;
+
+				if (list[s] == HNSW_INVALID_NODE)
+				{
+					ended = true;
+					continue;
+				}
+				if (ended)
+					check_fail(index, ce->node, "element (%u,%u) %s", "has a gap in a neighbour list");
+				if (list[s] == ce->node)
+					check_fail(index, ce->node, "element (%u,%u) %s", "links to itself");
+				for (int t = 0; t < s; t++)
+					if (list[t] == list[s])
+						check_fail(index, ce->node, "element (%u,%u) %s", "links to one element twice");
+				target = find_element(elems, nelems, list[s]);
+				if (target == NULL)
+					check_fail(index, ce->node, "element (%u,%u) %s", "links to something that is not an element");
+				if (target->level < l)
+					check_fail(index, ce->node, "element (%u,%u) %s", "links to an element below the layer");
+				if (target->deleted && !ce->deleted)
+					ereport(ERROR,
+							(errcode(ERRCODE_INDEX_CORRUPTED),
+							 errmsg("engram_hnsw index \"%s\" is corrupted at block %u",
+									RelationGetRelationName(index),
+									(BlockNumber) (ce->node >> 16)),
+							 errdetail_internal("live element (%u,%u) links to deleted element (%u,%u)",
+												(BlockNumber) (ce->node >> 16),
+												(OffsetNumber) (ce->node & 0xFFFF),
+												(BlockNumber) (list[s] >> 16),
+												(OffsetNumber) (list[s] & 0xFFFF)),
+							 errhint("VACUUM the table to repair the links.")));
+			}
+		}
+	}
+	for (int64 i = 0; i < nnbrs; i++)
+		if (!nbrs[i].owned)
+			check_fail(index, nbrs[i].node, "neighbour list (%u,%u) %s", "belongs to no element");
+
+	/* entry point */
+	if (ItemPointerIsValid(&meta.entry))
+	{
+		CheckElement *entry = find_element(elems, nelems, HnswNodeFromTid(&meta.entry));
+
+		if (entry == NULL)
+			hnsw_corrupt(index, HNSW_METAPAGE_BLKNO, "the entry point is not an element");
+		if (entry->level != meta.entry_level)
+			hnsw_corrupt(index, HNSW_METAPAGE_BLKNO,
+						 psprintf("the entry point has level %d, the meta page says %d",
+								  entry->level, meta.entry_level));
+
+		/* reachability on layer 0, breadth first */
+		{
+			int64	   *queue = palloc_extended(sizeof(int64) * Max(nelems, 1), MCXT_ALLOC_HUGE);
+			int64		head = 0,
+						tail = 0;
+
+			entry->reached = true;
+			queue[tail++] = entry - elems;
+			while (head < tail)
+			{
+				CheckElement *ce = &elems[queue[head++]];
+				CheckNeighbors key;
+				CheckNeighbors *cn;
+				HnswNode   *list;
+
+				key.node = HnswNodeFromTid(&ce->neighbortid);
+				cn = bsearch(&key, nbrs, nnbrs, sizeof(CheckNeighbors), nbr_cmp);
+				list = slots + cn->start;
+				for (int s = 0; s < HnswLayerCapacity(meta.m, 0) && list[s] != HNSW_INVALID_NODE; s++)
+				{
+					CheckElement *target = find_element(elems, nelems, list[s]);
+
+					if (!target->reached)
+					{
+						target->reached = true;
+						queue[tail++] = target - elems;
+					}
+				}
+			}
+		}
+	}
+	else if (nelems - ndeleted > 0)
+		hnsw_corrupt(index, HNSW_METAPAGE_BLKNO, "the index has live elements but no entry point");
+
+	for (int64 i = 0; i < nelems; i++)
+		if (!elems[i].deleted && !elems[i].reached)
+			unreachable++;
+	if (unreachable > 0)
+		ereport(NOTICE,
+				(errmsg("engram_hnsw index \"%s\" has " INT64_FORMAT " elements not reachable from its entry point",
+						RelationGetRelationName(index), unreachable)));
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+
+	values[0] = Int64GetDatum((int64) nblocks);
+	values[1] = Int64GetDatum(nelems);
+	values[2] = Int64GetDatum(ndeleted);
+	values[3] = Int64GetDatum(nheaptids);
+	values[4] = Int32GetDatum(max_level);
+	values[5] = Int64GetDatum(unreachable);
+
+	index_close(index, ShareLock);
+	table_close(heap, ShareLock);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

@@ -1,0 +1,224 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_distance.c
+ *	  Distance kernels over float arrays, validation of real[] input, and
+ *	  the SQL-callable distance functions.
+ *
+ * The kernels are pure functions over (const float *, const float *, n).
+ * They keep several independent partial sums so that the compiler turns
+ * them into SIMD code (this file is built with -O3 and reassociation
+ * allowed, see the Makefile).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+
+#include "engram_hnsw.h"
+
+float
+hnsw_l2_squared(const float *a, const float *b, int n)
+{
+	float		sum = 0.0f;
+
+	for (int i = 0; i < n; i++)
+	{
+		float		d = a[i] - b[i];
+
+		sum += d * d;
+	}
+	return sum;
+}
+
+float
+hnsw_dot(const float *a, const float *b, int n)
+{
+	float		sum = 0.0f;
+
+	for (int i = 0; i < n; i++)
+		sum += a[i] * b[i];
+	return sum;
+}
+
+float
+hnsw_neg_dot(const float *a, const float *b, int n)
+{
+	return -hnsw_dot(a, b, n);
+}
+
+/* the index-internal distance of a metric (smaller is closer) */
+HnswDistanceFn
+hnsw_metric_distance(int metric)
+{
+	switch (metric)
+	{
+		case HNSW_METRIC_L2:
+			return hnsw_l2_squared;
+		case HNSW_METRIC_COSINE:
+		case HNSW_METRIC_IP:
+			return hnsw_neg_dot;
+	}
+	elog(ERROR, "unknown engram_hnsw metric %d", metric);
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Scale v to unit length.  Returns false for a zero vector (left as it is).
+ */
+bool
+hnsw_normalize(float *v, int n)
+{
+	double		norm = 0.0;
+
+	for (int i = 0; i < n; i++)
+		norm += (double) v[i] * v[i];
+	if (norm <= 0.0)
+		return false;
+	norm = sqrt(norm);
+	for (int i = 0; i < n; i++)
+		v[i] = (float) (v[i] / norm);
+	return true;
+}
+
+/*
+ * Check that a real[] is a usable vector and return a pointer to its
+ * elements (inside the array, no copy).  "what" names the argument in
+ * error messages.
+ */
+const float *
+hnsw_array_vector(ArrayType *arr, int *dims, const char *what)
+{
+	const float *data;
+	int			n;
+
+	if (ARR_ELEMTYPE(arr) != FLOAT4OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s must be of type real[]", what)));
+	if (ARR_NDIM(arr) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s must not be empty", what)));
+	if (ARR_NDIM(arr) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array, not %d-dimensional",
+						what, ARR_NDIM(arr))));
+	if (ARR_LBOUND(arr)[0] != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must have lower bound 1, not %d",
+						what, ARR_LBOUND(arr)[0])));
+	if (array_contains_nulls(arr))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not contain NULL elements", what)));
+
+	n = ARR_DIMS(arr)[0];
+	data = (const float *) ARR_DATA_PTR(arr);
+	for (int i = 0; i < n; i++)
+	{
+		if (isnan(data[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("%s must not contain NaN (element %d)", what, i + 1)));
+		if (isinf(data[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("%s must not contain infinite values (element %d)", what, i + 1)));
+	}
+	*dims = n;
+	return data;
+}
+
+/* fetch both arguments of a distance function and check they match */
+static void
+distance_args(FunctionCallInfo fcinfo, const float **a, const float **b, int *n)
+{
+	ArrayType  *x = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *y = PG_GETARG_ARRAYTYPE_P(1);
+	int			na,
+				nb;
+
+	*a = hnsw_array_vector(x, &na, "first vector");
+	*b = hnsw_array_vector(y, &nb, "second vector");
+	if (na != nb)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vectors have different dimensions: %d and %d", na, nb)));
+	*n = na;
+}
+
+PG_FUNCTION_INFO_V1(engram_l2_distance);
+Datum
+engram_l2_distance(PG_FUNCTION_ARGS)
+{
+	const float *a,
+			   *b;
+	int			n;
+
+	distance_args(fcinfo, &a, &b, &n);
+	PG_RETURN_FLOAT8(sqrt((double) hnsw_l2_squared(a, b, n)));
+}
+
+PG_FUNCTION_INFO_V1(engram_inner_product);
+Datum
+engram_inner_product(PG_FUNCTION_ARGS)
+{
+	const float *a,
+			   *b;
+	int			n;
+
+	distance_args(fcinfo, &a, &b, &n);
+	PG_RETURN_FLOAT8((double) hnsw_dot(a, b, n));
+}
+
+PG_FUNCTION_INFO_V1(engram_negative_inner_product);
+Datum
+engram_negative_inner_product(PG_FUNCTION_ARGS)
+{
+	const float *a,
+			   *b;
+	int			n;
+
+	distance_args(fcinfo, &a, &b, &n);
+	PG_RETURN_FLOAT8(-(double) hnsw_dot(a, b, n));
+}
+
+/*
+ * 1 - cos(a, b).  A zero vector has no direction: the result is NaN, as in
+ * IEEE arithmetic (and such vectors are not indexed by real_cosine_ops).
+ */
+PG_FUNCTION_INFO_V1(engram_cosine_distance);
+Datum
+engram_cosine_distance(PG_FUNCTION_ARGS)
+{
+	const float *a,
+			   *b;
+	int			n;
+	double		dot,
+				na,
+				nb,
+				sim;
+
+	distance_args(fcinfo, &a, &b, &n);
+	dot = hnsw_dot(a, b, n);
+	na = hnsw_dot(a, a, n);
+	nb = hnsw_dot(b, b, n);
+	if (na == 0.0 || nb == 0.0)
+		PG_RETURN_FLOAT8(get_float8_nan());
+	sim = dot / sqrt(na * nb);
+	/* rounding can push |sim| slightly past 1 */
+	if (sim > 1.0)
+		sim = 1.0;
+	else if (sim < -1.0)
+		sim = -1.0;
+	PG_RETURN_FLOAT8(1.0 - sim);
+}

@@ -1,0 +1,686 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_graph.c
+ *	  The HNSW graph algorithm: layer search, neighbour selection and
+ *	  insertion.
+ *
+ * This is the only implementation of the algorithm.  It works on any
+ * storage that implements HnswGraphOps: the in-memory arena of the bulk
+ * build (hnsw_build.c) and the buffer-managed pages used by single-row
+ * inserts, scans and vacuum (hnsw_pages.c).  Storage-specific concerns
+ * (locking, WAL, caching) live behind the ops.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "common/hashfn.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+
+#include "engram_hnsw.h"
+
+/* ----------------------------------------------------------------
+ * Binary heaps of candidates
+ * ----------------------------------------------------------------
+ */
+void
+hnsw_heap_init(HnswHeap *h, int cap, bool max)
+{
+	h->cap = Max(cap, 16);
+	h->n = 0;
+	h->max = max;
+	h->items = palloc(sizeof(HnswCandidate) * h->cap);
+}
+
+/* does a belong above b? */
+static inline bool
+heap_before(const HnswHeap *h, const HnswCandidate *a, const HnswCandidate *b)
+{
+	return h->max ? a->dist > b->dist : a->dist < b->dist;
+}
+
+void
+hnsw_heap_push(HnswHeap *h, HnswNode node, float dist)
+{
+	int			i;
+
+	if (h->n == h->cap)
+	{
+		h->cap *= 2;
+		h->items = repalloc_huge(h->items, sizeof(HnswCandidate) * h->cap);
+	}
+	i = h->n++;
+	h->items[i].node = node;
+	h->items[i].dist = dist;
+	while (i > 0)
+	{
+		int			parent = (i - 1) / 2;
+		HnswCandidate tmp;
+
+		if (!heap_before(h, &h->items[i], &h->items[parent]))
+			break;
+		tmp = h->items[i];
+		h->items[i] = h->items[parent];
+		h->items[parent] = tmp;
+		i = parent;
+	}
+}
+
+HnswCandidate
+hnsw_heap_pop(HnswHeap *h)
+{
+	HnswCandidate top = h->items[0];
+	int			i = 0;
+
+	Assert(h->n > 0);
+	h->items[0] = h->items[--h->n];
+	for (;;)
+	{
+		int			l = 2 * i + 1;
+		int			r = l + 1;
+		int			best = i;
+		HnswCandidate tmp;
+
+		if (l < h->n && heap_before(h, &h->items[l], &h->items[best]))
+			best = l;
+		if (r < h->n && heap_before(h, &h->items[r], &h->items[best]))
+			best = r;
+		if (best == i)
+			break;
+		tmp = h->items[i];
+		h->items[i] = h->items[best];
+		h->items[best] = tmp;
+		i = best;
+	}
+	return top;
+}
+
+int
+hnsw_candidate_cmp(const void *a, const void *b)
+{
+	const HnswCandidate *ca = a;
+	const HnswCandidate *cb = b;
+
+	if (ca->dist < cb->dist)
+		return -1;
+	if (ca->dist > cb->dist)
+		return 1;
+	/* deterministic order among ties */
+	if (ca->node < cb->node)
+		return -1;
+	if (ca->node > cb->node)
+		return 1;
+	return 0;
+}
+
+/* ----------------------------------------------------------------
+ * Visited sets
+ *
+ * Dense graphs (arena indexes) use an epoch-stamped array owned by the
+ * graph, so starting a search costs nothing.  Page graphs hash the packed
+ * TIDs.
+ * ----------------------------------------------------------------
+ */
+#define SH_PREFIX		hnswvis
+#define SH_ELEMENT_TYPE	HnswVisitedEntry
+#define SH_KEY_TYPE		uint64
+#define SH_KEY			key
+#define SH_HASH_KEY(tb, k) HnswNodeHash(k)
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+
+typedef struct HnswVisitedEntry
+{
+	uint64		key;
+	char		status;
+} HnswVisitedEntry;
+
+#include "lib/simplehash.h"
+
+struct HnswVisited
+{
+	HnswGraph  *g;
+	hnswvis_hash *hash;
+};
+
+static HnswVisited *
+visited_create(HnswGraph *g)
+{
+	HnswVisited *v = palloc0(sizeof(HnswVisited));
+
+	v->g = g;
+	if (!g->dense)
+		v->hash = hnswvis_create(CurrentMemoryContext, 256, NULL);
+	return v;
+}
+
+static void
+visited_clear(HnswVisited *v)
+{
+	HnswGraph  *g = v->g;
+
+	if (!g->dense)
+	{
+		hnswvis_reset(v->hash);
+		return;
+	}
+	if (++g->epoch == 0)
+	{
+		/* wrapped around: forget every old mark */
+		if (g->marks)
+			memset(g->marks, 0, sizeof(uint32) * g->marks_cap);
+		g->epoch = 1;
+	}
+}
+
+/* mark node visited; returns true if it was not visited before */
+static inline bool
+visited_add(HnswVisited *v, HnswNode node)
+{
+	HnswGraph  *g = v->g;
+	bool		found;
+
+	if (g->dense)
+	{
+		if (node >= g->marks_cap)
+		{
+			uint32		newcap = Max(1024, g->marks_cap);
+
+			while (newcap <= node)
+				newcap *= 2;
+			if (g->marks == NULL)
+				g->marks = MemoryContextAllocExtended(g->cxt, sizeof(uint32) * newcap,
+													  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+			else
+			{
+				g->marks = repalloc_huge(g->marks, sizeof(uint32) * newcap);
+				memset(g->marks + g->marks_cap, 0,
+					   sizeof(uint32) * (newcap - g->marks_cap));
+			}
+			g->marks_cap = newcap;
+		}
+		if (g->marks[node] == g->epoch)
+			return false;
+		g->marks[node] = g->epoch;
+		return true;
+	}
+	hnswvis_insert(v->hash, node, &found);
+	return !found;
+}
+
+/* ----------------------------------------------------------------
+ * Layer search
+ * ----------------------------------------------------------------
+ */
+HnswSearch *
+hnsw_search_begin(HnswGraph *g, const float *q, bool track_pending)
+{
+	HnswSearch *s = palloc0(sizeof(HnswSearch));
+
+	s->g = g;
+	s->q = q;
+	s->layer = 0;
+	s->track_pending = track_pending;
+	hnsw_heap_init(&s->cand, 64, false);
+	hnsw_heap_init(&s->w, 64, true);
+	if (track_pending)
+		hnsw_heap_init(&s->pending, 64, false);
+	s->visited = visited_create(g);
+	visited_clear(s->visited);
+	s->nbuf = palloc(sizeof(HnswNode) * HnswLayerCapacity(g->m, 0));
+	return s;
+}
+
+/*
+ * Move the search to another layer.  With keep_best, the best elements found
+ * so far become the entry points of the new layer (their distances are
+ * known, so they are not recomputed).
+ */
+void
+hnsw_search_set_layer(HnswSearch *s, int layer, bool keep_best)
+{
+	int			nkeep = keep_best ? s->w.n : 0;
+	HnswCandidate *keep = NULL;
+
+	if (nkeep > 0)
+	{
+		keep = palloc(sizeof(HnswCandidate) * nkeep);
+		memcpy(keep, s->w.items, sizeof(HnswCandidate) * nkeep);
+	}
+	s->layer = layer;
+	s->cand.n = 0;
+	s->w.n = 0;
+	if (s->track_pending)
+		s->pending.n = 0;
+	visited_clear(s->visited);
+	for (int i = 0; i < nkeep; i++)
+	{
+		visited_add(s->visited, keep[i].node);
+		hnsw_heap_push(&s->cand, keep[i].node, keep[i].dist);
+		hnsw_heap_push(&s->w, keep[i].node, keep[i].dist);
+		if (s->track_pending)
+			hnsw_heap_push(&s->pending, keep[i].node, keep[i].dist);
+	}
+	if (keep)
+		pfree(keep);
+}
+
+void
+hnsw_search_add_entry(HnswSearch *s, HnswNode node)
+{
+	bool		skip = false;
+	float		d;
+
+	if (!visited_add(s->visited, node))
+		return;
+	d = s->g->ops->distance(s->g, node, s->q, &skip);
+	hnsw_heap_push(&s->cand, node, d);
+	if (skip)
+		return;
+	hnsw_heap_push(&s->w, node, d);
+	if (s->track_pending)
+		hnsw_heap_push(&s->pending, node, d);
+}
+
+/*
+ * Expand one element: look at its neighbours on the current layer.  With
+ * ef > 0 the classic bounded search keeps the best ef in w; with ef == 0
+ * (resumed scan) every new neighbour becomes a candidate.  Elements the
+ * storage marks "skip" are traversed but never enter w or pending.
+ */
+static void
+search_expand(HnswSearch *s, HnswNode node, int ef)
+{
+	HnswGraph  *g = s->g;
+	int			n = g->ops->neighbors(g, node, s->layer, s->nbuf);
+
+	for (int i = 0; i < n; i++)
+	{
+		HnswNode	e = s->nbuf[i];
+		bool		skip = false;
+		float		d;
+
+		if (!visited_add(s->visited, e))
+			continue;
+		d = g->ops->distance(g, e, s->q, &skip);
+		if (s->track_pending && !skip)
+			hnsw_heap_push(&s->pending, e, d);
+		if (ef == 0)
+		{
+			hnsw_heap_push(&s->cand, e, d);
+			continue;
+		}
+		if (s->w.n < ef || d < hnsw_heap_top(&s->w)->dist)
+		{
+			/*
+			 * A skipped (deleted) element is still a way through the graph,
+			 * but never one of the results.
+			 */
+			hnsw_heap_push(&s->cand, e, d);
+			if (skip)
+				continue;
+			hnsw_heap_push(&s->w, e, d);
+			if (s->w.n > ef)
+				hnsw_heap_pop(&s->w);
+		}
+		else if (s->track_pending)
+		{
+			/* not needed now, but a resumed scan may expand it later */
+			hnsw_heap_push(&s->cand, e, d);
+		}
+	}
+}
+
+/*
+ * The classic bounded search of one layer (SEARCH-LAYER of the HNSW paper):
+ * expand the nearest candidate until it is farther than the ef-th best.
+ */
+void
+hnsw_search_run(HnswSearch *s, int ef)
+{
+	while (s->w.n > ef)
+		hnsw_heap_pop(&s->w);
+
+	while (s->cand.n > 0)
+	{
+		HnswCandidate c = *hnsw_heap_top(&s->cand);
+
+		if (s->w.n >= ef && c.dist > hnsw_heap_top(&s->w)->dist)
+			break;
+		hnsw_heap_pop(&s->cand);
+		search_expand(s, c.node, ef);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* the best elements found, nearest first; returns the count */
+int
+hnsw_search_result(HnswSearch *s, HnswCandidate *out)
+{
+	int			n = s->w.n;
+
+	memcpy(out, s->w.items, sizeof(HnswCandidate) * n);
+	qsort(out, n, sizeof(HnswCandidate), hnsw_candidate_cmp);
+	return n;
+}
+
+/*
+ * Next result of a resumable search, in best-first order: an element is
+ * returned once no unexpanded candidate is nearer than it.  After
+ * hnsw_search_run() this first yields the ef best in order, then goes on
+ * expanding the frontier until the layer is exhausted.
+ */
+bool
+hnsw_search_next(HnswSearch *s, HnswCandidate *result)
+{
+	Assert(s->track_pending);
+	for (;;)
+	{
+		if (s->cand.n > 0 &&
+			(s->pending.n == 0 ||
+			 hnsw_heap_top(&s->cand)->dist < hnsw_heap_top(&s->pending)->dist))
+		{
+			HnswCandidate c = hnsw_heap_pop(&s->cand);
+
+			search_expand(s, c.node, 0);
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		if (s->pending.n == 0)
+			return false;
+		*result = hnsw_heap_pop(&s->pending);
+		return true;
+	}
+}
+
+void
+hnsw_search_end(HnswSearch *s)
+{
+	pfree(s->cand.items);
+	pfree(s->w.items);
+	if (s->track_pending)
+		pfree(s->pending.items);
+	if (s->visited->hash)
+		hnswvis_destroy(s->visited->hash);
+	pfree(s->visited);
+	pfree(s->nbuf);
+	pfree(s);
+}
+
+/* ----------------------------------------------------------------
+ * Levels and neighbour selection
+ * ----------------------------------------------------------------
+ */
+int
+hnsw_random_level(int m)
+{
+	double		ml = 1.0 / log((double) m);
+	double		u = pg_prng_double(&pg_global_prng_state);
+	int			level;
+
+	/* u is in [0, 1); -log(1 - u) is then finite */
+	level = (int) floor(-log(1.0 - u) * ml);
+	return Min(level, hnsw_max_level(m));
+}
+
+/*
+ * The neighbour-selection heuristic of the HNSW paper (algorithm 4):
+ * walk the candidates nearest first and keep one only if it is nearer to
+ * the base than to every neighbour kept so far, which spreads the links in
+ * different directions.  The candidates it pruned then fill the remaining
+ * slots, nearest first, so lists stay full ("keepPrunedConnections").
+ *
+ * cands must be sorted nearest first (distances to the base element).
+ */
+int
+hnsw_select_neighbors(HnswGraph *g, const float *base, HnswCandidate *cands,
+					  int ncands, int limit, HnswCandidate *out)
+{
+	int			nout = 0;
+	int			npruned = 0;
+	HnswCandidate *pruned;
+	const float **outvec;
+
+	if (ncands <= limit)
+	{
+		memcpy(out, cands, sizeof(HnswCandidate) * ncands);
+		return ncands;
+	}
+
+	pruned = palloc(sizeof(HnswCandidate) * ncands);
+	outvec = palloc(sizeof(float *) * limit);
+	for (int i = 0; i < ncands && nout < limit; i++)
+	{
+		const float *cv = g->ops->vector(g, cands[i].node);
+		bool		keep = true;
+
+		for (int j = 0; j < nout; j++)
+		{
+			if (g->dist(cv, outvec[j], g->dims) < cands[i].dist)
+			{
+				keep = false;
+				break;
+			}
+		}
+		if (keep)
+		{
+			outvec[nout] = cv;
+			out[nout++] = cands[i];
+		}
+		else
+			pruned[npruned++] = cands[i];
+	}
+	for (int i = 0; i < npruned && nout < limit; i++)
+		out[nout++] = pruned[i];
+
+	pfree(pruned);
+	pfree(outvec);
+	return nout;
+}
+
+/*
+ * Find the neighbours of a new element with vector q and level "level",
+ * starting from the graph's entry point.  For each layer l <= level,
+ * selected[l] receives up to HnswLayerCapacity(m, l) neighbours and
+ * nselected[l] their count (0 for layers above the entry point's level).
+ * *nearest receives the nearest element found on layer 0 (node invalid if
+ * the graph is empty).  Returns the number of layers searched.
+ */
+int
+hnsw_find_neighbors(HnswGraph *g, const float *q, HnswNode entry, int entry_level,
+					int level, HnswCandidate **selected, int *nselected,
+					HnswCandidate *nearest)
+{
+	HnswSearch *s;
+	HnswCandidate *found;
+	int			ef = g->ef_construction;
+	int			nlayers = 0;
+
+	for (int l = 0; l <= level; l++)
+		nselected[l] = 0;
+	nearest->node = HNSW_INVALID_NODE;
+	nearest->dist = 0;
+	if (entry == HNSW_INVALID_NODE)
+		return 0;
+
+	s = hnsw_search_begin(g, q, false);
+	s->layer = entry_level;
+	hnsw_search_add_entry(s, entry);
+
+	/* greedy descent through the layers above the new element's level */
+	for (int l = entry_level; l > level; l--)
+	{
+		if (l != entry_level)
+			hnsw_search_set_layer(s, l, true);
+		hnsw_search_run(s, 1);
+	}
+
+	found = palloc(sizeof(HnswCandidate) * (ef + 1));
+	for (int l = Min(level, entry_level); l >= 0; l--)
+	{
+		int			n;
+
+		if (l != entry_level)
+			hnsw_search_set_layer(s, l, true);
+		hnsw_search_run(s, ef);
+		n = hnsw_search_result(s, found);
+		nselected[l] = hnsw_select_neighbors(g, q, found, n,
+											 HnswLayerCapacity(g->m, l),
+											 selected[l]);
+		if (l == 0 && n > 0)
+			*nearest = found[0];
+		nlayers++;
+	}
+	pfree(found);
+	hnsw_search_end(s);
+	return nlayers;
+}
+
+/*
+ * Add the reverse edge target -> node on a layer.  When the target's list
+ * is full, the heuristic chooses among the old list and the new node.
+ * Optimistic: the list is read, the new one computed without any lock, and
+ * the replacement only happens if nobody changed the list meanwhile;
+ * otherwise start over with the list as it is now.
+ */
+static void
+add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist)
+{
+	int			cap = HnswLayerCapacity(g->m, layer);
+	HnswNode   *old = palloc(sizeof(HnswNode) * (cap + 1));
+	HnswNode   *newlist = palloc(sizeof(HnswNode) * (cap + 1));
+	HnswCandidate *cands = palloc(sizeof(HnswCandidate) * (cap + 1));
+	HnswCandidate *chosen = palloc(sizeof(HnswCandidate) * (cap + 1));
+	int			attempt;
+
+	for (attempt = 0; attempt < 16; attempt++)
+	{
+		int			nold = g->ops->neighbors(g, target, layer, old);
+		int			nnew;
+		bool		present = false;
+
+		for (int i = 0; i < nold; i++)
+			if (old[i] == node)
+				present = true;
+		if (present)
+			break;
+
+		if (nold < cap)
+		{
+			memcpy(newlist, old, sizeof(HnswNode) * nold);
+			newlist[nold] = node;
+			nnew = nold + 1;
+		}
+		else
+		{
+			const float *tv = g->ops->vector(g, target);
+			bool		chosen_new = false;
+
+			for (int i = 0; i < nold; i++)
+			{
+				cands[i].node = old[i];
+				cands[i].dist = g->dist(tv, g->ops->vector(g, old[i]), g->dims);
+			}
+			cands[nold].node = node;
+			cands[nold].dist = dist;
+			qsort(cands, nold + 1, sizeof(HnswCandidate), hnsw_candidate_cmp);
+			nnew = hnsw_select_neighbors(g, tv, cands, nold + 1, cap, chosen);
+			for (int i = 0; i < nnew; i++)
+			{
+				newlist[i] = chosen[i].node;
+				if (chosen[i].node == node)
+					chosen_new = true;
+			}
+			if (!chosen_new)
+				break;			/* the list stays as it is */
+		}
+		if (g->ops->replace_neighbors(g, target, layer, old, nold, newlist, nnew))
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (attempt == 16)
+		elog(DEBUG1, "engram_hnsw: gave up linking back to a busy neighbour list");
+
+	pfree(old);
+	pfree(newlist);
+	pfree(cands);
+	pfree(chosen);
+}
+
+/*
+ * Second half of an insertion: the new node's own lists are written by the
+ * caller; here every selected neighbour gets the reverse edge.
+ */
+void
+hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
+					HnswCandidate **selected, int *nselected)
+{
+	for (int l = 0; l <= level; l++)
+		for (int i = 0; i < nselected[l]; i++)
+			add_backlink(g, selected[l][i].node, l, node, selected[l][i].dist);
+}
+
+/*
+ * Insert one element (INSERT of the HNSW paper, algorithm 1), on whatever
+ * storage g is.  An identical vector already in the graph takes the heap
+ * TID instead of a new element, which keeps the graph connected when many
+ * rows share one vector.
+ */
+void
+hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
+{
+	int			level = hnsw_random_level(g->m);
+	HnswCandidate *selected[HNSW_MAX_LEVEL + 1];
+	int			nselected[HNSW_MAX_LEVEL + 1];
+	HnswCandidate nearest;
+	HnswNode	entry;
+	int			entry_level;
+	HnswNode	node;
+
+	for (int l = 0; l <= level; l++)
+	{
+		selected[l] = palloc(sizeof(HnswCandidate) * HnswLayerCapacity(g->m, l));
+		nselected[l] = 0;
+	}
+
+	g->ops->get_entry(g, &entry, &entry_level);
+	if (entry == HNSW_INVALID_NODE)
+	{
+		/* first element: it becomes the entry point, unless someone won */
+		node = g->ops->create_node(g, vec, level, heaptid, selected, nselected);
+		if (g->ops->set_entry(g, node, level, &entry, &entry_level))
+			return;
+
+		/* lost the race: link into the graph that now exists */
+		hnsw_find_neighbors(g, vec, entry, entry_level, level, selected,
+							nselected, &nearest);
+		for (int l = 0; l <= level; l++)
+			if (nselected[l] > 0)
+			{
+				HnswNode   *list = palloc(sizeof(HnswNode) * nselected[l]);
+
+				for (int i = 0; i < nselected[l]; i++)
+					list[i] = selected[l][i].node;
+				g->ops->replace_neighbors(g, node, l, NULL, 0, list, nselected[l]);
+			}
+	}
+	else
+	{
+		hnsw_find_neighbors(g, vec, entry, entry_level, level, selected,
+							nselected, &nearest);
+		if (nearest.node != HNSW_INVALID_NODE &&
+			memcmp(g->ops->vector(g, nearest.node), vec, sizeof(float) * g->dims) == 0 &&
+			g->ops->add_heaptid(g, nearest.node, vec, heaptid))
+			return;
+		node = g->ops->create_node(g, vec, level, heaptid, selected, nselected);
+	}
+
+	hnsw_link_backwards(g, node, level, selected, nselected);
+	if (level > entry_level)
+		g->ops->set_entry(g, node, level, &entry, &entry_level);
+}

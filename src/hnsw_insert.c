@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_insert.c
+ *	  aminsert: single-row insertion into the on-page graph.
+ *
+ * The algorithm is hnsw_insert_element() (hnsw_graph.c) running on the
+ * page-backed graph (hnsw_pages.c): search with one buffer lock at a time,
+ * store the element and its neighbour tuple in one WAL record, then link it
+ * back into each neighbour's list with an optimistic compare-and-replace,
+ * and finally move the entry point if the element reached a new top level.
+ * No heavyweight lock is taken beyond the relation lock the executor holds.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "engram_hnsw.h"
+
+bool
+hnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
+			Relation heap, IndexUniqueCheck checkUnique, bool indexUnchanged,
+			IndexInfo *indexInfo)
+{
+	int			attno = hnsw_vector_attno(index);
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	HnswMetaInfo meta;
+	HnswPageGraph pg;
+	float	   *vec;
+	int			dims;
+	bool		skip;
+
+	/* NULL vectors are not indexed */
+	if (isnull[attno - 1])
+		return false;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "engram_hnsw insert",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+
+	hnsw_read_meta(index, &meta);
+	vec = hnsw_prepare_vector(index, meta.metric, values[attno - 1], meta.dims,
+							  &dims, &skip);
+	if (!skip)
+	{
+		if (meta.dims == 0)
+		{
+			/* first vector of an index created without a dimension */
+			hnsw_set_dims(index, dims);
+			meta.dims = dims;
+		}
+		hnsw_page_graph_init(&pg, index, &meta);
+		hnsw_insert_element(&pg.graph, vec, heap_tid);
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+	return false;
+}

@@ -1,0 +1,401 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_options.c
+ *	  The access method handler, index options, GUCs, operator class
+ *	  validation, cost estimation and input vector validation.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "access/amvalidate.h"
+#include "access/htup_details.h"
+#include "access/reloptions.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_amop.h"
+#include "catalog/pg_amproc.h"
+#include "catalog/pg_opclass.h"
+#include "catalog/pg_type.h"
+#include "commands/progress.h"
+#include "commands/vacuum.h"
+#include "fmgr.h"
+#include "optimizer/optimizer.h"
+#include "commands/defrem.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/selfuncs.h"
+#include "utils/syscache.h"
+
+#include "engram_hnsw.h"
+
+PG_MODULE_MAGIC;
+
+int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
+
+static relopt_kind hnsw_relopt_kind;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	hnsw_relopt_kind = add_reloption_kind();
+	add_int_reloption(hnsw_relopt_kind, "m",
+					  "Neighbours per element on upper layers (twice as many on layer 0)",
+					  HNSW_DEFAULT_M, HNSW_MIN_M, HNSW_MAX_M, AccessExclusiveLock);
+	add_int_reloption(hnsw_relopt_kind, "ef_construction",
+					  "Candidate list size while building the graph (at least 2 * m)",
+					  HNSW_DEFAULT_EF_CONSTRUCTION, HNSW_MIN_EF_CONSTRUCTION,
+					  HNSW_MAX_EF_CONSTRUCTION, AccessExclusiveLock);
+	add_int_reloption(hnsw_relopt_kind, "dims",
+					  "Number of dimensions of every vector (0: taken from the first vector)",
+					  0, 0, HNSW_MAX_DIMS, AccessExclusiveLock);
+
+	DefineCustomIntVariable("engram_hnsw.ef_search",
+							"Candidate list size of an index scan before the first row is returned.",
+							"Larger values find more of the true nearest neighbours, more slowly. "
+							"A scan goes on searching past this many rows when asked for more.",
+							&hnsw_ef_search, HNSW_DEFAULT_EF_SEARCH,
+							HNSW_MIN_EF_SEARCH, HNSW_MAX_EF_SEARCH,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("engram_hnsw");
+}
+
+bytea *
+hnsw_options(Datum reloptions, bool validate)
+{
+	static const relopt_parse_elt tab[] = {
+		{"m", RELOPT_TYPE_INT, offsetof(HnswOptions, m)},
+		{"ef_construction", RELOPT_TYPE_INT, offsetof(HnswOptions, ef_construction)},
+		{"dims", RELOPT_TYPE_INT, offsetof(HnswOptions, dims)},
+	};
+	HnswOptions *opts;
+
+	opts = (HnswOptions *) build_reloptions(reloptions, validate, hnsw_relopt_kind,
+											sizeof(HnswOptions), tab, lengthof(tab));
+	if (validate && opts && opts->ef_construction < 2 * opts->m)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ef_construction (%d) must be at least 2 * m (%d)",
+						opts->ef_construction, 2 * opts->m)));
+	return (bytea *) opts;
+}
+
+int
+hnsw_index_m(Relation index)
+{
+	HnswOptions *opts = (HnswOptions *) index->rd_options;
+
+	return opts ? opts->m : HNSW_DEFAULT_M;
+}
+
+int
+hnsw_index_ef_construction(Relation index)
+{
+	HnswOptions *opts = (HnswOptions *) index->rd_options;
+
+	return opts ? opts->ef_construction : HNSW_DEFAULT_EF_CONSTRUCTION;
+}
+
+int
+hnsw_index_dims_option(Relation index)
+{
+	HnswOptions *opts = (HnswOptions *) index->rd_options;
+
+	return opts ? opts->dims : 0;
+}
+
+/* the vector is the last key column (leading columns are space keys) */
+int
+hnsw_vector_attno(Relation index)
+{
+	return IndexRelationGetNumberOfKeyAttributes(index);
+}
+
+/* the metric of the index: support function 1 of its operator class */
+int
+hnsw_index_metric(Relation index)
+{
+	FmgrInfo   *proc = index_getprocinfo(index, hnsw_vector_attno(index), HNSW_METRIC_PROC);
+	int			metric = DatumGetInt32(FunctionCall1(proc, PointerGetDatum(NULL)));
+
+	if (metric != HNSW_METRIC_L2 && metric != HNSW_METRIC_COSINE && metric != HNSW_METRIC_IP)
+		elog(ERROR, "engram_hnsw support function returned unknown metric %d", metric);
+	return metric;
+}
+
+PG_FUNCTION_INFO_V1(engram_hnsw_l2_support);
+Datum
+engram_hnsw_l2_support(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(HNSW_METRIC_L2);
+}
+
+PG_FUNCTION_INFO_V1(engram_hnsw_cosine_support);
+Datum
+engram_hnsw_cosine_support(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(HNSW_METRIC_COSINE);
+}
+
+PG_FUNCTION_INFO_V1(engram_hnsw_ip_support);
+Datum
+engram_hnsw_ip_support(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(HNSW_METRIC_IP);
+}
+
+/*
+ * Turn an indexed or query value into the float vector the index works
+ * with: validated, of the expected dimension (if expect_dims > 0), and
+ * unit-normalised for cosine.  *skip is set for vectors the index does not
+ * hold (zero vectors under cosine).  Returns a palloc'd copy.
+ */
+float *
+hnsw_prepare_vector(Relation index, int metric, Datum value, int expect_dims,
+					int *dims, bool *skip)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(value);
+	const float *data;
+	float	   *vec;
+	int			n;
+
+	*skip = false;
+	data = hnsw_array_vector(arr, &n, "vector");
+	if (n > HNSW_MAX_DIMS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("vector has %d dimensions, engram_hnsw indexes at most %d",
+						n, HNSW_MAX_DIMS)));
+	if (expect_dims > 0 && n != expect_dims)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("vector has %d dimensions, but index \"%s\" has %d",
+						n, RelationGetRelationName(index), expect_dims)));
+	vec = palloc(sizeof(float) * n);
+	memcpy(vec, data, sizeof(float) * n);
+	if (metric == HNSW_METRIC_COSINE && !hnsw_normalize(vec, n))
+		*skip = true;
+	*dims = n;
+	return vec;
+}
+
+/*
+ * Operator class validation: one ordering operator (strategy 1, real[]
+ * real[] -> float8, ORDER BY float_ops) and support function 1 (internal
+ * -> int4).
+ */
+bool
+hnsw_validate(Oid opclassoid)
+{
+	bool		result = true;
+	HeapTuple	classtup;
+	Form_pg_opclass classform;
+	Oid			opfamilyoid;
+	char	   *opclassname;
+	CatCList   *proclist,
+			   *oprlist;
+	bool		has_proc = false;
+	bool		has_op = false;
+
+	classtup = SearchSysCache1(CLAOID, ObjectIdGetDatum(opclassoid));
+	if (!HeapTupleIsValid(classtup))
+		elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
+	classform = (Form_pg_opclass) GETSTRUCT(classtup);
+	opfamilyoid = classform->opcfamily;
+	opclassname = NameStr(classform->opcname);
+
+	proclist = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(opfamilyoid));
+	for (int i = 0; i < proclist->n_members; i++)
+	{
+		Form_pg_amproc procform = (Form_pg_amproc) GETSTRUCT(&proclist->members[i]->tuple);
+
+		if (procform->amprocnum != HNSW_METRIC_PROC)
+		{
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("engram_hnsw operator class \"%s\" contains function %s with invalid support number %d",
+							opclassname, format_procedure(procform->amproc),
+							procform->amprocnum)));
+			result = false;
+			continue;
+		}
+		if (!check_amproc_signature(procform->amproc, INT4OID, false, 1, 1, INTERNALOID))
+		{
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("engram_hnsw operator class \"%s\" contains function %s with wrong signature for support number %d",
+							opclassname, format_procedure(procform->amproc),
+							procform->amprocnum)));
+			result = false;
+			continue;
+		}
+		has_proc = true;
+	}
+
+	oprlist = SearchSysCacheList1(AMOPSTRATEGY, ObjectIdGetDatum(opfamilyoid));
+	for (int i = 0; i < oprlist->n_members; i++)
+	{
+		Form_pg_amop oprform = (Form_pg_amop) GETSTRUCT(&oprlist->members[i]->tuple);
+
+		if (oprform->amopstrategy != HNSW_DISTANCE_STRATEGY ||
+			oprform->amoppurpose != AMOP_ORDER ||
+			oprform->amopsortfamily != get_opfamily_oid(BTREE_AM_OID,
+														list_make1(makeString("float_ops")),
+														false) ||
+			!check_amop_signature(oprform->amopopr, FLOAT8OID,
+								  oprform->amoplefttype, oprform->amoprighttype) ||
+			oprform->amoplefttype != FLOAT4ARRAYOID ||
+			oprform->amoprighttype != FLOAT4ARRAYOID)
+		{
+			ereport(INFO,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("engram_hnsw operator class \"%s\" contains invalid operator %s",
+							opclassname, format_operator(oprform->amopopr))));
+			result = false;
+			continue;
+		}
+		has_op = true;
+	}
+
+	if (!has_proc)
+	{
+		ereport(INFO,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("engram_hnsw operator class \"%s\" is missing support function %d",
+						opclassname, HNSW_METRIC_PROC)));
+		result = false;
+	}
+	if (!has_op)
+	{
+		ereport(INFO,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("engram_hnsw operator class \"%s\" is missing its ordering operator",
+						opclassname)));
+		result = false;
+	}
+
+	ReleaseCatCacheList(proclist);
+	ReleaseCatCacheList(oprlist);
+	ReleaseSysCache(classtup);
+	return result;
+}
+
+/*
+ * Cost: an HNSW scan only serves ORDER BY distance.  Without an ordering
+ * clause the path is priced out.  With one, nearly all of the work (about
+ * ef_search * 2m distance computations on layer 0, plus the descent) is
+ * done before the first row comes back, so it is all startup cost.
+ */
+void
+hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
+				  Cost *indexStartupCost, Cost *indexTotalCost,
+				  Selectivity *indexSelectivity, double *indexCorrelation,
+				  double *indexPages)
+{
+	GenericCosts costs;
+	IndexOptInfo *index = path->indexinfo;
+	double		ntuples = Max(index->tuples, 1.0);
+	double		m = HNSW_DEFAULT_M;
+	double		visited;
+	Relation	rel;
+
+	if (path->indexorderbys == NIL)
+	{
+		*indexStartupCost = 1.0e10;
+		*indexTotalCost = 1.0e10;
+		*indexSelectivity = 0.0;
+		*indexCorrelation = 0.0;
+		*indexPages = 0;
+		return;
+	}
+
+	rel = index_open(index->indexoid, NoLock);
+	m = hnsw_index_m(rel);
+	index_close(rel, NoLock);
+
+	visited = hnsw_ef_search * 2.0 * m + log(ntuples) * m;
+	MemSet(&costs, 0, sizeof(costs));
+	costs.numIndexTuples = Min(visited, ntuples);
+	genericcostestimate(root, path, loop_count, &costs);
+
+	*indexStartupCost = costs.indexTotalCost;
+	*indexTotalCost = costs.indexTotalCost;
+	*indexSelectivity = costs.indexSelectivity;
+	*indexCorrelation = 0.0;
+	*indexPages = costs.numIndexPages;
+}
+
+char *
+hnsw_buildphasename(int64 phasenum)
+{
+	switch (phasenum)
+	{
+		case PROGRESS_CREATEIDX_SUBPHASE_INITIALIZE:
+			return "initializing";
+		case HNSW_PHASE_LOAD:
+			return "loading tuples into the in-memory graph";
+		case HNSW_PHASE_WRITE:
+			return "writing index pages";
+		default:
+			return NULL;
+	}
+}
+
+PG_FUNCTION_INFO_V1(engram_hnsw_handler);
+Datum
+engram_hnsw_handler(PG_FUNCTION_ARGS)
+{
+	IndexAmRoutine *amroutine = makeNode(IndexAmRoutine);
+
+	amroutine->amstrategies = 0;
+	amroutine->amsupport = HNSW_NPROCS;
+	amroutine->amoptsprocnum = 0;
+	amroutine->amcanorder = false;
+	amroutine->amcanorderbyop = true;
+	amroutine->amcanbackward = false;
+	amroutine->amcanunique = false;
+	amroutine->amcanmulticol = false;
+	amroutine->amoptionalkey = true;
+	amroutine->amsearcharray = false;
+	amroutine->amsearchnulls = false;
+	amroutine->amstorage = false;
+	amroutine->amclusterable = false;
+	amroutine->ampredlocks = false;
+	amroutine->amcanparallel = false;
+	amroutine->amcaninclude = false;
+	amroutine->amusemaintenanceworkmem = false;
+	amroutine->amparallelvacuumoptions = VACUUM_OPTION_PARALLEL_BULKDEL;
+	amroutine->amkeytype = InvalidOid;
+
+	amroutine->ambuild = hnsw_build;
+	amroutine->ambuildempty = hnsw_buildempty;
+	amroutine->aminsert = hnsw_insert;
+	amroutine->ambulkdelete = hnsw_bulkdelete;
+	amroutine->amvacuumcleanup = hnsw_vacuumcleanup;
+	amroutine->amcanreturn = NULL;
+	amroutine->amcostestimate = hnsw_costestimate;
+	amroutine->amoptions = hnsw_options;
+	amroutine->amproperty = NULL;
+	amroutine->ambuildphasename = hnsw_buildphasename;
+	amroutine->amvalidate = hnsw_validate;
+	amroutine->amadjustmembers = NULL;
+	amroutine->ambeginscan = hnsw_beginscan;
+	amroutine->amrescan = hnsw_rescan;
+	amroutine->amgettuple = hnsw_gettuple;
+	amroutine->amgetbitmap = NULL;
+	amroutine->amendscan = hnsw_endscan;
+	amroutine->ammarkpos = NULL;
+	amroutine->amrestrpos = NULL;
+	amroutine->amestimateparallelscan = NULL;
+	amroutine->aminitparallelscan = NULL;
+	amroutine->amparallelrescan = NULL;
+
+	PG_RETURN_POINTER(amroutine);
+}

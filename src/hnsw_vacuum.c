@@ -1,0 +1,349 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_vacuum.c
+ *	  ambulkdelete and amvacuumcleanup.
+ *
+ * ambulkdelete removes dead heap TIDs from element tuples, one page at a
+ * time under an exclusive lock; an element that loses its last TID is
+ * marked deleted.  It stays in place and stays traversable, so concurrent
+ * searches that reach it still find their way through the graph.
+ *
+ * amvacuumcleanup then repairs the graph: every live element whose list on
+ * some layer points at a deleted element gets a new list, chosen by the
+ * usual neighbour heuristic from its live neighbours and the live
+ * neighbours of its deleted ones (the two-hop neighbourhood the deleted
+ * element used to connect).  Lists are replaced with the same optimistic
+ * compare-and-replace that inserts use, so inserts and scans go on
+ * meanwhile.  Finally, if the entry point was deleted, the live element
+ * with the highest level becomes the entry point.
+ *
+ * Deleted elements are not reused yet: their space comes back with REINDEX.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "engram_hnsw.h"
+
+IndexBulkDeleteResult *
+hnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
+				IndexBulkDeleteCallback callback, void *callback_state)
+{
+	Relation	index = info->index;
+	HnswMetaInfo meta;
+	BlockNumber nblocks;
+
+	if (stats == NULL)
+		stats = palloc0(sizeof(IndexBulkDeleteResult));
+
+	hnsw_read_meta(index, &meta);
+	nblocks = RelationGetNumberOfBlocks(index);
+	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+		GenericXLogState *state = NULL;
+
+		vacuum_delay_point();
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		if (PageIsNew(page))
+		{
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		hnsw_check_page(index, page, blkno);
+
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			ItemId		iid = PageGetItemId(page, off);
+			HnswElementTuple etup;
+			ItemPointerData keep[HNSW_HEAPTIDS];
+			int			nkeep = 0;
+
+			if (!ItemIdIsNormal(iid) ||
+				((HnswElementTuple) PageGetItem(page, iid))->type != HNSW_TUPLE_ELEMENT)
+				continue;
+			etup = hnsw_page_element(index, page, blkno, off, meta.dims);
+			if (etup->flags & HNSW_ELEMENT_DELETED)
+				continue;
+
+			for (int t = 0; t < etup->ntids; t++)
+			{
+				if (callback(&etup->heaptids[t], callback_state))
+					stats->tuples_removed++;
+				else
+					keep[nkeep++] = etup->heaptids[t];
+			}
+			stats->num_index_tuples += nkeep;
+			if (nkeep == etup->ntids)
+				continue;
+
+			/* change the page image GenericXLog gives us */
+			if (state == NULL)
+			{
+				state = GenericXLogStart(index);
+				page = GenericXLogRegisterBuffer(state, buf, 0);
+			}
+			etup = hnsw_page_element(index, page, blkno, off, meta.dims);
+			for (int t = 0; t < HNSW_HEAPTIDS; t++)
+			{
+				if (t < nkeep)
+					etup->heaptids[t] = keep[t];
+				else
+					ItemPointerSetInvalid(&etup->heaptids[t]);
+			}
+			etup->ntids = nkeep;
+			if (nkeep == 0)
+				etup->flags |= HNSW_ELEMENT_DELETED;
+		}
+
+		if (state)
+			GenericXLogFinish(state);
+		UnlockReleaseBuffer(buf);
+	}
+	return stats;
+}
+
+typedef struct VacElement
+{
+	HnswNode	node;
+	int			level;
+} VacElement;
+
+typedef struct VacState
+{
+	HnswNode   *dead;			/* deleted elements, ascending */
+	int			ndead;
+	VacElement *live;			/* live elements, ascending */
+	int			nlive;
+	VacElement	top;			/* live element of the highest level */
+	double		ntids;
+	BlockNumber nblocks;
+} VacState;
+
+static int
+node_cmp(const void *a, const void *b)
+{
+	HnswNode	x = *(const HnswNode *) a;
+	HnswNode	y = *(const HnswNode *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+static inline bool
+is_dead(VacState *vs, HnswNode node)
+{
+	return bsearch(&node, vs->dead, vs->ndead, sizeof(HnswNode), node_cmp) != NULL;
+}
+
+/* one pass over the pages: who is live, who is deleted */
+static void
+collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
+{
+	Relation	index = info->index;
+	int			maxdead = 1024;
+	int			maxlive = 1024;
+
+	memset(vs, 0, sizeof(VacState));
+	vs->dead = palloc_extended(sizeof(HnswNode) * maxdead, MCXT_ALLOC_HUGE);
+	vs->live = palloc_extended(sizeof(VacElement) * maxlive, MCXT_ALLOC_HUGE);
+	vs->top.node = HNSW_INVALID_NODE;
+	vs->top.level = -1;
+	vs->nblocks = RelationGetNumberOfBlocks(index);
+
+	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < vs->nblocks; blkno++)
+	{
+		Buffer		buf;
+		Page		page;
+
+		vacuum_delay_point();
+		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (PageIsNew(page))
+		{
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
+		hnsw_check_page(index, page, blkno);
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			ItemId		iid = PageGetItemId(page, off);
+			HnswElementTuple etup;
+			ItemPointerData tid;
+
+			if (!ItemIdIsNormal(iid) ||
+				((HnswElementTuple) PageGetItem(page, iid))->type != HNSW_TUPLE_ELEMENT)
+				continue;
+			etup = hnsw_page_element(index, page, blkno, off, meta->dims);
+			ItemPointerSet(&tid, blkno, off);
+			if (etup->flags & HNSW_ELEMENT_DELETED)
+			{
+				if (vs->ndead == maxdead)
+				{
+					maxdead *= 2;
+					vs->dead = repalloc_huge(vs->dead, sizeof(HnswNode) * maxdead);
+				}
+				vs->dead[vs->ndead++] = HnswNodeFromTid(&tid);
+				continue;
+			}
+			if (vs->nlive == maxlive)
+			{
+				maxlive *= 2;
+				vs->live = repalloc_huge(vs->live, sizeof(VacElement) * maxlive);
+			}
+			vs->live[vs->nlive].node = HnswNodeFromTid(&tid);
+			vs->live[vs->nlive].level = etup->level;
+			if (etup->level > vs->top.level)
+				vs->top = vs->live[vs->nlive];
+			vs->nlive++;
+			vs->ntids += etup->ntids;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+}
+
+/*
+ * Give node a list on layer without deleted elements.  Returns whether the
+ * list had to change.
+ */
+static bool
+repair_layer(HnswGraph *g, VacState *vs, HnswNode node, int layer)
+{
+	int			cap = HnswLayerCapacity(g->m, layer);
+	HnswNode   *old = palloc(sizeof(HnswNode) * cap);
+	HnswNode   *hop = palloc(sizeof(HnswNode) * HnswLayerCapacity(g->m, 0));
+	HnswNode   *pool = palloc(sizeof(HnswNode) * (cap + cap * HnswLayerCapacity(g->m, 0)));
+	HnswCandidate *cands = palloc(sizeof(HnswCandidate) * (cap + cap * HnswLayerCapacity(g->m, 0)));
+	HnswCandidate *chosen = palloc(sizeof(HnswCandidate) * cap);
+	HnswNode   *newlist = palloc(sizeof(HnswNode) * cap);
+	bool		changed = false;
+
+	for (int attempt = 0; attempt < 16; attempt++)
+	{
+		int			nold = g->ops->neighbors(g, node, layer, old);
+		int			npool = 0;
+		int			ncands = 0;
+		int			nnew;
+		bool		anydead = false;
+		const float *vec;
+
+		for (int i = 0; i < nold; i++)
+		{
+			if (!is_dead(vs, old[i]))
+			{
+				pool[npool++] = old[i];
+				continue;
+			}
+			anydead = true;
+			/* the deleted element's own neighbours stand in for it */
+			{
+				int			nhop = g->ops->neighbors(g, old[i], layer, hop);
+
+				for (int j = 0; j < nhop; j++)
+					pool[npool++] = hop[j];
+			}
+		}
+		if (!anydead)
+			break;
+
+		/* unique, live, not the node itself */
+		qsort(pool, npool, sizeof(HnswNode), node_cmp);
+		vec = g->ops->vector(g, node);
+		for (int i = 0; i < npool; i++)
+		{
+			if ((i > 0 && pool[i] == pool[i - 1]) || pool[i] == node || is_dead(vs, pool[i]))
+				continue;
+			cands[ncands].node = pool[i];
+			cands[ncands].dist = g->dist(vec, g->ops->vector(g, pool[i]), g->dims);
+			ncands++;
+		}
+		qsort(cands, ncands, sizeof(HnswCandidate), hnsw_candidate_cmp);
+		ncands = Min(ncands, Max(g->ef_construction, cap));
+		nnew = hnsw_select_neighbors(g, vec, cands, ncands, cap, chosen);
+		for (int i = 0; i < nnew; i++)
+			newlist[i] = chosen[i].node;
+		if (g->ops->replace_neighbors(g, node, layer, old, nold, newlist, nnew))
+		{
+			changed = true;
+			break;
+		}
+	}
+	pfree(old);
+	pfree(hop);
+	pfree(pool);
+	pfree(cands);
+	pfree(chosen);
+	pfree(newlist);
+	return changed;
+}
+
+IndexBulkDeleteResult *
+hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
+{
+	Relation	index = info->index;
+	HnswMetaInfo meta;
+	VacState	vs;
+	bool		counted = (stats != NULL);
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+
+	if (info->analyze_only)
+		return stats;
+	if (stats == NULL)
+		stats = palloc0(sizeof(IndexBulkDeleteResult));
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "engram_hnsw vacuum",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+
+	hnsw_read_meta(index, &meta);
+	collect_elements(info, &meta, &vs);
+
+	if (vs.ndead > 0)
+	{
+		HnswPageGraph pg;
+		ItemPointerData entry = meta.entry;
+
+		hnsw_page_graph_init(&pg, index, &meta);
+		for (int i = 0; i < vs.nlive; i++)
+		{
+			for (int l = 0; l <= vs.live[i].level; l++)
+				repair_layer(&pg.graph, &vs, vs.live[i].node, l);
+			hnsw_page_graph_reset(&pg);
+			vacuum_delay_point();
+		}
+
+		/* a deleted entry point hands over to the highest live element */
+		if (ItemPointerIsValid(&entry) && is_dead(&vs, HnswNodeFromTid(&entry)))
+		{
+			ItemPointerData top;
+
+			if (vs.top.node != HNSW_INVALID_NODE)
+			{
+				HnswNodeToTid(vs.top.node, &top);
+				hnsw_update_entry(index, &top, vs.top.level, &entry, NULL);
+			}
+			else
+				hnsw_update_entry(index, NULL, -1, &entry, NULL);
+		}
+	}
+
+	if (!counted)
+		stats->num_index_tuples = vs.ntids;
+	stats->num_pages = RelationGetNumberOfBlocks(index);
+	stats->estimated_count = false;
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+	return stats;
+}
