@@ -361,7 +361,7 @@ extern void hnsw_search_end(HnswSearch *s);
 extern int	hnsw_random_level(int m);
 extern int	hnsw_select_neighbors(HnswGraph *g, const float *base,
 								  HnswCandidate *cands, int ncands, int limit,
-								  HnswCandidate *out);
+								  bool keep_pruned, HnswCandidate *out);
 extern int	hnsw_find_neighbors(HnswGraph *g, const float *q,
 								HnswNode entry, int entry_level, int level,
 								HnswCandidate **selected, int *nselected,

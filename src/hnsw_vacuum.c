@@ -269,7 +269,7 @@ repair_layer(HnswGraph *g, VacState *vs, HnswNode node, int layer)
 		}
 		qsort(cands, ncands, sizeof(HnswCandidate), hnsw_candidate_cmp);
 		ncands = Min(ncands, Max(g->ef_construction, cap));
-		nnew = hnsw_select_neighbors(g, vec, cands, ncands, cap, chosen);
+		nnew = hnsw_select_neighbors(g, vec, cands, ncands, cap, true, chosen);
 		for (int i = 0; i < nnew; i++)
 			newlist[i] = chosen[i].node;
 		if (g->ops->replace_neighbors(g, node, layer, old, nold, newlist, nnew))
