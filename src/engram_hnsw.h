@@ -370,6 +370,9 @@ extern void hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 								HnswCandidate **selected, int *nselected);
 extern void hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid);
 extern int	hnsw_candidate_cmp(const void *a, const void *b);
+extern int	hnsw_node_cmp(const void *a, const void *b);
+extern int64 hnsw_reconnect(HnswGraph *g, const HnswNode *nodes, int64 n,
+							HnswNode entry, int entry_level);
 
 /* ----------------------------------------------------------------
  * Page-backed graph and page helpers (hnsw_pages.c)

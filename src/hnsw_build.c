@@ -290,6 +290,19 @@ write_arena(HnswBuildState *bs)
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
 
+	/* no element may be left without a link to it */
+	if (bs->nnodes > 0)
+	{
+		HnswNode   *all = palloc_extended(sizeof(HnswNode) * bs->nnodes, MCXT_ALLOC_HUGE);
+		int64		fixed;
+
+		for (uint32 i = 0; i < bs->nnodes; i++)
+			all[i] = i;
+		fixed = hnsw_reconnect(g, all, bs->nnodes, bs->entry, bs->entry_level);
+		elog(DEBUG1, "engram_hnsw build relinked " INT64_FORMAT " unreachable elements", fixed);
+		pfree(all);
+	}
+
 	/* plan: an element and its neighbours on one page whenever they fit */
 	for (uint32 i = 0; i < bs->nnodes; i++)
 	{

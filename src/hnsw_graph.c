@@ -550,19 +550,23 @@ hnsw_find_neighbors(HnswGraph *g, const float *q, HnswNode entry, int entry_leve
 
 /*
  * Add the reverse edge target -> node on a layer.  When the target's list
- * is full, the heuristic chooses among the old list and the new node.
+ * is full, the heuristic chooses among the old list and the new node; with
+ * force, the new node instead replaces the target's farthest neighbour.
  * Optimistic: the list is read, the new one computed without any lock, and
  * the replacement only happens if nobody changed the list meanwhile;
- * otherwise start over with the list as it is now.
+ * otherwise start over with the list as it is now.  Returns whether the
+ * target links to node afterwards.
  */
-static void
-add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist)
+static bool
+add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist,
+			 bool force)
 {
 	int			cap = HnswLayerCapacity(g->m, layer);
 	HnswNode   *old = palloc(sizeof(HnswNode) * (cap + 1));
 	HnswNode   *newlist = palloc(sizeof(HnswNode) * (cap + 1));
 	HnswCandidate *cands = palloc(sizeof(HnswCandidate) * (cap + 1));
 	HnswCandidate *chosen = palloc(sizeof(HnswCandidate) * (cap + 1));
+	bool		linked = false;
 	int			attempt;
 
 	for (attempt = 0; attempt < 16; attempt++)
@@ -575,7 +579,10 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
 			if (old[i] == node)
 				present = true;
 		if (present)
+		{
+			linked = true;
 			break;
+		}
 
 		if (nold < cap)
 		{
@@ -596,19 +603,34 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
 			cands[nold].node = node;
 			cands[nold].dist = dist;
 			qsort(cands, nold + 1, sizeof(HnswCandidate), hnsw_candidate_cmp);
-			nnew = hnsw_select_neighbors(g, tv, cands, nold + 1, cap,
-										 false, chosen);
-			for (int i = 0; i < nnew; i++)
+			if (force)
 			{
-				newlist[i] = chosen[i].node;
-				if (chosen[i].node == node)
-					chosen_new = true;
+				/* keep the nearest cap, the new node among them */
+				nnew = 0;
+				for (int i = 0; i < nold + 1 && nnew < cap - 1; i++)
+					if (cands[i].node != node)
+						newlist[nnew++] = cands[i].node;
+				newlist[nnew++] = node;
+				chosen_new = true;
+			}
+			else
+			{
+				nnew = hnsw_select_neighbors(g, tv, cands, nold + 1, cap, false, chosen);
+				for (int i = 0; i < nnew; i++)
+				{
+					newlist[i] = chosen[i].node;
+					if (chosen[i].node == node)
+						chosen_new = true;
+				}
 			}
 			if (!chosen_new)
 				break;			/* the list stays as it is */
 		}
 		if (g->ops->replace_neighbors(g, target, layer, old, nold, newlist, nnew))
+		{
+			linked = true;
 			break;
+		}
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (attempt == 16)
@@ -618,19 +640,30 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
 	pfree(newlist);
 	pfree(cands);
 	pfree(chosen);
+	return linked;
 }
 
 /*
  * Second half of an insertion: the new node's own lists are written by the
- * caller; here every selected neighbour gets the reverse edge.
+ * caller; here every selected neighbour gets the reverse edge.  If on some
+ * layer no neighbour kept it (the heuristic may prune it from every full
+ * list), the nearest neighbour takes it anyway: an element nobody links to
+ * could never be found by a search.
  */
 void
 hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 					HnswCandidate **selected, int *nselected)
 {
 	for (int l = 0; l <= level; l++)
+	{
+		bool		linked = false;
+
 		for (int i = 0; i < nselected[l]; i++)
-			add_backlink(g, selected[l][i].node, l, node, selected[l][i].dist);
+			if (add_backlink(g, selected[l][i].node, l, node, selected[l][i].dist, false))
+				linked = true;
+		if (!linked && nselected[l] > 0)
+			add_backlink(g, selected[l][0].node, l, node, selected[l][0].dist, true);
+	}
 }
 
 /*
@@ -691,4 +724,194 @@ hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 	hnsw_link_backwards(g, node, level, selected, nselected);
 	if (level > entry_level)
 		g->ops->set_entry(g, node, level, &entry, &entry_level);
+}
+
+/* position of x in nodes[] (ascending), -1 if absent */
+static inline int64
+node_index(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode x)
+{
+	const HnswNode *p;
+
+	if (g->dense)
+		return x < (HnswNode) n ? (int64) x : -1;
+	p = bsearch(&x, nodes, n, sizeof(HnswNode), hnsw_node_cmp);
+	return p ? (int64) (p - nodes) : -1;
+}
+
+/*
+ * Make every node of nodes[] (all live nodes, ascending) reachable from the
+ * entry point on layer 0.  HNSW pruning can leave a node that no list links
+ * to any more; such a node would never be found.  For each one not reached
+ * by a breadth-first walk from the entry point, search for its vector and
+ * link it from the nearest reachable node found, in place of that node's
+ * farthest neighbour among those that other nodes also link to (so the
+ * repair never orphans anyone else).  Returns the number of nodes linked.
+ */
+int64
+hnsw_reconnect(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int entry_level)
+{
+	int			cap = HnswLayerCapacity(g->m, 0);
+	int64	   *lists;			/* n * cap indexes into nodes[], -1 = none */
+	int		   *counts;
+	int32	   *indeg;
+	bool	   *reached;
+	int64	   *queue;
+	int64		head = 0,
+				tail = 0;
+	int64		fixed = 0;
+	HnswNode   *buf = palloc(sizeof(HnswNode) * cap);
+	HnswNode   *newlist = palloc(sizeof(HnswNode) * cap);
+	HnswCandidate *selected[HNSW_MAX_LEVEL + 1];
+	int			nselected[HNSW_MAX_LEVEL + 1];
+	HnswCandidate nearest;
+	int64		ientry;
+
+#define NODE_INDEX(x) node_index(g, nodes, n, (x))
+
+	if (n == 0 || entry == HNSW_INVALID_NODE)
+		return 0;
+	ientry = NODE_INDEX(entry);
+	if (ientry < 0)
+		return 0;
+
+	lists = palloc_extended(sizeof(int64) * n * cap, MCXT_ALLOC_HUGE);
+	counts = palloc_extended(sizeof(int) * n, MCXT_ALLOC_HUGE);
+	indeg = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	reached = palloc_extended(sizeof(bool) * n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	queue = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
+	selected[0] = palloc(sizeof(HnswCandidate) * cap);
+
+	for (int64 i = 0; i < n; i++)
+	{
+		int			k = g->ops->neighbors(g, nodes[i], 0, buf);
+
+		counts[i] = 0;
+		for (int j = 0; j < k; j++)
+		{
+			int64		t = NODE_INDEX(buf[j]);
+
+			if (t < 0)
+				continue;		/* not live: ignore */
+			lists[i * cap + counts[i]++] = t;
+			indeg[t]++;
+		}
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+
+	reached[ientry] = true;
+	queue[tail++] = ientry;
+	for (int64 u = 0; u < n || head < tail;)
+	{
+		/* walk from everything newly reached */
+		while (head < tail)
+		{
+			int64		x = queue[head++];
+
+			for (int j = 0; j < counts[x]; j++)
+			{
+				int64		t = lists[x * cap + j];
+
+				if (!reached[t])
+				{
+					reached[t] = true;
+					queue[tail++] = t;
+				}
+			}
+		}
+		/* the next node still unreached */
+		while (u < n && reached[u])
+			u++;
+		if (u >= n)
+			break;
+
+		CHECK_FOR_INTERRUPTS();
+		{
+			const float *uv = g->ops->vector(g, nodes[u]);
+			bool		done = false;
+
+			hnsw_find_neighbors(g, uv, entry, entry_level, 0, selected, nselected, &nearest);
+			for (int c = 0; c < nselected[0] && !done; c++)
+			{
+				int64		t = NODE_INDEX(selected[0][c].node);
+				const float *tv;
+				int			victim = -1;
+				float		vdist = -1;
+				int			nold;
+
+				if (t < 0 || t == u || !reached[t])
+					continue;
+				nold = g->ops->neighbors(g, nodes[t], 0, buf);
+				if (nold < cap)
+				{
+					memcpy(newlist, buf, sizeof(HnswNode) * nold);
+					newlist[nold] = nodes[u];
+					if (!g->ops->replace_neighbors(g, nodes[t], 0, buf, nold, newlist, nold + 1))
+						continue;
+					lists[t * cap + counts[t]++] = u;
+					done = true;
+					break;
+				}
+				tv = g->ops->vector(g, nodes[t]);
+				for (int j = 0; j < nold; j++)
+				{
+					int64		x = NODE_INDEX(buf[j]);
+					float		d;
+
+					if (x >= 0 && indeg[x] <= 1)
+						continue;	/* its only link: keep it */
+					d = g->dist(tv, g->ops->vector(g, buf[j]), g->dims);
+					if (d > vdist)
+					{
+						vdist = d;
+						victim = j;
+					}
+				}
+				if (victim < 0)
+					continue;
+				memcpy(newlist, buf, sizeof(HnswNode) * nold);
+				newlist[victim] = nodes[u];
+				if (!g->ops->replace_neighbors(g, nodes[t], 0, buf, nold, newlist, nold))
+					continue;
+				{
+					int64		x = NODE_INDEX(buf[victim]);
+
+					if (x >= 0)
+						indeg[x]--;
+					for (int j = 0; j < counts[t]; j++)
+						if (lists[t * cap + j] == x)
+							lists[t * cap + j] = u;
+				}
+				done = true;
+			}
+			/* reached or not, do not try this node again */
+			reached[u] = true;
+			if (done)
+			{
+				indeg[u]++;
+				queue[tail++] = u;
+				fixed++;
+			}
+		}
+	}
+#undef NODE_INDEX
+
+	pfree(lists);
+	pfree(counts);
+	pfree(indeg);
+	pfree(reached);
+	pfree(queue);
+	pfree(buf);
+	pfree(newlist);
+	pfree(selected[0]);
+	return fixed;
+}
+
+int
+hnsw_node_cmp(const void *a, const void *b)
+{
+	HnswNode	x = *(const HnswNode *) a;
+	HnswNode	y = *(const HnswNode *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
 }

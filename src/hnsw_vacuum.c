@@ -130,19 +130,10 @@ typedef struct VacState
 	BlockNumber nblocks;
 } VacState;
 
-static int
-node_cmp(const void *a, const void *b)
-{
-	HnswNode	x = *(const HnswNode *) a;
-	HnswNode	y = *(const HnswNode *) b;
-
-	return x < y ? -1 : (x > y ? 1 : 0);
-}
-
 static inline bool
 is_dead(VacState *vs, HnswNode node)
 {
-	return bsearch(&node, vs->dead, vs->ndead, sizeof(HnswNode), node_cmp) != NULL;
+	return bsearch(&node, vs->dead, vs->ndead, sizeof(HnswNode), hnsw_node_cmp) != NULL;
 }
 
 /* one pass over the pages: who is live, who is deleted */
@@ -257,7 +248,7 @@ repair_layer(HnswGraph *g, VacState *vs, HnswNode node, int layer)
 			break;
 
 		/* unique, live, not the node itself */
-		qsort(pool, npool, sizeof(HnswNode), node_cmp);
+		qsort(pool, npool, sizeof(HnswNode), hnsw_node_cmp);
 		vec = g->ops->vector(g, node);
 		for (int i = 0; i < npool; i++)
 		{
@@ -335,6 +326,27 @@ hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 			}
 			else
 				hnsw_update_entry(index, NULL, -1, &entry, NULL);
+		}
+	}
+
+	/* relink live elements that pruning or deletion left unreachable */
+	if (vs.nlive > 0)
+	{
+		HnswPageGraph pg;
+		HnswNode   *live = palloc_extended(sizeof(HnswNode) * vs.nlive, MCXT_ALLOC_HUGE);
+		int64		fixed;
+
+		hnsw_read_meta(index, &meta);
+		for (int i = 0; i < vs.nlive; i++)
+			live[i] = vs.live[i].node;
+		hnsw_page_graph_init(&pg, index, &meta);
+		if (ItemPointerIsValid(&meta.entry))
+		{
+			fixed = hnsw_reconnect(&pg.graph, live, vs.nlive,
+								   HnswNodeFromTid(&meta.entry), meta.entry_level);
+			if (fixed > 0)
+				elog(DEBUG1, "engram_hnsw vacuum relinked " INT64_FORMAT " unreachable elements",
+					 fixed);
 		}
 	}
 
