@@ -747,8 +747,8 @@ node_index(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode x)
  * farthest neighbour among those that other nodes also link to (so the
  * repair never orphans anyone else).  Returns the number of nodes linked.
  */
-int64
-hnsw_reconnect(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int entry_level)
+static int64
+reconnect_once(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int entry_level)
 {
 	int			cap = HnswLayerCapacity(g->m, 0);
 	int64	   *lists;			/* n * cap indexes into nodes[], -1 = none */
@@ -905,6 +905,27 @@ hnsw_reconnect(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int
 	pfree(newlist);
 	pfree(selected[0]);
 	return fixed;
+}
+
+/*
+ * Repeat the pass while it still finds work: an eviction in one pass can
+ * orphan a node whose other links came only from nodes that were
+ * themselves unreachable at the time.
+ */
+int64
+hnsw_reconnect(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int entry_level)
+{
+	int64		total = 0;
+
+	for (int round = 0; round < 4; round++)
+	{
+		int64		fixed = reconnect_once(g, nodes, n, entry, entry_level);
+
+		total += fixed;
+		if (fixed == 0)
+			break;
+	}
+	return total;
 }
 
 int
