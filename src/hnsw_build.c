@@ -54,6 +54,7 @@ typedef struct HnswBuildState
 	uint32		nnodes;
 	uint32		maxnodes;
 	char	   *chunk;
+	Size		chunk_size;
 	Size		chunk_used;
 	Size		mem_used;
 	Size		mem_limit;
@@ -91,11 +92,13 @@ arena_alloc(HnswBuildState *bs, Size size)
 	void	   *p;
 
 	size = MAXALIGN(size);
-	if (bs->chunk == NULL || bs->chunk_used + size > ARENA_CHUNK_SIZE)
+	if (bs->chunk == NULL || bs->chunk_used + size > bs->chunk_size)
 	{
-		bs->chunk = MemoryContextAllocHuge(bs->arena_cxt, ARENA_CHUNK_SIZE);
+		/* chunks of 1/16 of the budget, at most 4 MB, never smaller than a node */
+		bs->chunk_size = Max(Min(ARENA_CHUNK_SIZE, bs->mem_limit / 16), size);
+		bs->chunk = MemoryContextAllocHuge(bs->arena_cxt, bs->chunk_size);
 		bs->chunk_used = 0;
-		bs->mem_used += ARENA_CHUNK_SIZE;
+		bs->mem_used += bs->chunk_size;
 	}
 	p = bs->chunk + bs->chunk_used;
 	bs->chunk_used += size;
@@ -542,7 +545,7 @@ hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs->graph.cxt = bs->arena_cxt;
 	bs->tmp_cxt = AllocSetContextCreate(CurrentMemoryContext, "engram_hnsw build tuple",
 										ALLOCSET_DEFAULT_SIZES);
-	bs->maxnodes = 1024;
+	bs->maxnodes = 64;
 	bs->nodes = MemoryContextAllocHuge(bs->arena_cxt, sizeof(ArenaNode) * bs->maxnodes);
 	bs->mem_used = sizeof(ArenaNode) * bs->maxnodes;
 	bs->mem_limit = (Size) maintenance_work_mem * 1024;
