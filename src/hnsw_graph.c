@@ -559,7 +559,7 @@ hnsw_find_neighbors(HnswGraph *g, const float *q, HnswNode entry, int entry_leve
  */
 static bool
 add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist,
-			 bool force)
+			 bool force, HnswNode *dropped, int *ndropped)
 {
 	int			cap = HnswLayerCapacity(g->m, layer);
 	HnswNode   *old = palloc(sizeof(HnswNode) * (cap + 1));
@@ -629,6 +629,16 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
 		if (g->ops->replace_neighbors(g, target, layer, old, nold, newlist, nnew))
 		{
 			linked = true;
+			/* report who lost its link from target */
+			for (int i = 0; i < nold; i++)
+			{
+				bool		kept = false;
+
+				for (int j = 0; j < nnew && !kept; j++)
+					kept = (newlist[j] == old[i]);
+				if (!kept)
+					dropped[(*ndropped)++] = old[i];
+			}
 			break;
 		}
 		CHECK_FOR_INTERRUPTS();
@@ -648,7 +658,9 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
  * caller; here every selected neighbour gets the reverse edge.  If on some
  * layer no neighbour kept it (the heuristic may prune it from every full
  * list), the nearest neighbour takes it anyway: an element nobody links to
- * could never be found by a search.
+ * could never be found by a search.  Elements that lost a link because a
+ * neighbour's list was pruned get one from the new node instead, as far
+ * as its list has room, so pruning does not orphan them either.
  */
 void
 hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
@@ -656,13 +668,45 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 {
 	for (int l = 0; l <= level; l++)
 	{
+		int			cap = HnswLayerCapacity(g->m, l);
 		bool		linked = false;
+		HnswNode   *dropped;
+		int			ndropped = 0;
 
+		if (nselected[l] == 0)
+			continue;
+		dropped = palloc(sizeof(HnswNode) * (nselected[l] + 1) * cap);
 		for (int i = 0; i < nselected[l]; i++)
-			if (add_backlink(g, selected[l][i].node, l, node, selected[l][i].dist, false))
+			if (add_backlink(g, selected[l][i].node, l, node, selected[l][i].dist, false,
+							 dropped, &ndropped))
 				linked = true;
-		if (!linked && nselected[l] > 0)
-			add_backlink(g, selected[l][0].node, l, node, selected[l][0].dist, true);
+		if (!linked)
+			add_backlink(g, selected[l][0].node, l, node, selected[l][0].dist, true,
+						 dropped, &ndropped);
+
+		/* adopt the dropped ones, while the new node's list has room */
+		for (int attempt = 0; ndropped > 0 && attempt < 16; attempt++)
+		{
+			HnswNode   *old = palloc(sizeof(HnswNode) * cap);
+			HnswNode   *newlist = palloc(sizeof(HnswNode) * cap);
+			int			nold = g->ops->neighbors(g, node, l, old);
+			int			nnew = nold;
+
+			memcpy(newlist, old, sizeof(HnswNode) * nold);
+			for (int i = 0; i < ndropped && nnew < cap; i++)
+			{
+				bool		present = (dropped[i] == node);
+
+				for (int j = 0; j < nnew && !present; j++)
+					present = (newlist[j] == dropped[i]);
+				if (!present)
+					newlist[nnew++] = dropped[i];
+			}
+			if (nnew == nold ||
+				g->ops->replace_neighbors(g, node, l, old, nold, newlist, nnew))
+				break;
+		}
+		pfree(dropped);
 	}
 }
 
