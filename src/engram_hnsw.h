@@ -365,7 +365,7 @@ extern int	hnsw_select_neighbors(HnswGraph *g, const float *base,
 extern int	hnsw_find_neighbors(HnswGraph *g, const float *q,
 								HnswNode entry, int entry_level, int level,
 								HnswCandidate **selected, int *nselected,
-								HnswCandidate *nearest);
+								HnswCandidate *nearest, int *nnearest);
 extern void hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 								HnswCandidate **selected, int *nselected);
 extern void hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid);

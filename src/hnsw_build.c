@@ -445,8 +445,9 @@ static void
 spill_to_pages(HnswBuildState *bs)
 {
 	ereport(NOTICE,
-			(errmsg("engram_hnsw graph no longer fits into maintenance_work_mem after %.0f tuples",
-					bs->indtuples),
+			(errmsg_plural("engram_hnsw graph no longer fits into maintenance_work_mem after %lu row",
+						   "engram_hnsw graph no longer fits into maintenance_work_mem after %lu rows",
+						   (unsigned long) bs->indtuples, (unsigned long) bs->indtuples),
 			 errdetail("Building continues with on-disk inserts, which is slower."),
 			 errhint("Increase maintenance_work_mem to build the whole graph in memory.")));
 	write_arena(bs);

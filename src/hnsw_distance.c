@@ -241,7 +241,8 @@ engram_negative_inner_product(PG_FUNCTION_ARGS)
 	int			n;
 
 	distance_args(fcinfo, &a, &b, &n);
-	PG_RETURN_FLOAT8(-(double) hnsw_dot(a, b, n));
+	/* + 0.0 turns -0 into 0 */
+	PG_RETURN_FLOAT8(-(double) hnsw_dot(a, b, n) + 0.0);
 }
 
 /*

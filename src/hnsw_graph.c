@@ -467,7 +467,13 @@ hnsw_select_neighbors(HnswGraph *g, const float *base, HnswCandidate *cands,
 
 		for (int j = 0; j < nout; j++)
 		{
-			if (g->dist(cv, outvec[j], g->dims) < cands[i].dist)
+			/*
+			 * Closer to a kept neighbour than to the base: redundant.  So is
+			 * an exact copy of a kept neighbour (ties at distance zero would
+			 * otherwise let many identical vectors crowd out the rest).
+			 */
+			if (g->dist(cv, outvec[j], g->dims) < cands[i].dist ||
+				memcmp(cv, outvec[j], sizeof(float) * g->dims) == 0)
 			{
 				keep = false;
 				break;
@@ -495,13 +501,14 @@ hnsw_select_neighbors(HnswGraph *g, const float *base, HnswCandidate *cands,
  * starting from the graph's entry point.  For each layer l <= level,
  * selected[l] receives up to HnswLayerCapacity(m, l) neighbours and
  * nselected[l] their count (0 for layers above the entry point's level).
- * *nearest receives the nearest element found on layer 0 (node invalid if
- * the graph is empty).  Returns the number of layers searched.
+ * If nearest is not NULL, it receives the layer-0 search result, nearest
+ * first (room for ef_construction candidates), and *nnearest its count.
+ * Returns the number of layers searched.
  */
 int
 hnsw_find_neighbors(HnswGraph *g, const float *q, HnswNode entry, int entry_level,
 					int level, HnswCandidate **selected, int *nselected,
-					HnswCandidate *nearest)
+					HnswCandidate *nearest, int *nnearest)
 {
 	HnswSearch *s;
 	HnswCandidate *found;
@@ -510,8 +517,8 @@ hnsw_find_neighbors(HnswGraph *g, const float *q, HnswNode entry, int entry_leve
 
 	for (int l = 0; l <= level; l++)
 		nselected[l] = 0;
-	nearest->node = HNSW_INVALID_NODE;
-	nearest->dist = 0;
+	if (nnearest)
+		*nnearest = 0;
 	if (entry == HNSW_INVALID_NODE)
 		return 0;
 
@@ -539,8 +546,11 @@ hnsw_find_neighbors(HnswGraph *g, const float *q, HnswNode entry, int entry_leve
 		nselected[l] = hnsw_select_neighbors(g, q, found, n,
 											 HnswLayerCapacity(g->m, l),
 											 false, selected[l]);
-		if (l == 0 && n > 0)
-			*nearest = found[0];
+		if (l == 0 && nearest != NULL)
+		{
+			memcpy(nearest, found, sizeof(HnswCandidate) * n);
+			*nnearest = n;
+		}
 		nlayers++;
 	}
 	pfree(found);
@@ -722,7 +732,8 @@ hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 	int			level = hnsw_random_level(g->m);
 	HnswCandidate *selected[HNSW_MAX_LEVEL + 1];
 	int			nselected[HNSW_MAX_LEVEL + 1];
-	HnswCandidate nearest;
+	HnswCandidate *nearest = palloc(sizeof(HnswCandidate) * (g->ef_construction + 1));
+	int			nnearest;
 	HnswNode	entry;
 	int			entry_level;
 	HnswNode	node;
@@ -743,7 +754,7 @@ hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 
 		/* lost the race: link into the graph that now exists */
 		hnsw_find_neighbors(g, vec, entry, entry_level, level, selected,
-							nselected, &nearest);
+							nselected, NULL, NULL);
 		for (int l = 0; l <= level; l++)
 			if (nselected[l] > 0)
 			{
@@ -757,11 +768,17 @@ hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 	else
 	{
 		hnsw_find_neighbors(g, vec, entry, entry_level, level, selected,
-							nselected, &nearest);
-		if (nearest.node != HNSW_INVALID_NODE &&
-			memcmp(g->ops->vector(g, nearest.node), vec, sizeof(float) * g->dims) == 0 &&
-			g->ops->add_heaptid(g, nearest.node, vec, heaptid))
-			return;
+							nselected, nearest, &nnearest);
+
+		/* an identical vector with room takes the heap TID */
+		for (int i = 0; i < nnearest; i++)
+		{
+			if (nearest[i].dist != nearest[0].dist)
+				break;
+			if (memcmp(g->ops->vector(g, nearest[i].node), vec, sizeof(float) * g->dims) == 0 &&
+				g->ops->add_heaptid(g, nearest[i].node, vec, heaptid))
+				return;
+		}
 		node = g->ops->create_node(g, vec, level, heaptid, selected, nselected);
 	}
 
@@ -807,7 +824,7 @@ reconnect_once(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int
 	HnswNode   *newlist = palloc(sizeof(HnswNode) * cap);
 	HnswCandidate *selected[HNSW_MAX_LEVEL + 1];
 	int			nselected[HNSW_MAX_LEVEL + 1];
-	HnswCandidate nearest;
+	bool	   *tried;
 	int64		ientry;
 
 #define NODE_INDEX(x) node_index(g, nodes, n, (x))
@@ -822,6 +839,7 @@ reconnect_once(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int
 	counts = palloc_extended(sizeof(int) * n, MCXT_ALLOC_HUGE);
 	indeg = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	reached = palloc_extended(sizeof(bool) * n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	tried = palloc_extended(sizeof(bool) * n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	queue = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
 	selected[0] = palloc(sizeof(HnswCandidate) * cap);
 
@@ -863,8 +881,8 @@ reconnect_once(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int
 				}
 			}
 		}
-		/* the next node still unreached */
-		while (u < n && reached[u])
+		/* the next node still unreached and not yet tried */
+		while (u < n && (reached[u] || tried[u]))
 			u++;
 		if (u >= n)
 			break;
@@ -874,18 +892,23 @@ reconnect_once(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int
 			const float *uv = g->ops->vector(g, nodes[u]);
 			bool		done = false;
 
-			hnsw_find_neighbors(g, uv, entry, entry_level, 0, selected, nselected, &nearest);
+			hnsw_find_neighbors(g, uv, entry, entry_level, 0, selected, nselected, NULL, NULL);
 			for (int c = 0; c < nselected[0] && !done; c++)
 			{
 				int64		t = NODE_INDEX(selected[0][c].node);
 				const float *tv;
 				int			victim = -1;
-				float		vdist = -1;
+				float		vdist = 0;
 				int			nold;
+				bool		present = false;
 
 				if (t < 0 || t == u || !reached[t])
 					continue;
 				nold = g->ops->neighbors(g, nodes[t], 0, buf);
+				for (int j = 0; j < nold && !present; j++)
+					present = (buf[j] == nodes[u]);
+				if (present)
+					continue;	/* cannot be: t is reached; be safe */
 				if (nold < cap)
 				{
 					memcpy(newlist, buf, sizeof(HnswNode) * nold);
@@ -905,7 +928,7 @@ reconnect_once(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int
 					if (x >= 0 && indeg[x] <= 1)
 						continue;	/* its only link: keep it */
 					d = g->dist(tv, g->ops->vector(g, buf[j]), g->dims);
-					if (d > vdist)
+					if (victim < 0 || d > vdist)
 					{
 						vdist = d;
 						victim = j;
@@ -928,11 +951,12 @@ reconnect_once(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int
 				}
 				done = true;
 			}
-			/* reached or not, do not try this node again */
-			reached[u] = true;
+			/* linked or not, do not try this node again in this pass */
+			tried[u] = true;
 			if (done)
 			{
 				indeg[u]++;
+				reached[u] = true;
 				queue[tail++] = u;
 				fixed++;
 			}
@@ -944,6 +968,7 @@ reconnect_once(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int
 	pfree(counts);
 	pfree(indeg);
 	pfree(reached);
+	pfree(tried);
 	pfree(queue);
 	pfree(buf);
 	pfree(newlist);

@@ -176,8 +176,9 @@ hnsw_prepare_vector(Relation index, int metric, Datum value, int expect_dims,
 	if (expect_dims > 0 && n != expect_dims)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("vector has %d dimensions, but index \"%s\" has %d",
-						n, RelationGetRelationName(index), expect_dims)));
+				 errmsg_plural("vector has %d dimension, but index \"%s\" has %d",
+							   "vector has %d dimensions, but index \"%s\" has %d",
+							   n, n, RelationGetRelationName(index), expect_dims)));
 	vec = palloc(sizeof(float) * n);
 	memcpy(vec, data, sizeof(float) * n);
 	if (metric == HNSW_METRIC_COSINE && !hnsw_normalize(vec, n))
@@ -289,9 +290,12 @@ hnsw_validate(Oid opclassoid)
 
 /*
  * Cost: an HNSW scan only serves ORDER BY distance.  Without an ordering
- * clause the path is priced out.  With one, nearly all of the work (about
- * ef_search * 2m distance computations on layer 0, plus the descent) is
- * done before the first row comes back, so it is all startup cost.
+ * clause the path is priced out.  With one, the work is about ef_search
+ * expansions of 2m neighbours on layer 0 plus the descent, nearly all of it
+ * before the first row comes back, so it is all startup cost.  The pages
+ * an HNSW search visits are the same few hot ones query after query, so
+ * they are charged as sequential, not random, reads, and never more pages
+ * than the index has.
  */
 void
 hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
@@ -304,12 +308,18 @@ hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	double		ntuples = Max(index->tuples, 1.0);
 	double		m = HNSW_DEFAULT_M;
 	double		visited;
+	double		pages;
 	Relation	rel;
 
+	/*
+	 * Never without ORDER BY: NULL vectors are not in the index, so a scan
+	 * without an ordering operator cannot return every row.  Priced above
+	 * disable_cost, so that not even enable_seqscan = off picks it.
+	 */
 	if (path->indexorderbys == NIL)
 	{
-		*indexStartupCost = 1.0e10;
-		*indexTotalCost = 1.0e10;
+		*indexStartupCost = DBL_MAX;
+		*indexTotalCost = DBL_MAX;
 		*indexSelectivity = 0.0;
 		*indexCorrelation = 0.0;
 		*indexPages = 0;
@@ -320,16 +330,19 @@ hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	m = hnsw_index_m(rel);
 	index_close(rel, NoLock);
 
-	visited = hnsw_ef_search * 2.0 * m + log(ntuples) * m;
+	visited = Min(hnsw_ef_search * 2.0 * m + log(ntuples) * m, ntuples);
+	pages = Min(visited * Max(index->pages, 1) / ntuples, Max(index->pages, 1));
+
 	MemSet(&costs, 0, sizeof(costs));
-	costs.numIndexTuples = Min(visited, ntuples);
+	costs.numIndexTuples = visited;
 	genericcostestimate(root, path, loop_count, &costs);
 
-	*indexStartupCost = costs.indexTotalCost;
-	*indexTotalCost = costs.indexTotalCost;
+	*indexStartupCost = pages * seq_page_cost +
+		visited * (cpu_index_tuple_cost + cpu_operator_cost);
+	*indexTotalCost = *indexStartupCost;
 	*indexSelectivity = costs.indexSelectivity;
 	*indexCorrelation = 0.0;
-	*indexPages = costs.numIndexPages;
+	*indexPages = pages;
 }
 
 char *

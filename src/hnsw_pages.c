@@ -237,6 +237,7 @@ hnsw_set_dims(Relation index, int dims)
 	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
 	GenericXLogState *state;
 	HnswMetaPage meta;
+	uint32		cur;
 
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	state = GenericXLogStart(index);
@@ -248,13 +249,15 @@ hnsw_set_dims(Relation index, int dims)
 		UnlockReleaseBuffer(buf);
 		return;
 	}
+	cur = meta->dims;
 	GenericXLogAbort(state);
 	UnlockReleaseBuffer(buf);
-	if (meta->dims != dims)
+	if (cur != (uint32) dims)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("vector has %d dimensions, but index \"%s\" has %u",
-						dims, RelationGetRelationName(index), meta->dims)));
+				 errmsg_plural("vector has %d dimension, but index \"%s\" has %u",
+							   "vector has %d dimensions, but index \"%s\" has %u",
+							   dims, dims, RelationGetRelationName(index), cur)));
 }
 
 /*

@@ -108,8 +108,9 @@ start_scan(IndexScanDesc scan)
 	if (dims != so->meta.dims)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("query vector has %d dimensions, but index \"%s\" has %d",
-						dims, RelationGetRelationName(index), so->meta.dims)));
+				 errmsg_plural("query vector has %d dimension, but index \"%s\" has %d",
+							   "query vector has %d dimensions, but index \"%s\" has %d",
+							   dims, dims, RelationGetRelationName(index), so->meta.dims)));
 
 	hnsw_page_graph_init(&so->pg, index, &so->meta);
 	g = &so->pg.graph;
