@@ -1,0 +1,284 @@
+--
+-- build: CREATE INDEX on empty, tiny, NULL-holding, duplicate-holding and
+-- high-dimensional tables, several indexes on one column, and a build that
+-- does not fit into maintenance_work_mem.
+--
+-- Vectors come from a fixed formula (no random()); element levels are
+-- random, so only counts and ids that do not depend on them are printed.
+--
+
+-- a deterministic d-dimensional vector for row i
+CREATE FUNCTION build_vec(i int, d int) RETURNS real[]
+LANGUAGE sql IMMUTABLE STRICT AS $$
+	SELECT array_agg(sin(i * 0.37 + j * 0.11 + (i % 7) * j * 0.013)::real ORDER BY j)
+	FROM generate_series(1, d) j
+$$;
+
+SET enable_seqscan = off;
+-- large enough to make every search below exact on these small tables
+SET engram_hnsw.ef_search = 1000;
+
+--
+-- an index on an empty table, then inserts
+--
+CREATE TABLE build_empty (id int, v real[]);
+CREATE INDEX build_empty_idx ON build_empty USING engram_hnsw (v);
+SELECT pages, elements, deleted_elements, heap_tids, max_level, unreachable
+FROM engram_hnsw_check('build_empty_idx');
+EXPLAIN (costs off) SELECT id FROM build_empty ORDER BY v <-> '{1,2,3}' LIMIT 5;
+SELECT id FROM build_empty ORDER BY v <-> '{1,2,3}' LIMIT 5;
+-- the first vector fixes the dimension
+INSERT INTO build_empty SELECT i, build_vec(i, 3) FROM generate_series(1, 100) i;
+SELECT elements, deleted_elements, heap_tids, unreachable
+FROM engram_hnsw_check('build_empty_idx');
+INSERT INTO build_empty VALUES (101, '{1,2}');
+-- every row is the nearest neighbour of its own vector
+EXPLAIN (costs off)
+SELECT b.id, (SELECT b2.id FROM build_empty b2 ORDER BY b2.v <-> b.v LIMIT 1)
+FROM build_empty b;
+SELECT count(*) AS rows,
+       count(*) FILTER (WHERE (SELECT b2.id FROM build_empty b2 ORDER BY b2.v <-> b.v LIMIT 1) = b.id) AS found
+FROM build_empty b;
+SELECT count(*) FROM (SELECT id FROM build_empty ORDER BY v <-> '{0,0,0}' LIMIT 1000) s;
+DROP TABLE build_empty;
+
+--
+-- one row
+--
+CREATE TABLE build_one (id int, v real[]);
+INSERT INTO build_one VALUES (1, '{0.5,-1,2}');
+CREATE INDEX build_one_idx ON build_one USING engram_hnsw (v);
+SELECT pages, elements, deleted_elements, heap_tids, max_level >= 0 AS has_level, unreachable
+FROM engram_hnsw_check('build_one_idx');
+SELECT id FROM build_one ORDER BY v <-> '{0.5,-1,2}' LIMIT 1;
+SELECT id FROM build_one ORDER BY v <-> '{100,100,100}' LIMIT 5;
+SELECT id, v <-> '{0.5,-1,2}' AS dist FROM build_one ORDER BY v <-> '{0.5,-1,2}' LIMIT 5;
+-- a second row, inserted into the built index
+INSERT INTO build_one VALUES (2, '{1,1,1}');
+SELECT id FROM build_one ORDER BY v <-> '{1,1,1.1}' LIMIT 5;
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_one_idx');
+DROP TABLE build_one;
+
+--
+-- NULL vectors are not indexed
+--
+CREATE TABLE build_nulls (id int, v real[]);
+INSERT INTO build_nulls
+SELECT i, CASE WHEN i % 2 = 0 THEN NULL ELSE build_vec(i, 4) END
+FROM generate_series(1, 40) i;
+CREATE INDEX build_nulls_idx ON build_nulls USING engram_hnsw (v);
+SELECT elements, deleted_elements, heap_tids, unreachable
+FROM engram_hnsw_check('build_nulls_idx');
+-- the index returns only the 20 non-NULL rows (a sequential scan would
+-- return the NULL ones last)
+SELECT count(*) AS rows, count(v) AS non_null,
+       (SELECT count(*) FROM (SELECT id FROM build_nulls ORDER BY v <-> build_vec(1, 4) LIMIT 100) s) AS index_rows,
+       (SELECT bool_and(id % 2 = 1) FROM (SELECT id FROM build_nulls ORDER BY v <-> build_vec(1, 4) LIMIT 100) s) AS only_odd
+FROM build_nulls;
+INSERT INTO build_nulls VALUES (41, NULL), (43, build_vec(43, 4));
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_nulls_idx');
+DROP TABLE build_nulls;
+
+-- only NULLs: an empty index without a dimension; the first vector sets it
+CREATE TABLE build_only_nulls (id int, v real[]);
+INSERT INTO build_only_nulls SELECT i, NULL FROM generate_series(1, 10) i;
+CREATE INDEX build_only_nulls_idx ON build_only_nulls USING engram_hnsw (v);
+SELECT pages, elements, heap_tids, max_level, unreachable
+FROM engram_hnsw_check('build_only_nulls_idx');
+SELECT count(*) FROM (SELECT id FROM build_only_nulls ORDER BY v <-> '{1,2}' LIMIT 10) s;
+INSERT INTO build_only_nulls VALUES (11, '{1,2}'), (12, '{3,4}');
+INSERT INTO build_only_nulls VALUES (13, '{1,2,3}');
+SELECT id FROM build_only_nulls ORDER BY v <-> '{3,3.9}' LIMIT 10;
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_only_nulls_idx');
+DROP TABLE build_only_nulls;
+
+--
+-- duplicates: 1000 identical vectors, every one of them findable
+--
+CREATE TABLE build_dup (id int, v real[]);
+INSERT INTO build_dup SELECT i, '{1,1,1}' FROM generate_series(1, 1000) i;
+CREATE INDEX build_dup_idx ON build_dup USING engram_hnsw (v);
+SELECT heap_tids, deleted_elements, unreachable FROM engram_hnsw_check('build_dup_idx');
+SET engram_hnsw.ef_search = 40;
+SELECT count(*), count(DISTINCT id), min(id), max(id)
+FROM (SELECT id FROM build_dup ORDER BY v <-> '{1,1,1}' LIMIT 1000) s;
+SELECT count(*), count(DISTINCT id)
+FROM (SELECT id FROM build_dup ORDER BY v <-> '{1,1,1}' LIMIT 2000) s;
+-- also from far away
+SELECT count(*), count(DISTINCT id)
+FROM (SELECT id FROM build_dup ORDER BY v <-> '{-5,3,100}' LIMIT 2000) s;
+SET engram_hnsw.ef_search = 1000;
+DROP TABLE build_dup;
+
+--
+-- several engram_hnsw indexes on one column: each serves its operator
+--
+-- (32 rows: see the report about inner-product builds of larger tables)
+CREATE TABLE build_multi (id int, v real[]);
+INSERT INTO build_multi SELECT i, build_vec(i, 8) FROM generate_series(1, 32) i;
+CREATE INDEX build_multi_l2 ON build_multi USING engram_hnsw (v real_l2_ops);
+CREATE INDEX build_multi_cos ON build_multi USING engram_hnsw (v real_cosine_ops);
+CREATE INDEX build_multi_ip ON build_multi USING engram_hnsw (v real_ip_ops);
+EXPLAIN (costs off) SELECT id FROM build_multi ORDER BY v <-> '{0.5,-0.3,0.2,0.1,-0.4,0.6,0.3,-0.2}' LIMIT 5;
+EXPLAIN (costs off) SELECT id FROM build_multi ORDER BY v <=> '{0.5,-0.3,0.2,0.1,-0.4,0.6,0.3,-0.2}' LIMIT 5;
+EXPLAIN (costs off) SELECT id FROM build_multi ORDER BY v <#> '{0.5,-0.3,0.2,0.1,-0.4,0.6,0.3,-0.2}' LIMIT 5;
+-- the commuted form is served too
+EXPLAIN (costs off) SELECT id FROM build_multi ORDER BY '{0.5,-0.3,0.2,0.1,-0.4,0.6,0.3,-0.2}' <-> v LIMIT 5;
+-- index results equal the exact ones
+CREATE TEMP TABLE build_multi_idx AS
+SELECT 'l2' AS op, array_agg(id) AS ids FROM (SELECT id FROM build_multi ORDER BY v <-> '{0.5,-0.3,0.2,0.1,-0.4,0.6,0.3,-0.2}' LIMIT 10) s
+UNION ALL
+SELECT 'cos', array_agg(id) FROM (SELECT id FROM build_multi ORDER BY v <=> '{0.5,-0.3,0.2,0.1,-0.4,0.6,0.3,-0.2}' LIMIT 10) s
+UNION ALL
+SELECT 'ip', array_agg(id) FROM (SELECT id FROM build_multi ORDER BY v <#> '{0.5,-0.3,0.2,0.1,-0.4,0.6,0.3,-0.2}' LIMIT 10) s;
+SET enable_indexscan = off;
+SET enable_seqscan = on;
+EXPLAIN (costs off) SELECT id FROM build_multi ORDER BY v <-> '{0.5,-0.3,0.2,0.1,-0.4,0.6,0.3,-0.2}' LIMIT 5;
+CREATE TEMP TABLE build_multi_exact AS
+SELECT 'l2' AS op, array_agg(id) AS ids FROM (SELECT id FROM build_multi ORDER BY v <-> '{0.5,-0.3,0.2,0.1,-0.4,0.6,0.3,-0.2}' LIMIT 10) s
+UNION ALL
+SELECT 'cos', array_agg(id) FROM (SELECT id FROM build_multi ORDER BY v <=> '{0.5,-0.3,0.2,0.1,-0.4,0.6,0.3,-0.2}' LIMIT 10) s
+UNION ALL
+SELECT 'ip', array_agg(id) FROM (SELECT id FROM build_multi ORDER BY v <#> '{0.5,-0.3,0.2,0.1,-0.4,0.6,0.3,-0.2}' LIMIT 10) s;
+RESET enable_indexscan;
+SET enable_seqscan = off;
+SELECT i.op, i.ids = e.ids AS same_as_exact, cardinality(i.ids) AS n
+FROM build_multi_idx i JOIN build_multi_exact e USING (op)
+ORDER BY i.op;
+SELECT c.relname, k.elements, k.heap_tids, k.unreachable
+FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid,
+LATERAL engram_hnsw_check(x.indexrelid) k
+WHERE x.indrelid = 'build_multi'::regclass
+ORDER BY c.relname;
+DROP TABLE build_multi, build_multi_idx, build_multi_exact;
+
+-- cosine: a zero vector is not indexed (and is no error)
+CREATE TABLE build_cos (id int, v real[]);
+INSERT INTO build_cos SELECT i, build_vec(i, 3) FROM generate_series(1, 10) i;
+INSERT INTO build_cos VALUES (11, '{0,0,0}'), (12, '{0,0,0}');
+CREATE INDEX build_cos_idx ON build_cos USING engram_hnsw (v real_cosine_ops);
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_cos_idx');
+RESET enable_seqscan;
+SELECT count(*) AS table_rows FROM build_cos;
+SET enable_seqscan = off;
+SELECT count(*) AS index_rows
+FROM (SELECT id FROM build_cos ORDER BY v <=> '{1,2,3}' LIMIT 100) s;
+DROP TABLE build_cos;
+
+--
+-- high dimensions: 784, 1536 and the maximum, 2000
+--
+CREATE TABLE build_784 (id int, v real[]);
+INSERT INTO build_784 SELECT i, build_vec(i, 784) FROM generate_series(1, 200) i;
+CREATE INDEX build_784_idx ON build_784 USING engram_hnsw (v) WITH (dims = 784);
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_784_idx');
+SELECT count(*) FILTER (WHERE (SELECT b2.id FROM build_784 b2 ORDER BY b2.v <-> b.v LIMIT 1) = b.id) AS found
+FROM build_784 b;
+SELECT id FROM build_784 ORDER BY v <-> build_vec(77, 784) LIMIT 1;
+DROP TABLE build_784;
+
+CREATE TABLE build_1536 (id int, v real[]);
+INSERT INTO build_1536 SELECT i, build_vec(i, 1536) FROM generate_series(1, 200) i;
+CREATE INDEX build_1536_idx ON build_1536 USING engram_hnsw (v real_cosine_ops);
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_1536_idx');
+SELECT count(*) FILTER (WHERE (SELECT b2.id FROM build_1536 b2 ORDER BY b2.v <=> b.v LIMIT 1) = b.id) AS found
+FROM build_1536 b;
+SELECT id FROM build_1536 ORDER BY v <=> build_vec(123, 1536) LIMIT 1;
+-- rows inserted after the build
+INSERT INTO build_1536 SELECT i, build_vec(i, 1536) FROM generate_series(201, 230) i;
+SELECT count(*) FILTER (WHERE (SELECT b2.id FROM build_1536 b2 ORDER BY b2.v <=> b.v LIMIT 1) = b.id) AS found
+FROM build_1536 b;
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_1536_idx');
+DROP TABLE build_1536;
+
+CREATE TABLE build_2000 (id int, v real[]);
+INSERT INTO build_2000 SELECT i, build_vec(i, 2000) FROM generate_series(1, 50) i;
+CREATE INDEX build_2000_idx ON build_2000 USING engram_hnsw (v);
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_2000_idx');
+SELECT id FROM build_2000 ORDER BY v <-> build_vec(5, 2000) LIMIT 1;
+INSERT INTO build_2000 VALUES (51, build_vec(51, 2000));
+SELECT id FROM build_2000 ORDER BY v <-> build_vec(51, 2000) LIMIT 1;
+-- more than 2000 dimensions cannot be indexed
+INSERT INTO build_2000 VALUES (52, build_vec(52, 2001));
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_2000_idx');
+DROP TABLE build_2000;
+CREATE TABLE build_2001 (id int, v real[]);
+INSERT INTO build_2001 VALUES (1, build_vec(1, 2001));
+CREATE INDEX build_2001_idx ON build_2001 USING engram_hnsw (v);
+-- but the distance functions are not limited
+SELECT l2_distance(v, v) FROM build_2001;
+DROP TABLE build_2001;
+
+--
+-- dims mismatches at build time
+--
+CREATE TABLE build_dims (id int, v real[]);
+INSERT INTO build_dims VALUES (1, '{1,2,3}'), (2, '{4,5,6}');
+CREATE INDEX build_dims_idx ON build_dims USING engram_hnsw (v) WITH (dims = 4);
+CREATE INDEX build_dims_idx ON build_dims USING engram_hnsw (v) WITH (dims = 2);
+-- rows of different lengths: the first one fixes the dimension
+INSERT INTO build_dims VALUES (3, '{1,2,3,4}');
+CREATE INDEX build_dims_idx ON build_dims USING engram_hnsw (v);
+-- (TRUNCATE, not DELETE: a dead row version that another snapshot may
+-- still see would be indexed too)
+TRUNCATE build_dims;
+INSERT INTO build_dims VALUES (1, '{1,2,3}'), (2, '{4,5,6}');
+CREATE INDEX build_dims_idx ON build_dims USING engram_hnsw (v) WITH (dims = 3);
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_dims_idx');
+-- the index rejects invalid vectors
+INSERT INTO build_dims VALUES (4, '{1,NaN,3}');
+DROP TABLE build_dims;
+
+-- invalid vectors in the table make the build fail
+CREATE TABLE build_bad (id int, v real[]);
+INSERT INTO build_bad VALUES (1, '{1,2}'), (2, '{1,NaN}');
+CREATE INDEX build_bad_idx ON build_bad USING engram_hnsw (v);
+TRUNCATE build_bad;
+INSERT INTO build_bad VALUES (1, '{1,2}'), (2, '{{1,2},{3,4}}');
+CREATE INDEX build_bad_idx ON build_bad USING engram_hnsw (v);
+TRUNCATE build_bad;
+INSERT INTO build_bad VALUES (1, '{1,2}'), (2, '{}');
+CREATE INDEX build_bad_idx ON build_bad USING engram_hnsw (v);
+TRUNCATE build_bad;
+INSERT INTO build_bad VALUES (1, '{1,2}'), (2, '{1,NULL}');
+CREATE INDEX build_bad_idx ON build_bad USING engram_hnsw (v);
+TRUNCATE build_bad;
+INSERT INTO build_bad VALUES (1, '{1,2}'), (2, '[0:1]={1,2}');
+CREATE INDEX build_bad_idx ON build_bad USING engram_hnsw (v);
+TRUNCATE build_bad;
+INSERT INTO build_bad VALUES (1, '{1,2}'), (2, '{1,Infinity}');
+CREATE INDEX build_bad_idx ON build_bad USING engram_hnsw (v);
+-- none of them left an index behind
+SELECT count(*) FROM pg_indexes WHERE tablename = 'build_bad';
+DROP TABLE build_bad;
+
+--
+-- a build that does not fit into maintenance_work_mem: a NOTICE, and a
+-- complete, correct index
+--
+CREATE TABLE build_mem (id int, v real[]);
+INSERT INTO build_mem SELECT i, build_vec(i, 128) FROM generate_series(1, 2000) i;
+SET maintenance_work_mem = '1MB';
+-- The NOTICE names the number of tuples built in memory, which depends on
+-- the random element levels: show only that a NOTICE (SQLSTATE 00000) came.
+-- Its text is "engram_hnsw graph no longer fits into maintenance_work_mem
+-- after N tuples".
+\set VERBOSITY sqlstate
+CREATE INDEX build_mem_idx ON build_mem USING engram_hnsw (v);
+\set VERBOSITY default
+RESET maintenance_work_mem;
+SELECT elements, deleted_elements, heap_tids, unreachable FROM engram_hnsw_check('build_mem_idx');
+SET engram_hnsw.ef_search = 40;
+SELECT count(*) FILTER (WHERE (SELECT b2.id FROM build_mem b2 ORDER BY b2.v <-> b.v LIMIT 1) = b.id) AS found
+FROM build_mem b;
+-- the same data built in memory
+DROP INDEX build_mem_idx;
+CREATE INDEX build_mem_idx ON build_mem USING engram_hnsw (v);
+SELECT elements, deleted_elements, heap_tids, unreachable FROM engram_hnsw_check('build_mem_idx');
+SELECT count(*) FILTER (WHERE (SELECT b2.id FROM build_mem b2 ORDER BY b2.v <-> b.v LIMIT 1) = b.id) AS found
+FROM build_mem b;
+DROP TABLE build_mem;
+
+RESET engram_hnsw.ef_search;
+RESET enable_seqscan;
+DROP FUNCTION build_vec(int, int);

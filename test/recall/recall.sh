@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+#
+# test/recall/recall.sh: recall@10 of engram_hnsw on Fashion-MNIST.
+#
+# Loads 10 000 train images into items(id int primary key, embedding real[])
+# and 100 test images into queries(id int, embedding real[]), computes the
+# exact top 10 of every query by a sequential scan (no index exists yet),
+# then for each case builds an index, checks that KNN queries use it, runs
+# engram_hnsw_check on it and measures recall@10 at the default ef_search:
+#
+#   l2_bulk            real_l2_ops, CREATE INDEX on the filled table
+#   l2_insert          real_l2_ops, CREATE INDEX on an empty table, then
+#                      10 000 single-row INSERT statements
+#   cosine_bulk        real_cosine_ops, truth by <=>
+#   ip_bulk            real_ip_ops, truth by <#> (unit vectors by default,
+#                      RECALL_IP_NORMALIZE=0 for the raw pixel vectors)
+#   planner_default    with default planner settings a LIMIT 10 KNN query
+#                      uses the index
+#
+# Output: one "ok - NAME ..." / "not ok - NAME ..." line per case, then a
+# summary; exit status 1 if any case failed.
+#
+# Recall@10 = |returned ∩ truth| / 10 averaged over the queries; a returned
+# row whose exact distance ties the 10th true distance counts as a hit.
+#
+# Run standalone as root: sudo bash test/recall/recall.sh
+# (installs packages, builds and installs the extension, starts a throwaway
+# cluster).  test/run_all.sh runs it with ENGRAM_SKIP_SETUP=1 and
+# RECALL_USE_CLUSTER=1 (reuse the cluster in PGHOST/PGPORT).
+#
+# Knobs (environment): RECALL_ITEMS (10000), RECALL_QUERIES (100),
+# RECALL_MIN (0.95), RECALL_MAX_UNREACHABLE_FRAC (0.01: elements that
+# engram_hnsw_check reports unreachable from the entry point, as a fraction),
+# RECALL_M (16), RECALL_EF_CONSTRUCTION (64), RECALL_IP_NORMALIZE (1),
+# RECALL_PLANNER_CHECK (1; 0 skips the planner_default case).
+
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=test/lib.sh
+source "$HERE/../lib.sh"
+
+N_ITEMS="${RECALL_ITEMS:-10000}"
+N_QUERIES="${RECALL_QUERIES:-100}"
+MIN_RECALL="${RECALL_MIN:-0.95}"
+MAX_UNREACH_FRAC="${RECALL_MAX_UNREACHABLE_FRAC:-0.01}"
+M="${RECALL_M:-16}"
+EF_CONSTRUCTION="${RECALL_EF_CONSTRUCTION:-64}"
+IP_NORMALIZE="${RECALL_IP_NORMALIZE:-1}"
+DB=engram_recall
+K=10
+
+PASSED=0
+FAILED=0
+
+trap engram_cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [[ "${ENGRAM_SKIP_SETUP:-0}" != 1 ]]; then
+	engram_install_deps
+	engram_log "building and installing engram_hnsw"
+	engram_build_install || engram_die "build failed"
+fi
+engram_build_idx2copy
+engram_mktemp_pg
+WORK="$ENGRAM_LAST_TMPDIR"
+
+if [[ "${RECALL_USE_CLUSTER:-0}" == 1 ]]; then
+	[[ -n "${PGHOST:-}" && -n "${PGPORT:-}" ]] || engram_die "RECALL_USE_CLUSTER=1 needs PGHOST and PGPORT"
+	export PGUSER="${PGUSER:-postgres}"
+	export PGDATABASE=postgres
+else
+	engram_cluster_start -c shared_buffers=256MB -c maintenance_work_mem=256MB
+fi
+
+engram_psql -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" \
+	-c "CREATE DATABASE $DB" \
+	-c "ALTER DATABASE $DB SET statement_timeout = '15min'"
+export PGDATABASE=$DB
+engram_psql -c "CREATE EXTENSION engram_hnsw"
+
+q() { engram_psql "$@"; }
+qv() { engram_psql_val "$@"; }
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+engram_log "loading $N_ITEMS train vectors and $N_QUERIES test queries"
+engram_load_fmnist items train "$N_ITEMS" 0 pk
+engram_load_fmnist queries test "$N_QUERIES" 0 nopk
+if [[ "$IP_NORMALIZE" == 1 ]]; then
+	engram_load_fmnist items_unit train "$N_ITEMS" 0 pk --normalize
+	engram_load_fmnist queries_unit test "$N_QUERIES" 0 nopk --normalize
+	IP_ITEMS=items_unit IP_QUERIES=queries_unit
+else
+	IP_ITEMS=items IP_QUERIES=queries
+fi
+
+# Exact top K by sequential scan.  No engram_hnsw index exists at this
+# point, and index scans are disabled anyway.
+truth() {
+	local name="$1" items="$2" queries="$3" op="$4"
+	q -c "SET enable_indexscan = off" -c "SET enable_bitmapscan = off" -c "
+		CREATE TABLE $name AS
+		SELECT qq.id AS qid, t.id AS nid, t.dist
+		FROM $queries qq CROSS JOIN LATERAL (
+			SELECT i.id, i.embedding $op qq.embedding AS dist
+			FROM $items i
+			ORDER BY i.embedding $op qq.embedding, i.id
+			LIMIT $K) t"
+}
+
+t0="$(now)"
+truth truth_l2 items queries '<->'
+truth truth_cos items queries '<=>'
+truth truth_ip "$IP_ITEMS" "$IP_QUERIES" '<#>'
+engram_log "exact ground truth for 3 metrics: $(elapsed "$t0")s"
+ntruth="$(qv -c "SELECT count(*) FROM truth_l2")"
+[[ "$ntruth" == $((N_QUERIES * K)) ]] || engram_die "ground truth has $ntruth rows, expected $((N_QUERIES * K))"
+
+# recall_of RESULT_TABLE TRUTH_TABLE QUERIES_TABLE -> prints recall (3 decimals)
+recall_of() {
+	local res="$1" tru="$2" queries="$3"
+	qv -c "
+		WITH kth AS (
+			SELECT qid, max(dist) AS kd FROM $tru GROUP BY qid
+		), hits AS (
+			SELECT qq.id AS qid,
+				count(DISTINCT r.nid) FILTER (
+					WHERE r.nid IN (SELECT t.nid FROM $tru t WHERE t.qid = qq.id)
+					   OR r.dist <= k.kd + 1e-9 * greatest(1.0, abs(k.kd))) AS h
+			FROM $queries qq
+			JOIN kth k ON k.qid = qq.id
+			LEFT JOIN $res r ON r.qid = qq.id
+			GROUP BY qq.id
+		)
+		SELECT to_char(avg(least(h, $K))::numeric / $K, 'FM0.000') FROM hits"
+}
+
+report() {
+	local status="$1" name="$2" detail="$3"
+	if [[ "$status" == ok ]]; then
+		PASSED=$((PASSED + 1))
+		echo "ok - $name $detail"
+	else
+		FAILED=$((FAILED + 1))
+		echo "not ok - $name $detail"
+	fi
+}
+
+# run_case NAME bulk|insert TABLE QUERIES OPCLASS OP TRUTH
+run_case() {
+	local name="$1" mode="$2" src="$3" queries="$4" opclass="$5" op="$6" tru="$7"
+	local table="$src" idx="${name}_idx" why=() out t0 build_s recall="n/a" chk=""
+	local withopts="WITH (m = $M, ef_construction = $EF_CONSTRUCTION)"
+
+	engram_log "case $name: $mode build, $opclass"
+	t0="$(now)"
+	if [[ "$mode" == bulk ]]; then
+		if ! out="$(q -c "CREATE INDEX $idx ON $table USING engram_hnsw (embedding $opclass) $withopts" 2>&1)"; then
+			report "not ok" "$name" "(CREATE INDEX failed: $(echo "$out" | head -n 3 | tr '\n' ' '))"
+			return
+		fi
+	else
+		table="${src}_ins"
+		if ! out="$(q -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS $table" \
+			-c "CREATE TABLE $table (id int primary key, embedding real[])" \
+			-c "CREATE INDEX $idx ON $table USING engram_hnsw (embedding $opclass) $withopts" 2>&1)"; then
+			report "not ok" "$name" "(CREATE INDEX on empty table failed: $(echo "$out" | head -n 3 | tr '\n' ' '))"
+			return
+		fi
+		# one INSERT statement (and transaction) per row
+		if ! out="$(printf '%s\n' \
+			"SELECT format('INSERT INTO $table (id, embedding) VALUES (%s, %L)', id, embedding) FROM $src ORDER BY id" \
+			'\gexec' | q -f - 2>&1)"; then
+			report "not ok" "$name" "(single-row INSERTs failed: $(echo "$out" | head -n 3 | tr '\n' ' '))"
+			return
+		fi
+		local n
+		n="$(qv -c "SELECT count(*) FROM $table")"
+		if [[ "$n" != "$N_ITEMS" ]]; then
+			report "not ok" "$name" "(single-row INSERTs: $n rows, expected $N_ITEMS)"
+			return
+		fi
+		q -c "ANALYZE $table"
+	fi
+	build_s="$(elapsed "$t0")"
+
+	# structural check
+	local errf="$WORK/check.err"
+	if out="$(qv -F ' ' -c "SELECT pages, elements, deleted_elements, heap_tids, max_level, unreachable FROM engram_hnsw_check('$idx'::regclass)" 2>"$errf")"; then
+		local pages elements deleted heap_tids max_level unreachable
+		read -r pages elements deleted heap_tids max_level unreachable <<<"$out"
+		chk="pages=$pages elements=$elements heap_tids=$heap_tids max_level=$max_level unreachable=$unreachable"
+		[[ "$heap_tids" == "$N_ITEMS" ]] || why+=("heap_tids=$heap_tids, expected $N_ITEMS")
+		[[ "$deleted" == 0 ]] || why+=("deleted_elements=$deleted, expected 0")
+		if ! awk -v u="$unreachable" -v e="$elements" -v f="$MAX_UNREACH_FRAC" 'BEGIN { exit !(u + 0 <= f * e) }'; then
+			why+=("unreachable=$unreachable exceeds ${MAX_UNREACH_FRAC} of $elements elements")
+		fi
+		# NOTICEs of the checker (e.g. about unreachable elements)
+		[[ -s "$errf" ]] && engram_log "$name: $(tr '\n' ' ' <"$errf")"
+	else
+		why+=("engram_hnsw_check failed: $(head -n 3 "$errf" | tr '\n' ' ')")
+	fi
+
+	# the KNN query must be an index scan on our index
+	local knn="SELECT qq.id AS qid, r.id AS nid, r.dist FROM $queries qq CROSS JOIN LATERAL (
+		SELECT i.id, i.embedding $op qq.embedding AS dist FROM $table i
+		ORDER BY i.embedding $op qq.embedding LIMIT $K) r"
+	if out="$(q -c "SET enable_seqscan = off" -c "EXPLAIN (COSTS OFF) $knn" 2>&1)"; then
+		grep -q "Index Scan using $idx" <<<"$out" ||
+			why+=("plan does not use $idx: $(echo "$out" | tr -s ' \n' ' ')")
+	else
+		why+=("EXPLAIN failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
+	fi
+
+	# approximate results and recall
+	local res="result_${name}"
+	if out="$(q -c "SET enable_seqscan = off" -c "DROP TABLE IF EXISTS $res" \
+		-c "CREATE TABLE $res AS $knn" 2>&1)"; then
+		recall="$(recall_of "$res" "$tru" "$queries")"
+		local nres
+		nres="$(qv -c "SELECT count(*) FROM $res")"
+		[[ "$nres" == $((N_QUERIES * K)) ]] || why+=("index returned $nres rows, expected $((N_QUERIES * K))")
+		awk -v r="$recall" -v m="$MIN_RECALL" 'BEGIN { exit !(r + 0 >= m + 0) }' ||
+			why+=("recall $recall < $MIN_RECALL")
+	else
+		why+=("KNN query failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
+	fi
+
+	local ef
+	ef="$(qv -c "LOAD 'engram_hnsw'" -c "SHOW engram_hnsw.ef_search" 2>/dev/null || echo '?')"
+	local detail="recall=$recall (ef_search=$ef build=${build_s}s $chk)"
+	if ((${#why[@]} == 0)); then
+		report ok "$name" "$detail"
+	else
+		local IFS=';'
+		report "not ok" "$name" "$detail: ${why[*]}"
+	fi
+	q -c "DROP INDEX IF EXISTS $idx" || true
+}
+
+run_case l2_bulk bulk items queries real_l2_ops '<->' truth_l2
+run_case l2_insert insert items queries real_l2_ops '<->' truth_l2
+run_case cosine_bulk bulk items queries real_cosine_ops '<=>' truth_cos
+run_case ip_bulk bulk "$IP_ITEMS" "$IP_QUERIES" real_ip_ops '<#>' truth_ip
+
+# With default planner settings the index must be chosen for a plain
+# ORDER BY ... LIMIT query.
+planner_case() {
+	local out
+	if ! out="$(q -c "CREATE INDEX planner_idx ON items USING engram_hnsw (embedding real_l2_ops) WITH (m = $M, ef_construction = $EF_CONSTRUCTION)" \
+		-c "ANALYZE items" \
+		-c "EXPLAIN (COSTS OFF) SELECT id FROM items ORDER BY embedding <-> (SELECT embedding FROM queries WHERE id = 1) LIMIT $K" 2>&1)"; then
+		report "not ok" planner_default "(failed: $(echo "$out" | head -n 3 | tr '\n' ' '))"
+	elif grep -q "Index Scan using planner_idx" <<<"$out"; then
+		report ok planner_default "(LIMIT $K KNN query uses the index with default settings)"
+	else
+		report "not ok" planner_default "(default plan does not use the index: $(echo "$out" | tr -s ' \n' ' '))"
+	fi
+	q -c "DROP INDEX IF EXISTS planner_idx" || true
+}
+if [[ "${RECALL_PLANNER_CHECK:-1}" == 1 ]]; then
+	planner_case
+fi
+
+if ((FAILED > 0)) && [[ "${RECALL_USE_CLUSTER:-0}" != 1 ]]; then
+	engram_cluster_log_tail 40
+fi
+if [[ "${RECALL_KEEP_DB:-0}" != 1 ]]; then
+	PGDATABASE=postgres engram_psql -c "DROP DATABASE IF EXISTS $DB" || true
+fi
+echo "# recall: $PASSED passed, $FAILED failed"
+((FAILED == 0 && PASSED > 0))

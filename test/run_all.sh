@@ -1,0 +1,282 @@
+#!/usr/bin/env bash
+#
+# test/run_all.sh: run every test of engram_hnsw.  Run as root on Debian 12:
+#
+#     sudo bash test/run_all.sh        (CI: bash .ci/run)
+#
+#  1. install the Debian packages (idempotent)
+#  2. make clean; make WERROR=1 && make install      (counted as one test)
+#  3. copy the tree to a temp dir owned by "postgres", start a throwaway
+#     cluster and run, as postgres, the three parts of `make installcheck`
+#     one after the other:
+#       pg_regress            REGRESS   (sql/*.sql vs expected/*.out)
+#       pg_isolation_regress  ISOLATION (test/isolation/specs/*.spec)
+#       prove                 PROVE_TESTS (test/t/*.pl, own clusters), one
+#                             file at a time so each file's log can be shown
+#  4. test/recall/recall.sh against the same cluster
+#
+# Every pg_regress / isolation test, every TAP assertion and every recall case
+# counts as one test; a suite that fails without reporting a failed test
+# (crash, timeout, bad plan) counts as one failed test.  On failure the
+# regression.diffs and TAP log tails are printed.  The last line of output is
+# exactly "N passed, M failed"; the exit status is 0 only if M = 0 and N > 0.
+#
+# Environment: RUN_ALL_BUDGET (seconds, default 3300) bounds the whole run;
+# ENGRAM_SKIP_DEPS=1 skips apt; ENGRAM_KEEP_TMP=1 keeps the temp dirs;
+# RUN_ALL_SKIP="regress isolation tap recall" skips parts.
+
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=test/lib.sh
+source "$HERE/lib.sh"
+
+START_TS="$(date +%s)"
+BUDGET="${RUN_ALL_BUDGET:-3300}"
+SKIP=" ${RUN_ALL_SKIP:-} "
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+
+trap engram_cleanup EXIT
+trap 'echo "interrupted"; exit 130' INT TERM
+
+section() {
+	echo
+	echo "=================== $* ==================="
+}
+
+pass() {
+	PASSED=$((PASSED + ${2:-1}))
+}
+
+fail() {
+	FAILED=$((FAILED + ${2:-1}))
+	FAILED_NAMES+=("$1")
+}
+
+finish() {
+	engram_cleanup >/dev/null 2>&1 || true
+	trap - EXIT
+	echo
+	if ((${#FAILED_NAMES[@]})); then
+		echo "failed: ${FAILED_NAMES[*]}"
+	fi
+	echo "total time: $(($(date +%s) - START_TS))s"
+	echo "$PASSED passed, $FAILED failed"
+	if ((FAILED > 0 || PASSED == 0)); then
+		exit 1
+	fi
+	exit 0
+}
+
+# Seconds left for a step wanting $1 seconds (at least 30).
+budget_for() {
+	local want="$1" left
+	left=$((BUDGET - ($(date +%s) - START_TS)))
+	((left < want)) && want="$left"
+	((want < 30)) && want=30
+	echo "$want"
+}
+
+# Run a command as postgres in the test tree, with a time limit.
+as_pg_in_tree() {
+	local limit="$1"
+	shift
+	engram_as_pg env -C "$TREE" \
+		PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER=postgres PGDATABASE=postgres \
+		PATH="$PGBIN:/usr/local/bin:/usr/bin:/bin" HOME="$TREE" LC_ALL=C.UTF-8 \
+		timeout -k 30 "$limit" "$@"
+}
+
+# Value of a Makefile variable in the test tree.
+make_var() {
+	# shellcheck disable=SC2016 # make, not shell, expands $($*)
+	as_pg_in_tree 60 make -s --no-print-directory PG_CONFIG="$PG_CONFIG" \
+		--eval 'print-var-%: ; @echo $($*)' "print-var-$1" 2>/dev/null
+}
+
+# Count pg_regress / pg_isolation_regress result lines in file $1.
+# PG15: "test NAME ... ok   12 ms", "     NAME ... FAILED", "... failed (ignored)"
+# PG16+: "ok 1 - NAME   12 ms", "not ok 2 - NAME"
+count_regress() {
+	local file="$1" ok bad
+	ok="$(grep -Ec '^(test )? *[^ ]+ +\.\.\. +(ok|failed \(ignored\))( |$)|^ok [0-9]+ +[-+] ' "$file")"
+	bad="$(grep -Ec '^(test )? *[^ ]+ +\.\.\. +FAILED|^not ok [0-9]+ +[-+] ' "$file")"
+	echo "$ok $bad"
+}
+
+# ---------------------------------------------------------------- deps
+section "dependencies"
+if ! (engram_install_deps); then
+	echo "not ok - install Debian packages"
+	fail deps
+	finish
+fi
+
+# ---------------------------------------------------------------- build
+section "build: make clean; make WERROR=1 && make install"
+if engram_build_install 2>&1 && engram_build_idx2copy; then
+	echo "ok - build with -Werror and install"
+	pass
+else
+	echo "not ok - build with -Werror and install"
+	fail build
+	finish
+fi
+
+# ---------------------------------------------------------------- tree + cluster
+section "test tree and throwaway cluster"
+engram_mktemp_pg
+TREE="$ENGRAM_LAST_TMPDIR/tree"
+mkdir -p "$TREE"
+tar -C "$ENGRAM_ROOT" --exclude=./.git --exclude=./tmp_check --exclude=./results \
+	--exclude=./output_iso --exclude=./log --exclude=./bench/work --exclude=./bench/data \
+	-cf - . | tar -C "$TREE" -xf -
+chown -R "$ENGRAM_PG_OSUSER:" "$TREE"
+echo "test tree: $TREE"
+engram_cluster_start -c shared_buffers=256MB -c max_connections=50
+
+# ---------------------------------------------------------------- pg_regress
+if [[ "$SKIP" != *" regress "* ]]; then
+	section "pg_regress (make installcheck, REGRESS part)"
+	regress_list="$(make_var REGRESS)"
+	echo "REGRESS = $regress_list"
+	if [[ -z "$regress_list" ]]; then
+		echo "no REGRESS tests defined"
+	else
+		for f in "$TREE"/sql/*.sql; do
+			[[ -e "$f" ]] || continue
+			b="$(basename "$f" .sql)"
+			[[ " $regress_list " == *" $b "* ]] || echo "WARNING: sql/$b.sql is not listed in REGRESS"
+		done
+		out="$TREE/regress.out"
+		as_pg_in_tree "$(budget_for 1200)" make installcheck PG_CONFIG="$PG_CONFIG" \
+			ISOLATION= TAP_TESTS= 2>&1 | tee "$out"
+		rc="${PIPESTATUS[0]}"
+		read -r ok bad < <(count_regress "$out")
+		echo "pg_regress: $ok ok, $bad failed (make exit status $rc)"
+		pass regress "$ok"
+		((bad > 0)) && fail regress "$bad"
+		# listed tests that produced no result line (missing file, crash, timeout)
+		read -r -a listed <<<"$regress_list"
+		noresult=$((${#listed[@]} - ok - bad))
+		if ((noresult > 0)); then
+			echo "not ok - $noresult pg_regress test(s) produced no result (make exit status $rc)"
+			fail regress-no-result "$noresult"
+		elif ((rc != 0 && bad == 0)); then
+			echo "not ok - pg_regress suite exited with status $rc without a failed test (crash/timeout?)"
+			fail regress-suite
+		fi
+		if [[ -s "$TREE/regression.diffs" ]]; then
+			echo "---- regression.diffs (first 400 lines) ----"
+			head -n 400 "$TREE/regression.diffs"
+			echo "---- end of regression.diffs ----"
+		fi
+		((rc != 0)) && engram_cluster_log_tail 40
+	fi
+fi
+
+# ---------------------------------------------------------------- isolation
+if [[ "$SKIP" != *" isolation "* ]]; then
+	section "pg_isolation_regress (make installcheck, ISOLATION part)"
+	iso_list="$(make_var ISOLATION)"
+	echo "ISOLATION = $iso_list"
+	if [[ -z "$iso_list" ]]; then
+		echo "no ISOLATION tests defined"
+	else
+		out="$TREE/isolation.out"
+		as_pg_in_tree "$(budget_for 900)" make installcheck PG_CONFIG="$PG_CONFIG" \
+			REGRESS= TAP_TESTS= 2>&1 | tee "$out"
+		rc="${PIPESTATUS[0]}"
+		read -r ok bad < <(count_regress "$out")
+		echo "isolation: $ok ok, $bad failed (make exit status $rc)"
+		pass isolation "$ok"
+		((bad > 0)) && fail isolation "$bad"
+		# listed tests that produced no result line (missing file, crash, timeout)
+		read -r -a listed <<<"$iso_list"
+		noresult=$((${#listed[@]} - ok - bad))
+		if ((noresult > 0)); then
+			echo "not ok - $noresult isolation test(s) produced no result (make exit status $rc)"
+			fail isolation-no-result "$noresult"
+		elif ((rc != 0 && bad == 0)); then
+			echo "not ok - isolation suite exited with status $rc without a failed test (crash/timeout?)"
+			fail isolation-suite
+		fi
+		if [[ -s "$TREE/output_iso/regression.diffs" ]]; then
+			echo "---- output_iso/regression.diffs (first 400 lines) ----"
+			head -n 400 "$TREE/output_iso/regression.diffs"
+			echo "---- end of output_iso/regression.diffs ----"
+		fi
+		((rc != 0)) && engram_cluster_log_tail 40
+	fi
+fi
+
+# ---------------------------------------------------------------- TAP
+if [[ "$SKIP" != *" tap "* ]]; then
+	section "TAP tests (make installcheck, prove part)"
+	tap_tests="$(make_var TAP_TESTS)"
+	prove_glob="$(make_var PROVE_TESTS)"
+	[[ -n "$prove_glob" ]] || prove_glob="t/*.pl"
+	if [[ -z "$tap_tests" ]]; then
+		echo "TAP_TESTS not set"
+	else
+		# shellcheck disable=SC2086 # $prove_glob is a glob on purpose
+		mapfile -t tap_files < <(cd "$TREE" && shopt -s nullglob &&
+			for g in $prove_glob; do [[ -f "$g" ]] && echo "$g"; done)
+		if ((${#tap_files[@]} == 0)); then
+			echo "no TAP test files match $prove_glob"
+		fi
+		for tf in "${tap_files[@]}"; do
+			out="$TREE/tap.$(basename "$tf" .pl).out"
+			echo "--- prove $tf"
+			as_pg_in_tree "$(budget_for 900)" make installcheck PG_CONFIG="$PG_CONFIG" \
+				REGRESS= ISOLATION= PROVE_TESTS="$tf" PROVE_FLAGS=-v 2>&1 | tee "$out"
+			rc="${PIPESTATUS[0]}"
+			# top-level TAP lines only (subtests are indented); TODO = pass
+			ok="$(grep -Ec '^ok [0-9]+|^not ok [0-9]+.*# *TODO' "$out")"
+			bad="$(grep -E '^not ok [0-9]+' "$out" | grep -Evc '# *TODO')"
+			echo "$tf: $ok ok, $bad failed (exit status $rc)"
+			pass "$tf" "$ok"
+			((bad > 0)) && fail "$tf" "$bad"
+			if ((rc != 0 && bad == 0)); then
+				echo "not ok - $tf exited with status $rc without a failed assertion (died/bad plan/timeout?)"
+				fail "$tf"
+			fi
+			# servers of a killed test survive it (pg_ctl uses setsid)
+			engram_stop_servers_under "$TREE/tmp_check"
+			if ((rc != 0 || bad > 0)); then
+				((rc == 124)) && echo "$tf: killed by timeout"
+				logdir="$TREE/tmp_check/log"
+				if [[ -d "$logdir" ]]; then
+					for lf in "$logdir"/*; do
+						[[ -f "$lf" ]] || continue
+						echo "---- tail of $(basename "$lf") ----"
+						tail -n 60 "$lf"
+					done
+					echo "---- end of TAP logs ----"
+				fi
+			fi
+		done
+	fi
+fi
+
+# ---------------------------------------------------------------- recall
+if [[ "$SKIP" != *" recall "* ]]; then
+	section "recall test (test/recall/recall.sh)"
+	out="$ENGRAM_TMPDIR/recall.out"
+	ENGRAM_SKIP_SETUP=1 RECALL_USE_CLUSTER=1 timeout -k 30 "$(budget_for 1200)" \
+		bash "$ENGRAM_ROOT/test/recall/recall.sh" 2>&1 | tee "$out"
+	rc="${PIPESTATUS[0]}"
+	ok="$(grep -c '^ok - ' "$out")"
+	bad="$(grep -c '^not ok - ' "$out")"
+	pass recall "$ok"
+	((bad > 0)) && fail recall "$bad"
+	if ((rc != 0 && bad == 0)); then
+		echo "not ok - recall test exited with status $rc without a failed case (crash/timeout?)"
+		fail recall-script
+	fi
+	((rc != 0)) && engram_cluster_log_tail 40
+fi
+
+finish
