@@ -12,6 +12,7 @@ OBJS = \
 	src/hnsw_options.o \
 	src/hnsw_pages.o \
 	src/hnsw_scan.o \
+	src/hnsw_space.o \
 	src/hnsw_vacuum.o
 
 # The install script lives at the top level, where PGXS looks for DATA.

@@ -76,6 +76,34 @@ CREATE OPERATOR CLASS @extschema@.real_ip_ops
 	OPERATOR 1 @extschema@.<#> (real[], real[]) FOR ORDER BY pg_catalog.float_ops,
 	FUNCTION 1 @extschema@.engram_hnsw_ip_support(internal);
 
+-- Memory spaces: a leading space key column (int4, int8, text or uuid)
+-- gives every distinct key its own graph.  These classes are the defaults,
+-- so CREATE INDEX ... USING engram_hnsw (space_id, embedding) just works;
+-- "space_id = value" and "space_id = ANY(array)" are answered by the index.
+CREATE FUNCTION @extschema@.engram_hnsw_space_support(internal) RETURNS int4
+	AS 'MODULE_PATHNAME', 'engram_hnsw_space_support'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE OPERATOR CLASS @extschema@.int4_space_ops
+	DEFAULT FOR TYPE int4 USING engram_hnsw AS
+	OPERATOR 1 pg_catalog.= (int4, int4),
+	FUNCTION 1 @extschema@.engram_hnsw_space_support(internal);
+
+CREATE OPERATOR CLASS @extschema@.int8_space_ops
+	DEFAULT FOR TYPE int8 USING engram_hnsw AS
+	OPERATOR 1 pg_catalog.= (int8, int8),
+	FUNCTION 1 @extschema@.engram_hnsw_space_support(internal);
+
+CREATE OPERATOR CLASS @extschema@.text_space_ops
+	DEFAULT FOR TYPE text USING engram_hnsw AS
+	OPERATOR 1 pg_catalog.= (text, text),
+	FUNCTION 1 @extschema@.engram_hnsw_space_support(internal);
+
+CREATE OPERATOR CLASS @extschema@.uuid_space_ops
+	DEFAULT FOR TYPE uuid USING engram_hnsw AS
+	OPERATOR 1 pg_catalog.= (uuid, uuid),
+	FUNCTION 1 @extschema@.engram_hnsw_space_support(internal);
+
 -- Structural verification of an index.  Raises ERROR (SQLSTATE XX001/XX002)
 -- on any inconsistency; otherwise returns counts.  Only the index owner (or
 -- a superuser) may run it.

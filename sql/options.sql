@@ -81,7 +81,7 @@ CREATE INDEX ON opt_t USING engram_hnsw (v) WITH (ef_search = 10);
 -- dims that do not match the data
 CREATE INDEX ON opt_t USING engram_hnsw (v) WITH (dims = 4);
 CREATE INDEX ON opt_t USING engram_hnsw (v) WITH (dims = 2);
--- no default operator class for other types, no multicolumn, unique or
+-- an index needs a vector column last and a space key before it, no unique or
 -- INCLUDE indexes
 CREATE INDEX ON opt_t USING engram_hnsw (id);
 CREATE INDEX ON opt_t USING engram_hnsw (v real_cosine_ops, v real_ip_ops);

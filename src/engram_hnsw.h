@@ -65,6 +65,7 @@
 #define HNSW_HEAPTIDS			10
 
 /* metrics; the value is what support function 1 of the opclass returns */
+#define HNSW_METRIC_NONE		0	/* a space key column */
 #define HNSW_METRIC_L2			1
 #define HNSW_METRIC_COSINE		2
 #define HNSW_METRIC_IP			3
@@ -73,20 +74,28 @@
 #define HNSW_METRIC_PROC		1
 #define HNSW_NPROCS				1
 
-/* strategy numbers */
+/* strategy numbers: the vector class orders, a space key class searches */
 #define HNSW_DISTANCE_STRATEGY	1
+#define HNSW_SPACE_EQ_STRATEGY	1
 #define HNSW_NSTRATEGIES		1
 
 /* page flags */
 #define HNSW_PAGE_META			(1 << 0)
 #define HNSW_PAGE_DATA			(1 << 1)
+#define HNSW_PAGE_DIR			(1 << 2)
 
 /* tuple types (first byte of every tuple) */
 #define HNSW_TUPLE_ELEMENT		1
 #define HNSW_TUPLE_NEIGHBORS	2
+#define HNSW_TUPLE_SPACE		3
 
 /* element flags */
 #define HNSW_ELEMENT_DELETED	(1 << 0)
+
+/* space directory entry flags */
+#define HNSW_SPACE_EMPTY		(1 << 0)	/* all its rows were vacuumed away */
+
+#define HNSW_MAX_SPACE_KEY		256 /* bytes of a space key */
 
 /* build phases for pg_stat_progress_create_index */
 #define HNSW_PHASE_LOAD			2
@@ -98,6 +107,8 @@
  */
 typedef struct HnswPageOpaqueData
 {
+	BlockNumber next;			/* directory pages: the next one in the chain */
+	Oid			indexoid;		/* the index this page belongs to */
 	uint16		flags;			/* HNSW_PAGE_* */
 	uint16		unused;
 	uint16		pad;
@@ -122,6 +133,11 @@ typedef struct HnswMetaPageData
 	ItemPointerData entry;		/* entry point element, invalid if empty */
 	BlockNumber insert_page;	/* page new tuples are appended to */
 	uint64		inserted;		/* elements ever created (statistics) */
+	/* memory spaces (nspacekeys = 1): the directory chain */
+	BlockNumber dir_head;		/* first directory page, or invalid */
+	BlockNumber dir_tail;		/* last directory page, or invalid */
+	uint32		dir_count;		/* directory entries ever appended */
+	uint32		next_space_no;	/* next space number to hand out */
 } HnswMetaPageData;
 
 typedef HnswMetaPageData *HnswMetaPage;
@@ -134,6 +150,7 @@ typedef struct HnswElementTupleData
 	uint8		level;
 	uint8		flags;			/* HNSW_ELEMENT_* */
 	uint8		ntids;			/* valid entries in heaptids[] */
+	uint32		space_no;		/* its memory space (0 without spaces) */
 	ItemPointerData neighbortid;	/* this element's neighbour tuple */
 	ItemPointerData heaptids[HNSW_HEAPTIDS];
 	float		vec[FLEXIBLE_ARRAY_MEMBER];
@@ -153,6 +170,38 @@ typedef struct HnswNeighborTupleData
 } HnswNeighborTupleData;
 
 typedef HnswNeighborTupleData *HnswNeighborTuple;
+
+/*
+ * A memory space's directory entry: the key (its bytes: the value of a
+ * fixed-length type, the payload of a varlena), the space's number and its
+ * graph's entry point.  Entries never move or go away; an emptied space is
+ * flagged and revived in place if its key comes back.
+ */
+typedef struct HnswSpaceTupleData
+{
+	uint8		type;			/* HNSW_TUPLE_SPACE */
+	uint8		flags;			/* HNSW_SPACE_* */
+	int16		entry_level;	/* -1: no entry point */
+	uint32		space_no;
+	uint32		hash;			/* hash of the key bytes */
+	ItemPointerData entry;
+	uint16		keylen;
+	char		key[FLEXIBLE_ARRAY_MEMBER];
+} HnswSpaceTupleData;
+
+typedef HnswSpaceTupleData *HnswSpaceTuple;
+
+#define HNSW_SPACE_TUPLE_SIZE(keylen) \
+	MAXALIGN(offsetof(HnswSpaceTupleData, key) + (keylen))
+
+/* a space key, as bytes */
+typedef struct HnswSpaceKey
+{
+	bool		valid;			/* false: the index has no spaces */
+	uint32		hash;
+	int			len;
+	const char *data;
+} HnswSpaceKey;
 
 /* slots of layer 0, and of each layer above */
 #define HnswLayerCapacity(m, layer) ((layer) == 0 ? 2 * (m) : (m))
@@ -388,6 +437,9 @@ typedef struct HnswMetaInfo
 	int			entry_level;
 	ItemPointerData entry;
 	BlockNumber insert_page;
+	int			nspacekeys;
+	BlockNumber dir_head;
+	uint32		dir_count;
 } HnswMetaInfo;
 
 typedef struct HnswPageGraph
@@ -398,13 +450,18 @@ typedef struct HnswPageGraph
 	void	   *cache;			/* node -> copied vector */
 	BlockNumber nblocks;		/* known size of the index, refreshed lazily */
 	HnswMetaInfo *meta;			/* caller's copy of the meta page */
+	/* with memory spaces: the space this graph is, and its directory entry */
+	bool		has_space;
+	uint32		space_no;
+	ItemPointerData space_tid;
 } HnswPageGraph;
 
 
-extern void hnsw_init_page(Page page, uint16 flags);
+extern void hnsw_init_page(Page page, uint16 flags, Oid indexoid);
 extern void hnsw_check_page(Relation index, Page page, BlockNumber blkno);
 extern void hnsw_read_meta(Relation index, HnswMetaInfo *meta);
-extern void hnsw_fill_meta(Page page, int dims, int m, int efc, int metric);
+extern void hnsw_fill_meta(Page page, Oid indexoid, int dims, int m, int efc, int metric,
+						   int nspacekeys);
 extern Buffer hnsw_new_buffer(Relation index, ForkNumber fork);
 extern HnswElementTuple hnsw_page_element(Relation index, Page page, BlockNumber blkno,
 										  OffsetNumber off, int dims);
@@ -417,6 +474,27 @@ extern bool hnsw_update_entry(Relation index, ItemPointer tid, int level,
 							  ItemPointer expect, HnswMetaInfo *cur);
 extern Buffer hnsw_read_buffer(HnswPageGraph *pg, BlockNumber blkno);
 extern int	hnsw_max_level(int m);
+
+/* hnsw_space.c: the space directory */
+typedef struct HnswSpaceInfo
+{
+	ItemPointerData tid;		/* of the directory entry */
+	uint32		space_no;
+	uint8		flags;
+	int			entry_level;
+	ItemPointerData entry;
+} HnswSpaceInfo;
+
+extern HnswSpaceKey hnsw_space_key(Relation index, Datum value);
+extern bool hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
+							ItemPointer tid, uint32 *space_no);
+extern bool hnsw_space_read(Relation index, ItemPointer tid, HnswSpaceInfo *info);
+extern bool hnsw_space_update_entry(Relation index, ItemPointer dirtid, ItemPointer tid,
+									int level, ItemPointer expect, bool mark_empty,
+									HnswSpaceInfo *cur);
+extern int	hnsw_space_list(Relation index, HnswSpaceInfo **out);
+extern HnswSpaceTuple hnsw_page_space(Relation index, Page page, BlockNumber blkno,
+									  OffsetNumber off);
 extern void hnsw_corrupt(Relation index, BlockNumber blkno, const char *detail) pg_attribute_noreturn();
 
 /* ----------------------------------------------------------------
@@ -429,6 +507,7 @@ extern int	hnsw_index_m(Relation index);
 extern int	hnsw_index_ef_construction(Relation index);
 extern int	hnsw_index_dims_option(Relation index);
 extern int	hnsw_vector_attno(Relation index);
+extern int	hnsw_index_nspacekeys(Relation index);
 extern float *hnsw_prepare_vector(Relation index, int metric, Datum value,
 								  int expect_dims, int *dims, bool *skip);
 

@@ -23,6 +23,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -34,10 +35,27 @@ typedef struct ArenaNode
 {
 	float	   *vec;
 	uint32	   *nbr;			/* per layer: count, then the slots */
+	uint32		space_no;
 	uint8		level;
 	uint8		ntids;
 	ItemPointerData tids[HNSW_HEAPTIDS];
 } ArenaNode;
+
+/* one memory space of the build: its own graph in the shared arena */
+typedef struct BuildSpaceKey
+{
+	uint16		len;
+	char		bytes[HNSW_MAX_SPACE_KEY];
+} BuildSpaceKey;
+
+typedef struct BuildSpace
+{
+	BuildSpaceKey key;
+	uint32		space_no;
+	uint32		hash;
+	HnswNode	entry;
+	int			entry_level;
+} BuildSpace;
 
 typedef struct HnswBuildState
 {
@@ -47,6 +65,14 @@ typedef struct HnswBuildState
 	Relation	index;
 	int			metric;
 	int			dims;			/* 0 until known */
+	int			nspacekeys;
+
+	/* memory spaces: key -> BuildSpace, and the one being inserted into */
+	HTAB	   *spaces;
+	BuildSpace **space_list;	/* by space_no - 1 */
+	uint32		nspaces;
+	uint32		maxspaces;
+	BuildSpace *cur_space;
 
 	/* the arena */
 	MemoryContext arena_cxt;
@@ -160,6 +186,12 @@ arena_get_entry(HnswGraph *g, HnswNode *node, int *level)
 {
 	HnswBuildState *bs = (HnswBuildState *) g;
 
+	if (bs->cur_space)
+	{
+		*node = bs->cur_space->entry;
+		*level = bs->cur_space->entry_level;
+		return;
+	}
 	*node = bs->entry;
 	*level = bs->entry_level;
 }
@@ -168,15 +200,17 @@ static bool
 arena_set_entry(HnswGraph *g, HnswNode node, int level, HnswNode *cur, int *curlevel)
 {
 	HnswBuildState *bs = (HnswBuildState *) g;
-	bool		change = (bs->entry == HNSW_INVALID_NODE || level > bs->entry_level);
+	HnswNode   *entry = bs->cur_space ? &bs->cur_space->entry : &bs->entry;
+	int		   *entry_level = bs->cur_space ? &bs->cur_space->entry_level : &bs->entry_level;
+	bool		change = (*entry == HNSW_INVALID_NODE || level > *entry_level);
 
 	if (change)
 	{
-		bs->entry = node;
-		bs->entry_level = level;
+		*entry = node;
+		*entry_level = level;
 	}
-	*cur = bs->entry;
-	*curlevel = bs->entry_level;
+	*cur = *entry;
+	*curlevel = *entry_level;
 	return change;
 }
 
@@ -198,6 +232,7 @@ arena_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid
 	}
 	id = bs->nnodes++;
 	an = &bs->nodes[id];
+	an->space_no = bs->cur_space ? bs->cur_space->space_no : 0;
 	an->level = level;
 	an->ntids = 1;
 	an->tids[0] = *heaptid;
@@ -293,15 +328,46 @@ write_arena(HnswBuildState *bs)
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
 
-	/* no element may be left without a link to it */
+	/* no element may be left without a link to it (per space graph) */
 	if (bs->nnodes > 0)
 	{
 		HnswNode   *all = palloc_extended(sizeof(HnswNode) * bs->nnodes, MCXT_ALLOC_HUGE);
-		int64		fixed;
+		int64		fixed = 0;
 
-		for (uint32 i = 0; i < bs->nnodes; i++)
-			all[i] = i;
-		fixed = hnsw_reconnect(g, all, bs->nnodes, bs->entry, bs->entry_level);
+		if (bs->nspacekeys == 0)
+		{
+			for (uint32 i = 0; i < bs->nnodes; i++)
+				all[i] = i;
+			fixed = hnsw_reconnect(g, all, bs->nnodes, bs->entry, bs->entry_level);
+		}
+		else
+		{
+			/* group the nodes by space (counting sort, ascending within) */
+			uint32	   *start = palloc0(sizeof(uint32) * (bs->nspaces + 2));
+
+			for (uint32 i = 0; i < bs->nnodes; i++)
+				start[bs->nodes[i].space_no + 1]++;
+			for (uint32 s = 1; s <= bs->nspaces + 1; s++)
+				start[s] += start[s - 1];
+			{
+				uint32	   *fill = palloc(sizeof(uint32) * (bs->nspaces + 1));
+
+				memcpy(fill, start, sizeof(uint32) * (bs->nspaces + 1));
+				for (uint32 i = 0; i < bs->nnodes; i++)
+					all[fill[bs->nodes[i].space_no]++] = i;
+				pfree(fill);
+			}
+			for (uint32 s = 0; s < bs->nspaces; s++)
+			{
+				BuildSpace *sp = bs->space_list[s];
+				uint32		from = start[sp->space_no];
+				uint32		to = start[sp->space_no + 1];
+
+				CHECK_FOR_INTERRUPTS();
+				fixed += hnsw_reconnect(g, all + from, to - from, sp->entry, sp->entry_level);
+			}
+			pfree(start);
+		}
 		elog(DEBUG1, "engram_hnsw build relinked " INT64_FORMAT " unreachable elements", fixed);
 		pfree(all);
 	}
@@ -346,14 +412,42 @@ write_arena(HnswBuildState *bs)
 	nblocks = bs->nnodes > 0 ? blkno + 1 : 1;
 
 	/* meta page */
-	hnsw_fill_meta(meta_image.data, bs->dims, m, g->ef_construction, bs->metric);
+	hnsw_fill_meta(meta_image.data, RelationGetRelid(bs->index), bs->dims, m, g->ef_construction, bs->metric,
+				   bs->nspacekeys);
 	meta = HnswPageGetMeta(meta_image.data);
 	if (bs->nnodes > 0)
 	{
-		meta->entry = etids[bs->entry];
-		meta->entry_level = bs->entry_level;
+		if (bs->nspacekeys == 0)
+		{
+			meta->entry = etids[bs->entry];
+			meta->entry_level = bs->entry_level;
+		}
 		meta->insert_page = nblocks - 1;
 		meta->inserted = bs->nnodes;
+	}
+	if (bs->nspacekeys > 0)
+	{
+		/* the directory pages follow the data pages */
+		BlockNumber dblk = nblocks;
+		Size		davail = HNSW_PAGE_FREE_SPACE;
+
+		meta->dir_count = bs->nspaces;
+		meta->next_space_no = bs->nspaces + 1;
+		for (uint32 s = 0; s < bs->nspaces; s++)
+		{
+			Size		sz = HNSW_SPACE_TUPLE_SIZE(bs->space_list[s]->key.len) + sizeof(ItemIdData);
+
+			if (s == 0)
+				meta->dir_head = dblk;
+			if (sz > davail)
+			{
+				dblk++;
+				davail = HNSW_PAGE_FREE_SPACE;
+			}
+			davail -= sz;
+		}
+		if (bs->nspaces > 0)
+			meta->dir_tail = dblk;
 	}
 	write_page(bs->index, HNSW_METAPAGE_BLKNO, meta_image.data);
 
@@ -361,7 +455,7 @@ write_arena(HnswBuildState *bs)
 	etup = palloc0(esize);
 	ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(m, hnsw_max_level(m)));
 	curblk = 1;
-	hnsw_init_page(image.data, HNSW_PAGE_DATA);
+	hnsw_init_page(image.data, HNSW_PAGE_DATA, RelationGetRelid(bs->index));
 	for (uint32 i = 0; i < bs->nnodes; i++)
 	{
 		ArenaNode  *an = &bs->nodes[i];
@@ -390,6 +484,7 @@ write_arena(HnswBuildState *bs)
 		etup->type = HNSW_TUPLE_ELEMENT;
 		etup->level = an->level;
 		etup->ntids = an->ntids;
+		etup->space_no = an->space_no;
 		for (int t = 0; t < HNSW_HEAPTIDS; t++)
 		{
 			if (t < an->ntids)
@@ -411,7 +506,7 @@ write_arena(HnswBuildState *bs)
 			{
 				write_page(bs->index, curblk, image.data);
 				curblk++;
-				hnsw_init_page(image.data, HNSW_PAGE_DATA);
+				hnsw_init_page(image.data, HNSW_PAGE_DATA, RelationGetRelid(bs->index));
 			}
 			got = PageAddItem(image.data, item, size, InvalidOffsetNumber, false, false);
 			if (got != ItemPointerGetOffsetNumber(tid))
@@ -423,6 +518,51 @@ write_arena(HnswBuildState *bs)
 		write_page(bs->index, curblk, image.data);
 	Assert(bs->nnodes == 0 || curblk == nblocks - 1);
 
+	/* the space directory, chained in order */
+	if (bs->nspacekeys > 0 && bs->nspaces > 0)
+	{
+		BlockNumber dblk = nblocks;
+
+		hnsw_init_page(image.data, HNSW_PAGE_DIR, RelationGetRelid(bs->index));
+		for (uint32 s = 0; s < bs->nspaces; s++)
+		{
+			BuildSpace *sp = bs->space_list[s];
+			Size		sz = HNSW_SPACE_TUPLE_SIZE(sp->key.len);
+			HnswSpaceTuple stup = palloc0(sz);
+
+			stup->type = HNSW_TUPLE_SPACE;
+			stup->flags = 0;
+			stup->space_no = sp->space_no;
+			stup->hash = sp->hash;
+			if (sp->entry != HNSW_INVALID_NODE)
+			{
+				stup->entry = etids[sp->entry];
+				stup->entry_level = sp->entry_level;
+			}
+			else
+			{
+				ItemPointerSetInvalid(&stup->entry);
+				stup->entry_level = -1;
+			}
+			stup->keylen = sp->key.len;
+			memcpy(stup->key, sp->key.bytes, sp->key.len);
+			if (PageGetFreeSpace(image.data) < sz)
+			{
+				HnswPageGetOpaque(image.data)->next = dblk + 1;
+				write_page(bs->index, dblk, image.data);
+				dblk++;
+				hnsw_init_page(image.data, HNSW_PAGE_DIR, RelationGetRelid(bs->index));
+			}
+			if (PageAddItem(image.data, (Item) stup, sz, InvalidOffsetNumber,
+							false, false) == InvalidOffsetNumber)
+				elog(ERROR, "engram_hnsw build: failed to add a space directory entry");
+			pfree(stup);
+		}
+		write_page(bs->index, dblk, image.data);
+		Assert(dblk == meta->dir_tail);
+		nblocks = dblk + 1;
+	}
+
 	if (RelationNeedsWAL(bs->index))
 		log_newpage_range(bs->index, MAIN_FORKNUM, 0, nblocks, true);
 
@@ -430,6 +570,37 @@ write_arena(HnswBuildState *bs)
 	pfree(ntids);
 	pfree(etup);
 	pfree(ntup);
+}
+
+/* the build's space for a key value, created on first sight */
+static BuildSpace *
+build_space(HnswBuildState *bs, Datum value)
+{
+	HnswSpaceKey key = hnsw_space_key(bs->index, value);
+	BuildSpaceKey bk;
+	BuildSpace *sp;
+	bool		found;
+
+	memset(&bk, 0, sizeof(bk));
+	bk.len = key.len;
+	memcpy(bk.bytes, key.data, key.len);
+	sp = hash_search(bs->spaces, &bk, HASH_ENTER, &found);
+	if (!found)
+	{
+		if (bs->nspaces == bs->maxspaces)
+		{
+			bs->maxspaces *= 2;
+			bs->space_list = repalloc_huge(bs->space_list,
+										   sizeof(BuildSpace *) * bs->maxspaces);
+		}
+		bs->space_list[bs->nspaces++] = sp;
+		sp->space_no = bs->nspaces;
+		sp->hash = key.hash;
+		sp->entry = HNSW_INVALID_NODE;
+		sp->entry_level = -1;
+		bs->mem_used += sizeof(BuildSpace) + 64;
+	}
+	return sp;
 }
 
 /* bytes the arena will need for one more node of the given level */
@@ -476,7 +647,7 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	int			dims;
 	bool		skip;
 
-	if (isnull[attno - 1])
+	if (isnull[attno - 1] || (bs->nspacekeys > 0 && isnull[0]))
 		return;
 
 	oldcxt = MemoryContextSwitchTo(bs->tmp_cxt);
@@ -500,6 +671,13 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 
 		if (bs->spilled)
 		{
+			if (bs->nspacekeys > 0)
+			{
+				HnswSpaceKey key = hnsw_space_key(index, values[0]);
+
+				hnsw_space_find(index, &key, true, &bs->pg.space_tid, &bs->pg.space_no);
+				bs->pg.has_space = true;
+			}
 			hnsw_insert_element(&bs->pg.graph, vec, tid);
 			hnsw_page_graph_reset(&bs->pg);
 		}
@@ -508,6 +686,8 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 			/* the marks array grows with the graph: count it */
 			Size		marks_before = bs->graph.marks_cap;
 
+			if (bs->nspacekeys > 0)
+				bs->cur_space = build_space(bs, values[0]);
 			hnsw_insert_element(&bs->graph, vec, tid);
 			bs->mem_used += sizeof(uint32) * (bs->graph.marks_cap - marks_before);
 		}
@@ -532,7 +712,20 @@ hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs = palloc0(sizeof(HnswBuildState));
 	bs->heap = heap;
 	bs->index = index;
+	bs->nspacekeys = hnsw_index_nspacekeys(index);
 	bs->metric = hnsw_index_metric(index);
+	if (bs->nspacekeys > 0)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(BuildSpaceKey);
+		ctl.entrysize = sizeof(BuildSpace);
+		ctl.hcxt = CurrentMemoryContext;
+		bs->spaces = hash_create("engram_hnsw build spaces", 256, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		bs->maxspaces = 256;
+		bs->space_list = palloc(sizeof(BuildSpace *) * bs->maxspaces);
+	}
 	bs->dims = hnsw_index_dims_option(index);
 	bs->graph.ops = &arena_graph_ops;
 	bs->graph.dims = bs->dims;
@@ -584,11 +777,12 @@ hnsw_buildempty(Relation index)
 	int			m = hnsw_index_m(index);
 	int			efc = hnsw_index_ef_construction(index);
 	int			metric = hnsw_index_metric(index);
+	int			nspacekeys = hnsw_index_nspacekeys(index);
 
 	buf = ReadBufferExtended(index, INIT_FORKNUM, P_NEW, RBM_NORMAL, NULL);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	START_CRIT_SECTION();
-	hnsw_fill_meta(BufferGetPage(buf), dims, m, efc, metric);
+	hnsw_fill_meta(BufferGetPage(buf), RelationGetRelid(index), dims, m, efc, metric, nspacekeys);
 	MarkBufferDirty(buf);
 	log_newpage_buffer(buf, true);
 	END_CRIT_SECTION();

@@ -45,6 +45,7 @@ typedef struct CheckElement
 {
 	HnswNode	node;
 	ItemPointerData neighbortid;
+	uint32		space_no;
 	int			level;
 	bool		deleted;
 	bool		reached;
@@ -72,6 +73,15 @@ nbr_cmp(const void *a, const void *b)
 {
 	HnswNode	x = ((const CheckNeighbors *) a)->node;
 	HnswNode	y = ((const CheckNeighbors *) b)->node;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+static int
+uint32_cmp(const void *a, const void *b)
+{
+	uint32		x = *(const uint32 *) a;
+	uint32		y = *(const uint32 *) b;
 
 	return x < y ? -1 : (x > y ? 1 : 0);
 }
@@ -117,7 +127,10 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 				maxslots = 16384;
 	int64		ndeleted = 0,
 				nheaptids = 0,
-				unreachable = 0;
+				unreachable = 0,
+				links_to_deleted = 0;
+	HnswSpaceInfo *spaces = NULL;
+	int			nspaces = 0;
 	int			max_level = -1;
 	TupleDesc	tupdesc;
 	Datum		values[6];
@@ -188,6 +201,13 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 			type = *(uint8 *) PageGetItem(page, iid);
 			ItemPointerSet(&tid, blkno, off);
 
+			if (type == HNSW_TUPLE_SPACE)
+			{
+				(void) hnsw_page_space(index, page, blkno, off);
+				continue;
+			}
+			if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DATA)
+				hnsw_corrupt(index, blkno, psprintf("item %u is not a directory entry", off));
 			if (type == HNSW_TUPLE_ELEMENT)
 			{
 				HnswElementTuple etup = hnsw_page_element(index, page, blkno, off, meta.dims);
@@ -217,6 +237,10 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 				ce = &elems[nelems++];
 				ce->node = HnswNodeFromTid(&tid);
 				ce->neighbortid = etup->neighbortid;
+				ce->space_no = etup->space_no;
+				if (meta.nspacekeys == 0 && etup->space_no != 0)
+					hnsw_corrupt(index, blkno,
+								 psprintf("element %u has a memory space, but the index has none", off));
 				ce->level = etup->level;
 				ce->deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
 				ce->reached = false;
@@ -305,21 +329,18 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 						check_fail(index, ce->node, "element (%u,%u) %s", "links to one element twice");
 				target = find_element(elems, nelems, list[s]);
 				if (target == NULL)
-					check_fail(index, ce->node, "element (%u,%u) %s", "links to something that is not an element");
+					hnsw_corrupt(index, (BlockNumber) (list[s] >> 16),
+								 psprintf("element (%u,%u) links to (%u,%u), which is not an element",
+										  (BlockNumber) (ce->node >> 16),
+										  (OffsetNumber) (ce->node & 0xFFFF),
+										  (BlockNumber) (list[s] >> 16),
+										  (OffsetNumber) (list[s] & 0xFFFF)));
 				if (target->level < l)
 					check_fail(index, ce->node, "element (%u,%u) %s", "links to an element below the layer");
 				if (target->deleted && !ce->deleted)
-					ereport(ERROR,
-							(errcode(ERRCODE_INDEX_CORRUPTED),
-							 errmsg("engram_hnsw index \"%s\" is corrupted at block %u",
-									RelationGetRelationName(index),
-									(BlockNumber) (ce->node >> 16)),
-							 errdetail_internal("live element (%u,%u) links to deleted element (%u,%u)",
-												(BlockNumber) (ce->node >> 16),
-												(OffsetNumber) (ce->node & 0xFFFF),
-												(BlockNumber) (list[s] >> 16),
-												(OffsetNumber) (list[s] & 0xFFFF)),
-							 errhint("VACUUM the table to repair the links.")));
+					links_to_deleted++;
+				if (target->space_no != ce->space_no)
+					check_fail(index, ce->node, "element (%u,%u) %s", "links to an element of another memory space");
 			}
 		}
 	}
@@ -327,51 +348,93 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 		if (!nbrs[i].owned)
 			check_fail(index, nbrs[i].node, "neighbour list (%u,%u) %s", "belongs to no element");
 
-	/* entry point */
-	if (ItemPointerIsValid(&meta.entry))
+	/* entry points: the meta page's, or one per memory space */
+	if (meta.nspacekeys > 0)
+		nspaces = hnsw_space_list(index, &spaces);
+	else
 	{
-		CheckElement *entry = find_element(elems, nelems, HnswNodeFromTid(&meta.entry));
+		spaces = palloc(sizeof(HnswSpaceInfo));
+		spaces[0].space_no = 0;
+		spaces[0].flags = 0;
+		spaces[0].entry = meta.entry;
+		spaces[0].entry_level = meta.entry_level;
+		ItemPointerSet(&spaces[0].tid, HNSW_METAPAGE_BLKNO, 0);
+		nspaces = 1;
+	}
+	if (meta.nspacekeys > 0)
+	{
+		/* every element's space is in the directory, once */
+		uint32	   *nos = palloc(sizeof(uint32) * Max(nspaces, 1));
 
+		for (int a = 0; a < nspaces; a++)
+			nos[a] = spaces[a].space_no;
+		qsort(nos, nspaces, sizeof(uint32), uint32_cmp);
+		for (int a = 1; a < nspaces; a++)
+			if (nos[a] == nos[a - 1])
+				hnsw_corrupt(index, HNSW_METAPAGE_BLKNO,
+							 psprintf("memory space %u has two directory entries", nos[a]));
+		for (int64 i = 0; i < nelems; i++)
+			if (!bsearch(&elems[i].space_no, nos, nspaces, sizeof(uint32), uint32_cmp))
+				check_fail(index, elems[i].node, "element (%u,%u) %s",
+						   "belongs to a memory space missing from the directory");
+		pfree(nos);
+	}
+	for (int a = 0; a < nspaces; a++)
+	{
+		CheckElement *entry;
+		int64	   *queue;
+		int64		head = 0,
+					tail = 0;
+		BlockNumber where = ItemPointerGetBlockNumber(&spaces[a].tid);
+
+		if (!ItemPointerIsValid(&spaces[a].entry))
+			continue;
+		entry = find_element(elems, nelems, HnswNodeFromTid(&spaces[a].entry));
 		if (entry == NULL)
-			hnsw_corrupt(index, HNSW_METAPAGE_BLKNO, "the entry point is not an element");
-		if (entry->level != meta.entry_level)
-			hnsw_corrupt(index, HNSW_METAPAGE_BLKNO,
-						 psprintf("the entry point has level %d, the meta page says %d",
-								  entry->level, meta.entry_level));
+			hnsw_corrupt(index, where, "an entry point is not an element");
+		if (entry->level != spaces[a].entry_level)
+			hnsw_corrupt(index, where,
+						 psprintf("an entry point has level %d, the index says %d",
+								  entry->level, spaces[a].entry_level));
+		if (entry->space_no != spaces[a].space_no)
+			hnsw_corrupt(index, where, "an entry point belongs to another memory space");
 
 		/* reachability on layer 0, breadth first */
+		queue = palloc_extended(sizeof(int64) * Max(nelems, 1), MCXT_ALLOC_HUGE);
+		entry->reached = true;
+		queue[tail++] = entry - elems;
+		while (head < tail)
 		{
-			int64	   *queue = palloc_extended(sizeof(int64) * Max(nelems, 1), MCXT_ALLOC_HUGE);
-			int64		head = 0,
-						tail = 0;
+			CheckElement *ce = &elems[queue[head++]];
+			CheckNeighbors key;
+			CheckNeighbors *cn;
+			HnswNode   *list;
 
-			entry->reached = true;
-			queue[tail++] = entry - elems;
-			while (head < tail)
+			key.node = HnswNodeFromTid(&ce->neighbortid);
+			cn = bsearch(&key, nbrs, nnbrs, sizeof(CheckNeighbors), nbr_cmp);
+			list = slots + cn->start;
+			for (int s = 0; s < HnswLayerCapacity(meta.m, 0) && list[s] != HNSW_INVALID_NODE; s++)
 			{
-				CheckElement *ce = &elems[queue[head++]];
-				CheckNeighbors key;
-				CheckNeighbors *cn;
-				HnswNode   *list;
+				CheckElement *target = find_element(elems, nelems, list[s]);
 
-				key.node = HnswNodeFromTid(&ce->neighbortid);
-				cn = bsearch(&key, nbrs, nnbrs, sizeof(CheckNeighbors), nbr_cmp);
-				list = slots + cn->start;
-				for (int s = 0; s < HnswLayerCapacity(meta.m, 0) && list[s] != HNSW_INVALID_NODE; s++)
+				if (!target->reached)
 				{
-					CheckElement *target = find_element(elems, nelems, list[s]);
-
-					if (!target->reached)
-					{
-						target->reached = true;
-						queue[tail++] = target - elems;
-					}
+					target->reached = true;
+					queue[tail++] = target - elems;
 				}
 			}
 		}
+		pfree(queue);
 	}
-	else if (nelems - ndeleted > 0)
+	if (meta.nspacekeys == 0 && !ItemPointerIsValid(&meta.entry) && nelems - ndeleted > 0)
 		hnsw_corrupt(index, HNSW_METAPAGE_BLKNO, "the index has live elements but no entry point");
+
+	if (links_to_deleted > 0)
+		ereport(NOTICE,
+				(errmsg("engram_hnsw index \"%s\" has " INT64_FORMAT " links to deleted elements",
+						RelationGetRelationName(index), links_to_deleted),
+				 errdetail("Inserts that ran during VACUUM, or a VACUUM that was interrupted, leave such links behind; searches walk through them."),
+				 errhint("The next VACUUM repairs them.")));
 
 	for (int64 i = 0; i < nelems; i++)
 		if (!elems[i].deleted && !elems[i].reached)

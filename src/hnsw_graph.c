@@ -706,10 +706,15 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 			for (int i = 0; i < ndropped && nnew < cap; i++)
 			{
 				bool		present = (dropped[i] == node);
+				bool		deleted = false;
 
 				for (int j = 0; j < nnew && !present; j++)
 					present = (newlist[j] == dropped[i]);
-				if (!present)
+				if (present)
+					continue;
+				/* never adopt an element VACUUM has deleted */
+				(void) g->ops->distance(g, dropped[i], g->ops->vector(g, node), &deleted);
+				if (!deleted)
 					newlist[nnew++] = dropped[i];
 			}
 			if (nnew == nold ||
@@ -793,8 +798,8 @@ node_index(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode x)
 {
 	const HnswNode *p;
 
-	if (g->dense)
-		return x < (HnswNode) n ? (int64) x : -1;
+	if (g->dense && x < (HnswNode) n && nodes[x] == x)
+		return (int64) x;		/* all nodes of a dense graph: no search */
 	p = bsearch(&x, nodes, n, sizeof(HnswNode), hnsw_node_cmp);
 	return p ? (int64) (p - nodes) : -1;
 }

@@ -33,8 +33,8 @@ hnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 	int			dims;
 	bool		skip;
 
-	/* NULL vectors are not indexed */
-	if (isnull[attno - 1])
+	/* NULL vectors, and rows without a space key, are not indexed */
+	if (isnull[attno - 1] || (attno > 1 && isnull[0]))
 		return false;
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "engram_hnsw insert",
@@ -53,6 +53,13 @@ hnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 			meta.dims = dims;
 		}
 		hnsw_page_graph_init(&pg, index, &meta);
+		if (meta.nspacekeys > 0)
+		{
+			HnswSpaceKey key = hnsw_space_key(index, values[0]);
+
+			hnsw_space_find(index, &key, true, &pg.space_tid, &pg.space_no);
+			pg.has_space = true;
+		}
 		hnsw_insert_element(&pg.graph, vec, heap_tid);
 	}
 

@@ -118,16 +118,71 @@ hnsw_vector_attno(Relation index)
 	return IndexRelationGetNumberOfKeyAttributes(index);
 }
 
-/* the metric of the index: support function 1 of its operator class */
+/* support function 1 of a column's operator class: a metric, or 0 for a space key */
+static int
+column_metric(Relation index, int attno)
+{
+	FmgrInfo   *proc = index_getprocinfo(index, attno, HNSW_METRIC_PROC);
+	int			metric = DatumGetInt32(FunctionCall1(proc, PointerGetDatum(NULL)));
+
+	if (metric != HNSW_METRIC_NONE && metric != HNSW_METRIC_L2 &&
+		metric != HNSW_METRIC_COSINE && metric != HNSW_METRIC_IP)
+		elog(ERROR, "engram_hnsw support function returned unknown metric %d", metric);
+	return metric;
+}
+
+/* the metric of the index: that of its vector (last) column */
 int
 hnsw_index_metric(Relation index)
 {
-	FmgrInfo   *proc = index_getprocinfo(index, hnsw_vector_attno(index), HNSW_METRIC_PROC);
-	int			metric = DatumGetInt32(FunctionCall1(proc, PointerGetDatum(NULL)));
+	int			metric = column_metric(index, hnsw_vector_attno(index));
 
-	if (metric != HNSW_METRIC_L2 && metric != HNSW_METRIC_COSINE && metric != HNSW_METRIC_IP)
-		elog(ERROR, "engram_hnsw support function returned unknown metric %d", metric);
+	if (metric == HNSW_METRIC_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+				 errmsg("the last column of engram_hnsw index \"%s\" must be a real[] vector column",
+						RelationGetRelationName(index))));
 	return metric;
+}
+
+/*
+ * Check the shape of the index: an optional space key column, then the
+ * vector column.  Returns the number of space key columns (0 or 1).
+ */
+int
+hnsw_index_nspacekeys(Relation index)
+{
+	int			natts = IndexRelationGetNumberOfKeyAttributes(index);
+
+	if (natts > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("engram_hnsw index \"%s\" has %d columns, but at most 2 are supported",
+						RelationGetRelationName(index), natts),
+				 errhint("Use one space key column (int4, int8, text or uuid) followed by one real[] vector column.")));
+	(void) hnsw_index_metric(index);
+	if (natts == 2)
+	{
+		Oid			coll = index->rd_indcollation[0];
+
+		if (column_metric(index, 1) != HNSW_METRIC_NONE)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
+					 errmsg("the first column of engram_hnsw index \"%s\" must be a space key (int4, int8, text or uuid)",
+							RelationGetRelationName(index))));
+		if (OidIsValid(coll) && !get_collation_isdeterministic(coll))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("engram_hnsw space keys do not support nondeterministic collations")));
+	}
+	return natts - 1;
+}
+
+PG_FUNCTION_INFO_V1(engram_hnsw_space_support);
+Datum
+engram_hnsw_space_support(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(HNSW_METRIC_NONE);
 }
 
 PG_FUNCTION_INFO_V1(engram_hnsw_l2_support);
@@ -199,6 +254,8 @@ hnsw_validate(Oid opclassoid)
 	HeapTuple	classtup;
 	Form_pg_opclass classform;
 	Oid			opfamilyoid;
+	Oid			opcintype;
+	bool		is_vector;
 	char	   *opclassname;
 	CatCList   *proclist,
 			   *oprlist;
@@ -210,6 +267,8 @@ hnsw_validate(Oid opclassoid)
 		elog(ERROR, "cache lookup failed for operator class %u", opclassoid);
 	classform = (Form_pg_opclass) GETSTRUCT(classtup);
 	opfamilyoid = classform->opcfamily;
+	opcintype = classform->opcintype;
+	is_vector = (opcintype == FLOAT4ARRAYOID);
 	opclassname = NameStr(classform->opcname);
 
 	proclist = SearchSysCacheList1(AMPROCNUM, ObjectIdGetDatum(opfamilyoid));
@@ -245,15 +304,28 @@ hnsw_validate(Oid opclassoid)
 	{
 		Form_pg_amop oprform = (Form_pg_amop) GETSTRUCT(&oprlist->members[i]->tuple);
 
-		if (oprform->amopstrategy != HNSW_DISTANCE_STRATEGY ||
-			oprform->amoppurpose != AMOP_ORDER ||
-			oprform->amopsortfamily != get_opfamily_oid(BTREE_AM_OID,
-														list_make1(makeString("float_ops")),
-														false) ||
-			!check_amop_signature(oprform->amopopr, FLOAT8OID,
-								  oprform->amoplefttype, oprform->amoprighttype) ||
-			oprform->amoplefttype != FLOAT4ARRAYOID ||
-			oprform->amoprighttype != FLOAT4ARRAYOID)
+		bool		ok;
+
+		if (is_vector)
+			/* the ordering operator of a vector class */
+			ok = oprform->amopstrategy == HNSW_DISTANCE_STRATEGY &&
+				oprform->amoppurpose == AMOP_ORDER &&
+				oprform->amopsortfamily == get_opfamily_oid(BTREE_AM_OID,
+															list_make1(makeString("float_ops")),
+															false) &&
+				check_amop_signature(oprform->amopopr, FLOAT8OID,
+									 oprform->amoplefttype, oprform->amoprighttype) &&
+				oprform->amoplefttype == FLOAT4ARRAYOID &&
+				oprform->amoprighttype == FLOAT4ARRAYOID;
+		else
+			/* the equality operator of a space key class */
+			ok = oprform->amopstrategy == HNSW_SPACE_EQ_STRATEGY &&
+				oprform->amoppurpose == AMOP_SEARCH &&
+				check_amop_signature(oprform->amopopr, BOOLOID,
+									 oprform->amoplefttype, oprform->amoprighttype) &&
+				oprform->amoplefttype == opcintype &&
+				oprform->amoprighttype == opcintype;
+		if (!ok)
 		{
 			ereport(INFO,
 					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
@@ -330,12 +402,15 @@ hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	m = hnsw_index_m(rel);
 	index_close(rel, NoLock);
 
-	visited = Min(hnsw_ef_search * 2.0 * m + log(ntuples) * m, ntuples);
-	pages = Min(visited * Max(index->pages, 1) / ntuples, Max(index->pages, 1));
-
+	/* a space qual narrows the search to that space's graph */
 	MemSet(&costs, 0, sizeof(costs));
-	costs.numIndexTuples = visited;
 	genericcostestimate(root, path, loop_count, &costs);
+	if (path->indexclauses != NIL)
+		ntuples = Max(ntuples * costs.indexSelectivity, 1.0);
+
+	visited = Min(hnsw_ef_search * 2.0 * m + log(ntuples) * m, ntuples);
+	pages = Min(visited * Max(index->pages, 1) / Max(index->tuples, 1.0),
+				Max(index->pages, 1));
 
 	*indexStartupCost = pages * seq_page_cost +
 		visited * (cpu_index_tuple_cost + cpu_operator_cost);
@@ -374,9 +449,9 @@ engram_hnsw_handler(PG_FUNCTION_ARGS)
 	amroutine->amcanorderbyop = true;
 	amroutine->amcanbackward = false;
 	amroutine->amcanunique = false;
-	amroutine->amcanmulticol = false;
+	amroutine->amcanmulticol = true;
 	amroutine->amoptionalkey = true;
-	amroutine->amsearcharray = false;
+	amroutine->amsearcharray = true;
 	amroutine->amsearchnulls = false;
 	amroutine->amstorage = false;
 	amroutine->amclusterable = false;

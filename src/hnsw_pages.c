@@ -32,12 +32,14 @@
  * ----------------------------------------------------------------
  */
 void
-hnsw_init_page(Page page, uint16 flags)
+hnsw_init_page(Page page, uint16 flags, Oid indexoid)
 {
 	HnswPageOpaque opaque;
 
 	PageInit(page, BLCKSZ, sizeof(HnswPageOpaqueData));
 	opaque = HnswPageGetOpaque(page);
+	opaque->next = InvalidBlockNumber;
+	opaque->indexoid = indexoid;
 	opaque->flags = flags;
 	opaque->unused = 0;
 	opaque->pad = 0;
@@ -79,9 +81,15 @@ hnsw_check_page(Relation index, Page page, BlockNumber blkno)
 				 errmsg("engram_hnsw index \"%s\" has a corrupted page header at block %u",
 						RelationGetRelationName(index), blkno)));
 	opaque = HnswPageGetOpaque(page);
+	if (opaque->page_id == HNSW_PAGE_ID && opaque->indexoid != RelationGetRelid(index))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("engram_hnsw index \"%s\" has a page of another index at block %u",
+						RelationGetRelationName(index), blkno)));
 	if (opaque->page_id != HNSW_PAGE_ID ||
 		(blkno == HNSW_METAPAGE_BLKNO) != (opaque->flags == HNSW_PAGE_META) ||
-		(blkno != HNSW_METAPAGE_BLKNO && opaque->flags != HNSW_PAGE_DATA))
+		(blkno != HNSW_METAPAGE_BLKNO && opaque->flags != HNSW_PAGE_DATA &&
+		 opaque->flags != HNSW_PAGE_DIR))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("engram_hnsw index \"%s\" has a page of the wrong kind at block %u",
@@ -156,11 +164,12 @@ hnsw_max_level(int m)
  * ----------------------------------------------------------------
  */
 void
-hnsw_fill_meta(Page page, int dims, int m, int efc, int metric)
+hnsw_fill_meta(Page page, Oid indexoid, int dims, int m, int efc, int metric,
+			   int nspacekeys)
 {
 	HnswMetaPage meta;
 
-	hnsw_init_page(page, HNSW_PAGE_META);
+	hnsw_init_page(page, HNSW_PAGE_META, indexoid);
 	meta = HnswPageGetMeta(page);
 	memset(meta, 0, sizeof(HnswMetaPageData));
 	meta->magic = HNSW_MAGIC;
@@ -169,7 +178,11 @@ hnsw_fill_meta(Page page, int dims, int m, int efc, int metric)
 	meta->m = m;
 	meta->ef_construction = efc;
 	meta->metric = metric;
-	meta->nspacekeys = 0;
+	meta->nspacekeys = nspacekeys;
+	meta->dir_head = InvalidBlockNumber;
+	meta->dir_tail = InvalidBlockNumber;
+	meta->dir_count = 0;
+	meta->next_space_no = 1;
 	meta->entry_level = -1;
 	ItemPointerSetInvalid(&meta->entry);
 	meta->insert_page = InvalidBlockNumber;
@@ -199,6 +212,7 @@ page_meta(Relation index, Page page)
 	if (meta->m < HNSW_MIN_M || meta->m > HNSW_MAX_M ||
 		meta->dims > HNSW_MAX_DIMS ||
 		meta->entry_level < -1 || meta->entry_level > HNSW_MAX_LEVEL ||
+		meta->nspacekeys > 1 ||
 		(meta->metric != HNSW_METRIC_L2 && meta->metric != HNSW_METRIC_COSINE &&
 		 meta->metric != HNSW_METRIC_IP))
 		ereport(ERROR,
@@ -218,6 +232,9 @@ meta_to_info(HnswMetaPage meta, HnswMetaInfo *info)
 	info->entry_level = meta->entry_level;
 	info->entry = meta->entry;
 	info->insert_page = meta->insert_page;
+	info->nspacekeys = meta->nspacekeys;
+	info->dir_head = meta->dir_head;
+	info->dir_count = meta->dir_count;
 }
 
 void
@@ -406,7 +423,7 @@ place_element(Relation index, HnswMetaInfo *meta,
 	blkno = BufferGetBlockNumber(buf);
 	state = GenericXLogStart(index);
 	page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
-	hnsw_init_page(page, HNSW_PAGE_DATA);
+	hnsw_init_page(page, HNSW_PAGE_DATA, RelationGetRelid(index));
 	noff = add_item(index, page, blkno, ntup, nsize);
 	ItemPointerSet(&etup->neighbortid, blkno, noff);
 	if (PageGetFreeSpace(page) >= esize)
@@ -419,7 +436,7 @@ place_element(Relation index, HnswMetaInfo *meta,
 		buf2 = hnsw_new_buffer(index, MAIN_FORKNUM);
 		eblkno = BufferGetBlockNumber(buf2);
 		page2 = GenericXLogRegisterBuffer(state, buf2, GENERIC_XLOG_FULL_IMAGE);
-		hnsw_init_page(page2, HNSW_PAGE_DATA);
+		hnsw_init_page(page2, HNSW_PAGE_DATA, RelationGetRelid(index));
 		eoff = add_item(index, page2, eblkno, etup, esize);
 	}
 	GenericXLogFinish(state);
@@ -685,6 +702,16 @@ page_get_entry(HnswGraph *g, HnswNode *node, int *level)
 {
 	HnswPageGraph *pg = (HnswPageGraph *) g;
 
+	if (pg->has_space)
+	{
+		HnswSpaceInfo info;
+
+		hnsw_space_read(pg->index, &pg->space_tid, &info);
+		*node = ItemPointerIsValid(&info.entry) ?
+			HnswNodeFromTid(&info.entry) : HNSW_INVALID_NODE;
+		*level = info.entry_level;
+		return;
+	}
 	hnsw_read_meta(pg->index, pg->meta);
 	*node = ItemPointerIsValid(&pg->meta->entry) ?
 		HnswNodeFromTid(&pg->meta->entry) : HNSW_INVALID_NODE;
@@ -699,6 +726,16 @@ page_set_entry(HnswGraph *g, HnswNode node, int level, HnswNode *cur, int *curle
 	bool		changed;
 
 	HnswNodeToTid(node, &tid);
+	if (pg->has_space)
+	{
+		HnswSpaceInfo info;
+
+		changed = hnsw_space_update_entry(pg->index, &pg->space_tid, &tid, level,
+										  NULL, false, &info);
+		*cur = HnswNodeFromTid(&info.entry);
+		*curlevel = info.entry_level;
+		return changed;
+	}
 	changed = hnsw_update_entry(pg->index, &tid, level, NULL, pg->meta);
 	*cur = HnswNodeFromTid(&pg->meta->entry);
 	*curlevel = pg->meta->entry_level;
@@ -720,6 +757,7 @@ page_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
 	etup->level = level;
 	etup->flags = 0;
 	etup->ntids = 1;
+	etup->space_no = pg->has_space ? pg->space_no : 0;
 	etup->heaptids[0] = *heaptid;
 	for (int i = 1; i < HNSW_HEAPTIDS; i++)
 		ItemPointerSetInvalid(&etup->heaptids[i]);

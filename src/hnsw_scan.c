@@ -11,16 +11,26 @@
  * on expanding its frontier instead of stopping: a scan ends only when the
  * executor stops it or the graph is exhausted.
  *
+ * With memory spaces, the scan keys on the space column choose the graphs:
+ * "space = value" one, "space = ANY(array)" each listed one, no qual every
+ * one.  Each graph gets its own resumable search, and a heap over the
+ * searches' next results merges them in distance order.  Searching every
+ * graph costs one search per space (and its memory), so queries without a
+ * space qual get slower as spaces multiply.
+ *
  * With a NULL query vector the order is undefined; the scan returns every
- * indexed row in page order.
+ * indexed row (of the chosen spaces) in page order.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/relscan.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -33,8 +43,18 @@ typedef struct HnswScanOpaqueData
 	bool		done;
 	HnswMetaInfo meta;
 	HnswPageGraph pg;
-	HnswSearch *search;
 	float	   *query;
+
+	/* one search per graph (space), merged by a heap over their next rows */
+	HnswSearch **searches;
+	HnswCandidate *peeked;		/* each search's next row, in the heap */
+	int			nsearches;
+	HnswHeap	merge;			/* node = index into searches[] */
+
+	/* the spaces chosen by the quals (space_no), for the NULL-query walk */
+	uint32	   *space_nos;
+	int			nspace_nos;
+	bool		all_spaces;
 
 	/* heap TIDs of the current element, returned one by one */
 	ItemPointerData tids[HNSW_HEAPTIDS];
@@ -69,7 +89,11 @@ hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	MemoryContextReset(so->cxt);
 	so->started = false;
 	so->done = false;
-	so->search = NULL;
+	so->searches = NULL;
+	so->nsearches = 0;
+	so->space_nos = NULL;
+	so->nspace_nos = 0;
+	so->all_spaces = true;
 	so->query = NULL;
 	so->ntids = so->tidpos = 0;
 	so->fullscan = false;
@@ -80,19 +104,158 @@ hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 		memmove(scan->orderByData, orderbys, scan->numberOfOrderBys * sizeof(ScanKeyData));
 }
 
-/* set up the search; returns false if there is nothing to return */
+/* add one space chosen by a qual value (if the index has it) */
+static void
+add_space_value(IndexScanDesc scan, Datum value, HnswSpaceInfo **spaces, int *n, int *max)
+{
+	HnswSpaceKey key = hnsw_space_key(scan->indexRelation, value);
+	ItemPointerData tid;
+	uint32		space_no;
+
+	if (!hnsw_space_find(scan->indexRelation, &key, false, &tid, &space_no))
+		return;
+	for (int i = 0; i < *n; i++)
+		if ((*spaces)[i].space_no == space_no)
+			return;				/* listed twice */
+	if (*n == *max)
+	{
+		*max *= 2;
+		*spaces = repalloc(*spaces, sizeof(HnswSpaceInfo) * *max);
+	}
+	hnsw_space_read(scan->indexRelation, &tid, &(*spaces)[*n]);
+	(*n)++;
+}
+
+/* the spaces one scan key on the space column allows */
+static int
+key_spaces(IndexScanDesc scan, ScanKey key, HnswSpaceInfo **spaces)
+{
+	int			n = 0;
+	int			max = 8;
+
+	*spaces = palloc(sizeof(HnswSpaceInfo) * max);
+	if (key->sk_flags & SK_ISNULL)
+		return 0;				/* "= NULL" matches nothing */
+	if (key->sk_flags & SK_SEARCHARRAY)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(key->sk_argument);
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nelems;
+
+		get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign,
+						  &elems, &nulls, &nelems);
+		for (int i = 0; i < nelems; i++)
+			if (!nulls[i])
+				add_space_value(scan, elems[i], spaces, &n, &max);
+		return n;
+	}
+	add_space_value(scan, key->sk_argument, spaces, &n, &max);
+	return n;
+}
+
+/*
+ * The graphs to search: with spaces, those the quals on the space column
+ * allow (all of them without a qual); without, the one graph.
+ */
+static int
+choose_graphs(IndexScanDesc scan, HnswSpaceInfo **out)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	HnswSpaceInfo *chosen = NULL;
+	int			nchosen = -1;	/* -1: no qual yet */
+	int			n = 0;
+
+	if (so->meta.nspacekeys == 0)
+	{
+		*out = palloc(sizeof(HnswSpaceInfo));
+		(*out)->space_no = 0;
+		(*out)->flags = 0;
+		(*out)->entry = so->meta.entry;
+		(*out)->entry_level = so->meta.entry_level;
+		return ItemPointerIsValid(&so->meta.entry) ? 1 : 0;
+	}
+
+	for (int k = 0; k < scan->numberOfKeys; k++)
+	{
+		ScanKey		key = &scan->keyData[k];
+		HnswSpaceInfo *these;
+		int			nthese;
+
+		if (key->sk_attno != 1)
+			continue;
+		nthese = key_spaces(scan, key, &these);
+		if (nchosen < 0)
+		{
+			chosen = these;
+			nchosen = nthese;
+			continue;
+		}
+		/* several quals: a space must satisfy all of them */
+		{
+			int			keep = 0;
+
+			for (int i = 0; i < nchosen; i++)
+				for (int j = 0; j < nthese; j++)
+					if (chosen[i].space_no == these[j].space_no)
+					{
+						chosen[keep++] = chosen[i];
+						break;
+					}
+			nchosen = keep;
+		}
+	}
+	if (nchosen < 0)
+	{
+		nchosen = hnsw_space_list(scan->indexRelation, &chosen);
+		so->all_spaces = true;
+	}
+	else
+		so->all_spaces = false;
+
+	so->space_nos = palloc(sizeof(uint32) * Max(nchosen, 1));
+	so->nspace_nos = 0;
+	for (int i = 0; i < nchosen; i++)
+	{
+		so->space_nos[so->nspace_nos++] = chosen[i].space_no;
+		if (ItemPointerIsValid(&chosen[i].entry))
+			chosen[n++] = chosen[i];
+	}
+	*out = chosen;
+	return n;
+}
+
+/* the next row of search i into the merge heap, if it has one */
+static void
+advance_search(HnswScanOpaque so, int i)
+{
+	if (hnsw_search_next(so->searches[i], &so->peeked[i]))
+		hnsw_heap_push(&so->merge, (HnswNode) i, so->peeked[i].dist);
+}
+
+/* set up the searches; returns false if there is nothing to return */
 static bool
 start_scan(IndexScanDesc scan)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
 	HnswGraph  *g;
+	HnswSpaceInfo *graphs;
+	int			ngraphs;
 	int			dims;
 	bool		skip;
 
 	hnsw_read_meta(index, &so->meta);
-	if (so->meta.dims == 0 || !ItemPointerIsValid(&so->meta.entry))
+	if (so->meta.dims == 0)
 		return false;			/* nothing indexed */
+
+	ngraphs = choose_graphs(scan, &graphs);
+	if (ngraphs == 0)
+		return false;
 
 	if (scan->numberOfOrderBys == 0 || (scan->orderByData[0].sk_flags & SK_ISNULL))
 	{
@@ -114,18 +277,29 @@ start_scan(IndexScanDesc scan)
 
 	hnsw_page_graph_init(&so->pg, index, &so->meta);
 	g = &so->pg.graph;
-	so->search = hnsw_search_begin(g, so->query, true);
-	so->search->layer = so->meta.entry_level;
-	hnsw_search_add_entry(so->search, HnswNodeFromTid(&so->meta.entry));
-	for (int l = so->meta.entry_level; l > 0; l--)
+	so->searches = palloc(sizeof(HnswSearch *) * ngraphs);
+	so->peeked = palloc(sizeof(HnswCandidate) * ngraphs);
+	so->nsearches = ngraphs;
+	hnsw_heap_init(&so->merge, ngraphs, false);
+	for (int i = 0; i < ngraphs; i++)
 	{
-		if (l != so->meta.entry_level)
-			hnsw_search_set_layer(so->search, l, true);
-		hnsw_search_run(so->search, 1);
+		HnswSearch *s = hnsw_search_begin(g, so->query, true);
+		int			top = graphs[i].entry_level;
+
+		s->layer = top;
+		hnsw_search_add_entry(s, HnswNodeFromTid(&graphs[i].entry));
+		for (int l = top; l > 0; l--)
+		{
+			if (l != top)
+				hnsw_search_set_layer(s, l, true);
+			hnsw_search_run(s, 1);
+		}
+		if (top > 0)
+			hnsw_search_set_layer(s, 0, true);
+		hnsw_search_run(s, hnsw_ef_search);
+		so->searches[i] = s;
+		advance_search(so, i);
 	}
-	if (so->meta.entry_level > 0)
-		hnsw_search_set_layer(so->search, 0, true);
-	hnsw_search_run(so->search, hnsw_ef_search);
 	return true;
 }
 
@@ -183,6 +357,15 @@ fullscan_next(IndexScanDesc scan)
 				etup = hnsw_page_element(index, page, so->blkno, so->offno, so->meta.dims);
 				if ((etup->flags & HNSW_ELEMENT_DELETED) || etup->ntids == 0)
 					continue;
+				if (!so->all_spaces)
+				{
+					bool		wanted = false;
+
+					for (int i = 0; i < so->nspace_nos && !wanted; i++)
+						wanted = (so->space_nos[i] == etup->space_no);
+					if (!wanted)
+						continue;
+				}
 				so->ntids = etup->ntids;
 				memcpy(so->tids, etup->heaptids, sizeof(ItemPointerData) * so->ntids);
 				so->tidpos = 0;
@@ -242,8 +425,15 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 				break;
 			continue;
 		}
-		if (!hnsw_search_next(so->search, &c))
+		if (so->merge.n == 0)
 			break;
+		{
+			HnswCandidate top = hnsw_heap_pop(&so->merge);
+			int			i = (int) top.node;
+
+			c = so->peeked[i];
+			advance_search(so, i);
+		}
 		load_tids(scan, c.node);
 	}
 

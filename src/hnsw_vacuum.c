@@ -116,6 +116,7 @@ hnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 typedef struct VacElement
 {
 	HnswNode	node;
+	uint32		space_no;
 	int			level;
 } VacElement;
 
@@ -126,9 +127,33 @@ typedef struct VacState
 	VacElement *live;			/* live elements, ascending */
 	int			nlive;
 	VacElement	top;			/* live element of the highest level */
+	VacElement *tops;			/* the same per memory space, by space_no */
+	uint32		ntops;
 	double		ntids;
 	BlockNumber nblocks;
 } VacState;
+
+/* order by space, then node */
+static int
+vac_space_cmp(const void *a, const void *b)
+{
+	const VacElement *x = a;
+	const VacElement *y = b;
+
+	if (x->space_no != y->space_no)
+		return x->space_no < y->space_no ? -1 : 1;
+	return x->node < y->node ? -1 : (x->node > y->node ? 1 : 0);
+}
+
+/* bsearch probe: any element of the space */
+static int
+vac_space_first(const void *a, const void *b)
+{
+	const VacElement *x = a;
+	const VacElement *y = b;
+
+	return x->space_no < y->space_no ? -1 : (x->space_no > y->space_no ? 1 : 0);
+}
 
 static inline bool
 is_dead(VacState *vs, HnswNode node)
@@ -193,9 +218,26 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 				vs->live = repalloc_huge(vs->live, sizeof(VacElement) * maxlive);
 			}
 			vs->live[vs->nlive].node = HnswNodeFromTid(&tid);
+			vs->live[vs->nlive].space_no = etup->space_no;
 			vs->live[vs->nlive].level = etup->level;
 			if (etup->level > vs->top.level)
 				vs->top = vs->live[vs->nlive];
+			if (etup->space_no >= vs->ntops)
+			{
+				uint32		newn = Max(etup->space_no + 1, vs->ntops * 2);
+
+				vs->tops = vs->tops ?
+					repalloc_huge(vs->tops, sizeof(VacElement) * newn) :
+					palloc_extended(sizeof(VacElement) * newn, MCXT_ALLOC_HUGE);
+				for (uint32 k = vs->ntops; k < newn; k++)
+				{
+					vs->tops[k].node = HNSW_INVALID_NODE;
+					vs->tops[k].level = -1;
+				}
+				vs->ntops = newn;
+			}
+			if (etup->level > vs->tops[etup->space_no].level)
+				vs->tops[etup->space_no] = vs->live[vs->nlive];
 			vs->nlive++;
 			vs->ntids += etup->ntids;
 		}
@@ -315,7 +357,8 @@ hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 		}
 
 		/* a deleted entry point hands over to the highest live element */
-		if (ItemPointerIsValid(&entry) && is_dead(&vs, HnswNodeFromTid(&entry)))
+		if (meta.nspacekeys == 0 &&
+			ItemPointerIsValid(&entry) && is_dead(&vs, HnswNodeFromTid(&entry)))
 		{
 			ItemPointerData top;
 
@@ -329,25 +372,93 @@ hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 		}
 	}
 
+	/* memory spaces: hand over deleted entry points, flag emptied spaces */
+	if (meta.nspacekeys > 0)
+	{
+		HnswSpaceInfo *spaces;
+		int			nspaces = hnsw_space_list(index, &spaces);
+
+		for (int i = 0; i < nspaces; i++)
+		{
+			HnswSpaceInfo *sp = &spaces[i];
+			VacElement *top = sp->space_no < vs.ntops ? &vs.tops[sp->space_no] : NULL;
+			bool		has_live = (top != NULL && top->node != HNSW_INVALID_NODE);
+
+			if (ItemPointerIsValid(&sp->entry) && is_dead(&vs, HnswNodeFromTid(&sp->entry)))
+			{
+				ItemPointerData toptid;
+
+				if (has_live)
+				{
+					HnswNodeToTid(top->node, &toptid);
+					hnsw_space_update_entry(index, &sp->tid, &toptid, top->level,
+											&sp->entry, false, NULL);
+				}
+				else
+					hnsw_space_update_entry(index, &sp->tid, NULL, -1, &sp->entry, true, NULL);
+			}
+			else if (!ItemPointerIsValid(&sp->entry) && !has_live &&
+					 !(sp->flags & HNSW_SPACE_EMPTY))
+				hnsw_space_update_entry(index, &sp->tid, NULL, -1, &sp->entry, true, NULL);
+		}
+	}
+
 	/* relink live elements that pruning or deletion left unreachable */
 	if (vs.nlive > 0)
 	{
 		HnswPageGraph pg;
-		HnswNode   *live = palloc_extended(sizeof(HnswNode) * vs.nlive, MCXT_ALLOC_HUGE);
-		int64		fixed;
+		int64		fixed = 0;
 
 		hnsw_read_meta(index, &meta);
-		for (int i = 0; i < vs.nlive; i++)
-			live[i] = vs.live[i].node;
 		hnsw_page_graph_init(&pg, index, &meta);
-		if (ItemPointerIsValid(&meta.entry))
+		if (meta.nspacekeys == 0)
 		{
-			fixed = hnsw_reconnect(&pg.graph, live, vs.nlive,
-								   HnswNodeFromTid(&meta.entry), meta.entry_level);
-			if (fixed > 0)
-				elog(DEBUG1, "engram_hnsw vacuum relinked " INT64_FORMAT " unreachable elements",
-					 fixed);
+			HnswNode   *live = palloc_extended(sizeof(HnswNode) * vs.nlive, MCXT_ALLOC_HUGE);
+
+			for (int i = 0; i < vs.nlive; i++)
+				live[i] = vs.live[i].node;
+			if (ItemPointerIsValid(&meta.entry))
+				fixed = hnsw_reconnect(&pg.graph, live, vs.nlive,
+									   HnswNodeFromTid(&meta.entry), meta.entry_level);
 		}
+		else
+		{
+			HnswSpaceInfo *spaces;
+			int			nspaces = hnsw_space_list(index, &spaces);
+			VacElement *bysp = palloc_extended(sizeof(VacElement) * vs.nlive, MCXT_ALLOC_HUGE);
+			HnswNode   *group = palloc_extended(sizeof(HnswNode) * vs.nlive, MCXT_ALLOC_HUGE);
+
+			memcpy(bysp, vs.live, sizeof(VacElement) * vs.nlive);
+			qsort(bysp, vs.nlive, sizeof(VacElement), vac_space_cmp);
+			for (int i = 0; i < nspaces; i++)
+			{
+				VacElement	key;
+				VacElement *first;
+				int			n = 0;
+
+				if (!ItemPointerIsValid(&spaces[i].entry))
+					continue;
+				key.space_no = spaces[i].space_no;
+				key.node = 0;
+				first = bsearch(&key, bysp, vs.nlive, sizeof(VacElement), vac_space_first);
+				if (first == NULL)
+					continue;
+				while (first > bysp && first[-1].space_no == key.space_no)
+					first--;
+				while (first + n < bysp + vs.nlive && first[n].space_no == key.space_no)
+				{
+					group[n] = first[n].node;
+					n++;
+				}
+				fixed += hnsw_reconnect(&pg.graph, group, n,
+										HnswNodeFromTid(&spaces[i].entry),
+										spaces[i].entry_level);
+				vacuum_delay_point();
+			}
+		}
+		if (fixed > 0)
+			elog(DEBUG1, "engram_hnsw vacuum relinked " INT64_FORMAT " unreachable elements",
+				 fixed);
 	}
 
 	if (!counted)

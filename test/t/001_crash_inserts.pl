@@ -7,7 +7,7 @@
 #    (the number of unreachable elements is printed);
 #  - every insert the client saw acknowledged is in the table;
 #  - every row of the table is found by an index scan for its own vector
-#    (first result, distance 0), at the default ef_search;
+#    (first result, distance 0; engram_hnsw.ef_search = 100);
 #  - VACUUM removes the elements of the inserts the crash cut off, and the
 #    index still passes both checks afterwards;
 #  - inserts after the restart work and are found the same way.
@@ -252,7 +252,6 @@ for my $round (1 .. $rounds)
 {
 	my $delay = 0.5 + rand(2.0);
 	my $ckpt  = rand($delay);
-	my @h;
 	my $connstr = $node->connstr('postgres');
 
 	for my $s (@streams)

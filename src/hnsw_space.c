@@ -1,0 +1,555 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_space.c
+ *	  The memory-space directory: space key -> that space's graph.
+ *
+ * An index whose leading column is a space key (int4, int8, text, uuid)
+ * holds one independent graph per distinct key.  The directory maps a key
+ * to its space number and its graph's entry point.  It is an append-only
+ * chain of directory pages (HNSW_PAGE_DIR, linked by the opaque "next"),
+ * one HnswSpaceTupleData per key.  Entries never move and never go away:
+ * a space whose rows were all vacuumed away is flagged HNSW_SPACE_EMPTY and
+ * revived in place when its key comes back, so a key never has two entries.
+ *
+ * Lookups do not scan the chain: every backend keeps a hash table of
+ * key -> directory TID per index, and reads only the entries appended since
+ * its last look (the meta page counts them).  A cached TID is confirmed by
+ * reading the entry (which the caller needs anyway for the entry point).
+ *
+ * Creating a space is the rare path: it takes a heavyweight lock on the
+ * meta page (LockPage), looks again, and appends.  Lock order while
+ * creating: that heavyweight lock, then the meta page buffer alone, then
+ * the tail directory page (plus a page just added, unreachable to others).
+ * Entry point changes lock only the space's directory page, so inserts
+ * into different spaces share nothing but short shared looks at the
+ * directory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "common/hashfn.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "engram_hnsw.h"
+
+/* ----------------------------------------------------------------
+ * Keys
+ * ----------------------------------------------------------------
+ */
+
+/* the bytes of a space key value (the index's first column) */
+HnswSpaceKey
+hnsw_space_key(Relation index, Datum value)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(index), 0);
+	HnswSpaceKey key;
+
+	key.valid = true;
+	if (att->attlen > 0)
+	{
+		char	   *data = palloc(att->attlen);
+
+		if (att->attbyval)
+			store_att_byval(data, value, att->attlen);
+		else
+			memcpy(data, DatumGetPointer(value), att->attlen);
+		key.data = data;
+		key.len = att->attlen;
+	}
+	else if (att->attlen == -1)
+	{
+		struct varlena *v = PG_DETOAST_DATUM_PACKED(value);
+
+		key.data = VARDATA_ANY(v);
+		key.len = VARSIZE_ANY_EXHDR(v);
+	}
+	else
+		elog(ERROR, "engram_hnsw: unsupported space key type");
+
+	if (key.len > HNSW_MAX_SPACE_KEY)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("space key of %d bytes is too long for engram_hnsw index \"%s\"",
+						key.len, RelationGetRelationName(index)),
+				 errdetail("Space keys may have at most %d bytes.", HNSW_MAX_SPACE_KEY)));
+	key.hash = hash_bytes((const unsigned char *) key.data, key.len);
+	return key;
+}
+
+/* ----------------------------------------------------------------
+ * Directory tuples
+ * ----------------------------------------------------------------
+ */
+HnswSpaceTuple
+hnsw_page_space(Relation index, Page page, BlockNumber blkno, OffsetNumber off)
+{
+	ItemId		iid;
+	HnswSpaceTuple stup;
+
+	if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DIR ||
+		off < FirstOffsetNumber || off > PageGetMaxOffsetNumber(page))
+		hnsw_corrupt(index, blkno, psprintf("item %u is not a space directory entry", off));
+	iid = PageGetItemId(page, off);
+	if (!ItemIdIsNormal(iid) ||
+		ItemIdGetLength(iid) < offsetof(HnswSpaceTupleData, key) ||
+		ItemIdGetOffset(iid) + ItemIdGetLength(iid) > ((PageHeader) page)->pd_special)
+		hnsw_corrupt(index, blkno, psprintf("directory entry %u has an invalid line pointer", off));
+	stup = (HnswSpaceTuple) PageGetItem(page, iid);
+	if (stup->type != HNSW_TUPLE_SPACE ||
+		stup->keylen > HNSW_MAX_SPACE_KEY ||
+		ItemIdGetLength(iid) != HNSW_SPACE_TUPLE_SIZE(stup->keylen) ||
+		stup->entry_level < -1 || stup->entry_level > HNSW_MAX_LEVEL)
+		hnsw_corrupt(index, blkno, psprintf("directory entry %u has an invalid header", off));
+	return stup;
+}
+
+static void
+space_to_info(HnswSpaceTuple stup, BlockNumber blkno, OffsetNumber off, HnswSpaceInfo *info)
+{
+	ItemPointerSet(&info->tid, blkno, off);
+	info->space_no = stup->space_no;
+	info->flags = stup->flags;
+	info->entry_level = stup->entry_level;
+	info->entry = stup->entry;
+}
+
+static Buffer
+read_dir_buffer(Relation index, BlockNumber blkno)
+{
+	if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(index))
+		hnsw_corrupt(index, blkno,
+					 psprintf("the space directory points to block %u, outside the index", blkno));
+	return ReadBuffer(index, blkno);
+}
+
+/* read a directory entry; false if it is not the given key (stale cache) */
+static bool
+read_space(Relation index, ItemPointer tid, HnswSpaceKey *key, HnswSpaceInfo *info)
+{
+	Buffer		buf = read_dir_buffer(index, ItemPointerGetBlockNumber(tid));
+	HnswSpaceTuple stup;
+	bool		match;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	hnsw_check_page(index, BufferGetPage(buf), ItemPointerGetBlockNumber(tid));
+	if (HnswPageGetOpaque(BufferGetPage(buf))->flags != HNSW_PAGE_DIR ||
+		ItemPointerGetOffsetNumber(tid) > PageGetMaxOffsetNumber(BufferGetPage(buf)))
+	{
+		UnlockReleaseBuffer(buf);
+		return false;
+	}
+	stup = hnsw_page_space(index, BufferGetPage(buf), ItemPointerGetBlockNumber(tid),
+						   ItemPointerGetOffsetNumber(tid));
+	match = (key == NULL ||
+			 (stup->hash == key->hash && stup->keylen == key->len &&
+			  memcmp(stup->key, key->data, key->len) == 0));
+	if (match && info)
+		space_to_info(stup, ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid), info);
+	UnlockReleaseBuffer(buf);
+	return match;
+}
+
+bool
+hnsw_space_read(Relation index, ItemPointer tid, HnswSpaceInfo *info)
+{
+	return read_space(index, tid, NULL, info);
+}
+
+/* ----------------------------------------------------------------
+ * The per-backend cache
+ * ----------------------------------------------------------------
+ */
+typedef struct SpaceCacheKey
+{
+	Oid			relnode;
+	uint16		len;
+	char		bytes[HNSW_MAX_SPACE_KEY];
+} SpaceCacheKey;
+
+typedef struct SpaceCacheEntry
+{
+	SpaceCacheKey key;
+	ItemPointerData tid;
+	uint32		space_no;
+} SpaceCacheEntry;
+
+typedef struct SpaceCacheState
+{
+	Oid			relnode;		/* hash key */
+	uint32		seen;			/* meta dir_count when last refreshed */
+	BlockNumber next_blk;		/* where to read on: page ... */
+	OffsetNumber next_off;		/* ... and offset */
+} SpaceCacheState;
+
+static HTAB *space_cache = NULL;
+static HTAB *space_states = NULL;
+
+static void
+make_cache_key(SpaceCacheKey *ck, Relation index, HnswSpaceKey *key)
+{
+	memset(ck, 0, sizeof(SpaceCacheKey));
+	ck->relnode = index->rd_node.relNode;
+	ck->len = key->len;
+	memcpy(ck->bytes, key->data, key->len);
+}
+
+static SpaceCacheState *
+cache_state(Relation index)
+{
+	Oid			relnode = index->rd_node.relNode;
+	SpaceCacheState *st;
+	bool		found;
+
+	if (space_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(SpaceCacheKey);
+		ctl.entrysize = sizeof(SpaceCacheEntry);
+		ctl.hcxt = TopMemoryContext;
+		space_cache = hash_create("engram_hnsw space cache", 1024, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(SpaceCacheState);
+		space_states = hash_create("engram_hnsw space cache states", 16, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	st = hash_search(space_states, &relnode, HASH_ENTER, &found);
+	if (!found)
+	{
+		st->seen = 0;
+		st->next_blk = InvalidBlockNumber;
+		st->next_off = FirstOffsetNumber;
+	}
+	return st;
+}
+
+/* forget everything cached for this index (a cached TID did not match) */
+static void
+cache_reset(Relation index, SpaceCacheState *st)
+{
+	HASH_SEQ_STATUS status;
+	SpaceCacheEntry *e;
+
+	hash_seq_init(&status, space_cache);
+	while ((e = hash_seq_search(&status)) != NULL)
+		if (e->key.relnode == index->rd_node.relNode)
+			hash_search(space_cache, &e->key, HASH_REMOVE, NULL);
+	st->seen = 0;
+	st->next_blk = InvalidBlockNumber;
+	st->next_off = FirstOffsetNumber;
+}
+
+/* read the directory entries appended since the last refresh */
+static void
+cache_refresh(Relation index, SpaceCacheState *st)
+{
+	HnswMetaInfo meta;
+	BlockNumber blkno;
+	int			pages = 0;
+
+	hnsw_read_meta(index, &meta);
+	if (st->seen == meta.dir_count && st->next_blk != InvalidBlockNumber)
+		return;
+	if (st->next_blk == InvalidBlockNumber)
+	{
+		st->next_blk = meta.dir_head;
+		st->next_off = FirstOffsetNumber;
+	}
+	blkno = st->next_blk;
+	while (blkno != InvalidBlockNumber)
+	{
+		Buffer		buf = read_dir_buffer(index, blkno);
+		Page		page;
+		OffsetNumber maxoff;
+		BlockNumber next;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		hnsw_check_page(index, page, blkno);
+		if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DIR)
+			hnsw_corrupt(index, blkno, "the space directory chain leads to a page that is not a directory page");
+		maxoff = PageGetMaxOffsetNumber(page);
+		for (OffsetNumber off = st->next_off; off <= maxoff; off++)
+		{
+			HnswSpaceTuple stup = hnsw_page_space(index, page, blkno, off);
+			HnswSpaceKey key;
+			SpaceCacheKey ck;
+			SpaceCacheEntry *e;
+
+			key.data = stup->key;
+			key.len = stup->keylen;
+			make_cache_key(&ck, index, &key);
+			e = hash_search(space_cache, &ck, HASH_ENTER, NULL);
+			ItemPointerSet(&e->tid, blkno, off);
+			e->space_no = stup->space_no;
+		}
+		next = HnswPageGetOpaque(page)->next;
+		UnlockReleaseBuffer(buf);
+		st->next_blk = blkno;
+		st->next_off = maxoff + 1;
+		if (next == InvalidBlockNumber)
+			break;
+		if (++pages > 1000000)
+			hnsw_corrupt(index, blkno, "the space directory chain has a cycle");
+		blkno = next;
+		st->next_blk = blkno;
+		st->next_off = FirstOffsetNumber;
+	}
+	st->seen = meta.dir_count;
+}
+
+static SpaceCacheEntry *
+cache_lookup(Relation index, HnswSpaceKey *key)
+{
+	SpaceCacheKey ck;
+
+	make_cache_key(&ck, index, key);
+	return hash_search(space_cache, &ck, HASH_FIND, NULL);
+}
+
+/* ----------------------------------------------------------------
+ * Find or create a space
+ * ----------------------------------------------------------------
+ */
+
+/* append a directory entry for key; called with the creation lock held */
+static void
+append_space(Relation index, HnswSpaceKey *key, ItemPointer tid, uint32 *space_no)
+{
+	Buffer		metabuf;
+	GenericXLogState *state;
+	HnswMetaPage meta;
+	BlockNumber tail;
+	Size		size = HNSW_SPACE_TUPLE_SIZE(key->len);
+	HnswSpaceTuple stup = palloc0(size);
+	Buffer		buf = InvalidBuffer;
+	Buffer		newbuf = InvalidBuffer;
+	OffsetNumber off;
+	BlockNumber blkno;
+
+	/* number the space, count the entry (meta page locked alone) */
+	metabuf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	meta = HnswPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
+	*space_no = meta->next_space_no++;
+	meta->dir_count++;
+	tail = meta->dir_tail;
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(metabuf);
+
+	stup->type = HNSW_TUPLE_SPACE;
+	stup->flags = 0;
+	stup->entry_level = -1;
+	stup->space_no = *space_no;
+	stup->hash = key->hash;
+	ItemPointerSetInvalid(&stup->entry);
+	stup->keylen = key->len;
+	memcpy(stup->key, key->data, key->len);
+
+	state = GenericXLogStart(index);
+	if (tail != InvalidBlockNumber)
+	{
+		Page		page;
+
+		buf = read_dir_buffer(index, tail);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		hnsw_check_page(index, BufferGetPage(buf), tail);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		if (PageGetFreeSpace(page) >= size)
+		{
+			off = PageAddItem(page, (Item) stup, size, InvalidOffsetNumber, false, false);
+			if (off == InvalidOffsetNumber)
+				elog(ERROR, "failed to add space directory entry to block %u", tail);
+			GenericXLogFinish(state);
+			UnlockReleaseBuffer(buf);
+			ItemPointerSet(tid, tail, off);
+			return;
+		}
+	}
+
+	/* a new directory page, linked from the old tail in the same record */
+	newbuf = hnsw_new_buffer(index, MAIN_FORKNUM);
+	blkno = BufferGetBlockNumber(newbuf);
+	{
+		Page		newpage = GenericXLogRegisterBuffer(state, newbuf, GENERIC_XLOG_FULL_IMAGE);
+
+		hnsw_init_page(newpage, HNSW_PAGE_DIR, RelationGetRelid(index));
+		off = PageAddItem(newpage, (Item) stup, size, InvalidOffsetNumber, false, false);
+		if (off == InvalidOffsetNumber)
+			elog(ERROR, "failed to add space directory entry to block %u", blkno);
+	}
+	if (BufferIsValid(buf))
+	{
+		/* the tail page was registered above; its copy is still ours */
+		HnswPageGetOpaque(GenericXLogRegisterBuffer(state, buf, 0))->next = blkno;
+	}
+	GenericXLogFinish(state);
+	if (BufferIsValid(buf))
+		UnlockReleaseBuffer(buf);
+	UnlockReleaseBuffer(newbuf);
+	ItemPointerSet(tid, blkno, off);
+
+	metabuf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	LockBuffer(metabuf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	meta = HnswPageGetMeta(GenericXLogRegisterBuffer(state, metabuf, 0));
+	if (meta->dir_head == InvalidBlockNumber)
+		meta->dir_head = blkno;
+	meta->dir_tail = blkno;
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(metabuf);
+}
+
+/*
+ * Find the directory entry of key; with create, make it if it does not
+ * exist.  Returns false if there is none (and create is false).
+ */
+bool
+hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
+				ItemPointer tid, uint32 *space_no)
+{
+	SpaceCacheState *st = cache_state(index);
+	SpaceCacheEntry *e;
+
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		cache_refresh(index, st);
+		e = cache_lookup(index, key);
+		if (e == NULL)
+			break;
+		if (read_space(index, &e->tid, key, NULL))
+		{
+			*tid = e->tid;
+			*space_no = e->space_no;
+			return true;
+		}
+		/* stale (the relfilenode was reused): start over */
+		cache_reset(index, st);
+	}
+	if (!create)
+		return false;
+
+	LockPage(index, HNSW_METAPAGE_BLKNO, ExclusiveLock);
+	cache_refresh(index, st);
+	e = cache_lookup(index, key);
+	if (e != NULL)
+	{
+		*tid = e->tid;
+		*space_no = e->space_no;
+	}
+	else
+	{
+		SpaceCacheKey ck;
+
+		append_space(index, key, tid, space_no);
+		make_cache_key(&ck, index, key);
+		e = hash_search(space_cache, &ck, HASH_ENTER, NULL);
+		e->tid = *tid;
+		e->space_no = *space_no;
+	}
+	UnlockPage(index, HNSW_METAPAGE_BLKNO, ExclusiveLock);
+	return true;
+}
+
+/*
+ * Compare-and-set of a space's entry point, like hnsw_update_entry() for
+ * the meta page: with expect == NULL, tid becomes the entry point if the
+ * space has none or level is higher (this also revives an emptied space);
+ * otherwise only if the entry point is still *expect.  mark_empty (with
+ * expect) flags the space as emptied instead.  cur receives the state
+ * afterwards.
+ */
+bool
+hnsw_space_update_entry(Relation index, ItemPointer dirtid, ItemPointer tid, int level,
+						ItemPointer expect, bool mark_empty, HnswSpaceInfo *cur)
+{
+	Buffer		buf = read_dir_buffer(index, ItemPointerGetBlockNumber(dirtid));
+	GenericXLogState *state;
+	HnswSpaceTuple stup;
+	bool		change;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	hnsw_check_page(index, BufferGetPage(buf), ItemPointerGetBlockNumber(dirtid));
+	state = GenericXLogStart(index);
+	stup = hnsw_page_space(index, GenericXLogRegisterBuffer(state, buf, 0),
+						   ItemPointerGetBlockNumber(dirtid),
+						   ItemPointerGetOffsetNumber(dirtid));
+	if (expect != NULL)
+		change = ItemPointerEquals(&stup->entry, expect) ||
+			(!ItemPointerIsValid(expect) && !ItemPointerIsValid(&stup->entry));
+	else
+		change = !ItemPointerIsValid(&stup->entry) || level > stup->entry_level;
+	if (change)
+	{
+		if (mark_empty || tid == NULL || !ItemPointerIsValid(tid))
+		{
+			ItemPointerSetInvalid(&stup->entry);
+			stup->entry_level = -1;
+			if (mark_empty)
+				stup->flags |= HNSW_SPACE_EMPTY;
+		}
+		else
+		{
+			stup->entry = *tid;
+			stup->entry_level = level;
+			stup->flags &= ~HNSW_SPACE_EMPTY;
+		}
+	}
+	if (cur)
+		space_to_info(stup, ItemPointerGetBlockNumber(dirtid),
+					  ItemPointerGetOffsetNumber(dirtid), cur);
+	if (change)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+	return change;
+}
+
+/* every directory entry, in chain order; returns the count */
+int
+hnsw_space_list(Relation index, HnswSpaceInfo **out)
+{
+	HnswMetaInfo meta;
+	int			n = 0;
+	int			max = 64;
+	BlockNumber blkno;
+	int			pages = 0;
+
+	hnsw_read_meta(index, &meta);
+	*out = palloc(sizeof(HnswSpaceInfo) * max);
+	blkno = meta.dir_head;
+	while (blkno != InvalidBlockNumber)
+	{
+		Buffer		buf = read_dir_buffer(index, blkno);
+		Page		page;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		hnsw_check_page(index, page, blkno);
+		if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DIR)
+			hnsw_corrupt(index, blkno, "the space directory chain leads to a page that is not a directory page");
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			if (n == max)
+			{
+				max *= 2;
+				*out = repalloc_huge(*out, sizeof(HnswSpaceInfo) * max);
+			}
+			space_to_info(hnsw_page_space(index, page, blkno, off), blkno, off, &(*out)[n++]);
+		}
+		blkno = HnswPageGetOpaque(page)->next;
+		UnlockReleaseBuffer(buf);
+		if (++pages > 1000000)
+			hnsw_corrupt(index, blkno, "the space directory chain has a cycle");
+	}
+	return n;
+}
