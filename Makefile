@@ -46,3 +46,7 @@ EXTRA_CLEAN = test/tools/idx2copy tmp_check results output_iso
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every object depends on the shared header (PGXS does not track headers).
+# After the include, so that PGXS's "all" stays the default goal.
+$(OBJS): src/engram_hnsw.h
