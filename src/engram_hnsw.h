@@ -458,6 +458,22 @@ typedef struct HnswPageGraph
 
 
 extern void hnsw_init_page(Page page, uint16 flags, Oid indexoid);
+extern Page hnsw_pass_page(Relation index, BlockNumber blkno, int mode,
+						   BufferAccessStrategy strategy, Buffer *buf);
+
+/*
+ * The compare-and-set rule of every entry point (meta page or space
+ * directory): with expect == NULL, a new entry wins over none or a lower
+ * level; otherwise the change happens only if the entry is still *expect.
+ */
+static inline bool
+hnsw_entry_cas(ItemPointer cur, int curlevel, int level, ItemPointer expect)
+{
+	if (expect != NULL)
+		return ItemPointerEquals(cur, expect) ||
+			(!ItemPointerIsValid(expect) && !ItemPointerIsValid(cur));
+	return !ItemPointerIsValid(cur) || level > curlevel;
+}
 extern void hnsw_check_page(Relation index, Page page, BlockNumber blkno);
 extern void hnsw_read_meta(Relation index, HnswMetaInfo *meta);
 extern void hnsw_fill_meta(Page page, Oid indexoid, int dims, int m, int efc, int metric,

@@ -174,19 +174,13 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 	/* pass 1: every page and tuple */
 	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
 	{
-		Buffer		buf = ReadBuffer(index, blkno);
+		Buffer		buf;
 		Page		page;
 
 		CHECK_FOR_INTERRUPTS();
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		if (PageIsNew(page))
-		{
-			/* added to the relation but never used (crash while extending) */
-			UnlockReleaseBuffer(buf);
-			continue;
-		}
-		hnsw_check_page(index, page, blkno);
+		page = hnsw_pass_page(index, blkno, BUFFER_LOCK_SHARE, NULL, &buf);
+		if (page == NULL)
+			continue;			/* added to the relation, never used */
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 		{
 			ItemId		iid = PageGetItemId(page, off);

@@ -46,6 +46,31 @@ hnsw_init_page(Page page, uint16 flags, Oid indexoid)
 	opaque->page_id = HNSW_PAGE_ID;
 }
 
+/*
+ * Pin and lock one block of a pass over the whole index (vacuum, check,
+ * NULL-query scan).  A page never initialised (added to the relation by
+ * a backend that crashed before using it) has nothing in it: NULL is
+ * returned and the buffer released.  Anything else must be a valid page.
+ */
+Page
+hnsw_pass_page(Relation index, BlockNumber blkno, int mode,
+			   BufferAccessStrategy strategy, Buffer *buf)
+{
+	Page		page;
+
+	*buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+	LockBuffer(*buf, mode);
+	page = BufferGetPage(*buf);
+	if (PageIsNew(page))
+	{
+		UnlockReleaseBuffer(*buf);
+		*buf = InvalidBuffer;
+		return NULL;
+	}
+	hnsw_check_page(index, page, blkno);
+	return page;
+}
+
 void
 hnsw_corrupt(Relation index, BlockNumber blkno, const char *detail)
 {
@@ -295,11 +320,7 @@ hnsw_update_entry(Relation index, ItemPointer tid, int level, ItemPointer expect
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	state = GenericXLogStart(index);
 	meta = page_meta(index, GenericXLogRegisterBuffer(state, buf, 0));
-	if (expect != NULL)
-		change = ItemPointerEquals(&meta->entry, expect) ||
-			(!ItemPointerIsValid(expect) && !ItemPointerIsValid(&meta->entry));
-	else
-		change = !ItemPointerIsValid(&meta->entry) || level > meta->entry_level;
+	change = hnsw_entry_cas(&meta->entry, meta->entry_level, level, expect);
 	if (change)
 	{
 		if (tid != NULL && ItemPointerIsValid(tid))

@@ -337,15 +337,12 @@ fullscan_next(IndexScanDesc scan)
 
 	while (so->blkno < nblocks)
 	{
-		Buffer		buf = ReadBuffer(index, so->blkno);
-		Page		page;
+		Buffer		buf;
+		Page		page = hnsw_pass_page(index, so->blkno, BUFFER_LOCK_SHARE, NULL, &buf);
 		bool		found = false;
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		if (!PageIsNew(page))
+		if (page != NULL)
 		{
-			hnsw_check_page(index, page, so->blkno);
 			for (; so->offno <= PageGetMaxOffsetNumber(page); so->offno++)
 			{
 				ItemId		iid = PageGetItemId(page, so->offno);
@@ -373,8 +370,8 @@ fullscan_next(IndexScanDesc scan)
 				found = true;
 				break;
 			}
+			UnlockReleaseBuffer(buf);
 		}
-		UnlockReleaseBuffer(buf);
 		if (found)
 			return true;
 		so->blkno++;

@@ -482,11 +482,7 @@ hnsw_space_update_entry(Relation index, ItemPointer dirtid, ItemPointer tid, int
 	stup = hnsw_page_space(index, GenericXLogRegisterBuffer(state, buf, 0),
 						   ItemPointerGetBlockNumber(dirtid),
 						   ItemPointerGetOffsetNumber(dirtid));
-	if (expect != NULL)
-		change = ItemPointerEquals(&stup->entry, expect) ||
-			(!ItemPointerIsValid(expect) && !ItemPointerIsValid(&stup->entry));
-	else
-		change = !ItemPointerIsValid(&stup->entry) || level > stup->entry_level;
+	change = hnsw_entry_cas(&stup->entry, stup->entry_level, level, expect);
 	if (change)
 	{
 		if (mark_empty || tid == NULL || !ItemPointerIsValid(tid))

@@ -52,15 +52,9 @@ hnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 		GenericXLogState *state = NULL;
 
 		vacuum_delay_point();
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-		page = BufferGetPage(buf);
-		if (PageIsNew(page))
-		{
-			UnlockReleaseBuffer(buf);
+		page = hnsw_pass_page(index, blkno, BUFFER_LOCK_EXCLUSIVE, info->strategy, &buf);
+		if (page == NULL)
 			continue;
-		}
-		hnsw_check_page(index, page, blkno);
 
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 		{
@@ -182,15 +176,9 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 		Page		page;
 
 		vacuum_delay_point();
-		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, info->strategy);
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		if (PageIsNew(page))
-		{
-			UnlockReleaseBuffer(buf);
+		page = hnsw_pass_page(index, blkno, BUFFER_LOCK_SHARE, info->strategy, &buf);
+		if (page == NULL)
 			continue;
-		}
-		hnsw_check_page(index, page, blkno);
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 		{
 			ItemId		iid = PageGetItemId(page, off);
