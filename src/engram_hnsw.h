@@ -320,12 +320,14 @@ typedef struct HnswGraphOps
 	void		(*get_entry) (HnswGraph *g, HnswNode *node, int *level);
 
 	/*
-	 * Compare-and-set of the entry point: node becomes the entry point if
-	 * the graph has none or level is above the current entry's level.
-	 * Returns whether it did; *cur and *curlevel receive the entry afterwards.
+	 * Compare-and-set of the entry point.  With expect == NULL, node becomes
+	 * the entry point if the graph has none or level is above the current
+	 * entry's level; otherwise only if the entry point is still *expect
+	 * (HNSW_INVALID_NODE: only if the graph has none).  Returns whether it
+	 * did; *cur and *curlevel receive the entry afterwards.
 	 */
 	bool		(*set_entry) (HnswGraph *g, HnswNode node, int level,
-							  HnswNode *cur, int *curlevel);
+							  const HnswNode *expect, HnswNode *cur, int *curlevel);
 
 	/*
 	 * Store a new element with its own neighbour lists (selected[l] for

@@ -197,12 +197,14 @@ arena_get_entry(HnswGraph *g, HnswNode *node, int *level)
 }
 
 static bool
-arena_set_entry(HnswGraph *g, HnswNode node, int level, HnswNode *cur, int *curlevel)
+arena_set_entry(HnswGraph *g, HnswNode node, int level, const HnswNode *expect,
+				HnswNode *cur, int *curlevel)
 {
 	HnswBuildState *bs = (HnswBuildState *) g;
 	HnswNode   *entry = bs->cur_space ? &bs->cur_space->entry : &bs->entry;
 	int		   *entry_level = bs->cur_space ? &bs->cur_space->entry_level : &bs->entry_level;
-	bool		change = (*entry == HNSW_INVALID_NODE || level > *entry_level);
+	bool		change = expect ? (*entry == *expect) :
+		(*entry == HNSW_INVALID_NODE || level > *entry_level);
 
 	if (change)
 	{

@@ -749,29 +749,33 @@ hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 		nselected[l] = 0;
 	}
 
-	g->ops->get_entry(g, &entry, &entry_level);
-	if (entry == HNSW_INVALID_NODE)
+	for (int attempt = 0;; attempt++)
 	{
-		/* first element: it becomes the entry point, unless someone won */
-		node = g->ops->create_node(g, vec, level, heaptid, selected, nselected);
-		if (g->ops->set_entry(g, node, level, &entry, &entry_level))
-			return;
+		HnswNode	none = HNSW_INVALID_NODE;
 
-		/* lost the race: link into the graph that now exists */
-		hnsw_find_neighbors(g, vec, entry, entry_level, level, selected,
-							nselected, NULL, NULL);
-		for (int l = 0; l <= level; l++)
-			if (nselected[l] > 0)
-			{
-				HnswNode   *list = palloc(sizeof(HnswNode) * nselected[l]);
+		g->ops->get_entry(g, &entry, &entry_level);
+		if (entry == HNSW_INVALID_NODE)
+		{
+			/* first element: the entry point, unless someone else won */
+			node = g->ops->create_node(g, vec, level, heaptid, selected, nselected);
+			if (g->ops->set_entry(g, node, level, &none, &entry, &entry_level))
+				return;
 
-				for (int i = 0; i < nselected[l]; i++)
-					list[i] = selected[l][i].node;
-				g->ops->replace_neighbors(g, node, l, NULL, 0, list, nselected[l]);
-			}
-	}
-	else
-	{
+			/* lost the race: link into the graph that now exists */
+			hnsw_find_neighbors(g, vec, entry, entry_level, level, selected,
+								nselected, NULL, NULL);
+			for (int l = 0; l <= level; l++)
+				if (nselected[l] > 0)
+				{
+					HnswNode   *list = palloc(sizeof(HnswNode) * nselected[l]);
+
+					for (int i = 0; i < nselected[l]; i++)
+						list[i] = selected[l][i].node;
+					g->ops->replace_neighbors(g, node, l, NULL, 0, list, nselected[l]);
+				}
+			break;
+		}
+
 		hnsw_find_neighbors(g, vec, entry, entry_level, level, selected,
 							nselected, nearest, &nnearest);
 
@@ -784,12 +788,51 @@ hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 				g->ops->add_heaptid(g, nearest[i].node, vec, heaptid))
 				return;
 		}
+		if (nselected[0] > 0 || attempt >= 8)
+		{
+			node = g->ops->create_node(g, vec, level, heaptid, selected, nselected);
+			break;
+		}
+
+		/*
+		 * Nothing live was found: every element reachable from the entry
+		 * point is deleted (VACUUM may be emptying this graph right now).
+		 * Take over as the entry point, but only from the entry point this
+		 * search started at; if that changed meanwhile, start over.
+		 */
 		node = g->ops->create_node(g, vec, level, heaptid, selected, nselected);
+		{
+			HnswNode	from = entry;
+
+			if (g->ops->set_entry(g, node, level, &from, &entry, &entry_level))
+				return;
+		}
+		/* the node exists but is unlinked: link it from the new state */
+		hnsw_find_neighbors(g, vec, entry, entry_level, level, selected,
+							nselected, NULL, NULL);
+		for (int l = 0; l <= level; l++)
+			if (nselected[l] > 0)
+			{
+				HnswNode   *list = palloc(sizeof(HnswNode) * nselected[l]);
+
+				for (int i = 0; i < nselected[l]; i++)
+					list[i] = selected[l][i].node;
+				g->ops->replace_neighbors(g, node, l, NULL, 0, list, nselected[l]);
+			}
+		if (nselected[0] == 0 && entry != HNSW_INVALID_NODE)
+		{
+			HnswNode	from = entry;
+
+			/* still nothing live: replace the (deleted) entry point */
+			g->ops->set_entry(g, node, level, &from, &entry, &entry_level);
+			return;
+		}
+		break;
 	}
 
 	hnsw_link_backwards(g, node, level, selected, nselected);
 	if (level > entry_level)
-		g->ops->set_entry(g, node, level, &entry, &entry_level);
+		g->ops->set_entry(g, node, level, NULL, &entry, &entry_level);
 }
 
 /* position of x in nodes[] (ascending), -1 if absent */

@@ -740,24 +740,35 @@ page_get_entry(HnswGraph *g, HnswNode *node, int *level)
 }
 
 static bool
-page_set_entry(HnswGraph *g, HnswNode node, int level, HnswNode *cur, int *curlevel)
+page_set_entry(HnswGraph *g, HnswNode node, int level, const HnswNode *expect,
+			   HnswNode *cur, int *curlevel)
 {
 	HnswPageGraph *pg = (HnswPageGraph *) g;
 	ItemPointerData tid;
+	ItemPointerData exptid;
+	ItemPointer expp = NULL;
 	bool		changed;
 
 	HnswNodeToTid(node, &tid);
+	if (expect != NULL)
+	{
+		if (*expect == HNSW_INVALID_NODE)
+			ItemPointerSetInvalid(&exptid);
+		else
+			HnswNodeToTid(*expect, &exptid);
+		expp = &exptid;
+	}
 	if (pg->has_space)
 	{
 		HnswSpaceInfo info;
 
 		changed = hnsw_space_update_entry(pg->index, &pg->space_tid, &tid, level,
-										  NULL, false, &info);
+										  expp, false, &info);
 		*cur = HnswNodeFromTid(&info.entry);
 		*curlevel = info.entry_level;
 		return changed;
 	}
-	changed = hnsw_update_entry(pg->index, &tid, level, NULL, pg->meta);
+	changed = hnsw_update_entry(pg->index, &tid, level, expp, pg->meta);
 	*cur = HnswNodeFromTid(&pg->meta->entry);
 	*curlevel = pg->meta->entry_level;
 	return changed;

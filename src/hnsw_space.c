@@ -132,9 +132,16 @@ read_dir_buffer(Relation index, BlockNumber blkno)
 static bool
 read_space(Relation index, ItemPointer tid, HnswSpaceKey *key, HnswSpaceInfo *info)
 {
-	Buffer		buf = read_dir_buffer(index, ItemPointerGetBlockNumber(tid));
+	Buffer		buf;
 	HnswSpaceTuple stup;
 	bool		match;
+
+	/* a cached TID can be stale (the index was rebuilt in place) */
+	if (key != NULL &&
+		(ItemPointerGetBlockNumber(tid) == HNSW_METAPAGE_BLKNO ||
+		 ItemPointerGetBlockNumber(tid) >= RelationGetNumberOfBlocks(index)))
+		return false;
+	buf = read_dir_buffer(index, ItemPointerGetBlockNumber(tid));
 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	hnsw_check_page(index, BufferGetPage(buf), ItemPointerGetBlockNumber(tid));
@@ -142,6 +149,9 @@ read_space(Relation index, ItemPointer tid, HnswSpaceKey *key, HnswSpaceInfo *in
 		ItemPointerGetOffsetNumber(tid) > PageGetMaxOffsetNumber(BufferGetPage(buf)))
 	{
 		UnlockReleaseBuffer(buf);
+		if (key == NULL)
+			hnsw_corrupt(index, ItemPointerGetBlockNumber(tid),
+						 "a space directory entry is missing");
 		return false;
 	}
 	stup = hnsw_page_space(index, BufferGetPage(buf), ItemPointerGetBlockNumber(tid),
@@ -246,16 +256,25 @@ cache_reset(Relation index, SpaceCacheState *st)
 	st->next_off = FirstOffsetNumber;
 }
 
-/* read the directory entries appended since the last refresh */
+/*
+ * Read the directory entries appended since the last refresh.  The meta
+ * page's count is only a hint (a creator counts its entry before writing
+ * it): with force, the chain is read on from the last position anyway, as
+ * a lookup that missed must do before it may conclude the key is absent.
+ */
 static void
-cache_refresh(Relation index, SpaceCacheState *st)
+cache_refresh(Relation index, SpaceCacheState *st, bool force)
 {
 	HnswMetaInfo meta;
 	BlockNumber blkno;
 	int			pages = 0;
 
 	hnsw_read_meta(index, &meta);
-	if (st->seen == meta.dir_count && st->next_blk != InvalidBlockNumber)
+	if (meta.dir_count < st->seen ||
+		(st->next_blk != InvalidBlockNumber &&
+		 st->next_blk >= RelationGetNumberOfBlocks(index)))
+		cache_reset(index, st); /* rebuilt in place (TRUNCATE, REINDEX) */
+	if (!force && st->seen == meta.dir_count && st->next_blk != InvalidBlockNumber)
 		return;
 	if (st->next_blk == InvalidBlockNumber)
 	{
@@ -419,12 +438,16 @@ hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
 	SpaceCacheState *st = cache_state(index);
 	SpaceCacheEntry *e;
 
-	for (int attempt = 0; attempt < 2; attempt++)
+	for (int attempt = 0; attempt < 3; attempt++)
 	{
-		cache_refresh(index, st);
+		cache_refresh(index, st, attempt > 0);
 		e = cache_lookup(index, key);
 		if (e == NULL)
+		{
+			if (attempt == 0)
+				continue;		/* look at the tail of the chain first */
 			break;
+		}
 		if (read_space(index, &e->tid, key, NULL))
 		{
 			*tid = e->tid;
@@ -438,7 +461,7 @@ hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
 		return false;
 
 	LockPage(index, HNSW_METAPAGE_BLKNO, ExclusiveLock);
-	cache_refresh(index, st);
+	cache_refresh(index, st, true);
 	e = cache_lookup(index, key);
 	if (e != NULL)
 	{
