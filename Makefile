@@ -21,11 +21,11 @@ PGFILEDESC = "engram_hnsw - HNSW index access method for real[]"
 HEADERS = src/engram_hnsw.h
 
 # pg_regress suites: sql/NAME.sql, expected/NAME.out
-REGRESS = distance options build scan insert vacuum check maintenance
+REGRESS = distance options build scan insert vacuum check maintenance spaces
 REGRESS_OPTS = --load-extension=engram_hnsw
 
 # isolation suites: test/isolation/specs/NAME.spec, test/isolation/expected/NAME.out
-ISOLATION = concurrent_insert_scan_vacuum
+ISOLATION = concurrent_insert_scan_vacuum spaces_concurrent
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=engram_hnsw
 
 # TAP suites: test/t/*.pl (PostgreSQL::Test::Cluster)

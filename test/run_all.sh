@@ -24,6 +24,14 @@
 # Environment: RUN_ALL_BUDGET (seconds, default 3300) bounds the whole run;
 # ENGRAM_SKIP_DEPS=1 skips apt; ENGRAM_KEEP_TMP=1 keeps the temp dirs;
 # RUN_ALL_SKIP="regress isolation tap recall" skips parts.
+#
+# Out-of-disk test (test/t/012_faults.pl): before the TAP part, when run as
+# root, a 20 MB tmpfs (or, failing that, a loop-mounted 20 MB ext4 image) is
+# mounted on a temp dir owned by postgres and exported as
+# ENGRAM_SMALL_TABLESPACE; it is unmounted on exit.  If it cannot be mounted
+# (no privilege), ENGRAM_SMALL_TABLESPACE_SKIP carries the reason and the
+# test reports that part as skipped.  An ENGRAM_SMALL_TABLESPACE set by the
+# caller is used as it is.
 
 set -uo pipefail
 
@@ -38,7 +46,59 @@ PASSED=0
 FAILED=0
 FAILED_NAMES=()
 
-trap engram_cleanup EXIT
+# ---------------------------------------------------------------- small file system
+SMALL_FS_DIR=""
+SMALL_FS_MOUNTED=0
+
+# Mount a 20 MB file system for the out-of-disk test; exports
+# ENGRAM_SMALL_TABLESPACE, or ENGRAM_SMALL_TABLESPACE_SKIP with the reason.
+small_fs_mount() {
+	local err1 err2 img
+	if [[ -n "${ENGRAM_SMALL_TABLESPACE:-}" ]]; then
+		echo "ENGRAM_SMALL_TABLESPACE=$ENGRAM_SMALL_TABLESPACE (given by the caller)"
+		return 0
+	fi
+	if [[ "$(id -u)" -ne 0 ]]; then
+		export ENGRAM_SMALL_TABLESPACE_SKIP="test/run_all.sh is not running as root, so it cannot mount a 20 MB file system"
+		echo "$ENGRAM_SMALL_TABLESPACE_SKIP"
+		return 0
+	fi
+	SMALL_FS_DIR="$(mktemp -d "${TMPDIR:-/tmp}/engram_small.XXXXXX")" || return 0
+	if err1="$(mount -t tmpfs -o size=20m,mode=0755 tmpfs "$SMALL_FS_DIR" 2>&1)"; then
+		SMALL_FS_MOUNTED=1
+	else
+		img="$SMALL_FS_DIR.img"
+		if ! err2="$(truncate -s 20M "$img" 2>&1 && mkfs.ext4 -q -F "$img" 2>&1)"; then
+			:
+		elif err2="$(mount -o loop "$img" "$SMALL_FS_DIR" 2>&1)"; then
+			SMALL_FS_MOUNTED=1
+		fi
+	fi
+	if ((SMALL_FS_MOUNTED)); then
+		chown "$ENGRAM_PG_OSUSER:" "$SMALL_FS_DIR"
+		export ENGRAM_SMALL_TABLESPACE="$SMALL_FS_DIR"
+		unset ENGRAM_SMALL_TABLESPACE_SKIP
+		echo "small file system for the out-of-disk test: $(df -hP "$SMALL_FS_DIR" | tail -n 1)"
+	else
+		export ENGRAM_SMALL_TABLESPACE_SKIP="cannot mount a 20 MB file system (tmpfs: ${err1:-?}; loop-mounted ext4: ${err2:-?})"
+		echo "$ENGRAM_SMALL_TABLESPACE_SKIP"
+	fi
+}
+
+small_fs_umount() {
+	if ((SMALL_FS_MOUNTED)); then
+		umount "$SMALL_FS_DIR" 2>/dev/null || umount -l "$SMALL_FS_DIR" 2>/dev/null ||
+			echo "WARNING: could not unmount $SMALL_FS_DIR"
+		SMALL_FS_MOUNTED=0
+	fi
+	if [[ -n "$SMALL_FS_DIR" ]]; then
+		rm -f "$SMALL_FS_DIR.img"
+		rmdir "$SMALL_FS_DIR" 2>/dev/null || true
+		SMALL_FS_DIR=""
+	fi
+}
+
+trap 'small_fs_umount; engram_cleanup' EXIT
 trap 'echo "interrupted"; exit 130' INT TERM
 
 section() {
@@ -56,6 +116,7 @@ fail() {
 }
 
 finish() {
+	small_fs_umount
 	engram_cleanup >/dev/null 2>&1 || true
 	trap - EXIT
 	echo
@@ -227,6 +288,7 @@ if [[ "$SKIP" != *" tap "* ]]; then
 		if ((${#tap_files[@]} == 0)); then
 			echo "no TAP test files match $prove_glob"
 		fi
+		small_fs_mount
 		for tf in "${tap_files[@]}"; do
 			out="$TREE/tap.$(basename "$tf" .pl).out"
 			echo "--- prove $tf"

@@ -14,6 +14,12 @@
 #   cosine_bulk        real_cosine_ops, truth by <=>
 #   ip_bulk            real_ip_ops, truth by <#> (unit vectors by default,
 #                      RECALL_IP_NORMALIZE=0 for the raw pixel vectors)
+#   spaces_l2          memory spaces: 20 000 train images in 100 spaces of
+#                      200 (space = (id - 1) % 100), an index on (space_id,
+#                      embedding real_l2_ops), 100 (space, query) pairs
+#                      (test image q searches space (q - 1) % 100) with exact
+#                      per-space truth; every query must return 10 rows of
+#                      its space and recall@10 must be >= 0.99
 #   planner_default    with default planner settings a LIMIT 10 KNN query
 #                      uses the index
 #
@@ -32,7 +38,9 @@
 # RECALL_MIN (0.95), RECALL_MAX_UNREACHABLE_FRAC (0.01: elements that
 # engram_hnsw_check reports unreachable from the entry point, as a fraction),
 # RECALL_M (16), RECALL_EF_CONSTRUCTION (64), RECALL_IP_NORMALIZE (1),
-# RECALL_PLANNER_CHECK (1; 0 skips the planner_default case).
+# RECALL_PLANNER_CHECK (1; 0 skips the planner_default case),
+# RECALL_SPACES (100), RECALL_SPACE_ROWS (200), RECALL_SPACES_MIN (0.99),
+# RECALL_SPACES_CHECK (1; 0 skips the spaces_l2 case).
 
 set -euo pipefail
 
@@ -47,6 +55,9 @@ MAX_UNREACH_FRAC="${RECALL_MAX_UNREACHABLE_FRAC:-0.01}"
 M="${RECALL_M:-16}"
 EF_CONSTRUCTION="${RECALL_EF_CONSTRUCTION:-64}"
 IP_NORMALIZE="${RECALL_IP_NORMALIZE:-1}"
+SP_SPACES="${RECALL_SPACES:-100}"
+SP_ROWS="${RECALL_SPACE_ROWS:-200}"
+SP_MIN_RECALL="${RECALL_SPACES_MIN:-0.99}"
 DB=engram_recall
 K=10
 
@@ -244,6 +255,104 @@ run_case l2_bulk bulk items queries real_l2_ops '<->' truth_l2
 run_case l2_insert insert items queries real_l2_ops '<->' truth_l2
 run_case cosine_bulk bulk items queries real_cosine_ops '<=>' truth_cos
 run_case ip_bulk bulk "$IP_ITEMS" "$IP_QUERIES" real_ip_ops '<#>' truth_ip
+
+# spaces_l2: memory spaces.  The first $SP_SPACES * $SP_ROWS train images in
+# $SP_SPACES spaces (space = (id - 1) % $SP_SPACES, so $SP_ROWS rows each),
+# one index on (space_id, embedding real_l2_ops), and $N_QUERIES (space,
+# query) pairs: test image q searches space (q - 1) % $SP_SPACES.  Ground
+# truth: the exact top K within the space by a sequential scan.  Passes if
+# every query returns K rows of its own space through the index and recall@K
+# at the default ef_search is at least $SP_MIN_RECALL.
+spaces_case() {
+	local name=spaces_l2 idx=spaces_l2_idx why=() out t0 build_s recall="n/a" chk=""
+	local nrows=$((SP_SPACES * SP_ROWS))
+
+	engram_log "case $name: $SP_SPACES spaces x $SP_ROWS rows, real_l2_ops"
+	if ! out="$(engram_load_fmnist sp_src train "$nrows" 0 nopk 2>&1 &&
+		q -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS sp_items, sp_queries, truth_sp" \
+			-c "CREATE TABLE sp_items AS SELECT id, (id - 1) % $SP_SPACES AS space_id, embedding FROM sp_src" \
+			-c "DROP TABLE sp_src" \
+			-c "CREATE TABLE sp_queries AS SELECT id, (id - 1) % $SP_SPACES AS space_id, embedding FROM queries" \
+			-c "ANALYZE sp_items" -c "ANALYZE sp_queries" 2>&1)"; then
+		report "not ok" "$name" "(loading failed: $(echo "$out" | head -n 3 | tr '\n' ' '))"
+		return
+	fi
+	# exact top K within each query's space (no index exists yet)
+	q -c "SET enable_indexscan = off" -c "SET enable_bitmapscan = off" -c "
+		CREATE TABLE truth_sp AS
+		SELECT qq.id AS qid, t.id AS nid, t.dist
+		FROM sp_queries qq CROSS JOIN LATERAL (
+			SELECT i.id, i.embedding <-> qq.embedding AS dist
+			FROM sp_items i WHERE i.space_id = qq.space_id
+			ORDER BY i.embedding <-> qq.embedding, i.id
+			LIMIT $K) t"
+
+	t0="$(now)"
+	if ! out="$(q -c "CREATE INDEX $idx ON sp_items USING engram_hnsw (space_id, embedding real_l2_ops) WITH (m = $M, ef_construction = $EF_CONSTRUCTION)" 2>&1)"; then
+		report "not ok" "$name" "(CREATE INDEX failed: $(echo "$out" | head -n 3 | tr '\n' ' '))"
+		return
+	fi
+	build_s="$(elapsed "$t0")"
+
+	# structural check
+	local errf="$WORK/check_sp.err"
+	if out="$(qv -F ' ' -c "SELECT pages, elements, deleted_elements, heap_tids, max_level, unreachable FROM engram_hnsw_check('$idx'::regclass)" 2>"$errf")"; then
+		local pages elements deleted heap_tids max_level unreachable
+		read -r pages elements deleted heap_tids max_level unreachable <<<"$out"
+		chk="pages=$pages elements=$elements heap_tids=$heap_tids max_level=$max_level unreachable=$unreachable"
+		[[ "$heap_tids" == "$nrows" ]] || why+=("heap_tids=$heap_tids, expected $nrows")
+		[[ "$deleted" == 0 ]] || why+=("deleted_elements=$deleted, expected 0")
+		if ! awk -v u="$unreachable" -v e="$elements" -v f="$MAX_UNREACH_FRAC" 'BEGIN { exit !(u + 0 <= f * e) }'; then
+			why+=("unreachable=$unreachable exceeds ${MAX_UNREACH_FRAC} of $elements elements")
+		fi
+		[[ -s "$errf" ]] && engram_log "$name: $(tr '\n' ' ' <"$errf")"
+	else
+		why+=("engram_hnsw_check failed: $(head -n 3 "$errf" | tr '\n' ' ')")
+	fi
+
+	# the KNN query must be an index scan with the space as Index Cond
+	local knn="SELECT qq.id AS qid, r.id AS nid, r.space_id, r.dist FROM sp_queries qq CROSS JOIN LATERAL (
+		SELECT i.id, i.space_id, i.embedding <-> qq.embedding AS dist FROM sp_items i
+		WHERE i.space_id = qq.space_id
+		ORDER BY i.embedding <-> qq.embedding LIMIT $K) r"
+	if out="$(q -c "SET enable_seqscan = off" -c "EXPLAIN (COSTS OFF) $knn" 2>&1)"; then
+		grep -q "Index Scan using $idx" <<<"$out" ||
+			why+=("plan does not use $idx: $(echo "$out" | tr -s ' \n' ' ')")
+		grep -q "Index Cond: (space_id = qq.space_id)" <<<"$out" ||
+			why+=("the space is not an Index Cond: $(echo "$out" | tr -s ' \n' ' ')")
+	else
+		why+=("EXPLAIN failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
+	fi
+
+	local res="result_${name}"
+	if out="$(q -c "SET enable_seqscan = off" -c "DROP TABLE IF EXISTS $res" \
+		-c "CREATE TABLE $res AS $knn" 2>&1)"; then
+		recall="$(recall_of "$res" truth_sp sp_queries)"
+		local short wrong
+		short="$(qv -c "SELECT count(*) FROM sp_queries qq WHERE (SELECT count(*) FROM $res r WHERE r.qid = qq.id) <> $K")"
+		wrong="$(qv -c "SELECT count(*) FROM $res r JOIN sp_queries qq ON qq.id = r.qid WHERE r.space_id <> qq.space_id")"
+		[[ "$short" == 0 ]] || why+=("$short queries did not return $K rows")
+		[[ "$wrong" == 0 ]] || why+=("$wrong rows from another space")
+		awk -v r="$recall" -v m="$SP_MIN_RECALL" 'BEGIN { exit !(r + 0 >= m + 0) }' ||
+			why+=("recall $recall < $SP_MIN_RECALL")
+	else
+		why+=("KNN query failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
+	fi
+
+	local ef
+	ef="$(qv -c "LOAD 'engram_hnsw'" -c "SHOW engram_hnsw.ef_search" 2>/dev/null || echo '?')"
+	local detail="recall=$recall (spaces=$SP_SPACES rows_per_space=$SP_ROWS queries=$N_QUERIES ef_search=$ef build=${build_s}s $chk)"
+	if ((${#why[@]} == 0)); then
+		report ok "$name" "$detail"
+	else
+		local IFS=';'
+		report "not ok" "$name" "$detail: ${why[*]}"
+	fi
+	q -c "DROP TABLE IF EXISTS sp_items, sp_queries, truth_sp, $res" || true
+}
+if [[ "${RECALL_SPACES_CHECK:-1}" == 1 ]]; then
+	spaces_case
+fi
 
 # With default planner settings the index must be chosen for a plain
 # ORDER BY ... LIMIT query.
