@@ -1,0 +1,789 @@
+# shellcheck shell=bash
+#
+# bench/lib.sh: helpers shared by bench/run.sh and the bench/wl_*.sh
+# workloads.  Source it; it only defines functions and variables.
+#
+#   bench_init NAME           common start of a workload: deps, tools, the
+#                             extension, a results header; sets RESULT_MD
+#   bench_install_deps        apt-get what the suite needs (idempotent)
+#   bench_build_tools         make -C bench (tools/bin/*)
+#   bench_ext_prepare         build engram_hnsw into a private server tree
+#                             (bench/work/pgtree) if it builds; sets EXT_BUILT,
+#                             EXT_NOTE, PGBIN (call before bench_cluster_start)
+#   bench_cluster_start       throwaway cluster (runs as "postgres", mktemp
+#                             dir, private socket, port $BENCH_PGPORT); it is
+#                             stopped and removed on exit
+#   bench_ext_check DB        CREATE EXTENSION + a tiny index in DB; sets
+#                             EXT_OK=1/0 (and EXT_NOTE when 0)
+#   bench_psql / bench_val    psql against the cluster (bench_val: one value)
+#   bench_dataset NAME        make the fvecs files of a data set (cached in
+#                             bench/data); sets DS_BASE DS_QUERY DS_N DS_DIM DS_NQ
+#                             DS_SPACES (1 for multi-space sets)
+#   bench_truth NAME METRIC   exact ground truth (cached, checksummed); sets DS_TRUTH
+#   bench_load_set DB NAME METRIC [NQ]
+#                             load items, queries and truth tables into DB
+#   bench_median              median of the numbers on stdin
+#   bench_plot_recall_qps     gnuplot: recall vs QPS (log y), ann-benchmarks style
+#
+# Environment knobs (all optional):
+#   QUICK=1                   smaller data, fewer runs, shorter pgbench runs;
+#                             results go to bench/results/quick/
+#   BENCH_RUNS                repetitions per figure (default 3, QUICK 2; median taken)
+#   BENCH_PGPORT              cluster port (default 54331; unix socket only)
+#   BENCH_SHARED_BUFFERS (4GB) BENCH_MAINTENANCE_WORK_MEM (4GB)
+#   BENCH_PARALLEL_WORKERS    max_parallel_maintenance_workers of the
+#                             "parallel" builds (default 1: leader + 1 = 2 cores)
+#   BENCH_SYNC_COMMIT (on)    BENCH_FSYNC (on)
+#   BENCH_STORAGE             storage of the embedding column (default plain:
+#                             vectors inline in the heap, no TOAST)
+#   BENCH_SKIP_DEPS=1         do not apt-get
+#   BENCH_EXT_FROM=head       benchmark the last commit instead of the work tree
+#   BENCH_EXT_BUILD=0         do not build the extension: use the system-wide
+#                             installation as it is
+#   BENCH_DATA, BENCH_RESULTS, BENCH_WORK   directories (bench/data, bench/results, bench/work)
+#   BENCH_KEEP_TMP=1          keep the cluster directory after the run
+#   BENCH_WAIT_QUIET=N        wait up to N s for load average < BENCH_QUIET_LOAD (0.5)
+#                             before a workload (the machine is shared)
+#   BENCH_NICE=-5             run the workload (cluster, clients, hnswlib) at a
+#                             higher CPU priority than other jobs (root)
+
+if [[ -n "${BENCH_LIB_LOADED:-}" ]]; then
+	return 0
+fi
+BENCH_LIB_LOADED=1
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BENCH_ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+BENCH_BIN="$BENCH_DIR/tools/bin"
+QUICK="${QUICK:-0}"
+BENCH_DATA="${BENCH_DATA:-$BENCH_DIR/data}"
+# a quick run must not overwrite the real results
+if [[ "$QUICK" == 1 ]]; then
+	BENCH_RESULTS="${BENCH_RESULTS:-$BENCH_DIR/results/quick}"
+else
+	BENCH_RESULTS="${BENCH_RESULTS:-$BENCH_DIR/results}"
+fi
+BENCH_WORK="${BENCH_WORK:-$BENCH_DIR/work}"
+PG_MAJOR="${PG_MAJOR:-15}"
+PGBIN="${PGBIN:-/usr/lib/postgresql/$PG_MAJOR/bin}"
+PG_CONFIG="${PG_CONFIG:-$PGBIN/pg_config}"
+FMNIST_DIR="${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
+if [[ "$QUICK" == 1 ]]; then
+	BENCH_RUNS="${BENCH_RUNS:-2}"
+else
+	BENCH_RUNS="${BENCH_RUNS:-3}"
+fi
+BENCH_PGPORT="${BENCH_PGPORT:-54331}"
+BENCH_STORAGE="${BENCH_STORAGE:-plain}"
+BENCH_PG_OSUSER="${BENCH_PG_OSUSER:-postgres}"
+K=10
+export PG_CONFIG
+
+BENCH_DEB_PACKAGES=(
+	postgresql-15 postgresql-server-dev-15 postgresql-client-15
+	build-essential libhnswlib-dev dataset-fashion-mnist gnuplot-nox
+)
+
+BENCH_TMPDIR=""
+BENCH_PGDATA=""
+BENCH_PGLOG=""
+EXT_BUILT=0
+EXT_OK=0
+EXT_NOTE=""
+
+bench_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+bench_die() {
+	printf 'ERROR: %s\n' "$*" >&2
+	exit 1
+}
+bench_now() { date +%s.%N; }
+bench_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
+
+# ---------------------------------------------------------------- setup
+
+bench_pkg_present() {
+	dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed'
+}
+
+bench_install_deps() {
+	if [[ "${BENCH_SKIP_DEPS:-0}" == 1 ]]; then
+		return 0
+	fi
+	local missing=() p
+	for p in "${BENCH_DEB_PACKAGES[@]}"; do
+		bench_pkg_present "$p" || missing+=("$p")
+	done
+	((${#missing[@]} == 0)) && return 0
+	[[ "$(id -u)" -eq 0 ]] || bench_die "missing packages (${missing[*]}): run as root or install them"
+	bench_log "apt-get install ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >/dev/null || bench_die "apt-get update failed"
+	apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
+		bench_die "apt-get install ${missing[*]} failed"
+}
+
+bench_build_tools() {
+	make -s -C "$BENCH_DIR" >/dev/null || bench_die "building bench tools failed (make -C bench)"
+}
+
+# Build the extension into a private PostgreSQL tree, so that the suite
+# neither disturbs nor is disturbed by other builds and installs on the
+# machine (a `make install` in the middle of a run would swap the library
+# under a running cluster).  The sources are copied first: the work tree
+# (tracked and untracked files, as git sees them; BENCH_EXT_FROM=tree, the
+# default) or the last commit (BENCH_EXT_FROM=head).  The private tree
+# ($BENCH_WORK/pgtree: copies of the server's bin, lib and share dirs plus
+# `make install DESTDIR=`) is rebuilt only when the sources change; the
+# throwaway clusters run from it (PostgreSQL finds its share and lib dirs
+# relative to its binary).  Never fatal: without the extension the suite
+# runs the baselines only.  Sets EXT_BUILT=1/0, EXT_NOTE, EXT_REV, PGBIN.
+bench_ext_prepare() {
+	EXT_BUILT=0
+	local src="$BENCH_WORK/ext-src" tree="$BENCH_WORK/pgtree" log="$BENCH_WORK/ext_build.log"
+	local bindir libdir sharedir stamp from="${BENCH_EXT_FROM:-tree}"
+	bindir="$("$PG_CONFIG" --bindir)"
+	libdir="$("$PG_CONFIG" --pkglibdir)"
+	sharedir="$("$PG_CONFIG" --sharedir)"
+	mkdir -p "$BENCH_WORK"
+	if [[ "${BENCH_EXT_BUILD:-1}" != 1 ]]; then
+		# use the system-wide installation as it is
+		PGBIN="$bindir"
+		EXT_REV="installed"
+		[[ -f "$libdir/engram_hnsw.so" ]] && EXT_BUILT=1 || EXT_NOTE="engram_hnsw is not installed"
+		return 0
+	fi
+	rm -rf "$src.new"
+	mkdir -p "$src.new"
+	EXT_REV="$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+	if [[ "$from" == head ]]; then
+		git -C "$BENCH_ROOT" archive HEAD | tar -x -C "$src.new" || {
+			EXT_NOTE="git archive HEAD failed"
+			return 0
+		}
+	else
+		(cd "$BENCH_ROOT" && git ls-files -co --exclude-standard -z -- . ':!bench' |
+			xargs -0 tar -cf - --no-recursion 2>/dev/null) | tar -x -C "$src.new" || {
+			EXT_NOTE="copying the work tree failed"
+			return 0
+		}
+		[[ -n "$(git -C "$BENCH_ROOT" status --porcelain -- . ':!bench' 2>/dev/null)" ]] && EXT_REV="$EXT_REV + uncommitted changes"
+	fi
+	stamp="$(cd "$src.new" && find . -type f -print0 | sort -z | xargs -0 sha1sum | sha1sum | cut -c1-16)"
+	if [[ -x "$tree$bindir/postgres" && -f "$tree/.stamp" && "$(cat "$tree/.stamp")" == "$stamp" &&
+		-f "$tree$libdir/engram_hnsw.so" ]]; then
+		rm -rf "$src.new"
+		PGBIN="$tree$bindir"
+		EXT_BUILT=1
+		return 0
+	fi
+	rm -rf "$src" "$tree"
+	mv "$src.new" "$src"
+	bench_log "building engram_hnsw ($from: $EXT_REV) into the private tree $tree"
+	mkdir -p "$tree$(dirname "$bindir")" "$tree$(dirname "$sharedir")"
+	cp -a "$bindir" "$tree$bindir"
+	[[ -d "$tree$libdir" ]] || cp -a "$libdir" "$tree$libdir"
+	cp -a "$sharedir" "$tree$sharedir"
+	PGBIN="$tree$bindir"
+	if ! make -C "$src" -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >"$log" 2>&1; then
+		EXT_NOTE="engram_hnsw does not build (make failed, see bench/work/ext_build.log)"
+		bench_log "$EXT_NOTE"
+		return 0
+	fi
+	if ! make -C "$src" install DESTDIR="$tree" PG_CONFIG="$PG_CONFIG" >>"$log" 2>&1; then
+		EXT_NOTE="make install DESTDIR=... failed (see bench/work/ext_build.log)"
+		bench_log "$EXT_NOTE"
+		return 0
+	fi
+	echo "$stamp" >"$tree/.stamp"
+	EXT_BUILT=1
+}
+
+# ---------------------------------------------------------------- cluster
+
+bench_as_pg() {
+	if [[ "$(id -u)" -eq 0 ]]; then
+		runuser -u "$BENCH_PG_OSUSER" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+bench_cleanup() {
+	local rc=$?
+	if [[ -n "${BENCH_RSSWATCH_PID:-}" ]]; then
+		kill "$BENCH_RSSWATCH_PID" 2>/dev/null || true
+	fi
+	if [[ -n "$BENCH_PGDATA" && -f "$BENCH_PGDATA/postmaster.pid" ]]; then
+		bench_as_pg "$PGBIN/pg_ctl" -D "$BENCH_PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
+			bench_as_pg "$PGBIN/pg_ctl" -D "$BENCH_PGDATA" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+	fi
+	if [[ -n "$BENCH_TMPDIR" && -d "$BENCH_TMPDIR" ]]; then
+		if [[ "${BENCH_KEEP_TMP:-0}" == 1 ]]; then
+			bench_log "keeping $BENCH_TMPDIR"
+		else
+			rm -rf -- "$BENCH_TMPDIR"
+		fi
+	fi
+	BENCH_PGDATA=""
+	BENCH_TMPDIR=""
+	return "$rc"
+}
+
+# bench_cluster_start [-c name=value ...]: extra settings after ours
+bench_cluster_start() {
+	local extra=() sock
+	while (($#)); do
+		case "$1" in
+		-c) extra+=("$2"); shift 2 ;;
+		*) bench_die "bench_cluster_start: unknown argument $1" ;;
+		esac
+	done
+	[[ -z "$BENCH_PGDATA" ]] || bench_die "a cluster is already running"
+	id "$BENCH_PG_OSUSER" >/dev/null 2>&1 || bench_die "no OS user $BENCH_PG_OSUSER (install postgresql-15)"
+	BENCH_TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/engram_bench.XXXXXX")"
+	chmod 755 "$BENCH_TMPDIR"
+	[[ "$(id -u)" -eq 0 ]] && chown "$BENCH_PG_OSUSER:" "$BENCH_TMPDIR"
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+	BENCH_PGDATA="$BENCH_TMPDIR/data"
+	BENCH_PGLOG="$BENCH_TMPDIR/server.log"
+	sock="$BENCH_TMPDIR/sock"
+	bench_as_pg mkdir -p "$sock"
+	bench_as_pg "$PGBIN/initdb" -D "$BENCH_PGDATA" -U postgres --auth=trust --no-locale -E UTF8 \
+		>"$BENCH_TMPDIR/initdb.log" 2>&1 || {
+		cat "$BENCH_TMPDIR/initdb.log" >&2
+		bench_die "initdb failed"
+	}
+	{
+		echo "port = $BENCH_PGPORT"
+		echo "listen_addresses = ''"
+		echo "unix_socket_directories = '$sock'"
+		echo "max_connections = 40"
+		echo "shared_buffers = ${BENCH_SHARED_BUFFERS:-4GB}"
+		echo "maintenance_work_mem = ${BENCH_MAINTENANCE_WORK_MEM:-4GB}"
+		echo "max_parallel_maintenance_workers = ${BENCH_PARALLEL_WORKERS:-1}"
+		echo "max_parallel_workers_per_gather = 0"
+		echo "max_worker_processes = 8"
+		echo "work_mem = 64MB"
+		echo "synchronous_commit = ${BENCH_SYNC_COMMIT:-on}"
+		echo "fsync = ${BENCH_FSYNC:-on}"
+		echo "max_wal_size = 16GB"
+		echo "min_wal_size = 4GB"
+		echo "checkpoint_timeout = 1h"
+		echo "autovacuum = off"
+		echo "jit = off"
+		echo "log_min_messages = warning"
+		echo "log_line_prefix = '%m [%p] '"
+		local o
+		for o in "${extra[@]}"; do
+			printf '%s = %s\n' "${o%%=*}" "${o#*=}"
+		done
+	} | bench_as_pg tee -a "$BENCH_PGDATA/postgresql.conf" >/dev/null
+	bench_as_pg "$PGBIN/pg_ctl" -D "$BENCH_PGDATA" -l "$BENCH_PGLOG" -w -t 120 start >/dev/null || {
+		tail -n 30 "$BENCH_PGLOG" >&2
+		bench_die "cluster did not start"
+	}
+	export PGHOST="$sock" PGPORT="$BENCH_PGPORT" PGUSER=postgres PGDATABASE=postgres
+	unset PGSERVICE PGPASSWORD PGHOSTADDR PGSSLMODE PGOPTIONS
+	bench_log "cluster up (PGHOST=$PGHOST PGPORT=$PGPORT, log $BENCH_PGLOG)"
+}
+
+# Pre-create WAL segments (kept for recycling by min_wal_size), so that the
+# first write measurement does not pay for creating WAL files.
+bench_wal_warmup() {
+	local mb="${1:-$([[ "$QUICK" == 1 ]] && echo 256 || echo 1024)}"
+	bench_log "WAL warm-up (${mb} MB)"
+	bench_psql -c "CREATE TABLE bench_wal_warmup (x text)" \
+		-c "INSERT INTO bench_wal_warmup SELECT repeat('x', 1000) FROM generate_series(1, $mb * 1000)" \
+		-c "DROP TABLE bench_wal_warmup" -c "CHECKPOINT"
+}
+
+bench_postmaster_pid() { head -n 1 "$BENCH_PGDATA/postmaster.pid"; }
+
+bench_psql() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+bench_val() { bench_psql -At "$@"; }
+
+# Markdown: the machine and the cluster's settings
+bench_settings_md() {
+	local s v
+	echo "| setting | value |"
+	echo "|---|---|"
+	for s in server_version shared_buffers maintenance_work_mem max_parallel_maintenance_workers \
+		synchronous_commit fsync work_mem max_parallel_workers_per_gather autovacuum jit; do
+		v="$(bench_val -c "SHOW $s" 2>/dev/null)"
+		echo "| $s | $v |"
+	done
+	echo "| embedding storage | $BENCH_STORAGE |"
+}
+
+bench_machine_line() {
+	local cpu mem rev
+	cpu="$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
+	mem="$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+	rev="${EXT_REV:-$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo "no commit")}"
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($cpu), $mem, load average (1 min) at start ${BENCH_LOAD_START:-?} / at end $(cut -d' ' -f1 /proc/loadavg), engram_hnsw at $rev, QUICK=$QUICK, runs per figure: $BENCH_RUNS (median)"
+}
+
+# bench_ext_check DB: is the extension usable here?  Sets EXT_OK and EXT_NOTE.
+bench_ext_check() {
+	local db="$1" err
+	EXT_OK=0
+	if [[ "$EXT_BUILT" != 1 ]]; then
+		[[ -n "$EXT_NOTE" ]] || EXT_NOTE="engram_hnsw not built"
+		return 0
+	fi
+	if ! err="$(bench_psql -d "$db" -c "CREATE EXTENSION IF NOT EXISTS engram_hnsw" 2>&1)"; then
+		EXT_NOTE="CREATE EXTENSION engram_hnsw failed: $(echo "$err" | head -n 1)"
+		bench_log "$EXT_NOTE"
+		return 0
+	fi
+	if ! err="$(bench_psql -d "$db" 2>&1 <<'SQL'
+SET client_min_messages = warning;
+CREATE TEMP TABLE bench_smoke AS
+	SELECT g AS id, ARRAY[g, g * 2, 1]::real[] AS embedding FROM generate_series(1, 200) g;
+CREATE INDEX ON bench_smoke USING engram_hnsw (embedding real_l2_ops) WITH (m = 16, ef_construction = 64);
+SET enable_seqscan = off;
+DO $$
+BEGIN
+	IF (SELECT id FROM bench_smoke ORDER BY embedding <-> '{5,10,1}'::real[] LIMIT 1) IS DISTINCT FROM 5 THEN
+		RAISE EXCEPTION 'index scan returned the wrong nearest row';
+	END IF;
+END $$;
+SQL
+	)"; then
+		EXT_NOTE="engram_hnsw smoke test failed: $(echo "$err" | grep -m1 -E 'ERROR|FATAL|server closed' || echo "$err" | head -n 1)"
+		bench_log "$EXT_NOTE"
+		return 0
+	fi
+	EXT_OK=1
+	EXT_NOTE=""
+}
+
+# ---------------------------------------------------------------- stats
+
+# median of the numbers on stdin (one per line; blank lines ignored)
+bench_median() {
+	sort -g | awk 'NF { v[n++] = $1 } END {
+		if (n == 0) { print "nan"; exit }
+		if (n % 2) print v[(n - 1) / 2]; else print (v[n / 2 - 1] + v[n / 2]) / 2 }'
+}
+
+# bench_fmt N DIGITS: printf a number, "-" for empty or nan
+bench_fmt() {
+	if [[ -z "$1" || "$1" == nan || "$1" == - ]]; then
+		echo "-"
+	else
+		printf "%.${2:-0}f" "$1"
+	fi
+}
+
+# ratio a/b with 2 decimals ("-" if either is missing)
+bench_ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a == "" || b == "" || a == "-" || b == "-" || a == "nan" || b == "nan" || b + 0 == 0) print "-";
+		else printf "%.2f", a / b }'
+}
+
+# ---------------------------------------------------------------- data sets
+#
+# Names:
+#   fmnist[-N]               Fashion-MNIST: N (default 60000) train images as
+#                            the base, the 10 000 test images as queries
+#   gaussD-N  / gaussDn-N    gaussian mixture, D dims, N rows (100k, 1m, 20000);
+#                            "n": unit-normalised (cosine sets); queries: 10 000
+#                            (1 000 for N >= 1m)
+#   spacesD-SxR              S spaces x R rows, D dims, 500 (space, query) pairs
+# Files: bench/data/NAME.base.fvecs, NAME.query.fvecs (+ .spaces), NAME.METRIC[-qN].truth
+
+bench_count() {
+	local s="${1,,}"
+	case "$s" in
+	*k) echo $((${s%k} * 1000)) ;;
+	*m) echo $((${s%m} * 1000000)) ;;
+	*) echo "$s" ;;
+	esac
+}
+
+bench_dataset() {
+	local name="$1" base query
+	mkdir -p "$BENCH_DATA"
+	base="$BENCH_DATA/$name.base.fvecs"
+	query="$BENCH_DATA/$name.query.fvecs"
+	DS_SPACES=0
+	case "$name" in
+	fmnist | fmnist-*)
+		local n=60000
+		[[ "$name" == fmnist-* ]] && n="$(bench_count "${name#fmnist-}")"
+		if [[ ! -s "$base" ]]; then
+			bench_log "data set $name: converting Fashion-MNIST ($n train images)"
+			"$BENCH_BIN/mnist" --in "$(bench_fmnist_file train)" --out "$base" --limit "$n" 2>/dev/null ||
+				bench_die "mnist conversion failed"
+		fi
+		if [[ ! -s "$query" ]]; then
+			"$BENCH_BIN/mnist" --in "$(bench_fmnist_file test)" --out "$query" 2>/dev/null ||
+				bench_die "mnist conversion failed"
+		fi
+		;;
+	gauss*-*)
+		local spec="${name#gauss}" dim norm=() n nq=10000
+		dim="${spec%%-*}"
+		n="$(bench_count "${spec#*-}")"
+		if [[ "$dim" == *n ]]; then
+			dim="${dim%n}"
+			norm=(--normalize)
+		fi
+		((n >= 1000000)) && nq=1000
+		if [[ ! -s "$base" || ! -s "$query" ]]; then
+			bench_log "data set $name: generating $n x $dim gaussian mixture (seed 42)"
+			"$BENCH_BIN/gen" gauss --dim "$dim" --n "$n" --nq "$nq" --seed 42 "${norm[@]}" \
+				--base "$base" --queries "$query" || bench_die "gen failed"
+		fi
+		;;
+	spaces*-*x*)
+		local spec="${name#spaces}" dim s r
+		dim="${spec%%-*}"
+		spec="${spec#*-}"
+		s="$(bench_count "${spec%x*}")"
+		r="$(bench_count "${spec#*x}")"
+		DS_SPACES=1
+		if [[ ! -s "$base.spaces" || ! -s "$query.spaces" ]]; then
+			bench_log "data set $name: generating $s spaces x $r rows, $dim dims (seed 42)"
+			"$BENCH_BIN/gen" spaces --dim "$dim" --spaces "$s" --rows "$r" --nq 500 --seed 42 \
+				--base "$base" --queries "$query" || bench_die "gen failed"
+		fi
+		;;
+	*) bench_die "unknown data set $name" ;;
+	esac
+	DS_NAME="$name"
+	DS_BASE="$base"
+	DS_QUERY="$query"
+	read -r DS_N DS_DIM < <("$BENCH_BIN/gen" info "$base")
+	read -r DS_NQ _ < <("$BENCH_BIN/gen" info "$query")
+}
+
+bench_fmnist_file() {
+	local f
+	case "$1" in
+	train) f="$FMNIST_DIR/train-images-idx3-ubyte" ;;
+	test) f="$FMNIST_DIR/t10k-images-idx3-ubyte" ;;
+	esac
+	if [[ -f "$f" ]]; then
+		echo "$f"
+	elif [[ -f "$f.gz" ]]; then
+		echo "$f.gz"
+	else
+		bench_die "$f(.gz) not found (Debian package dataset-fashion-mnist)"
+	fi
+}
+
+# bench_truth NAME METRIC [NQ]: after bench_dataset NAME
+bench_truth() {
+	local name="$1" metric="$2" nq="${3:-}" args=() suffix=""
+	bench_dataset "$name"
+	if [[ -n "$nq" ]]; then
+		args+=(--nq "$nq")
+		suffix="-q$nq"
+	fi
+	[[ "$DS_SPACES" == 1 ]] && args+=(--spaces)
+	DS_TRUTH="$BENCH_DATA/$name.$metric$suffix.truth"
+	"$BENCH_BIN/truth" compute --base "$DS_BASE" --queries "$DS_QUERY" --metric "$metric" \
+		--k "$K" --out "$DS_TRUTH" "${args[@]}" || bench_die "truth failed"
+}
+
+bench_opclass() {
+	case "$1" in
+	l2) echo real_l2_ops ;;
+	cosine) echo real_cosine_ops ;;
+	ip) echo real_ip_ops ;;
+	esac
+}
+
+bench_operator() {
+	case "$1" in
+	l2) echo '<->' ;;
+	cosine) echo '<=>' ;;
+	ip) echo '<#>' ;;
+	esac
+}
+
+# bench_copy_fvecs DB TABLE FVECS [gen copy args...]: COPY rows into TABLE
+bench_copy_fvecs() {
+	local db="$1" table="$2" file="$3"
+	shift 3
+	local cols="(id, embedding)"
+	[[ " $* " == *" --spaces "* ]] && cols="(id, space_id, embedding)"
+	"$BENCH_BIN/gen" copy --in "$file" "$@" |
+		bench_psql -d "$db" -c "COPY $table $cols FROM STDIN" ||
+		bench_die "COPY into $table failed"
+}
+
+# bench_load_set DB NAME METRIC [NQ]
+# Creates in DB (created if missing):
+#   items(id int primary key, [space_id int,] embedding real[])   the base rows
+#   queries(id int primary key, [space_id int,] embedding real[]) first NQ queries
+#   truth(qid int primary key, ids int[], dists float8[])           exact top K
+bench_load_set() {
+	local db="$1" name="$2" metric="$3" nq="${4:-}" sp="" spc=()
+	bench_truth "$name" "$metric" "$nq"
+	[[ -n "$nq" ]] || nq="$DS_NQ"
+	if [[ "$DS_SPACES" == 1 ]]; then
+		sp="space_id int NOT NULL, "
+		spc=(--spaces)
+	fi
+	if [[ "$(bench_val -c "SELECT count(*) FROM pg_database WHERE datname = '$db'")" == 0 ]]; then
+		bench_psql -c "CREATE DATABASE $db"
+	fi
+	bench_log "loading $name ($DS_N x $DS_DIM, $metric, $nq queries) into database $db"
+	bench_psql -d "$db" -c "SET client_min_messages = warning" \
+		-c "DROP TABLE IF EXISTS items, queries, truth CASCADE" \
+		-c "CREATE TABLE items (id int PRIMARY KEY, ${sp}embedding real[])" \
+		-c "ALTER TABLE items ALTER COLUMN embedding SET STORAGE $BENCH_STORAGE" \
+		-c "CREATE TABLE queries (id int PRIMARY KEY, ${sp}embedding real[])" \
+		-c "CREATE TABLE truth (qid int PRIMARY KEY, ids int[], dists float8[])"
+	bench_copy_fvecs "$db" items "$DS_BASE" "${spc[@]}"
+	bench_copy_fvecs "$db" queries "$DS_QUERY" --limit "$nq" "${spc[@]}"
+	"$BENCH_BIN/truth" dump "$DS_TRUTH" --nq "$nq" |
+		bench_psql -d "$db" -c "COPY truth FROM STDIN" || bench_die "loading truth failed"
+	bench_psql -d "$db" -c "VACUUM (ANALYZE) items" -c "VACUUM (ANALYZE) queries" -c "VACUUM (ANALYZE) truth"
+}
+
+# bench_recall_sql OP RESULTS [ITEMS] [TRUTH] [QUERIES]: SQL giving the mean
+# recall@K of RESULTS(qid int, ids int[]) (a table or a parenthesised
+# subquery) against TRUTH(qid, ids int[], dists float8[]), with ties: a
+# returned id counts when it is a true neighbour or its distance (computed
+# here, by the same operator) is not larger than that of the K-th true
+# neighbour.  ITEMS needs an index on id for speed.
+bench_recall_sql() {
+	local op="$1" res="$2" items="${3:-items}" truth="${4:-truth}" queries="${5:-queries}"
+	cat <<SQL
+SELECT coalesce(round(avg(hit)::numeric, 4), 0) FROM (
+	SELECT least(cardinality(t.ids),
+		(SELECT count(*) FROM unnest(r.ids) AS x(id)
+		 WHERE x.id = ANY (t.ids)
+		    OR (SELECT i.embedding $op q.embedding FROM $items i WHERE i.id = x.id LIMIT 1)
+		       <= (SELECT i.embedding $op q.embedding FROM $items i WHERE i.id = t.ids[cardinality(t.ids)] LIMIT 1)
+		          + 1e-9 * greatest(1, abs(t.dists[cardinality(t.ids)]))))::float8
+		/ greatest(cardinality(t.ids), 1) AS hit
+	FROM $res r JOIN $truth t ON t.qid = r.qid JOIN $queries q ON q.id = r.qid
+	WHERE cardinality(t.ids) > 0) s
+SQL
+}
+
+# bench_sql_truth DB ITEMS QUERIES TRUTH OP [NQ]: exact top K by sequential
+# scan in the server (for tables whose contents the suite does not know in
+# advance: after inserts, deletes).  Creates TRUTH(qid, ids, dists).
+bench_sql_truth() {
+	local db="$1" items="$2" queries="$3" truth="$4" op="$5" nq="${6:-1000000}"
+	bench_psql -d "$db" -c "SET enable_indexscan = off" -c "SET enable_bitmapscan = off" \
+		-c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS $truth" -c "
+		CREATE TABLE $truth AS
+		SELECT q.id AS qid, array_agg(t.id ORDER BY t.d, t.id) AS ids,
+			array_agg(t.d ORDER BY t.d, t.id) AS dists
+		FROM (SELECT * FROM $queries ORDER BY id LIMIT $nq) q
+		CROSS JOIN LATERAL (SELECT i.id, i.embedding $op q.embedding AS d FROM $items i
+			ORDER BY i.embedding $op q.embedding, i.id LIMIT $K) t
+		GROUP BY q.id"
+}
+
+# bench_ann_recall DB ITEMS QUERIES TRUTH OP EF: recall@K of index scans
+# (enable_seqscan off, engram_hnsw.ef_search = EF) for the queries in TRUTH
+bench_ann_recall() {
+	local db="$1" items="$2" queries="$3" truth="$4" op="$5" ef="$6"
+	bench_psql -d "$db" -c "SET client_min_messages = warning" -c "SET engram_hnsw.ef_search = $ef" \
+		-c "SET enable_seqscan = off" -c "DROP TABLE IF EXISTS bench_ann_res" -c "
+		CREATE TABLE bench_ann_res AS
+		SELECT q.id AS qid, (SELECT array_agg(s.id) FROM (SELECT i.id FROM $items i
+			ORDER BY i.embedding $op q.embedding LIMIT $K) s) AS ids
+		FROM $queries q WHERE q.id IN (SELECT qid FROM $truth)" || return 1
+	bench_val -d "$db" -c "$(bench_recall_sql "$op" bench_ann_res "$items" "$truth" "$queries")"
+}
+
+# bench_loop_cpu DB SQL: run SQL (one value, e.g. a loop returning QPS) in one
+# session and print "VALUE CPU_SECONDS", CPU_SECONDS being the backend's
+# user+system time during the statement (/proc, 10 ms ticks): steadier than
+# the wall clock on a shared machine.
+bench_loop_cpu() {
+	local db="$1" sql="$2" f="$BENCH_WORK/cpu.$$" v
+	v="$(bench_psql -At -d "$db" <<SQL
+SELECT pg_backend_pid() AS bench_bpid \gset
+\setenv BENCH_BPID :bench_bpid
+\! awk '{ print \$14 + \$15 }' /proc/\$BENCH_BPID/stat > $f.0
+$sql;
+\! awk '{ print \$14 + \$15 }' /proc/\$BENCH_BPID/stat > $f.1
+SQL
+	)" || v=nan
+	echo "${v:--} $(awk -v a="$(cat "$f.0" 2>/dev/null)" -v b="$(cat "$f.1" 2>/dev/null)" -v t="$(getconf CLK_TCK)" \
+		'BEGIN { if (a == "" || b == "") print "nan"; else printf "%.3f", (b - a) / t }')"
+	rm -f "$f.0" "$f.1"
+}
+
+# ---------------------------------------------------------------- pgbench
+
+# bench_pgbench_tps SCRIPT CLIENTS SECONDS [pgbench args...]: prints tps
+bench_pgbench_tps() {
+	local script="$1" c="$2" secs="$3" out
+	shift 3
+	out="$("$PGBIN/pgbench" -n -M prepared -f "$script" -c "$c" -j "$c" -T "$secs" "$@" 2>&1)" || {
+		echo "$out" | tail -n 5 >&2
+		echo "nan"
+		return 0
+	}
+	echo "$out" | awk '/^tps = / { print $3; exit }'
+}
+
+# same with a fixed number of transactions per client
+bench_pgbench_tps_t() {
+	local script="$1" c="$2" tx="$3" out
+	shift 3
+	out="$("$PGBIN/pgbench" -n -M prepared -f "$script" -c "$c" -j "$c" -t "$tx" "$@" 2>&1)" || {
+		echo "$out" | tail -n 5 >&2
+		echo "nan"
+		return 0
+	}
+	echo "$out" | awk '/^tps = / { print $3; exit }'
+}
+
+# ---------------------------------------------------------------- memory
+
+# bench_rss_start / bench_rss_stop: peak RssAnon of all backends above the
+# first sample; bench_rss_stop sets RSS_PEAK_MB and RSS_WORKERS (the most
+# parallel workers seen at once).  Call both in the current shell.
+bench_rss_start() {
+	BENCH_RSS_FILE="$BENCH_WORK/rsswatch.$$"
+	"$BENCH_BIN/rsswatch" "$(bench_postmaster_pid)" 50 >"$BENCH_RSS_FILE" &
+	BENCH_RSSWATCH_PID=$!
+	sleep 0.1
+}
+
+bench_rss_stop() {
+	local peak first
+	RSS_WORKERS=0
+	RSS_PEAK_MB="-"
+	[[ -n "${BENCH_RSSWATCH_PID:-}" ]] || return 0
+	kill -TERM "$BENCH_RSSWATCH_PID" 2>/dev/null
+	wait "$BENCH_RSSWATCH_PID" 2>/dev/null || true
+	BENCH_RSSWATCH_PID=""
+	read -r peak first RSS_WORKERS <"$BENCH_RSS_FILE" || true
+	rm -f "$BENCH_RSS_FILE"
+	RSS_PEAK_MB="$(awk -v p="${peak:-0}" -v f="${first:-0}" 'BEGIN { printf "%.0f", (p - f) / 1024 }')"
+}
+
+# ---------------------------------------------------------------- plots
+
+# bench_plot_recall_qps OUT.png TITLE [FLOOR_QPS] -- LABEL FILE [LABEL FILE ...]
+# Each FILE: lines "recall qps ef".  FLOOR_QPS (exact scan) is drawn as a
+# dashed horizontal line.  x = recall@10, y = queries/s (log scale).
+bench_plot_recall_qps() {
+	local out="$1" title="$2" floor="${3:-}" plot="" i=0
+	shift 3
+	[[ "${1:-}" == -- ]] && shift
+	command -v gnuplot >/dev/null || {
+		bench_log "gnuplot missing: no plot $out"
+		return 0
+	}
+	local pts=(7 5 9 11 13 4 6 8)
+	while (($# >= 2)); do
+		if [[ -s "$2" ]]; then
+			[[ -n "$plot" ]] && plot+=", "
+			plot+="'$2' using 1:2 with linespoints pt ${pts[i % 8]} ps 1.2 lw 2 lc $((i + 1)) title '$1'"
+			plot+=", '$2' using 1:2:3 with labels offset char 0,0.8 font ',8' tc lt $((i + 1)) notitle"
+			i=$((i + 1))
+		fi
+		shift 2
+	done
+	[[ -n "$plot" ]] || return 0
+	if [[ -n "$floor" && "$floor" != nan && "$floor" != - ]]; then
+		plot+=", $floor with lines dt 2 lw 2 lc rgb '#555555' title 'exact scan (floor)'"
+	fi
+	gnuplot <<GP 2>"$BENCH_WORK/gnuplot.err" || bench_log "gnuplot failed for $out: $(head -n 3 "$BENCH_WORK/gnuplot.err")"
+set terminal pngcairo noenhanced size 900,600 font 'sans,11'
+set output '$out'
+set title '$title'
+set xlabel 'recall@10'
+set ylabel 'queries per second (log scale)'
+set logscale y
+set grid xtics ytics mytics
+set key below
+set xrange [*:1.0]
+$(if [[ -n "$floor" && "$floor" != nan && "$floor" != - ]]; then echo "set yrange [$floor/2:*]"; fi)
+plot $plot
+GP
+}
+
+# bench_plot_bars OUT.png TITLE YLABEL DATAFILE [log]: clustered bars; DATAFILE
+# has a header line "group series1 series2 ..." and rows "name v1 v2 ...";
+# "log" draws a logarithmic y axis
+bench_plot_bars() {
+	local out="$1" title="$2" ylabel="$3" data="$4" logy="${5:-}" ncol yset="set yrange [0:*]"
+	[[ "$logy" == log ]] && yset="set logscale y; set yrange [1:*]"
+	command -v gnuplot >/dev/null || return 0
+	ncol="$(head -n 1 "$data" | awk '{ print NF }')"
+	gnuplot <<GP 2>"$BENCH_WORK/gnuplot.err" || bench_log "gnuplot failed for $out: $(head -n 3 "$BENCH_WORK/gnuplot.err")"
+set terminal pngcairo noenhanced size 900,600 font 'sans,11'
+set output '$out'
+set title '$title'
+set ylabel '$ylabel'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set grid ytics
+set key top left
+$yset
+plot for [c=2:$ncol] '$data' using c:xtic(1) title columnheader(c)
+GP
+}
+
+# ---------------------------------------------------------------- workload start
+
+# bench_init NAME: deps, tools, extension build; RESULT_MD=bench/results/NAME.md
+bench_init() {
+	BENCH_NAME="$1"
+	mkdir -p "$BENCH_RESULTS" "$BENCH_WORK" "$BENCH_DATA"
+	bench_install_deps
+	bench_build_tools
+	RESULT_MD="$BENCH_RESULTS/$BENCH_NAME.md"
+	BENCH_T0="$(bench_now)"
+	BENCH_LOAD_START="$(cut -d' ' -f1 /proc/loadavg)"
+	bench_renice
+	bench_wait_quiet
+}
+
+# bench_renice: with BENCH_NICE=-5 (root only), this shell and everything it
+# starts (the cluster, pgbench, hnswlib) run at that priority, so that other
+# jobs on a shared machine take less CPU from the measurements.  Every
+# compared method gets the same priority.  Off by default.
+bench_renice() {
+	[[ -n "${BENCH_NICE:-}" && "${BENCH_NICE}" != 0 ]] || return 0
+	renice -n "$BENCH_NICE" -p $$ >/dev/null 2>&1 && bench_log "running at nice $BENCH_NICE" ||
+		bench_log "renice to $BENCH_NICE failed (not root?): normal priority"
+}
+
+# bench_wait_quiet: with BENCH_WAIT_QUIET=N, wait up to N seconds for the
+# 1-minute load average to drop below BENCH_QUIET_LOAD (0.5): the machine is
+# shared, and other jobs distort every figure.  Off by default.
+bench_wait_quiet() {
+	local max="${BENCH_WAIT_QUIET:-0}" lim="${BENCH_QUIET_LOAD:-0.5}" t=0
+	((max > 0)) || return 0
+	while awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v m="$lim" 'BEGIN { exit !(l >= m) }'; do
+		if ((t >= max)); then
+			bench_log "load average still $(cut -d' ' -f1 /proc/loadavg) after ${max}s: going on"
+			break
+		fi
+		((t == 0)) && bench_log "waiting for a quiet machine (load $(cut -d' ' -f1 /proc/loadavg) >= $lim, up to ${max}s)"
+		sleep 10
+		t=$((t + 10))
+	done
+	BENCH_LOAD_START="$(cut -d' ' -f1 /proc/loadavg)"
+}
+
+# bench_md_header TITLE: the common top of a results file
+bench_md_header() {
+	echo "# $1"
+	echo
+	echo "$(bench_machine_line)."
+	echo
+	if [[ "$EXT_OK" != 1 ]]; then
+		echo "**engram_hnsw was not measured: ${EXT_NOTE:-not available}.** Only the baselines ran."
+		echo
+	fi
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+#
+# bench/wl_build.sh: index build workload.  For each data set, in each run:
+#   - CREATE INDEX ... USING engram_hnsw, serial (max_parallel_maintenance_workers = 0),
+#   - the same with max_parallel_maintenance_workers = $BENCH_PARALLEL_WORKERS (default 1),
+#   - hnswlib with 1 and with 2 threads (same data, M, ef_construction),
+# reporting the median build time, index size and peak memory of the
+# backends (sum of RssAnon over all backends and workers, sampled every
+# 50 ms, above the level before the build).  Runs are interleaved.
+# Writes bench/results/build.md, build.tsv and build.png.
+#
+# Knobs: BUILD_SETS ("fmnist:l2 gauss128-100k:l2 gauss1536n-100k:cosine",
+#        QUICK "fmnist-10k:l2"; BENCH_BIG=1 adds gauss128-1m:l2 and
+#        spaces128-10000x100 is in wl_spaces.sh), INDEX_M (16), INDEX_EFC (64),
+#        INDEX_OPTS, BENCH_RUNS (3), BENCH_BIG_RUNS (runs for sets of
+#        >= 1M rows, default 1).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init build
+
+if [[ "$QUICK" == 1 ]]; then
+	SETS="${BUILD_SETS:-fmnist-10k:l2}"
+else
+	SETS="${BUILD_SETS:-fmnist:l2 gauss128-100k:l2 gauss1536n-100k:cosine}"
+fi
+[[ "${BENCH_BIG:-0}" == 1 ]] && SETS="$SETS gauss128-1m:l2"
+M="${INDEX_M:-16}"
+EFC="${INDEX_EFC:-64}"
+WITH="m = $M, ef_construction = $EFC${INDEX_OPTS:+, $INDEX_OPTS}"
+PW="${BENCH_PARALLEL_WORKERS:-1}"
+OUT="$BENCH_WORK/build"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+TSV="$BENCH_RESULTS/build.tsv"
+printf 'set\tmethod\trun\tseconds\tindex_mb\tpeak_mb\tworkers\tcpu_s\n' >"$TSV"
+
+bench_ext_prepare
+bench_cluster_start
+
+pg_build() { # db opclass workers tag run
+	local db="$1" opc="$2" w="$3" tag="$4" run="$5" t0 secs mb cpu
+	bench_psql -d "$db" -c "DROP INDEX IF EXISTS items_ann" -c "CHECKPOINT"
+	bench_rss_start
+	t0="$(bench_now)"
+	read -r _ cpu <<<"$(bench_loop_cpu "$db" "SET max_parallel_maintenance_workers = $w; CREATE INDEX items_ann ON items USING engram_hnsw (embedding $opc) WITH ($WITH)" 2>"$OUT/err")"
+	secs="$(bench_since "$t0")"
+	bench_rss_stop
+	if [[ "$(bench_val -d "$db" -c "SELECT to_regclass('items_ann') IS NOT NULL")" != t ]]; then
+		bench_log "CREATE INDEX failed: $(grep -m1 ERROR "$OUT/err")"
+		printf '%s\t%s\t%s\tnan\tnan\tnan\t0\tnan\n' "$tag" "engram_w$w" "$run" >>"$TSV"
+		return 0
+	fi
+	mb="$(bench_val -d "$db" -c "SELECT round(pg_relation_size('items_ann') / 1048576.0, 1)")"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tag" "engram_w$w" "$run" "$secs" "$mb" "$RSS_PEAK_MB" "$RSS_WORKERS" "$cpu" >>"$TSV"
+	bench_log "[$tag] run $run engram_hnsw workers=$w: ${secs} s, $mb MB, peak +$RSS_PEAK_MB MB, parallel workers seen: $RSS_WORKERS"
+}
+
+hnsw_build() { # threads tag run
+	local th="$1" tag="$2" run="$3" line
+	line="$("$BENCH_BIN/hnswlib_bench" --base "$DS_BASE" --metric "$metric" --M "$M" --efc "$EFC" \
+		--threads "$th" --build-only --build-runs 1 | awk -F'\t' '$1 == "build"')"
+	# build THREADS SECONDS INDEX_MB PEAK_RSS_MB CPU_SECONDS
+	awk -F'\t' -v s="$tag" -v r="$run" -v t="$th" '{ printf "%s\thnswlib_t%s\t%s\t%s\t%s\t%s\t0\t%s\n", s, t, r, $3, $4, $5, $6 }' \
+		<<<"$line" >>"$TSV"
+	bench_log "[$tag] run $run hnswlib threads=$th: $(cut -f3 <<<"$line") s"
+}
+
+SETTAGS=()
+for spec in $SETS; do
+	set_name="${spec%%:*}"
+	metric="${spec#*:}"
+	tag="${set_name//-/_}_$metric"
+	db="b_$tag"
+	bench_load_set "$db" "$set_name" "$metric" 10
+	bench_ext_check "$db"
+	runs="$BENCH_RUNS"
+	((DS_N >= 1000000)) && runs="${BENCH_BIG_RUNS:-1}"
+	SETTAGS+=("$tag:$DS_N:$DS_DIM:$runs")
+	# odd runs in one order, even runs in the reverse order (cancels drift)
+	for ((r = 1; r <= runs; r++)); do
+		steps=(pg0 pgp h1 h2)
+		((r % 2 == 0)) && steps=(h2 h1 pgp pg0)
+		for st in "${steps[@]}"; do
+			case "$st" in
+			pg0) [[ "$EXT_OK" == 1 ]] && pg_build "$db" "$(bench_opclass "$metric")" 0 "$tag" "$r" ;;
+			pgp) [[ "$EXT_OK" == 1 ]] && pg_build "$db" "$(bench_opclass "$metric")" "$PW" "$tag" "$r" ;;
+			h1) hnsw_build 1 "$tag" "$r" ;;
+			h2) hnsw_build 2 "$tag" "$r" ;;
+			esac
+		done
+	done
+	bench_psql -c "DROP DATABASE $db" || true
+done
+
+# ---------------------------------------------------------------- report
+col() { # tag method column -> median
+	awk -F'\t' -v s="$1" -v m="$2" -v c="$3" '$1 == s && $2 == m { print $c }' "$TSV" | bench_median
+}
+range() {
+	local v
+	v="$(awk -F'\t' -v s="$1" -v m="$2" '$1 == s && $2 == m && $4 != "nan" { print $4 }' "$TSV" | sort -g)"
+	[[ -n "$v" ]] && echo "$(head -n 1 <<<"$v") - $(tail -n 1 <<<"$v")" || echo "-"
+}
+label() {
+	case "$1" in
+	engram_w0) echo "engram_hnsw serial" ;;
+	engram_w*) echo "engram_hnsw, max_parallel_maintenance_workers=${1#engram_w}" ;;
+	hnswlib_t1) echo "hnswlib, 1 thread" ;;
+	hnswlib_t2) echo "hnswlib, 2 threads" ;;
+	esac
+}
+
+BARS="$OUT/bars.dat"
+echo "set engram_serial engram_parallel hnswlib_1t hnswlib_2t" >"$BARS"
+{
+	bench_md_header "Index build"
+	echo "CREATE INDEX ... USING engram_hnsw (embedding <opclass>) WITH ($WITH) on a loaded, vacuumed"
+	echo "table (CHECKPOINT before each build), serial and with max_parallel_maintenance_workers=$PW;"
+	echo "hnswlib 0.6.2 with 1 and 2 threads on the same vectors. Time: wall clock of the statement"
+	echo "(median of the runs, range beside it). Peak MB: highest sum of private memory (RssAnon) of all"
+	echo "backends and parallel workers during the build, above the level before it (sampled every 50 ms;"
+	echo "for hnswlib the process's peak RSS, data included). Workers: most parallel workers seen at once."
+	echo "CPU s: CPU time of the backend running CREATE INDEX (parallel workers not included) or of the"
+	echo "hnswlib process (all threads); on a shared machine it is steadier than the wall clock."
+	echo
+	echo "<!-- summary -->"
+	for st in "${SETTAGS[@]}"; do
+		IFS=: read -r tag n dim runs <<<"$st"
+		h1="$(col "$tag" hnswlib_t1 4)"
+		s0="$(col "$tag" engram_w0 4)"
+		sp="$(col "$tag" "engram_w$PW" 4)"
+		echo "## $tag ($n x $dim, $runs run(s))"
+		echo
+		echo "| method | build s (median) | range | / hnswlib 1 thread | CPU s | CPU / hnswlib 1 thread | index MB | peak MB | workers |"
+		echo "|---|---|---|---|---|---|---|---|---|"
+		for m in engram_w0 "engram_w$PW" hnswlib_t1 hnswlib_t2; do
+			grep -q "^$tag	$m	" "$TSV" || continue
+			t="$(col "$tag" "$m" 4)"
+			c="$(col "$tag" "$m" 8)"
+			echo "| $(label "$m") | $(bench_fmt "$t" 2) | $(range "$tag" "$m") | $(bench_ratio "$t" "$h1") | $(bench_fmt "$c" 2) | $(bench_ratio "$c" "$(col "$tag" hnswlib_t1 8)") | $(col "$tag" "$m" 5) | $(col "$tag" "$m" 6) | $(col "$tag" "$m" 7) |"
+		done
+		echo
+		if [[ "$s0" != nan ]]; then
+			echo "engram_hnsw parallel speed-up over its serial build: $(bench_ratio "$s0" "$sp")x; hnswlib 2 threads over 1: $(bench_ratio "$h1" "$(col "$tag" hnswlib_t2 4)")x."
+			if [[ "$(awk -F'\t' -v s="$tag" -v m="engram_w$PW" '$1 == s && $2 == m && $7 > 0' "$TSV")" == "" ]]; then
+				echo "No parallel worker was seen during the builds with max_parallel_maintenance_workers=$PW:"
+				echo "both builds ran serially, and their difference is run-to-run noise."
+			fi
+			echo
+		fi
+		echo "$tag $s0 $sp $h1 $(col "$tag" hnswlib_t2 4)" | sed 's/nan/0/g' >>"$BARS"
+	done
+	echo "<!-- /summary -->"
+	echo "![build times](build.png)"
+	echo
+	echo "## Cluster"
+	echo
+	bench_settings_md
+	echo
+	echo "Raw figures: build.tsv (one line per build)."
+} >"$RESULT_MD"
+bench_plot_bars "$BENCH_RESULTS/build.png" "CREATE INDEX vs hnswlib build (M=$M, ef_construction=$EFC), median seconds" "seconds" "$BARS"
+cat "$RESULT_MD"
+bench_log "wrote $RESULT_MD in $(bench_since "$BENCH_T0") s"
