@@ -726,6 +726,29 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 }
 
 /*
+ * A node stored with empty lists (it lost a race for the entry point):
+ * find its neighbours from the current entry point and give it its own
+ * lists.  The caller then links back as for any insertion.
+ */
+static void
+link_stored_node(HnswGraph *g, HnswNode node, const float *vec, HnswNode entry,
+				 int entry_level, int level, HnswCandidate **selected, int *nselected)
+{
+	hnsw_find_neighbors(g, vec, entry, entry_level, level, selected, nselected, NULL, NULL);
+	for (int l = 0; l <= level; l++)
+	{
+		HnswNode   *list;
+
+		if (nselected[l] == 0)
+			continue;
+		list = palloc(sizeof(HnswNode) * nselected[l]);
+		for (int i = 0; i < nselected[l]; i++)
+			list[i] = selected[l][i].node;
+		g->ops->replace_neighbors(g, node, l, NULL, 0, list, nselected[l]);
+	}
+}
+
+/*
  * Insert one element (INSERT of the HNSW paper, algorithm 1), on whatever
  * storage g is.  An identical vector already in the graph takes the heap
  * TID instead of a new element, which keeps the graph connected when many
@@ -762,17 +785,7 @@ hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 				return;
 
 			/* lost the race: link into the graph that now exists */
-			hnsw_find_neighbors(g, vec, entry, entry_level, level, selected,
-								nselected, NULL, NULL);
-			for (int l = 0; l <= level; l++)
-				if (nselected[l] > 0)
-				{
-					HnswNode   *list = palloc(sizeof(HnswNode) * nselected[l]);
-
-					for (int i = 0; i < nselected[l]; i++)
-						list[i] = selected[l][i].node;
-					g->ops->replace_neighbors(g, node, l, NULL, 0, list, nselected[l]);
-				}
+			link_stored_node(g, node, vec, entry, entry_level, level, selected, nselected);
 			break;
 		}
 
@@ -808,17 +821,7 @@ hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 				return;
 		}
 		/* the node exists but is unlinked: link it from the new state */
-		hnsw_find_neighbors(g, vec, entry, entry_level, level, selected,
-							nselected, NULL, NULL);
-		for (int l = 0; l <= level; l++)
-			if (nselected[l] > 0)
-			{
-				HnswNode   *list = palloc(sizeof(HnswNode) * nselected[l]);
-
-				for (int i = 0; i < nselected[l]; i++)
-					list[i] = selected[l][i].node;
-				g->ops->replace_neighbors(g, node, l, NULL, 0, list, nselected[l]);
-			}
+		link_stored_node(g, node, vec, entry, entry_level, level, selected, nselected);
 		if (nselected[0] == 0 && entry != HNSW_INVALID_NODE)
 		{
 			HnswNode	from = entry;
