@@ -33,6 +33,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use Time::HiRes qw(usleep time);
+use FindBin;
+use lib $FindBin::RealBin;
+use EngramTAP qw(crash_server);
 
 my $seed   = $ENV{ENGRAM_TAP_SEED}     // 20240917;
 my $rounds = $ENV{ENGRAM_CRASH_ROUNDS} // 5;
@@ -138,72 +141,6 @@ sub check_self_find
 	return $rows;
 }
 
-# Processes of the cluster: every process whose working directory is the
-# data directory (the postmaster and all its children chdir there).
-sub cluster_pids
-{
-	my $datadir = $node->data_dir;
-	my $real    = readlink($datadir) // $datadir;
-	my @pids;
-	opendir(my $dh, '/proc') or die "cannot open /proc: $!";
-	for my $p (readdir $dh)
-	{
-		next unless $p =~ /^\d+$/;
-		my $cwd = readlink("/proc/$p/cwd");
-		next unless defined $cwd;
-		push @pids, $p if $cwd eq $datadir || $cwd eq $real;
-	}
-	closedir $dh;
-	return @pids;
-}
-
-# true if $pid exists and is not a zombie
-sub alive
-{
-	my $pid = shift;
-	open(my $fh, '<', "/proc/$pid/stat") or return 0;
-	my $stat = <$fh>;
-	close $fh;
-	return 0 unless defined $stat;
-	my ($state) = $stat =~ /\)\s+(\S)/;
-	return defined $state && $state ne 'Z' && $state ne 'X';
-}
-
-# SIGKILL the postmaster and every process of the cluster, wait until they
-# are gone.
-sub crash_server
-{
-	open(my $fh, '<', $node->data_dir . '/postmaster.pid')
-	  or die "no postmaster.pid: $!";
-	chomp(my $pm = <$fh>);
-	close $fh;
-	my @pids = cluster_pids();
-	$node->kill9;    # the postmaster first, then the rest at once
-	kill 'KILL', grep { $_ != $pm } @pids;
-
-	my $deadline = time + 60;
-	while (time < $deadline)
-	{
-		my @left = grep { alive($_) } ($pm, cluster_pids());
-		last unless @left;
-		kill 'KILL', @left;
-		usleep(20_000);
-	}
-	die "cluster processes survive SIGKILL" if grep { alive($_) } cluster_pids();
-
-	# The killed postmaster is an orphan; some init processes reap orphans
-	# lazily, and while its zombie exists its PID in postmaster.pid looks
-	# alive to the next postmaster.  Wait for the reaper.
-	$deadline = time + 60;
-	usleep(50_000) while kill(0, $pm) && time < $deadline;
-	if (kill(0, $pm))
-	{
-		note "postmaster $pm not reaped after 60 s; removing stale postmaster.pid";
-		unlink($node->data_dir . '/postmaster.pid');
-	}
-	return;
-}
-
 sub write_script
 {
 	my ($file, $table, $first, $count) = @_;
@@ -274,7 +211,7 @@ for my $round (1 .. $rounds)
 		'<', \undef, '>', "$tmp/ckpt$round.out", '2>', "$tmp/ckpt$round.err");
 
 	usleep(int($delay * 1_000_000));
-	crash_server();
+	crash_server($node);
 	$_->{h}->finish for @streams;
 	$ck->finish;
 	note sprintf("round %d: killed after %.2f s (checkpoint at %.2f s)", $round, $delay, $ckpt);

@@ -1,8 +1,7 @@
 
 # Copyright: engram_hnsw authors; PostgreSQL licence.
 #
-# EngramTAP.pm: helpers shared by the TAP tests 010-014 (001 and 002 keep
-# their own copies).  Load it with
+# EngramTAP.pm: helpers shared by the TAP tests (001, 010-014).  Load it with
 #
 #     use FindBin;
 #     use lib $FindBin::RealBin;
