@@ -25,9 +25,13 @@ SELECT (SELECT row(k.*)::text FROM engram_hnsw_check('chk_t_idx'::regclass::oid)
 SET enable_seqscan = off;
 SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM chk_t ORDER BY v <-> '{2,2,2}' LIMIT 100) s;
 RESET enable_seqscan;
--- rows added by insert
+-- rows added by insert wait in the pending list (fastupdate): they are
+-- elements of their own, not linked yet
 INSERT INTO chk_t VALUES (11, '{3,3,3}'), (12, '{2,2,2}'), (13, NULL);
-SELECT pages, elements, deleted_elements, heap_tids, unreachable
+SELECT pages, elements, deleted_elements, heap_tids, unreachable, pending
+FROM engram_hnsw_check('chk_t_idx');
+SELECT engram_hnsw_merge_pending('chk_t_idx') AS merged;
+SELECT elements, deleted_elements, heap_tids, unreachable, pending
 FROM engram_hnsw_check('chk_t_idx');
 -- dead rows count until VACUUM, then their elements are deleted (on a
 -- temporary copy: VACUUM then removes every deleted row, whatever other

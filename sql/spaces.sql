@@ -258,7 +258,9 @@ VACUUM sp_tmp;
 SELECT elements, deleted_elements, heap_tids, unreachable FROM engram_hnsw_check('sp_tmp_idx');
 -- the key comes back: one row, then more
 INSERT INTO sp_tmp VALUES (1001, 4, sp_vec(1001));
--- revived in place: no new entry
+-- the row waits in the pending list (found by scans already); once merged
+-- into the graph, the space is revived in place: no new entry
+SELECT engram_hnsw_merge_pending('sp_tmp_idx') AS merged;
 SELECT * FROM sp_dir('sp_tmp_idx');
 SELECT id FROM sp_tmp WHERE space_id = 4 ORDER BY embedding <-> sp_vec(7000) LIMIT 10;
 INSERT INTO sp_tmp SELECT i, 4, sp_vec(i) FROM generate_series(1002, 1020) i;

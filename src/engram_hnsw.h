@@ -47,7 +47,7 @@
  * ----------------------------------------------------------------
  */
 #define HNSW_MAGIC				0x454E4757	/* "ENGW" */
-#define HNSW_FORMAT_VERSION		1
+#define HNSW_FORMAT_VERSION		2	/* 1: 0.1.0, no stripes or pending list */
 #define HNSW_PAGE_ID			0xE4A7
 #define HNSW_METAPAGE_BLKNO		0
 
@@ -63,6 +63,8 @@
 #define HNSW_MAX_DIMS			2000
 #define HNSW_MAX_LEVEL			16
 #define HNSW_HEAPTIDS			10
+#define HNSW_STRIPES			8	/* insert pages and pending lists */
+#define HNSW_DEFAULT_PENDING_LIMIT 4096 /* kB, engram_hnsw.pending_list_limit */
 
 /* metrics; the value is what support function 1 of the opclass returns */
 #define HNSW_METRIC_NONE		0	/* a space key column */
@@ -83,14 +85,21 @@
 #define HNSW_PAGE_META			(1 << 0)
 #define HNSW_PAGE_DATA			(1 << 1)
 #define HNSW_PAGE_DIR			(1 << 2)
+#define HNSW_PAGE_PENDING		(1 << 3)
+#define HNSW_PAGE_DETACHED		(1 << 4)	/* with PENDING: left the chain */
 
 /* tuple types (first byte of every tuple) */
 #define HNSW_TUPLE_ELEMENT		1
 #define HNSW_TUPLE_NEIGHBORS	2
 #define HNSW_TUPLE_SPACE		3
+#define HNSW_TUPLE_PENDING		4
 
 /* element flags */
 #define HNSW_ELEMENT_DELETED	(1 << 0)
+#define HNSW_ELEMENT_PENDING	(1 << 1)	/* stored, not linked into the graph yet */
+
+/* pending entry flags */
+#define HNSW_PENDING_MERGED		(1 << 0)	/* its element is linked */
 
 /* space directory entry flags */
 #define HNSW_SPACE_EMPTY		(1 << 0)	/* all its rows were vacuumed away */
@@ -110,7 +119,7 @@ typedef struct HnswPageOpaqueData
 	BlockNumber next;			/* directory pages: the next one in the chain */
 	Oid			indexoid;		/* the index this page belongs to */
 	uint16		flags;			/* HNSW_PAGE_* */
-	uint16		unused;
+	uint16		stripe;			/* pending pages: the stripe's chain */
 	uint16		pad;
 	uint16		page_id;		/* HNSW_PAGE_ID, always last */
 } HnswPageOpaqueData;
@@ -138,7 +147,16 @@ typedef struct HnswMetaPageData
 	BlockNumber dir_tail;		/* last directory page, or invalid */
 	uint32		dir_count;		/* directory entries ever appended */
 	uint32		next_space_no;	/* next space number to hand out */
+	/* format 2: stripes (insert pages and pending lists) */
+	uint32		nstripes;		/* HNSW_STRIPES */
+	uint32		pending_pages[HNSW_STRIPES];	/* pages in each chain */
+	BlockNumber stripe_insert[HNSW_STRIPES];	/* per-stripe insert page */
+	BlockNumber pending_head[HNSW_STRIPES]; /* first page of the chain */
+	BlockNumber pending_tail[HNSW_STRIPES]; /* a hint: follow "next" */
 } HnswMetaPageData;
+
+/* the meta page of format 1 ended before nstripes */
+#define HNSW_META_V1_SIZE offsetof(HnswMetaPageData, nstripes)
 
 typedef HnswMetaPageData *HnswMetaPage;
 
@@ -191,6 +209,26 @@ typedef struct HnswSpaceTupleData
 
 typedef HnswSpaceTupleData *HnswSpaceTuple;
 
+/*
+ * A pending-list entry: an element stored with HNSW_ELEMENT_PENDING and
+ * empty neighbour lists, waiting to be linked into its graph by a merge.
+ * Pending pages (HNSW_PAGE_PENDING) hold only these, and are chained per
+ * stripe through the opaque "next".
+ */
+typedef struct HnswPendingTupleData
+{
+	uint8		type;			/* HNSW_TUPLE_PENDING */
+	uint8		flags;			/* HNSW_PENDING_* */
+	uint16		unused;
+	uint32		space_no;		/* its memory space (0 without spaces) */
+	ItemPointerData elem;		/* the element */
+	ItemPointerData dirtid;		/* its space's directory entry, or invalid */
+} HnswPendingTupleData;
+
+typedef HnswPendingTupleData *HnswPendingTuple;
+
+#define HNSW_PENDING_TUPLE_SIZE MAXALIGN(sizeof(HnswPendingTupleData))
+
 #define HNSW_SPACE_TUPLE_SIZE(keylen) \
 	MAXALIGN(offsetof(HnswSpaceTupleData, key) + (keylen))
 
@@ -225,9 +263,12 @@ typedef struct HnswOptions
 	int			m;
 	int			ef_construction;
 	int			dims;			/* 0: taken from the first vector */
+	bool		fastupdate;		/* inserts go to the pending list */
+	int			pending_list_limit; /* kB; -1: the GUC */
 } HnswOptions;
 
 extern int	hnsw_ef_search;
+extern int	hnsw_pending_list_limit;
 
 /* ----------------------------------------------------------------
  * Distances (hnsw_distance.c)
@@ -420,6 +461,7 @@ extern int	hnsw_find_neighbors(HnswGraph *g, const float *q,
 extern void hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 								HnswCandidate **selected, int *nselected);
 extern void hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid);
+extern void hnsw_link_element(HnswGraph *g, HnswNode node, const float *vec, int level);
 extern int	hnsw_candidate_cmp(const void *a, const void *b);
 extern int	hnsw_node_cmp(const void *a, const void *b);
 extern int64 hnsw_reconnect(HnswGraph *g, const HnswNode *nodes, int64 n,
@@ -442,6 +484,12 @@ typedef struct HnswMetaInfo
 	int			nspacekeys;
 	BlockNumber dir_head;
 	uint32		dir_count;
+	int			version;
+	int			nstripes;		/* 1 for format 1 */
+	uint32		pending_pages[HNSW_STRIPES];
+	BlockNumber stripe_insert[HNSW_STRIPES];
+	BlockNumber pending_head[HNSW_STRIPES];
+	BlockNumber pending_tail[HNSW_STRIPES];
 } HnswMetaInfo;
 
 typedef struct HnswPageGraph
@@ -456,6 +504,7 @@ typedef struct HnswPageGraph
 	bool		has_space;
 	uint32		space_no;
 	ItemPointerData space_tid;
+	int			stripe;			/* whose insert page new elements go to */
 } HnswPageGraph;
 
 
@@ -481,6 +530,7 @@ extern void hnsw_read_meta(Relation index, HnswMetaInfo *meta);
 extern void hnsw_fill_meta(Page page, Oid indexoid, int dims, int m, int efc, int metric,
 						   int nspacekeys);
 extern Buffer hnsw_new_buffer(Relation index, ForkNumber fork);
+extern bool hnsw_page_recyclable(Page page);
 extern HnswElementTuple hnsw_page_element(Relation index, Page page, BlockNumber blkno,
 										  OffsetNumber off, int dims);
 extern HnswNeighborTuple hnsw_page_neighbors(Relation index, Page page, BlockNumber blkno,
@@ -492,6 +542,38 @@ extern bool hnsw_update_entry(Relation index, ItemPointer tid, int level,
 							  ItemPointer expect, HnswMetaInfo *cur);
 extern Buffer hnsw_read_buffer(HnswPageGraph *pg, BlockNumber blkno);
 extern int	hnsw_max_level(int m);
+extern int	hnsw_stripe_of(HnswMetaInfo *meta, uint32 space_no, bool has_space);
+extern HnswPendingTuple hnsw_page_pending(Relation index, Page page, BlockNumber blkno,
+										  OffsetNumber off);
+extern HnswNode hnsw_store_pending(HnswPageGraph *pg, const float *vec, int level,
+								   ItemPointer heaptid, int *tailcount);
+extern void hnsw_set_pending_tail(Relation index, int stripe, BlockNumber blkno);
+extern bool hnsw_init_pending_chain(Relation index, int stripe, BlockNumber blkno);
+extern bool hnsw_set_pending_head(Relation index, int stripe, BlockNumber expect,
+								  BlockNumber blkno);
+
+/* hnsw_pending.c: the pending list */
+typedef struct HnswPendingItem
+{
+	HnswNode	node;			/* the element */
+	uint32		space_no;
+	ItemPointerData dirtid;
+} HnswPendingItem;
+
+extern bool hnsw_index_fastupdate(Relation index);
+extern int64 hnsw_pending_limit_bytes(Relation index);
+extern void hnsw_pending_insert(Relation index, HnswMetaInfo *meta, const float *vec,
+								ItemPointer heaptid, bool has_space, uint32 space_no,
+								ItemPointer dirtid);
+extern int	hnsw_pending_collect(Relation index, HnswMetaInfo *meta,
+								 const uint32 *space_nos, int nspace_nos,
+								 HnswPendingItem **out);
+extern int64 hnsw_merge_pending(Relation index, bool wait);
+extern int64 hnsw_merge_stripe(Relation index, int stripe, bool wait);
+extern void hnsw_detach_page(Relation index, BlockNumber blkno);
+
+#define HNSW_PENDING_PER_PAGE \
+	((int) (HNSW_PAGE_FREE_SPACE / (HNSW_PENDING_TUPLE_SIZE + sizeof(ItemIdData))))
 
 /* hnsw_space.c: the space directory */
 typedef struct HnswSpaceInfo
@@ -526,6 +608,8 @@ extern int	hnsw_index_ef_construction(Relation index);
 extern int	hnsw_index_dims_option(Relation index);
 extern int	hnsw_vector_attno(Relation index);
 extern int	hnsw_index_nspacekeys(Relation index);
+extern Relation hnsw_open_maintenance(Oid indexoid, LOCKMODE lockmode, Relation *heap);
+extern void hnsw_close_maintenance(Relation index, Relation heap, LOCKMODE lockmode);
 extern float *hnsw_prepare_vector(Relation index, int metric, Datum value,
 								  int expect_dims, int *dims, bool *skip);
 

@@ -425,6 +425,7 @@ write_arena(HnswBuildState *bs)
 			meta->entry_level = bs->entry_level;
 		}
 		meta->insert_page = nblocks - 1;
+		meta->stripe_insert[0] = nblocks - 1;
 		meta->inserted = bs->nnodes;
 	}
 	if (bs->nspacekeys > 0)

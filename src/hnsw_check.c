@@ -11,10 +11,14 @@
  *	  level, never at the element itself, never twice, and a live element
  *	  never links to a deleted one (VACUUM repairs such links);
  *	- an element without heap TIDs is marked deleted and vice versa;
- *	- the entry point exists and has the level the meta page says.
+ *	- the entry point exists and has the level the meta page says;
+ *	- the pending chains lead through pending pages of their stripe only,
+ *	  every unmerged pending entry is on a chain and points at an element
+ *	  of its space, and every pending element has such an entry (else no
+ *	  scan or merge would ever find it).
  * Any violation is an ERROR (XX001 for pages, XX002 for the rest) naming
- * the block.  Elements not reachable from the entry point on layer 0 are
- * counted and reported; they are not an error (a crash between storing an
+ * the block.  Pending elements are counted apart.  Other elements not
+ * reachable from the entry point on layer 0 are counted and reported; they are not an error (a crash between storing an
  * element and linking it leaves such elements behind).
  *
  * Holds ShareLock on the table and the index, so writers wait meanwhile.
@@ -48,6 +52,7 @@ typedef struct CheckElement
 	uint32		space_no;
 	int			level;
 	bool		deleted;
+	bool		pending;		/* HNSW_ELEMENT_PENDING */
 	bool		reached;
 } CheckElement;
 
@@ -95,6 +100,63 @@ find_element(CheckElement *elems, int64 n, HnswNode node)
 	return bsearch(&key, elems, n, sizeof(CheckElement), elem_cmp);
 }
 
+static int
+node_cmp_check(const void *a, const void *b)
+{
+	return hnsw_node_cmp(a, b);
+}
+
+/*
+ * Walk the pending chains from the meta page: every page on them must be a
+ * pending page of that stripe, without cycles.  Returns the chain pages,
+ * sorted.
+ */
+static BlockNumber *
+check_chains(Relation index, HnswMetaInfo *meta, BlockNumber nblocks, int *nout)
+{
+	BlockNumber *pages = palloc(sizeof(BlockNumber) * 64);
+	int			n = 0;
+	int			max = 64;
+
+	for (int stripe = 0; stripe < meta->nstripes; stripe++)
+	{
+		BlockNumber blkno = meta->pending_head[stripe];
+		BlockNumber hops = 0;
+
+		while (blkno != InvalidBlockNumber)
+		{
+			Buffer		buf;
+			HnswPageOpaque opaque;
+
+			CHECK_FOR_INTERRUPTS();
+			if (blkno == HNSW_METAPAGE_BLKNO || blkno >= nblocks || ++hops > nblocks)
+				hnsw_corrupt(index, HNSW_METAPAGE_BLKNO,
+							 psprintf("pending chain %d is broken at block %u", stripe, blkno));
+			buf = ReadBuffer(index, blkno);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			hnsw_check_page(index, BufferGetPage(buf), blkno);
+			opaque = HnswPageGetOpaque(BufferGetPage(buf));
+			if (opaque->flags != HNSW_PAGE_PENDING || opaque->stripe != stripe)
+				hnsw_corrupt(index, blkno,
+							 psprintf("pending chain %d reaches a page that is not in it", stripe));
+			if (n == max)
+			{
+				max *= 2;
+				pages = repalloc_huge(pages, sizeof(BlockNumber) * max);
+			}
+			pages[n++] = blkno;
+			blkno = opaque->next;
+			UnlockReleaseBuffer(buf);
+		}
+	}
+	qsort(pages, n, sizeof(BlockNumber), uint32_cmp);
+	for (int i = 1; i < n; i++)
+		if (pages[i] == pages[i - 1])
+			hnsw_corrupt(index, pages[i], "a page is on two pending chains");
+	*nout = n;
+	return pages;
+}
+
 static void
 check_fail(Relation index, HnswNode node, const char *fmt, const char *what)
 {
@@ -111,7 +173,6 @@ Datum
 engram_hnsw_check(PG_FUNCTION_ARGS)
 {
 	Oid			indexoid = PG_GETARG_OID(0);
-	Oid			heapoid;
 	Relation	heap;
 	Relation	index;
 	HnswMetaInfo meta;
@@ -133,30 +194,19 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 	int			nspaces = 0;
 	int			max_level = -1;
 	TupleDesc	tupdesc;
-	Datum		values[6];
-	bool		nulls[6] = {false};
+	Datum		values[7];
+	bool		nulls[7] = {false};
+	BlockNumber *chain;
+	int			nchain = 0;
+	HnswNode   *pentries;
+	uint32	   *pspaces;
+	int64		npentries = 0,
+				maxpentries = 1024,
+				npending = 0;
 	MemoryContext cxt;
 	MemoryContext oldcxt;
 
-	heapoid = IndexGetRelation(indexoid, true);
-	if (!OidIsValid(heapoid))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("relation with OID %u is not an index", indexoid)));
-	if (get_rel_relkind(indexoid) == RELKIND_PARTITIONED_INDEX)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is a partitioned index", get_rel_name(indexoid)),
-				 errhint("Check the index of each partition.")));
-	if (!pg_class_ownercheck(indexoid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, get_rel_name(indexoid));
-
-	heap = table_open(heapoid, ShareLock);
-	index = index_open(indexoid, ShareLock);
-	if (index->rd_indam->ambuild != hnsw_build)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not an engram_hnsw index", RelationGetRelationName(index))));
+	index = hnsw_open_maintenance(indexoid, ShareLock, &heap);
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -170,6 +220,9 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 	elems = palloc_extended(sizeof(CheckElement) * maxelems, MCXT_ALLOC_HUGE);
 	nbrs = palloc_extended(sizeof(CheckNeighbors) * maxnbrs, MCXT_ALLOC_HUGE);
 	slots = palloc_extended(sizeof(HnswNode) * maxslots, MCXT_ALLOC_HUGE);
+	pentries = palloc_extended(sizeof(HnswNode) * maxpentries, MCXT_ALLOC_HUGE);
+	pspaces = palloc_extended(sizeof(uint32) * maxpentries, MCXT_ALLOC_HUGE);
+	chain = check_chains(index, &meta, nblocks, &nchain);
 
 	/* pass 1: every page and tuple */
 	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
@@ -198,6 +251,25 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 			if (type == HNSW_TUPLE_SPACE)
 			{
 				(void) hnsw_page_space(index, page, blkno, off);
+				continue;
+			}
+			if (HnswPageGetOpaque(page)->flags & HNSW_PAGE_PENDING)
+			{
+				HnswPendingTuple ptup = hnsw_page_pending(index, page, blkno, off);
+
+				if (ptup->flags & HNSW_PENDING_MERGED)
+					continue;
+				if (!bsearch(&blkno, chain, nchain, sizeof(BlockNumber), uint32_cmp))
+					hnsw_corrupt(index, blkno,
+								 psprintf("unmerged pending entry %u is on a page off the pending chains", off));
+				if (npentries == maxpentries)
+				{
+					maxpentries *= 2;
+					pentries = repalloc_huge(pentries, sizeof(HnswNode) * maxpentries);
+					pspaces = repalloc_huge(pspaces, sizeof(uint32) * maxpentries);
+				}
+				pspaces[npentries] = ptup->space_no;
+				pentries[npentries++] = HnswNodeFromTid(&ptup->elem);
 				continue;
 			}
 			if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DATA)
@@ -237,7 +309,10 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 								 psprintf("element %u has a memory space, but the index has none", off));
 				ce->level = etup->level;
 				ce->deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
+				ce->pending = (etup->flags & HNSW_ELEMENT_PENDING) != 0;
 				ce->reached = false;
+				if (ce->pending && !ce->deleted)
+					npending++;
 				if (ce->deleted)
 					ndeleted++;
 				nheaptids += etup->ntids;
@@ -338,6 +413,27 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 			}
 		}
 	}
+	/* pending entries lead to elements of their space; pending elements have one */
+	for (int64 i = 0; i < npentries; i++)
+	{
+		CheckElement *target = find_element(elems, nelems, pentries[i]);
+
+		if (target == NULL)
+			hnsw_corrupt(index, (BlockNumber) (pentries[i] >> 16),
+						 psprintf("a pending entry points to (%u,%u), which is not an element",
+								  (BlockNumber) (pentries[i] >> 16),
+								  (OffsetNumber) (pentries[i] & 0xFFFF)));
+		if (target->space_no != pspaces[i])
+			check_fail(index, pentries[i], "pending element (%u,%u) %s",
+					   "belongs to another memory space than its pending entry");
+	}
+	qsort(pentries, npentries, sizeof(HnswNode), node_cmp_check);
+	for (int64 i = 0; i < nelems; i++)
+		if (elems[i].pending && !elems[i].deleted &&
+			!bsearch(&elems[i].node, pentries, npentries, sizeof(HnswNode), node_cmp_check))
+			check_fail(index, elems[i].node, "pending element (%u,%u) %s",
+					   "has no unmerged pending entry");
+
 	for (int64 i = 0; i < nnbrs; i++)
 		if (!nbrs[i].owned)
 			check_fail(index, nbrs[i].node, "neighbour list (%u,%u) %s", "belongs to no element");
@@ -420,7 +516,7 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 		}
 		pfree(queue);
 	}
-	if (meta.nspacekeys == 0 && !ItemPointerIsValid(&meta.entry) && nelems - ndeleted > 0)
+	if (meta.nspacekeys == 0 && !ItemPointerIsValid(&meta.entry) && nelems - ndeleted - npending > 0)
 		hnsw_corrupt(index, HNSW_METAPAGE_BLKNO, "the index has live elements but no entry point");
 
 	if (links_to_deleted > 0)
@@ -431,7 +527,7 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 				 errhint("The next VACUUM repairs them.")));
 
 	for (int64 i = 0; i < nelems; i++)
-		if (!elems[i].deleted && !elems[i].reached)
+		if (!elems[i].deleted && !elems[i].reached && !elems[i].pending)
 			unreachable++;
 	if (unreachable > 0)
 		ereport(NOTICE,
@@ -447,9 +543,9 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 	values[3] = Int64GetDatum(nheaptids);
 	values[4] = Int32GetDatum(max_level);
 	values[5] = Int64GetDatum(unreachable);
+	values[6] = Int64GetDatum(npending);
 
-	index_close(index, ShareLock);
-	table_close(heap, ShareLock);
+	hnsw_close_maintenance(index, heap, ShareLock);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -838,6 +838,59 @@ hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 		g->ops->set_entry(g, node, level, NULL, &entry, &entry_level);
 }
 
+/*
+ * Link an element that is already stored but not yet in the graph (a
+ * pending element being merged): the same search and linking as an
+ * insertion, minus storing the node.  Safe to repeat for a node that was
+ * partly linked before a crash: lists it already has are kept.
+ */
+void
+hnsw_link_element(HnswGraph *g, HnswNode node, const float *vec, int level)
+{
+	HnswCandidate *selected[HNSW_MAX_LEVEL + 1];
+	int			nselected[HNSW_MAX_LEVEL + 1];
+	HnswNode	entry;
+	int			entry_level;
+	HnswNode	none = HNSW_INVALID_NODE;
+
+	for (int l = 0; l <= level; l++)
+	{
+		selected[l] = palloc(sizeof(HnswCandidate) * HnswLayerCapacity(g->m, l));
+		nselected[l] = 0;
+	}
+
+	g->ops->get_entry(g, &entry, &entry_level);
+	if (entry == node)
+		return;					/* linked already (a merge repeated after a crash) */
+	if (entry == HNSW_INVALID_NODE &&
+		g->ops->set_entry(g, node, level, &none, &entry, &entry_level))
+		return;					/* the first element of its graph */
+
+	link_stored_node(g, node, vec, entry, entry_level, level, selected, nselected);
+	if (nselected[0] == 0)
+	{
+		HnswNode	from = entry;
+
+		/* nothing live reachable: take over from the (deleted) entry point */
+		if (g->ops->set_entry(g, node, level, &from, &entry, &entry_level))
+			return;
+		link_stored_node(g, node, vec, entry, entry_level, level, selected, nselected);
+	}
+	/* a node partly linked before a crash can find itself: no self-links */
+	for (int l = 0; l <= level; l++)
+	{
+		int			keep = 0;
+
+		for (int i = 0; i < nselected[l]; i++)
+			if (selected[l][i].node != node)
+				selected[l][keep++] = selected[l][i];
+		nselected[l] = keep;
+	}
+	hnsw_link_backwards(g, node, level, selected, nselected);
+	if (level > entry_level)
+		g->ops->set_entry(g, node, level, NULL, &entry, &entry_level);
+}
+
 /* position of x in nodes[] (ascending), -1 if absent */
 static inline int64
 node_index(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode x)

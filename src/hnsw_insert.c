@@ -1,9 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * hnsw_insert.c
- *	  aminsert: single-row insertion into the on-page graph.
+ *	  aminsert: single-row insertion.
  *
- * The algorithm is hnsw_insert_element() (hnsw_graph.c) running on the
+ * With fastupdate = on (the default) the row becomes a pending element
+ * (hnsw_pending.c): no graph search at insert time.  With fastupdate = off,
+ * or on an index of page format 1, it goes into the graph at once.  The
+ * algorithm is hnsw_insert_element() (hnsw_graph.c) running on the
  * page-backed graph (hnsw_pages.c): search with one buffer lock at a time,
  * store the element and its neighbour tuple in one WAL record, then link it
  * back into each neighbour's list with an optimistic compare-and-replace,
@@ -46,21 +49,38 @@ hnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 							  &dims, &skip);
 	if (!skip)
 	{
+		bool		has_space = (meta.nspacekeys > 0);
+		ItemPointerData space_tid;
+		uint32		space_no = 0;
+
 		if (meta.dims == 0)
 		{
 			/* first vector of an index created without a dimension */
 			hnsw_set_dims(index, dims);
 			meta.dims = dims;
 		}
-		hnsw_page_graph_init(&pg, index, &meta);
-		if (meta.nspacekeys > 0)
+		ItemPointerSetInvalid(&space_tid);
+		if (has_space)
 		{
 			HnswSpaceKey key = hnsw_space_key(index, values[0]);
 
-			hnsw_space_find(index, &key, true, &pg.space_tid, &pg.space_no);
-			pg.has_space = true;
+			hnsw_space_find(index, &key, true, &space_tid, &space_no);
 		}
-		hnsw_insert_element(&pg.graph, vec, heap_tid);
+		if (meta.version >= 2 && hnsw_index_fastupdate(index))
+			hnsw_pending_insert(index, &meta, vec, heap_tid, has_space, space_no,
+								&space_tid);
+		else
+		{
+			hnsw_page_graph_init(&pg, index, &meta);
+			if (has_space)
+			{
+				pg.has_space = true;
+				pg.space_no = space_no;
+				pg.space_tid = space_tid;
+				pg.stripe = hnsw_stripe_of(&meta, space_no, true);
+			}
+			hnsw_insert_element(&pg.graph, vec, heap_tid);
+		}
 	}
 
 	MemoryContextSwitchTo(oldcxt);

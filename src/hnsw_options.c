@@ -13,7 +13,11 @@
 
 #include "access/amvalidate.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/reloptions.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_amop.h"
 #include "catalog/pg_amproc.h"
@@ -24,6 +28,8 @@
 #include "fmgr.h"
 #include "optimizer/optimizer.h"
 #include "commands/defrem.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/regproc.h"
 #include "utils/guc.h"
@@ -37,6 +43,7 @@
 PG_MODULE_MAGIC;
 
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
+int			hnsw_pending_list_limit = HNSW_DEFAULT_PENDING_LIMIT;
 
 static relopt_kind hnsw_relopt_kind;
 
@@ -56,6 +63,12 @@ _PG_init(void)
 	add_int_reloption(hnsw_relopt_kind, "dims",
 					  "Number of dimensions of every vector (0: taken from the first vector)",
 					  0, 0, HNSW_MAX_DIMS, AccessExclusiveLock);
+	add_bool_reloption(hnsw_relopt_kind, "fastupdate",
+					   "Inserts go to a pending list that is merged into the graph in batches",
+					   true, ShareUpdateExclusiveLock);
+	add_int_reloption(hnsw_relopt_kind, "pending_list_limit",
+					  "Pending list size (kB) that makes an insert merge it (-1: engram_hnsw.pending_list_limit)",
+					  -1, 64, MAX_KILOBYTES, ShareUpdateExclusiveLock);
 
 	DefineCustomIntVariable("engram_hnsw.ef_search",
 							"Candidate list size of an index scan before the first row is returned.",
@@ -64,6 +77,14 @@ _PG_init(void)
 							&hnsw_ef_search, HNSW_DEFAULT_EF_SEARCH,
 							HNSW_MIN_EF_SEARCH, HNSW_MAX_EF_SEARCH,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("engram_hnsw.pending_list_limit",
+							"Pending list size at which an insert merges it into the graph.",
+							"Applies to engram_hnsw indexes with fastupdate = on that do not "
+							"set their own pending_list_limit.  Scans read every pending row, "
+							"so a larger list makes inserts cheaper and scans slower.",
+							&hnsw_pending_list_limit, HNSW_DEFAULT_PENDING_LIMIT,
+							64, MAX_KILOBYTES,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("engram_hnsw");
 }
 
@@ -74,6 +95,8 @@ hnsw_options(Datum reloptions, bool validate)
 		{"m", RELOPT_TYPE_INT, offsetof(HnswOptions, m)},
 		{"ef_construction", RELOPT_TYPE_INT, offsetof(HnswOptions, ef_construction)},
 		{"dims", RELOPT_TYPE_INT, offsetof(HnswOptions, dims)},
+		{"fastupdate", RELOPT_TYPE_BOOL, offsetof(HnswOptions, fastupdate)},
+		{"pending_list_limit", RELOPT_TYPE_INT, offsetof(HnswOptions, pending_list_limit)},
 	};
 	HnswOptions *opts;
 
@@ -109,6 +132,25 @@ hnsw_index_dims_option(Relation index)
 	HnswOptions *opts = (HnswOptions *) index->rd_options;
 
 	return opts ? opts->dims : 0;
+}
+
+bool
+hnsw_index_fastupdate(Relation index)
+{
+	HnswOptions *opts = (HnswOptions *) index->rd_options;
+
+	return opts ? opts->fastupdate : true;
+}
+
+/* the pending list size (bytes of pending elements) that triggers a merge */
+int64
+hnsw_pending_limit_bytes(Relation index)
+{
+	HnswOptions *opts = (HnswOptions *) index->rd_options;
+	int			kb = (opts && opts->pending_list_limit > 0) ?
+		opts->pending_list_limit : hnsw_pending_list_limit;
+
+	return (int64) kb * 1024;
 }
 
 /* the vector is the last key column (leading columns are space keys) */
@@ -486,4 +528,44 @@ engram_hnsw_handler(PG_FUNCTION_ARGS)
 	amroutine->amparallelrescan = NULL;
 
 	PG_RETURN_POINTER(amroutine);
+}
+
+/*
+ * Open an engram_hnsw index (and its table) for a maintenance function:
+ * engram_hnsw_check(), engram_hnsw_merge_pending().  Only the owner (or a
+ * superuser) may; a partitioned index has no pages of its own.  Both are
+ * locked in lockmode; close them with hnsw_close_maintenance().
+ */
+Relation
+hnsw_open_maintenance(Oid indexoid, LOCKMODE lockmode, Relation *heap)
+{
+	Oid			heapoid = IndexGetRelation(indexoid, true);
+	Relation	index;
+
+	if (!OidIsValid(heapoid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("relation with OID %u is not an index", indexoid)));
+	if (get_rel_relkind(indexoid) == RELKIND_PARTITIONED_INDEX)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is a partitioned index", get_rel_name(indexoid)),
+				 errhint("Use the index of each partition.")));
+	if (!pg_class_ownercheck(indexoid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, get_rel_name(indexoid));
+
+	*heap = table_open(heapoid, lockmode);
+	index = index_open(indexoid, lockmode);
+	if (index->rd_indam->ambuild != hnsw_build)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not an engram_hnsw index", RelationGetRelationName(index))));
+	return index;
+}
+
+void
+hnsw_close_maintenance(Relation index, Relation heap, LOCKMODE lockmode)
+{
+	index_close(index, lockmode);
+	table_close(heap, lockmode);
 }

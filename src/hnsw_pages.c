@@ -18,10 +18,14 @@
 #include "postgres.h"
 
 #include "access/generic_xlog.h"
+#include "access/transam.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/indexfsm.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "utils/snapmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -41,7 +45,7 @@ hnsw_init_page(Page page, uint16 flags, Oid indexoid)
 	opaque->next = InvalidBlockNumber;
 	opaque->indexoid = indexoid;
 	opaque->flags = flags;
-	opaque->unused = 0;
+	opaque->stripe = 0;
 	opaque->pad = 0;
 	opaque->page_id = HNSW_PAGE_ID;
 }
@@ -114,7 +118,9 @@ hnsw_check_page(Relation index, Page page, BlockNumber blkno)
 	if (opaque->page_id != HNSW_PAGE_ID ||
 		(blkno == HNSW_METAPAGE_BLKNO) != (opaque->flags == HNSW_PAGE_META) ||
 		(blkno != HNSW_METAPAGE_BLKNO && opaque->flags != HNSW_PAGE_DATA &&
-		 opaque->flags != HNSW_PAGE_DIR))
+		 opaque->flags != HNSW_PAGE_DIR && opaque->flags != HNSW_PAGE_PENDING &&
+		 opaque->flags != (HNSW_PAGE_PENDING | HNSW_PAGE_DETACHED)) ||
+		((opaque->flags & HNSW_PAGE_PENDING) && opaque->stripe >= HNSW_STRIPES))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("engram_hnsw index \"%s\" has a page of the wrong kind at block %u",
@@ -212,6 +218,14 @@ hnsw_fill_meta(Page page, Oid indexoid, int dims, int m, int efc, int metric,
 	ItemPointerSetInvalid(&meta->entry);
 	meta->insert_page = InvalidBlockNumber;
 	meta->inserted = 0;
+	meta->nstripes = HNSW_STRIPES;
+	for (int i = 0; i < HNSW_STRIPES; i++)
+	{
+		meta->pending_pages[i] = 0;
+		meta->stripe_insert[i] = InvalidBlockNumber;
+		meta->pending_head[i] = InvalidBlockNumber;
+		meta->pending_tail[i] = InvalidBlockNumber;
+	}
 	((PageHeader) page)->pd_lower =
 		((char *) meta + sizeof(HnswMetaPageData)) - (char *) page;
 }
@@ -228,12 +242,17 @@ page_meta(Relation index, Page page)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("engram_hnsw index \"%s\" has a bad meta page (block 0)",
 						RelationGetRelationName(index))));
-	if (meta->version != HNSW_FORMAT_VERSION)
+	if (meta->version != 1 && meta->version != HNSW_FORMAT_VERSION)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("engram_hnsw index \"%s\" has page format %u, this build reads %u",
+				 errmsg("engram_hnsw index \"%s\" has page format %u, this build reads 1 to %u",
 						RelationGetRelationName(index), meta->version, HNSW_FORMAT_VERSION),
 				 errhint("REINDEX the index.")));
+	if (meta->version >= 2 && meta->nstripes != HNSW_STRIPES)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("engram_hnsw index \"%s\" has a bad meta page (block 0)",
+						RelationGetRelationName(index))));
 	if (meta->m < HNSW_MIN_M || meta->m > HNSW_MAX_M ||
 		meta->dims > HNSW_MAX_DIMS ||
 		meta->entry_level < -1 || meta->entry_level > HNSW_MAX_LEVEL ||
@@ -260,6 +279,37 @@ meta_to_info(HnswMetaPage meta, HnswMetaInfo *info)
 	info->nspacekeys = meta->nspacekeys;
 	info->dir_head = meta->dir_head;
 	info->dir_count = meta->dir_count;
+	info->version = meta->version;
+	if (meta->version == 1)
+	{
+		/* format 1: one insert page, no pending list (fastupdate is off) */
+		info->nstripes = 1;
+		info->pending_pages[0] = 0;
+		info->stripe_insert[0] = meta->insert_page;
+		info->pending_head[0] = InvalidBlockNumber;
+		info->pending_tail[0] = InvalidBlockNumber;
+		return;
+	}
+	info->nstripes = meta->nstripes;
+	memcpy(info->pending_pages, meta->pending_pages, sizeof(meta->pending_pages));
+	memcpy(info->stripe_insert, meta->stripe_insert, sizeof(meta->stripe_insert));
+	memcpy(info->pending_head, meta->pending_head, sizeof(meta->pending_head));
+	memcpy(info->pending_tail, meta->pending_tail, sizeof(meta->pending_tail));
+}
+
+/*
+ * The stripe of an insertion: its space's (spaces spread over the stripes,
+ * so writers of different spaces use different insert pages and pending
+ * chains), or, without spaces, the backend's.
+ */
+int
+hnsw_stripe_of(HnswMetaInfo *meta, uint32 space_no, bool has_space)
+{
+	if (meta->nstripes <= 1)
+		return 0;
+	if (has_space)
+		return space_no % meta->nstripes;
+	return (MyBackendId > 0 ? MyBackendId : 0) % meta->nstripes;
 }
 
 void
@@ -344,9 +394,9 @@ hnsw_update_entry(Relation index, ItemPointer tid, int level, ItemPointer expect
 	return change;
 }
 
-/* advance the meta page's insert page (never backwards) */
+/* advance a stripe's insert page (never backwards) */
 static void
-set_insert_page(Relation index, BlockNumber blkno)
+set_insert_page(Relation index, int stripe, BlockNumber blkno)
 {
 	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
 	GenericXLogState *state;
@@ -356,21 +406,67 @@ set_insert_page(Relation index, BlockNumber blkno)
 	state = GenericXLogStart(index);
 	meta = page_meta(index, GenericXLogRegisterBuffer(state, buf, 0));
 	meta->inserted++;
-	if (meta->insert_page == InvalidBlockNumber || meta->insert_page < blkno)
-		meta->insert_page = blkno;
+	if (meta->version == 1)
+	{
+		if (meta->insert_page == InvalidBlockNumber || meta->insert_page < blkno)
+			meta->insert_page = blkno;
+	}
+	else
+		meta->stripe_insert[stripe] = blkno;	/* may be a recycled page */
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 }
 
 /*
- * Add a page to the relation; returned pinned and exclusively locked.
- * The caller initialises it (and WAL-logs it as a full image).
+ * Is this page free for reuse?  Only a pending page that left its chain
+ * (HNSW_PAGE_DETACHED) before every snapshot still running was taken: a
+ * scan that read the chain earlier may still follow its "next" link.  The
+ * detaching transaction horizon is kept in pd_prune_xid.
+ */
+bool
+hnsw_page_recyclable(Page page)
+{
+	HnswPageOpaque opaque;
+
+	if (PageIsNew(page))
+		return true;
+	if (PageGetSpecialSize(page) != MAXALIGN(sizeof(HnswPageOpaqueData)))
+		return false;
+	opaque = HnswPageGetOpaque(page);
+	return opaque->page_id == HNSW_PAGE_ID &&
+		opaque->flags == (HNSW_PAGE_PENDING | HNSW_PAGE_DETACHED) &&
+		GlobalVisCheckRemovableXid(NULL, ((PageHeader) page)->pd_prune_xid);
+}
+
+/*
+ * Get a page for new tuples: a recycled one from the free space map (VACUUM
+ * records detached pending pages there), else a new one at the end of the
+ * relation.  Returned pinned and exclusively locked; the caller initialises
+ * it (and WAL-logs it as a full image).
  */
 Buffer
 hnsw_new_buffer(Relation index, ForkNumber fork)
 {
 	Buffer		buf;
 	bool		needlock = !RELATION_IS_LOCAL(index);
+
+	for (int tries = 0; fork == MAIN_FORKNUM && tries < 8; tries++)
+	{
+		BlockNumber blkno = GetFreeIndexPage(index);
+
+		if (blkno == InvalidBlockNumber)
+			break;
+		if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(index))
+			continue;			/* a stale map entry */
+		buf = ReadBuffer(index, blkno);
+		if (ConditionalLockBuffer(buf))
+		{
+			if (hnsw_page_recyclable(BufferGetPage(buf)))
+				return buf;
+			LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+		}
+		ReleaseBuffer(buf);
+	}
 
 	if (needlock)
 		LockRelationForExtension(index, ExclusiveLock);
@@ -394,81 +490,281 @@ add_item(Relation index, Page page, BlockNumber blkno, void *item, Size size)
 }
 
 /*
+ * Lock the last page of a stripe's pending chain exclusively, starting from
+ * the meta page's tail hint.  The hint may lag (follow "next"), or point at
+ * a page that has left the chain and been reused since: then start over
+ * from the head of a fresh copy of the meta page.  Pages that left the
+ * chain but are not reused yet still lead on through "next".
+ */
+static Buffer
+lock_pending_tail(Relation index, HnswMetaInfo *meta, int stripe)
+{
+	BlockNumber blkno = meta->pending_tail[stripe];
+	int			restarts = 0;
+	int			hops = 0;
+
+	if (blkno == InvalidBlockNumber)
+		blkno = meta->pending_head[stripe];
+	for (;;)
+	{
+		Buffer		buf;
+		Page		page;
+		HnswPageOpaque opaque;
+
+		if (blkno == InvalidBlockNumber || blkno == HNSW_METAPAGE_BLKNO ||
+			blkno >= RelationGetNumberOfBlocks(index))
+			hnsw_corrupt(index, HNSW_METAPAGE_BLKNO,
+						 psprintf("pending chain %d leads to block %u", stripe, blkno));
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		if (PageIsNew(page) || !(HnswPageGetOpaque(page)->flags & HNSW_PAGE_PENDING) ||
+			HnswPageGetOpaque(page)->stripe != stripe)
+		{
+			/* not (any more) a page of this chain */
+			UnlockReleaseBuffer(buf);
+			if (++restarts > 2)
+				hnsw_corrupt(index, blkno,
+							 psprintf("pending chain %d reaches a page that is not in it",
+									  stripe));
+			hnsw_read_meta(index, meta);
+			blkno = meta->pending_head[stripe];
+			continue;
+		}
+		hnsw_check_page(index, page, blkno);
+		opaque = HnswPageGetOpaque(page);
+		if (opaque->next == InvalidBlockNumber && !(opaque->flags & HNSW_PAGE_DETACHED))
+			return buf;
+		blkno = opaque->next;
+		UnlockReleaseBuffer(buf);
+		if (++hops > 10000000)
+			hnsw_corrupt(index, blkno, "pending chain has a cycle");
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
  * Store a new element and its neighbour tuple, WAL-logged as one record so
  * that after a crash an element always has its neighbour tuple.  Tries the
- * current insert page first, otherwise adds pages.  The element's TID is
+ * stripe's insert page first, otherwise adds pages.  The element's TID is
  * returned in *etid.
+ *
+ * With pend, the element is pending: its pending entry is appended to the
+ * stripe's pending chain in the same WAL record, so an element is never
+ * pending without an entry that leads a scan or a merge to it.  Lock
+ * order: the data page(s), then the chain's tail (and a new tail page);
+ * the meta page is only locked after all of these are released.
  */
 static void
-place_element(Relation index, HnswMetaInfo *meta,
-				   HnswElementTuple etup, Size esize,
-				   HnswNeighborTuple ntup, Size nsize, ItemPointer etid)
+place_element(Relation index, HnswMetaInfo *meta, int stripe,
+			  HnswElementTuple etup, Size esize,
+			  HnswNeighborTuple ntup, Size nsize, ItemPointer etid,
+			  HnswPendingTuple pend, int *tailcount)
 {
-	GenericXLogState *state;
-	Buffer		buf;
+	GenericXLogState *state = NULL;
+	Buffer		buf = InvalidBuffer;
 	Buffer		buf2 = InvalidBuffer;
+	Buffer		tbuf = InvalidBuffer;
+	Buffer		tbuf2 = InvalidBuffer;
 	Page		page;
-	Page		page2;
-	BlockNumber blkno;
+	BlockNumber blkno = meta->stripe_insert[stripe];
 	BlockNumber eblkno;
+	BlockNumber newtail = InvalidBlockNumber;
 	OffsetNumber noff;
 	OffsetNumber eoff;
+	bool		newpage = true;
 
-	if (meta->insert_page != InvalidBlockNumber)
+	if (blkno != InvalidBlockNumber && blkno < RelationGetNumberOfBlocks(index))
 	{
-		blkno = meta->insert_page;
 		buf = ReadBuffer(index, blkno);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		page = BufferGetPage(buf);
 		if (!PageIsNew(page))
 		{
 			hnsw_check_page(index, page, blkno);
-			if (PageGetFreeSpace(page) >= esize + nsize + sizeof(ItemIdData))
+			if (HnswPageGetOpaque(page)->flags == HNSW_PAGE_DATA &&
+				PageGetFreeSpace(page) >= esize + nsize + sizeof(ItemIdData))
 			{
 				state = GenericXLogStart(index);
 				page = GenericXLogRegisterBuffer(state, buf, 0);
 				noff = add_item(index, page, blkno, ntup, nsize);
 				ItemPointerSet(&etup->neighbortid, blkno, noff);
 				eoff = add_item(index, page, blkno, etup, esize);
-				GenericXLogFinish(state);
-				UnlockReleaseBuffer(buf);
-				ItemPointerSet(etid, blkno, eoff);
-				return;
+				eblkno = blkno;
+				newpage = false;
 			}
 		}
-		UnlockReleaseBuffer(buf);
+		if (newpage)
+		{
+			UnlockReleaseBuffer(buf);
+			buf = InvalidBuffer;
+		}
 	}
 
-	/* a fresh page; a second one if the pair does not fit on one */
-	buf = hnsw_new_buffer(index, MAIN_FORKNUM);
-	blkno = BufferGetBlockNumber(buf);
-	state = GenericXLogStart(index);
-	page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
-	hnsw_init_page(page, HNSW_PAGE_DATA, RelationGetRelid(index));
-	noff = add_item(index, page, blkno, ntup, nsize);
-	ItemPointerSet(&etup->neighbortid, blkno, noff);
-	if (PageGetFreeSpace(page) >= esize)
+	if (newpage)
 	{
-		eblkno = blkno;
-		eoff = add_item(index, page, blkno, etup, esize);
+		/* a fresh page; a second one if the pair does not fit on one */
+		buf = hnsw_new_buffer(index, MAIN_FORKNUM);
+		blkno = BufferGetBlockNumber(buf);
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+		hnsw_init_page(page, HNSW_PAGE_DATA, RelationGetRelid(index));
+		noff = add_item(index, page, blkno, ntup, nsize);
+		ItemPointerSet(&etup->neighbortid, blkno, noff);
+		if (PageGetFreeSpace(page) >= esize)
+		{
+			eblkno = blkno;
+			eoff = add_item(index, page, blkno, etup, esize);
+		}
+		else
+		{
+			Page		page2;
+
+			buf2 = hnsw_new_buffer(index, MAIN_FORKNUM);
+			eblkno = BufferGetBlockNumber(buf2);
+			page2 = GenericXLogRegisterBuffer(state, buf2, GENERIC_XLOG_FULL_IMAGE);
+			hnsw_init_page(page2, HNSW_PAGE_DATA, RelationGetRelid(index));
+			eoff = add_item(index, page2, eblkno, etup, esize);
+		}
 	}
-	else
+	ItemPointerSet(etid, eblkno, eoff);
+
+	if (pend)
 	{
-		buf2 = hnsw_new_buffer(index, MAIN_FORKNUM);
-		eblkno = BufferGetBlockNumber(buf2);
-		page2 = GenericXLogRegisterBuffer(state, buf2, GENERIC_XLOG_FULL_IMAGE);
-		hnsw_init_page(page2, HNSW_PAGE_DATA, RelationGetRelid(index));
-		eoff = add_item(index, page2, eblkno, etup, esize);
+		Page		tpage;
+		BlockNumber tblkno;
+
+		pend->elem = *etid;
+		tbuf = lock_pending_tail(index, meta, stripe);
+		tblkno = BufferGetBlockNumber(tbuf);
+		tpage = GenericXLogRegisterBuffer(state, tbuf, 0);
+		if (PageGetFreeSpace(tpage) >= HNSW_PENDING_TUPLE_SIZE)
+			*tailcount = add_item(index, tpage, tblkno, pend, HNSW_PENDING_TUPLE_SIZE);
+		else
+		{
+			Page		tpage2;
+
+			/* the tail is full: a new tail page */
+			tbuf2 = hnsw_new_buffer(index, MAIN_FORKNUM);
+			newtail = BufferGetBlockNumber(tbuf2);
+			tpage2 = GenericXLogRegisterBuffer(state, tbuf2, GENERIC_XLOG_FULL_IMAGE);
+			hnsw_init_page(tpage2, HNSW_PAGE_PENDING, RelationGetRelid(index));
+			HnswPageGetOpaque(tpage2)->stripe = stripe;
+			*tailcount = add_item(index, tpage2, newtail, pend, HNSW_PENDING_TUPLE_SIZE);
+			HnswPageGetOpaque(tpage)->next = newtail;
+		}
 	}
+
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 	if (BufferIsValid(buf2))
 		UnlockReleaseBuffer(buf2);
-	ItemPointerSet(etid, eblkno, eoff);
+	if (BufferIsValid(tbuf))
+		UnlockReleaseBuffer(tbuf);
+	if (BufferIsValid(tbuf2))
+		UnlockReleaseBuffer(tbuf2);
 
-	/* later inserts go to the newest page; the meta page is locked alone */
-	set_insert_page(index, eblkno);
-	meta->insert_page = eblkno;
+	/* the meta page is locked alone, after everything else */
+	if (newpage)
+	{
+		set_insert_page(index, stripe, eblkno);
+		meta->stripe_insert[stripe] = eblkno;
+		if (meta->version == 1)
+			meta->insert_page = eblkno;
+	}
+	if (newtail != InvalidBlockNumber)
+	{
+		hnsw_set_pending_tail(index, stripe, newtail);
+		meta->pending_tail[stripe] = newtail;
+		meta->pending_pages[stripe]++;
+	}
+}
+
+/*
+ * Meta page bookkeeping of the pending chains.  hnsw_set_pending_tail: a
+ * page was added at the end of the stripe's chain.  hnsw_set_pending_head: a merge detached the first
+ * page; the head moves on to blkno, if it still is "expect".
+ */
+void
+hnsw_set_pending_tail(Relation index, int stripe, BlockNumber blkno)
+{
+	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	GenericXLogState *state;
+	HnswMetaPage meta;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	meta = page_meta(index, GenericXLogRegisterBuffer(state, buf, 0));
+	meta->pending_tail[stripe] = blkno;
+	meta->pending_pages[stripe]++;
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/* a stripe's first chain page; false if the stripe has a chain already */
+bool
+hnsw_init_pending_chain(Relation index, int stripe, BlockNumber blkno)
+{
+	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	GenericXLogState *state;
+	HnswMetaPage meta;
+	bool		done = false;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	meta = page_meta(index, GenericXLogRegisterBuffer(state, buf, 0));
+	if (meta->pending_head[stripe] == InvalidBlockNumber)
+	{
+		meta->pending_head[stripe] = blkno;
+		meta->pending_tail[stripe] = blkno;
+		meta->pending_pages[stripe] = 1;
+		done = true;
+		GenericXLogFinish(state);
+	}
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+	return done;
+}
+
+bool
+hnsw_set_pending_head(Relation index, int stripe, BlockNumber expect, BlockNumber blkno)
+{
+	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	GenericXLogState *state;
+	HnswMetaPage meta;
+	bool		done = false;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	state = GenericXLogStart(index);
+	meta = page_meta(index, GenericXLogRegisterBuffer(state, buf, 0));
+	if (meta->pending_head[stripe] == expect)
+	{
+		meta->pending_head[stripe] = blkno;
+		if (meta->pending_tail[stripe] == expect || blkno == InvalidBlockNumber)
+			meta->pending_tail[stripe] = blkno;
+		if (meta->pending_pages[stripe] > 0)
+			meta->pending_pages[stripe]--;
+		done = true;
+		GenericXLogFinish(state);
+	}
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+	return done;
+}
+
+/* a pending entry, checked like every other tuple */
+HnswPendingTuple
+hnsw_page_pending(Relation index, Page page, BlockNumber blkno, OffsetNumber off)
+{
+	Size		len;
+	HnswPendingTuple ptup = (HnswPendingTuple) page_item(index, page, blkno, off, &len);
+
+	if (len != HNSW_PENDING_TUPLE_SIZE || ptup->type != HNSW_TUPLE_PENDING ||
+		!ItemPointerIsValid(&ptup->elem))
+		hnsw_corrupt(index, blkno, psprintf("item %u is not a valid pending entry", off));
+	return ptup;
 }
 
 /* ----------------------------------------------------------------
@@ -774,20 +1070,26 @@ page_set_entry(HnswGraph *g, HnswNode node, int level, const HnswNode *expect,
 	return changed;
 }
 
+/*
+ * Build an element tuple and its neighbour tuple (lists from selected[],
+ * empty without) and store them on the graph's stripe; with pending, as a
+ * pending element with its pending entry.
+ */
 static HnswNode
-page_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
-				 HnswCandidate **selected, int *nselected)
+store_element(HnswPageGraph *pg, const float *vec, int level, ItemPointer heaptid,
+			  HnswCandidate **selected, int *nselected, bool pending, int *tailcount)
 {
-	HnswPageGraph *pg = (HnswPageGraph *) g;
+	HnswGraph  *g = &pg->graph;
 	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->dims);
 	Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(g->m, level);
 	HnswElementTuple etup = palloc0(esize);
 	HnswNeighborTuple ntup = palloc0(nsize);
+	HnswPendingTupleData pend;
 	ItemPointerData etid;
 
 	etup->type = HNSW_TUPLE_ELEMENT;
 	etup->level = level;
-	etup->flags = 0;
+	etup->flags = pending ? HNSW_ELEMENT_PENDING : 0;
 	etup->ntids = 1;
 	etup->space_no = pg->has_space ? pg->space_no : 0;
 	etup->heaptids[0] = *heaptid;
@@ -800,15 +1102,45 @@ page_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
 	ntup->nslots = HnswTotalSlots(g->m, level);
 	for (int i = 0; i < ntup->nslots; i++)
 		ItemPointerSetInvalid(&ntup->tids[i]);
-	for (int l = 0; l <= level; l++)
+	for (int l = 0; selected != NULL && l <= level; l++)
 		for (int i = 0; i < nselected[l]; i++)
 			HnswNodeToTid(selected[l][i].node,
 						  &ntup->tids[HnswLayerOffset(g->m, l) + i]);
 
-	place_element(pg->index, pg->meta, etup, esize, ntup, nsize, &etid);
+	if (pending)
+	{
+		memset(&pend, 0, sizeof(pend));
+		pend.type = HNSW_TUPLE_PENDING;
+		pend.space_no = etup->space_no;
+		if (pg->has_space)
+			pend.dirtid = pg->space_tid;
+		else
+			ItemPointerSetInvalid(&pend.dirtid);
+	}
+	place_element(pg->index, pg->meta, pg->stripe, etup, esize, ntup, nsize, &etid,
+				  pending ? &pend : NULL, tailcount);
 	pfree(etup);
 	pfree(ntup);
 	return HnswNodeFromTid(&etid);
+}
+
+static HnswNode
+page_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
+				 HnswCandidate **selected, int *nselected)
+{
+	return store_element((HnswPageGraph *) g, vec, level, heaptid, selected, nselected,
+						 false, NULL);
+}
+
+/*
+ * Store a pending element: not linked, found by scans through its entry.
+ * *tailcount receives the number of entries on the chain's last page.
+ */
+HnswNode
+hnsw_store_pending(HnswPageGraph *pg, const float *vec, int level, ItemPointer heaptid,
+				   int *tailcount)
+{
+	return store_element(pg, vec, level, heaptid, NULL, NULL, true, tailcount);
 }
 
 static const HnswGraphOps page_graph_ops = {
@@ -837,6 +1169,7 @@ hnsw_page_graph_init(HnswPageGraph *pg, Relation index, HnswMetaInfo *meta)
 	pg->graph.cxt = CurrentMemoryContext;
 	pg->index = index;
 	pg->nblocks = RelationGetNumberOfBlocks(index);
+	pg->stripe = hnsw_stripe_of(meta, 0, false);
 	pg->cache_cxt = AllocSetContextCreate(CurrentMemoryContext,
 										  "engram_hnsw vector cache",
 										  ALLOCSET_DEFAULT_SIZES);

@@ -18,6 +18,10 @@
  * graph costs one search per space (and its memory), so queries without a
  * space qual get slower as spaces multiply.
  *
+ * Rows still in the pending list (fastupdate, see hnsw_pending.c) are read
+ * first, at their exact distances, and form one more sorted stream of the
+ * merge; a graph result that is also pending is skipped there.
+ *
  * With a NULL query vector the order is undefined; the scan returns every
  * indexed row (of the chosen spaces) in page order.
  *
@@ -50,6 +54,17 @@ typedef struct HnswScanOpaqueData
 	HnswCandidate *peeked;		/* each search's next row, in the heap */
 	int			nsearches;
 	HnswHeap	merge;			/* node = index into searches[] */
+
+	/*
+	 * Pending rows (fastupdate): sorted by exact distance, returned through
+	 * the merge heap as stream number nsearches.  pending_nodes (ascending)
+	 * lets graph results that are also pending be skipped.
+	 */
+	HnswCandidate *pend;
+	int			npend;
+	int			pendpos;
+	HnswNode   *pending_nodes;
+	int			npending_nodes;
 
 	/* the spaces chosen by the quals (space_no), for the NULL-query walk */
 	uint32	   *space_nos;
@@ -91,6 +106,10 @@ hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->done = false;
 	so->searches = NULL;
 	so->nsearches = 0;
+	so->pend = NULL;
+	so->npend = so->pendpos = 0;
+	so->pending_nodes = NULL;
+	so->npending_nodes = 0;
 	so->space_nos = NULL;
 	so->nspace_nos = 0;
 	so->all_spaces = true;
@@ -229,12 +248,64 @@ choose_graphs(IndexScanDesc scan, HnswSpaceInfo **out)
 	return n;
 }
 
-/* the next row of search i into the merge heap, if it has one */
+/* the next row of stream i (a search, or the pending rows) into the merge heap */
 static void
 advance_search(HnswScanOpaque so, int i)
 {
-	if (hnsw_search_next(so->searches[i], &so->peeked[i]))
+	if (i == so->nsearches)
+	{
+		if (so->pendpos < so->npend)
+			hnsw_heap_push(&so->merge, (HnswNode) i, so->pend[so->pendpos].dist);
+		return;
+	}
+	while (hnsw_search_next(so->searches[i], &so->peeked[i]))
+	{
+		/* a row also pending (merged since we read the list) comes from there */
+		if (so->npending_nodes > 0 &&
+			bsearch(&so->peeked[i].node, so->pending_nodes, so->npending_nodes,
+					sizeof(HnswNode), hnsw_node_cmp) != NULL)
+			continue;
 		hnsw_heap_push(&so->merge, (HnswNode) i, so->peeked[i].dist);
+		return;
+	}
+}
+
+/*
+ * Read the pending rows of the chosen spaces and compute their exact
+ * distances.  Done before any graph search: see hnsw_pending.c for why
+ * that order finds every row.
+ */
+static void
+load_pending(IndexScanDesc scan)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	HnswPendingItem *items;
+	int			n;
+	HnswGraph  *g = &so->pg.graph;
+
+	n = hnsw_pending_collect(scan->indexRelation, &so->meta, so->space_nos,
+							 so->all_spaces ? -1 : so->nspace_nos, &items);
+	so->pend = palloc(sizeof(HnswCandidate) * Max(n, 1));
+	so->pending_nodes = palloc(sizeof(HnswNode) * Max(n, 1));
+	so->npend = 0;
+	for (int i = 0; i < n; i++)
+	{
+		bool		deleted;
+		float		d = g->ops->distance(g, items[i].node, so->query, &deleted);
+
+		so->pending_nodes[i] = items[i].node;
+		if (deleted)
+			continue;
+		so->pend[so->npend].node = items[i].node;
+		so->pend[so->npend].dist = d;
+		so->npend++;
+	}
+	qsort(so->pend, so->npend, sizeof(HnswCandidate), hnsw_candidate_cmp);
+	/* deleted pending rows stay in pending_nodes: the graph skips them too */
+	qsort(so->pending_nodes, n, sizeof(HnswNode), hnsw_node_cmp);
+	so->npending_nodes = n;
+	so->pendpos = 0;
+	pfree(items);
 }
 
 /* set up the searches; returns false if there is nothing to return */
@@ -248,13 +319,17 @@ start_scan(IndexScanDesc scan)
 	int			ngraphs;
 	int			dims;
 	bool		skip;
+	bool		has_pending = false;
 
 	hnsw_read_meta(index, &so->meta);
 	if (so->meta.dims == 0)
 		return false;			/* nothing indexed */
 
 	ngraphs = choose_graphs(scan, &graphs);
-	if (ngraphs == 0)
+	for (int i = 0; i < so->meta.nstripes; i++)
+		if (so->meta.pending_head[i] != InvalidBlockNumber)
+			has_pending = true;
+	if (ngraphs == 0 && !has_pending)
 		return false;
 
 	if (scan->numberOfOrderBys == 0 || (scan->orderByData[0].sk_flags & SK_ISNULL))
@@ -277,10 +352,13 @@ start_scan(IndexScanDesc scan)
 
 	hnsw_page_graph_init(&so->pg, index, &so->meta);
 	g = &so->pg.graph;
-	so->searches = palloc(sizeof(HnswSearch *) * ngraphs);
-	so->peeked = palloc(sizeof(HnswCandidate) * ngraphs);
+	if (has_pending)
+		load_pending(scan);
+	so->searches = palloc(sizeof(HnswSearch *) * Max(ngraphs, 1));
+	so->peeked = palloc(sizeof(HnswCandidate) * Max(ngraphs, 1));
 	so->nsearches = ngraphs;
-	hnsw_heap_init(&so->merge, ngraphs, false);
+	hnsw_heap_init(&so->merge, ngraphs + 1, false);
+	advance_search(so, ngraphs);	/* the pending rows' stream */
 	for (int i = 0; i < ngraphs; i++)
 	{
 		HnswSearch *s = hnsw_search_begin(g, so->query, true);
@@ -428,7 +506,10 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 			HnswCandidate top = hnsw_heap_pop(&so->merge);
 			int			i = (int) top.node;
 
-			c = so->peeked[i];
+			if (i == so->nsearches)
+				c = so->pend[so->pendpos++];
+			else
+				c = so->peeked[i];
 			advance_search(so, i);
 		}
 		load_tids(scan, c.node);

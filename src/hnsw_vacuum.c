@@ -17,6 +17,11 @@
  * meanwhile.  Finally, if the entry point was deleted, the live element
  * with the highest level becomes the entry point.
  *
+ * Before that, cleanup merges the pending list (hnsw_pending.c), and its
+ * page pass hands pending pages detached long enough ago to the free space
+ * map.  Pending elements inserted meanwhile are neither live nor deleted
+ * for this VACUUM: they are not in the graph yet.
+ *
  * Deleted elements are not reused yet: their space comes back with REINDEX.
  *
  *-------------------------------------------------------------------------
@@ -26,7 +31,9 @@
 #include "access/generic_xlog.h"
 #include "commands/vacuum.h"
 #include "miscadmin.h"
+#include "postmaster/autovacuum.h"
 #include "storage/bufmgr.h"
+#include "storage/indexfsm.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -125,6 +132,7 @@ typedef struct VacState
 	uint32		ntops;
 	double		ntids;
 	BlockNumber nblocks;
+	BlockNumber nfree;			/* pages given to the free space map */
 } VacState;
 
 /* order by space, then node */
@@ -179,6 +187,17 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 		page = hnsw_pass_page(index, blkno, BUFFER_LOCK_SHARE, info->strategy, &buf);
 		if (page == NULL)
 			continue;
+		if (HnswPageGetOpaque(page)->flags & HNSW_PAGE_PENDING)
+		{
+			/* a pending page that left its chain long enough ago is free */
+			if (hnsw_page_recyclable(page))
+			{
+				RecordFreeIndexPage(index, blkno);
+				vs->nfree++;
+			}
+			UnlockReleaseBuffer(buf);
+			continue;
+		}
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 		{
 			ItemId		iid = PageGetItemId(page, off);
@@ -190,6 +209,13 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 				continue;
 			etup = hnsw_page_element(index, page, blkno, off, meta->dims);
 			ItemPointerSet(&tid, blkno, off);
+			if ((etup->flags & HNSW_ELEMENT_PENDING) &&
+				!(etup->flags & HNSW_ELEMENT_DELETED))
+			{
+				/* not in the graph yet (inserted during this VACUUM) */
+				vs->ntids += etup->ntids;
+				continue;
+			}
 			if (etup->flags & HNSW_ELEMENT_DELETED)
 			{
 				if (vs->ndead == maxdead)
@@ -319,7 +345,12 @@ hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 	MemoryContext oldcxt;
 
 	if (info->analyze_only)
+	{
+		/* like GIN: autovacuum's ANALYZE still merges the pending list */
+		if (IsAutoVacuumWorkerProcess())
+			hnsw_merge_pending(index, true);
 		return stats;
+	}
 	if (stats == NULL)
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
 
@@ -327,8 +358,19 @@ hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 								ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
 
+	/* the pending list goes into the graph first */
 	hnsw_read_meta(index, &meta);
+	if (meta.version >= 2)
+	{
+		int64		merged = hnsw_merge_pending(index, true);
+
+		if (merged > 0)
+			elog(DEBUG1, "engram_hnsw vacuum merged " INT64_FORMAT " pending rows", merged);
+		hnsw_read_meta(index, &meta);
+	}
 	collect_elements(info, &meta, &vs);
+	if (vs.nfree > 0)
+		IndexFreeSpaceMapVacuum(index);
 
 	if (vs.ndead > 0)
 	{

@@ -1,0 +1,488 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_pending.c
+ *	  The pending list (fastupdate): cheap inserts, merged in batches.
+ *
+ * With fastupdate = on (the default), aminsert does no graph search at all.
+ * It stores the element as usual (vector, heap TID, a neighbour tuple with
+ * empty lists) but flagged HNSW_ELEMENT_PENDING, and appends a pending
+ * entry pointing at it to the pending chain of its stripe, in one WAL
+ * record.  An insert thus locks two pages briefly: its stripe's insert
+ * page and its stripe's chain tail.  There are HNSW_STRIPES stripes; with
+ * memory spaces a row's stripe is its space's number modulo HNSW_STRIPES,
+ * otherwise the backend's, so concurrent writers mostly touch different
+ * pages.
+ *
+ * Scans read the pending entries of the spaces they search, compute the
+ * exact distance of each pending element, and merge that sorted stream
+ * with the graph searches (hnsw_scan.c), so a committed row is found at
+ * once, at its exact distance.
+ *
+ * A merge links pending elements into their graphs (hnsw_link_element(),
+ * the insertion algorithm minus storing the node), clears their pending
+ * flag, marks their entries merged and detaches fully merged pages from
+ * the chain.  It runs per stripe under a heavyweight page lock on a
+ * pseudo block number (HNSW_MERGE_LOCK(stripe)), so one backend merges a
+ * stripe while inserts and scans go on and other stripes merge in other
+ * backends.  Merges happen when an insert finds its stripe's share of the
+ * pending list over the limit (pending_list_limit / HNSW_STRIPES), in
+ * every VACUUM, and on SELECT engram_hnsw_merge_pending(index).
+ *
+ * Ordering that keeps every row findable by a concurrent scan: a merge
+ * links an element before it marks its entry merged, and a scan reads the
+ * pending entries before it searches the graphs.  An entry the scan saw
+ * unmerged gives the row; one it saw merged was linked before the scan's
+ * graph search began.  Rows reached both ways are returned once.
+ *
+ * Detached pages keep their "next" link (a scan may still be on them) and
+ * record the next transaction id in pd_prune_xid; VACUUM hands them to the
+ * free space map once no snapshot from before the detach survives, and new
+ * pages are taken from there first.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/transam.h"
+#include "access/xlog.h"
+#include "catalog/index.h"
+#include "catalog/pg_class.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "engram_hnsw.h"
+
+/* heavyweight lock tag of a stripe's merge: a block number no page has */
+#define HNSW_MERGE_LOCK(stripe) ((BlockNumber) (0xFFFFFFF0 - (stripe)))
+
+/*
+ * Give a stripe its first chain page if it has none.  Pages are created
+ * before the meta page is locked (meta page last); if another backend
+ * created the chain meanwhile, our page is detached at once and recycled
+ * by a later VACUUM.
+ */
+static void
+ensure_chain(Relation index, HnswMetaInfo *meta, int stripe)
+{
+	Buffer		buf;
+	GenericXLogState *state;
+	Page		page;
+	BlockNumber blkno;
+
+	if (meta->pending_head[stripe] != InvalidBlockNumber)
+		return;
+	buf = hnsw_new_buffer(index, MAIN_FORKNUM);
+	blkno = BufferGetBlockNumber(buf);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+	hnsw_init_page(page, HNSW_PAGE_PENDING, RelationGetRelid(index));
+	HnswPageGetOpaque(page)->stripe = stripe;
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+
+	if (!hnsw_init_pending_chain(index, stripe, blkno))
+		hnsw_detach_page(index, blkno);
+	hnsw_read_meta(index, meta);
+}
+
+/*
+ * Mark a pending page as detached from its chain: it stays readable (scans
+ * that were on the chain may still follow its "next" link) until VACUUM
+ * finds every snapshot older than the detach gone and recycles it.
+ */
+void
+hnsw_detach_page(Relation index, BlockNumber blkno)
+{
+	Buffer		buf = ReadBuffer(index, blkno);
+	GenericXLogState *state;
+	Page		page;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	hnsw_check_page(index, BufferGetPage(buf), blkno);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	HnswPageGetOpaque(page)->flags |= HNSW_PAGE_DETACHED;
+	((PageHeader) page)->pd_prune_xid = ReadNextTransactionId();
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * aminsert with fastupdate: store the row as a pending element.  Merges
+ * the stripe when its share of the pending list is over the limit (unless
+ * another backend is merging it already).
+ */
+void
+hnsw_pending_insert(Relation index, HnswMetaInfo *meta, const float *vec,
+					ItemPointer heaptid, bool has_space, uint32 space_no,
+					ItemPointer dirtid)
+{
+	HnswPageGraph pg;
+	int			tailcount = 0;
+	int64		bytes;
+
+	hnsw_page_graph_init(&pg, index, meta);
+	pg.has_space = has_space;
+	pg.space_no = space_no;
+	if (has_space)
+		pg.space_tid = *dirtid;
+	pg.stripe = hnsw_stripe_of(meta, space_no, has_space);
+
+	ensure_chain(index, meta, pg.stripe);
+	hnsw_store_pending(&pg, vec, hnsw_random_level(meta->m), heaptid, &tailcount);
+
+	bytes = ((int64) Max(meta->pending_pages[pg.stripe], 1) - 1) * HNSW_PENDING_PER_PAGE +
+		tailcount;
+	bytes *= HNSW_ELEMENT_TUPLE_SIZE(meta->dims);
+	if (bytes * meta->nstripes > hnsw_pending_limit_bytes(index))
+		hnsw_merge_stripe(index, pg.stripe, false);
+}
+
+/* does the entry belong to one of the spaces (all with nspace_nos < 0)? */
+static inline bool
+wanted_space(uint32 space_no, const uint32 *space_nos, int nspace_nos)
+{
+	if (nspace_nos < 0)
+		return true;
+	for (int i = 0; i < nspace_nos; i++)
+		if (space_nos[i] == space_no)
+			return true;
+	return false;
+}
+
+/*
+ * The unmerged pending entries of the given spaces (every space with
+ * nspace_nos < 0), read chain by chain.  Returns their count; *out is
+ * palloc'd.
+ */
+int
+hnsw_pending_collect(Relation index, HnswMetaInfo *meta,
+					 const uint32 *space_nos, int nspace_nos, HnswPendingItem **out)
+{
+	int			n = 0;
+	int			max = 64;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+
+	*out = palloc(sizeof(HnswPendingItem) * max);
+	for (int stripe = 0; stripe < meta->nstripes; stripe++)
+	{
+		BlockNumber blkno = meta->pending_head[stripe];
+		bool		useful = (nspace_nos < 0 || meta->nspacekeys == 0);
+		int64		hops = 0;
+
+		/* with spaces, a space's entries are all in its stripe */
+		for (int i = 0; !useful && i < nspace_nos; i++)
+			useful = (hnsw_stripe_of(meta, space_nos[i], true) == stripe);
+		if (!useful)
+			continue;
+
+		while (blkno != InvalidBlockNumber)
+		{
+			Buffer		buf;
+			Page		page;
+			HnswPageOpaque opaque;
+
+			if (blkno == HNSW_METAPAGE_BLKNO || blkno >= nblocks)
+			{
+				nblocks = RelationGetNumberOfBlocks(index);
+				if (blkno == HNSW_METAPAGE_BLKNO || blkno >= nblocks)
+					hnsw_corrupt(index, blkno,
+								 psprintf("pending chain %d leads to block %u, but the index has %u blocks",
+										  stripe, blkno, nblocks));
+			}
+			buf = ReadBuffer(index, blkno);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			hnsw_check_page(index, page, blkno);
+			opaque = HnswPageGetOpaque(page);
+			if (!(opaque->flags & HNSW_PAGE_PENDING) || opaque->stripe != stripe)
+				hnsw_corrupt(index, blkno,
+							 psprintf("pending chain %d reaches a page that is not in it",
+									  stripe));
+			for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+			{
+				HnswPendingTuple ptup = hnsw_page_pending(index, page, blkno, off);
+
+				if ((ptup->flags & HNSW_PENDING_MERGED) ||
+					!wanted_space(ptup->space_no, space_nos, nspace_nos))
+					continue;
+				if (n == max)
+				{
+					max *= 2;
+					*out = repalloc_huge(*out, sizeof(HnswPendingItem) * max);
+				}
+				(*out)[n].node = HnswNodeFromTid(&ptup->elem);
+				(*out)[n].space_no = ptup->space_no;
+				(*out)[n].dirtid = ptup->dirtid;
+				n++;
+			}
+			blkno = opaque->next;
+			UnlockReleaseBuffer(buf);
+			if (++hops > (int64) nblocks)
+				hnsw_corrupt(index, blkno, psprintf("pending chain %d has a cycle", stripe));
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	return n;
+}
+
+/*
+ * Read a pending element for merging: its vector and level, if it still
+ * needs linking (pending and not deleted).
+ */
+static bool
+read_pending_element(Relation index, HnswMetaInfo *meta, ItemPointer tid, float *vec,
+					 int *level, uint32 *space_no)
+{
+	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
+	Buffer		buf;
+	Page		page;
+	HnswElementTuple etup;
+	bool		todo;
+
+	if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(index))
+		hnsw_corrupt(index, blkno, "a pending entry points past the end of the index");
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	hnsw_check_page(index, page, blkno);
+	etup = hnsw_page_element(index, page, blkno, ItemPointerGetOffsetNumber(tid), meta->dims);
+	todo = (etup->flags & HNSW_ELEMENT_PENDING) && !(etup->flags & HNSW_ELEMENT_DELETED);
+	memcpy(vec, etup->vec, sizeof(float) * meta->dims);
+	*level = etup->level;
+	*space_no = etup->space_no;
+	UnlockReleaseBuffer(buf);
+	return todo;
+}
+
+/* the element is in its graph now (or deleted): clear its pending flag */
+static void
+clear_pending_flag(Relation index, HnswMetaInfo *meta, ItemPointer tid)
+{
+	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
+	Buffer		buf = ReadBuffer(index, blkno);
+	GenericXLogState *state;
+	Page		page;
+	HnswElementTuple etup;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	hnsw_check_page(index, BufferGetPage(buf), blkno);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	etup = hnsw_page_element(index, page, blkno, ItemPointerGetOffsetNumber(tid), meta->dims);
+	if (etup->flags & HNSW_ELEMENT_PENDING)
+	{
+		etup->flags &= ~HNSW_ELEMENT_PENDING;
+		GenericXLogFinish(state);
+	}
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * Mark the entries at offs[] merged; if every entry of the page is merged
+ * and it is not the chain's last page, returns its successor (the caller
+ * detaches the page), else InvalidBlockNumber.
+ */
+static BlockNumber
+mark_merged(Relation index, BlockNumber blkno, int stripe, OffsetNumber *offs, int noffs)
+{
+	Buffer		buf = ReadBuffer(index, blkno);
+	GenericXLogState *state;
+	Page		page;
+	HnswPageOpaque opaque;
+	bool		all = true;
+	BlockNumber next;
+
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	hnsw_check_page(index, BufferGetPage(buf), blkno);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	opaque = HnswPageGetOpaque(page);
+	if (opaque->flags != HNSW_PAGE_PENDING || opaque->stripe != stripe)
+		hnsw_corrupt(index, blkno, "a pending page changed kind during a merge");
+	for (int i = 0; i < noffs; i++)
+		hnsw_page_pending(index, page, blkno, offs[i])->flags |= HNSW_PENDING_MERGED;
+	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		if (!(hnsw_page_pending(index, page, blkno, off)->flags & HNSW_PENDING_MERGED))
+			all = false;
+	next = opaque->next;
+	if (noffs > 0)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+	return all ? next : InvalidBlockNumber;
+}
+
+/*
+ * Merge one stripe's pending elements into their graphs.  With wait, waits
+ * for a merge of the stripe already running elsewhere (and then merges
+ * what is left); without, returns 0 at once in that case.  Returns the
+ * number of elements linked.
+ */
+int64
+hnsw_merge_stripe(Relation index, int stripe, bool wait)
+{
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	HnswMetaInfo meta;
+	BlockNumber blkno;
+	int64		merged = 0;
+	int64		pages = 0;
+	int64		maxpages;
+	float	   *vec;
+
+	if (wait)
+		LockPage(index, HNSW_MERGE_LOCK(stripe), ExclusiveLock);
+	else if (!ConditionalLockPage(index, HNSW_MERGE_LOCK(stripe), ExclusiveLock))
+		return 0;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "engram_hnsw merge",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	hnsw_read_meta(index, &meta);
+	vec = palloc(sizeof(float) * Max(meta.dims, 1));
+	blkno = meta.pending_head[stripe];
+	maxpages = meta.pending_pages[stripe];	/* meta is refreshed as we go */
+
+	/* pages added while we merge wait for the next merge */
+	while (blkno != InvalidBlockNumber && pages++ <= maxpages)
+	{
+		Buffer		buf;
+		Page		page;
+		HnswPageOpaque opaque;
+		HnswPendingTupleData *items;
+		OffsetNumber *offs;
+		int			nitems = 0;
+		BlockNumber next;
+
+		CHECK_FOR_INTERRUPTS();
+		if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(index))
+			hnsw_corrupt(index, blkno,
+						 psprintf("pending chain %d leads past the end of the index", stripe));
+
+		/* copy the page's unmerged entries */
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		hnsw_check_page(index, page, blkno);
+		opaque = HnswPageGetOpaque(page);
+		if (opaque->flags != HNSW_PAGE_PENDING || opaque->stripe != stripe)
+			hnsw_corrupt(index, blkno,
+						 psprintf("pending chain %d reaches a page that is not in it", stripe));
+		items = palloc(sizeof(HnswPendingTupleData) * Max(PageGetMaxOffsetNumber(page), 1));
+		offs = palloc(sizeof(OffsetNumber) * Max(PageGetMaxOffsetNumber(page), 1));
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			HnswPendingTuple ptup = hnsw_page_pending(index, page, blkno, off);
+
+			if (ptup->flags & HNSW_PENDING_MERGED)
+				continue;
+			items[nitems] = *ptup;
+			offs[nitems] = off;
+			nitems++;
+		}
+		UnlockReleaseBuffer(buf);
+
+		/* link each element into its graph */
+		for (int i = 0; i < nitems; i++)
+		{
+			HnswPageGraph pg;
+			int			level;
+			uint32		space_no;
+
+			CHECK_FOR_INTERRUPTS();
+			if (read_pending_element(index, &meta, &items[i].elem, vec, &level, &space_no))
+			{
+				hnsw_page_graph_init(&pg, index, &meta);
+				if (meta.nspacekeys > 0)
+				{
+					if (!ItemPointerIsValid(&items[i].dirtid) || space_no != items[i].space_no)
+						hnsw_corrupt(index, blkno,
+									 "a pending entry does not match its element's space");
+					pg.has_space = true;
+					pg.space_no = space_no;
+					pg.space_tid = items[i].dirtid;
+				}
+				hnsw_link_element(&pg.graph, HnswNodeFromTid(&items[i].elem), vec, level);
+				MemoryContextDelete(pg.cache_cxt);
+				merged++;
+			}
+			clear_pending_flag(index, &meta, &items[i].elem);
+		}
+
+		next = mark_merged(index, blkno, stripe, offs, nitems);
+		if (next != InvalidBlockNumber)
+		{
+			/* fully merged and not the last page: it leaves the chain */
+			if (hnsw_set_pending_head(index, stripe, blkno, next))
+				hnsw_detach_page(index, blkno);
+			blkno = next;
+		}
+		else
+		{
+			/* keep going along the chain (a page may still take entries) */
+			buf = ReadBuffer(index, blkno);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			hnsw_check_page(index, BufferGetPage(buf), blkno);
+			blkno = HnswPageGetOpaque(BufferGetPage(buf))->next;
+			UnlockReleaseBuffer(buf);
+		}
+		pfree(items);
+		pfree(offs);
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+	UnlockPage(index, HNSW_MERGE_LOCK(stripe), ExclusiveLock);
+	return merged;
+}
+
+/* merge every stripe; see hnsw_merge_stripe() */
+int64
+hnsw_merge_pending(Relation index, bool wait)
+{
+	HnswMetaInfo meta;
+	int64		merged = 0;
+
+	hnsw_read_meta(index, &meta);
+	for (int stripe = 0; stripe < meta.nstripes; stripe++)
+		if (meta.pending_head[stripe] != InvalidBlockNumber)
+			merged += hnsw_merge_stripe(index, stripe, wait);
+	return merged;
+}
+
+/*
+ * engram_hnsw_merge_pending(regclass) returns bigint: merge the whole
+ * pending list now; returns the number of rows linked into the graph.
+ */
+PG_FUNCTION_INFO_V1(engram_hnsw_merge_pending);
+Datum
+engram_hnsw_merge_pending(PG_FUNCTION_ARGS)
+{
+	Oid			indexoid = PG_GETARG_OID(0);
+	Relation	heap;
+	Relation	index;
+	int64		merged;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("recovery is in progress"),
+				 errhint("Pending lists cannot be merged during recovery.")));
+	index = hnsw_open_maintenance(indexoid, RowExclusiveLock, &heap);
+	merged = hnsw_merge_pending(index, true);
+	hnsw_close_maintenance(index, heap, RowExclusiveLock);
+	PG_RETURN_INT64(merged);
+}
