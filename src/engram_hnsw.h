@@ -505,6 +505,15 @@ typedef struct HnswPageGraph
 	uint32		space_no;
 	ItemPointerData space_tid;
 	int			stripe;			/* whose insert page new elements go to */
+	/*
+	 * Merges: distances come from the vector cache, which then lives for the
+	 * whole batch (vectors never change; a stale "deleted" only means a link
+	 * that the next VACUUM repairs) and is dropped when it passes
+	 * cache_limit bytes.
+	 */
+	bool		keep_vectors;
+	Size		cache_bytes;
+	Size		cache_limit;
 } HnswPageGraph;
 
 

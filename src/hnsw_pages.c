@@ -775,6 +775,7 @@ typedef struct HnswVecCacheEntry
 {
 	uint64		key;
 	char		status;
+	bool		deleted;
 	float	   *vec;
 } HnswVecCacheEntry;
 
@@ -823,23 +824,10 @@ lock_element(HnswPageGraph *pg, HnswNode node, Buffer *buf)
 							 ItemPointerGetOffsetNumber(&tid), pg->graph.dims);
 }
 
-static float
-page_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
+/* the cache entry of node's vector, read from its page on a miss */
+static HnswVecCacheEntry *
+cached_vector(HnswPageGraph *pg, HnswNode node)
 {
-	HnswPageGraph *pg = (HnswPageGraph *) g;
-	Buffer		buf;
-	HnswElementTuple etup = lock_element(pg, node, &buf);
-	float		d = g->dist(q, etup->vec, g->dims);
-
-	*skip = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
-	UnlockReleaseBuffer(buf);
-	return d;
-}
-
-static const float *
-page_vector(HnswGraph *g, HnswNode node)
-{
-	HnswPageGraph *pg = (HnswPageGraph *) g;
 	HnswVecCacheEntry *entry;
 	bool		found;
 
@@ -851,11 +839,41 @@ page_vector(HnswGraph *g, HnswNode node)
 
 		entry->vec = NULL;
 		etup = lock_element(pg, node, &buf);
-		entry->vec = MemoryContextAlloc(pg->cache_cxt, sizeof(float) * g->dims);
-		memcpy(entry->vec, etup->vec, sizeof(float) * g->dims);
+		entry->vec = MemoryContextAlloc(pg->cache_cxt, sizeof(float) * pg->graph.dims);
+		memcpy(entry->vec, etup->vec, sizeof(float) * pg->graph.dims);
+		entry->deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
 		UnlockReleaseBuffer(buf);
+		pg->cache_bytes += sizeof(float) * pg->graph.dims + sizeof(HnswVecCacheEntry);
 	}
-	return entry->vec;
+	return entry;
+}
+
+static float
+page_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
+{
+	HnswPageGraph *pg = (HnswPageGraph *) g;
+	Buffer		buf;
+	HnswElementTuple etup;
+	float		d;
+
+	if (pg->keep_vectors)
+	{
+		HnswVecCacheEntry *entry = cached_vector(pg, node);
+
+		*skip = entry->deleted;
+		return g->dist(q, entry->vec, g->dims);
+	}
+	etup = lock_element(pg, node, &buf);
+	d = g->dist(q, etup->vec, g->dims);
+	*skip = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
+	UnlockReleaseBuffer(buf);
+	return d;
+}
+
+static const float *
+page_vector(HnswGraph *g, HnswNode node)
+{
+	return cached_vector((HnswPageGraph *) g, node)->vec;
 }
 
 /* copy one layer's list out of a neighbour tuple */
@@ -1182,5 +1200,6 @@ hnsw_page_graph_reset(HnswPageGraph *pg)
 {
 	MemoryContextReset(pg->cache_cxt);
 	pg->cache = hnswvc_create(pg->cache_cxt, 256, NULL);
+	pg->cache_bytes = 0;
 }
 

@@ -342,6 +342,9 @@ hnsw_merge_stripe(Relation index, int stripe, bool wait)
 	int64		pages = 0;
 	int64		maxpages;
 	float	   *vec;
+	HnswPageGraph pg;
+	MemoryContext itemcxt;
+	MemoryContext oldcxt2;
 
 	if (wait)
 		LockPage(index, HNSW_MERGE_LOCK(stripe), ExclusiveLock);
@@ -354,6 +357,12 @@ hnsw_merge_stripe(Relation index, int stripe, bool wait)
 	hnsw_read_meta(index, &meta);
 	vec = palloc(sizeof(float) * Max(meta.dims, 1));
 	blkno = meta.pending_head[stripe];
+
+	/* one graph for the batch: vectors read once stay cached */
+	hnsw_page_graph_init(&pg, index, &meta);
+	pg.keep_vectors = true;
+	pg.cache_limit = (Size) maintenance_work_mem * 1024 / 2;
+	itemcxt = AllocSetContextCreate(cxt, "engram_hnsw merge item", ALLOCSET_DEFAULT_SIZES);
 	maxpages = meta.pending_pages[stripe];	/* meta is refreshed as we go */
 
 	/* pages added while we merge wait for the next merge */
@@ -398,14 +407,14 @@ hnsw_merge_stripe(Relation index, int stripe, bool wait)
 		/* link each element into its graph */
 		for (int i = 0; i < nitems; i++)
 		{
-			HnswPageGraph pg;
 			int			level;
 			uint32		space_no;
 
 			CHECK_FOR_INTERRUPTS();
 			if (read_pending_element(index, &meta, &items[i].elem, vec, &level, &space_no))
 			{
-				hnsw_page_graph_init(&pg, index, &meta);
+				if (pg.cache_bytes > pg.cache_limit)
+					hnsw_page_graph_reset(&pg);
 				if (meta.nspacekeys > 0)
 				{
 					if (!ItemPointerIsValid(&items[i].dirtid) || space_no != items[i].space_no)
@@ -415,8 +424,10 @@ hnsw_merge_stripe(Relation index, int stripe, bool wait)
 					pg.space_no = space_no;
 					pg.space_tid = items[i].dirtid;
 				}
+				oldcxt2 = MemoryContextSwitchTo(itemcxt);
 				hnsw_link_element(&pg.graph, HnswNodeFromTid(&items[i].elem), vec, level);
-				MemoryContextDelete(pg.cache_cxt);
+				MemoryContextSwitchTo(oldcxt2);
+				MemoryContextReset(itemcxt);
 				merged++;
 			}
 			clear_pending_flag(index, &meta, &items[i].elem);
