@@ -10,7 +10,15 @@
 #
 #   l2_bulk            real_l2_ops, CREATE INDEX on the filled table
 #   l2_insert          real_l2_ops, CREATE INDEX on an empty table, then
-#                      10 000 single-row INSERT statements
+#                      10 000 single-row INSERT statements (fastupdate = on,
+#                      the default: rows go through the pending list and
+#                      merges at its limit; some are still pending at the end)
+#   l2_insert_merged   the same, then engram_hnsw_merge_pending(): all rows
+#                      in the graph
+#   l2_insert_direct   the same with fastupdate = off (every row inserted
+#                      into the graph at once)
+#                      The three insert cases must also reach the recall of
+#                      l2_bulk minus 0.01 (RECALL_INSERT_SLACK).
 #   cosine_bulk        real_cosine_ops, truth by <=>
 #   ip_bulk            real_ip_ops, truth by <#> (unit vectors by default,
 #                      RECALL_IP_NORMALIZE=0 for the raw pixel vectors)
@@ -51,6 +59,8 @@ source "$HERE/../lib.sh"
 N_ITEMS="${RECALL_ITEMS:-10000}"
 N_QUERIES="${RECALL_QUERIES:-100}"
 MIN_RECALL="${RECALL_MIN:-0.95}"
+INSERT_SLACK="${RECALL_INSERT_SLACK:-0.01}"
+L2_BULK_RECALL=""
 MAX_UNREACH_FRAC="${RECALL_MAX_UNREACHABLE_FRAC:-0.01}"
 M="${RECALL_M:-16}"
 EF_CONSTRUCTION="${RECALL_EF_CONSTRUCTION:-64}"
@@ -159,11 +169,14 @@ report() {
 	fi
 }
 
-# run_case NAME bulk|insert TABLE QUERIES OPCLASS OP TRUTH
+# run_case NAME bulk|insert|insert_merged|insert_direct TABLE QUERIES OPCLASS OP TRUTH
 run_case() {
 	local name="$1" mode="$2" src="$3" queries="$4" opclass="$5" op="$6" tru="$7"
 	local table="$src" idx="${name}_idx" why=() out t0 build_s recall="n/a" chk=""
 	local withopts="WITH (m = $M, ef_construction = $EF_CONSTRUCTION)"
+
+	[[ "$mode" == insert_direct ]] &&
+		withopts="WITH (m = $M, ef_construction = $EF_CONSTRUCTION, fastupdate = off)"
 
 	engram_log "case $name: $mode build, $opclass"
 	t0="$(now)"
@@ -191,6 +204,11 @@ run_case() {
 		n="$(qv -c "SELECT count(*) FROM $table")"
 		if [[ "$n" != "$N_ITEMS" ]]; then
 			report "not ok" "$name" "(single-row INSERTs: $n rows, expected $N_ITEMS)"
+			return
+		fi
+		if [[ "$mode" == insert_merged ]] &&
+			! out="$(q -c "SELECT engram_hnsw_merge_pending('$idx')" 2>&1)"; then
+			report "not ok" "$name" "(engram_hnsw_merge_pending failed: $(echo "$out" | head -n 3 | tr '\n' ' '))"
 			return
 		fi
 		q -c "ANALYZE $table"
@@ -235,6 +253,12 @@ run_case() {
 		[[ "$nres" == $((N_QUERIES * K)) ]] || why+=("index returned $nres rows, expected $((N_QUERIES * K))")
 		awk -v r="$recall" -v m="$MIN_RECALL" 'BEGIN { exit !(r + 0 >= m + 0) }' ||
 			why+=("recall $recall < $MIN_RECALL")
+		[[ "$name" == l2_bulk ]] && L2_BULK_RECALL="$recall"
+		if [[ "$mode" == insert* && -n "${L2_BULK_RECALL:-}" ]]; then
+			awk -v r="$recall" -v b="$L2_BULK_RECALL" -v s="$INSERT_SLACK" \
+				'BEGIN { exit !(r + 0 >= b - s) }' ||
+				why+=("recall $recall is more than $INSERT_SLACK below l2_bulk's $L2_BULK_RECALL")
+		fi
 	else
 		why+=("KNN query failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
 	fi
@@ -253,6 +277,8 @@ run_case() {
 
 run_case l2_bulk bulk items queries real_l2_ops '<->' truth_l2
 run_case l2_insert insert items queries real_l2_ops '<->' truth_l2
+run_case l2_insert_merged insert_merged items queries real_l2_ops '<->' truth_l2
+run_case l2_insert_direct insert_direct items queries real_l2_ops '<->' truth_l2
 run_case cosine_bulk bulk items queries real_cosine_ops '<=>' truth_cos
 run_case ip_bulk bulk "$IP_ITEMS" "$IP_QUERIES" real_ip_ops '<#>' truth_ip
 
