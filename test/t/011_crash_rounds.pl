@@ -18,6 +18,13 @@
 #  vacuum a loop of DELETE 10% / INSERT as many / VACUUM (INDEX_CLEANUP ON),
 #         killed mostly inside VACUUM; acknowledged inserts must be there,
 #         acknowledged deletes gone.
+#  merge  2500 rows wait in the pending list (fastupdate, a limit too large
+#         to merge on its own); engram_hnsw_merge_pending() runs while a
+#         stream of single-row INSERTs goes on, and the kill comes during
+#         the merge.  Acknowledged inserts must be there, and after the
+#         restart a merge must finish the job: nothing pending, check clean.
+#  (The insert rounds go through the pending list too: fastupdate is on by
+#  default, and the limit makes inserts merge now and then.)
 #
 # After every restart: crash recovery ran; engram_hnsw_check passes on every
 # index (if it reports live elements linking to deleted ones, which a crash
@@ -29,8 +36,9 @@
 # "rows lost" adds acknowledged rows missing from the table and rows the
 # index cannot find; it must be 0.
 #
-# Rounds (default 7 + 8 + 7 = 22): ENGRAM_CRASH_BUILD_ROUNDS,
-# ENGRAM_CRASH_INSERT_ROUNDS, ENGRAM_CRASH_VACUUM_ROUNDS; seed:
+# Rounds (default 7 + 8 + 7 + 6 = 28): ENGRAM_CRASH_BUILD_ROUNDS,
+# ENGRAM_CRASH_INSERT_ROUNDS, ENGRAM_CRASH_VACUUM_ROUNDS,
+# ENGRAM_CRASH_MERGE_ROUNDS; seed:
 # ENGRAM_TAP_SEED.  The kill delays are seeded; the graph itself is not
 # (levels come from the backend's random generator), so a failure is
 # reproduced by the seed only in the timing of the kills.
@@ -51,8 +59,9 @@ my $seed = $ENV{ENGRAM_TAP_SEED} // 20240917;
 my $nbuild  = $ENV{ENGRAM_CRASH_BUILD_ROUNDS}  // 7;
 my $ninsert = $ENV{ENGRAM_CRASH_INSERT_ROUNDS} // 8;
 my $nvacuum = $ENV{ENGRAM_CRASH_VACUUM_ROUNDS} // 7;
+my $nmerge  = $ENV{ENGRAM_CRASH_MERGE_ROUNDS}  // 6;
 srand($seed);
-note "seed $seed; rounds: $nbuild build, $ninsert insert, $nvacuum vacuum";
+note "seed $seed; rounds: $nbuild build, $ninsert insert, $nvacuum vacuum, $nmerge merge";
 my $t_start = time;
 
 my $node = PostgreSQL::Test::Cluster->new('engram_crash_rounds');
@@ -81,6 +90,10 @@ CREATE INDEX s_idx ON s USING engram_hnsw (v real_l2_ops) $opts;
 CREATE TABLE d (id int PRIMARY KEY, v real[]);
 INSERT INTO d SELECT i, vec(i, 8) FROM generate_series(1, 6000) i;
 CREATE INDEX d_idx ON d USING engram_hnsw (v real_l2_ops) $opts;
+CREATE TABLE m (id int PRIMARY KEY, v real[]);
+INSERT INTO m SELECT i, vec(i, 8) FROM generate_series(1, 4000) i;
+CREATE INDEX m_idx ON m USING engram_hnsw (v real_l2_ops)
+	WITH (m = 16, ef_construction = 64, pending_list_limit = 1000000);
 VACUUM ANALYZE;
 });
 
@@ -94,7 +107,7 @@ my %counts = (rounds => 0, lost => 0, acked => 0, vacuum_repairs => 0,
 sub check_all
 {
 	my ($what) = @_;
-	for my $x ([ 's_idx', 's' ], [ 'd_idx', 'd' ], [ 'b_idx', 'b' ])
+	for my $x ([ 's_idx', 's' ], [ 'd_idx', 'd' ], [ 'b_idx', 'b' ], [ 'm_idx', 'm' ])
 	{
 		my ($index, $table) = @$x;
 		my $exists = $node->safe_psql('postgres',
@@ -342,22 +355,81 @@ for my $round (1 .. $nvacuum)
 	check_self_find('d', $what);
 }
 
+# ---------------------------------------------------------------- merge rounds
+
+my $merge_id = 5_000_000;
+my $merge_time;
+for my $round (0 .. $nmerge)
+{
+	# 2500 rows into the pending list
+	$node->safe_psql('postgres', sprintf(
+		'INSERT INTO m SELECT i, vec(i, 8) FROM generate_series(%d, %d) i',
+		$merge_id, $merge_id + 2499));
+	$merge_id += 2500;
+	my $pending = $node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('m_idx')");
+	if ($round == 0)
+	{
+		# baseline: how long a merge of that many takes (kills fall inside it)
+		my $t0 = time;
+		my $merged = $node->safe_psql('postgres', "SELECT engram_hnsw_merge_pending('m_idx')");
+		$merge_time = time - $t0;
+		cmp_ok($merged, '>=', 2500, "baseline: the merge links the $pending pending rows ($merged)");
+		is($node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('m_idx')"), '0',
+			'baseline: nothing pending after the merge');
+		note sprintf("baseline: merging %d pending rows takes %.2f s", $pending, $merge_time);
+		next;
+	}
+	my $delay = 0.05 + rand(0.9 * $merge_time);
+	my $what  = sprintf("merge round %d (%d pending, kill after %.2f s)", $round, $pending, $delay);
+	my $file  = "$tmp/mins$round.sql";
+	open(my $fh, '>', $file) or die "cannot write $file: $!";
+	print $fh "INSERT INTO m VALUES ($_, vec($_, 8)) RETURNING id;\n"
+	  for $merge_id .. $merge_id + 1999;
+	close $fh;
+	$merge_id += 2000;
+	my $mh = start_psql("merge$round", '-c', "SELECT engram_hnsw_merge_pending('m_idx')");
+	my $ih = start_psql("mins$round", '-f', $file);
+	usleep(int($delay * 1_000_000));
+	crash_and_restart($what);
+	$mh->finish;
+	$ih->finish;
+
+	my @ids = lines_of("$tmp/mins$round.out");
+	my $have = present('m', @ids);
+	my $lost = grep { !$have->{$_} } @ids;
+	$counts{acked} += @ids;
+	$counts{lost}  += $lost;
+	ok($lost == 0, sprintf("%s: all %d acknowledged inserts survived", $what, scalar @ids))
+	  or diag("$lost acknowledged inserts lost");
+	my $left = $node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('m_idx')");
+	note "$what: $left rows still pending after the restart";
+	check_all($what);
+	check_self_find('m', "$what, before merging again");
+	my ($ret, $out, $err) = $node->psql('postgres', "SELECT engram_hnsw_merge_pending('m_idx')");
+	is($ret, 0, "$what: a merge after the restart succeeds") or diag($err);
+	is($node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('m_idx')"), '0',
+		"$what: nothing pending after it");
+	check_all("$what, merged again");
+	check_self_find('m', "$what, merged again");
+}
+
 # ---------------------------------------------------------------- the end
 
 $node->restart;
 check_all('after a clean restart');
-check_self_find($_, 'after a clean restart') for qw(b s d);
+check_self_find($_, 'after a clean restart') for qw(b s d m);
 
 is($counts{lost}, 0, "rows lost over $counts{rounds} crash rounds: $counts{lost}");
 cmp_ok($counts{rounds}, '>=', 20, "at least 20 crash rounds ($counts{rounds})")
   unless defined $ENV{ENGRAM_CRASH_BUILD_ROUNDS}
   || defined $ENV{ENGRAM_CRASH_INSERT_ROUNDS}
-  || defined $ENV{ENGRAM_CRASH_VACUUM_ROUNDS};
+  || defined $ENV{ENGRAM_CRASH_VACUUM_ROUNDS}
+  || defined $ENV{ENGRAM_CRASH_MERGE_ROUNDS};
 diag sprintf(
-	"crash rounds survived: %d (build %d: %d absent, %d invalid, %d finished; insert %d; vacuum %d); "
+	"crash rounds survived: %d (build %d: %d absent, %d invalid, %d finished; insert %d; vacuum %d; merge %d); "
 	  . "acknowledged rows checked: %d; VACUUM repairs after the check's hint: %d; rows lost: %d; %.0f s",
 	$counts{rounds}, $nbuild, $counts{absent}, $counts{invalid}, $counts{finished},
-	$ninsert, $nvacuum, $counts{acked}, $counts{vacuum_repairs}, $counts{lost}, time - $t_start);
+	$ninsert, $nvacuum, $nmerge, $counts{acked}, $counts{vacuum_repairs}, $counts{lost}, time - $t_start);
 
 $node->stop;
 done_testing();
