@@ -25,6 +25,13 @@
 #                               links must be gone.
 #                               Returns a hash: ok, error, vacuumed, and the
 #                               check's columns.
+#   ordered_ids($node, $db, $sql, %o)
+#                               the ids $sql returns (a query with an "id"
+#                               column, e.g. ... ORDER BY v <-> q LIMIT 10),
+#                               in its order, joined by commas.  index => 1:
+#                               sequential and bitmap scans off, ef_search
+#                               $o{ef} (200); otherwise exact: index and
+#                               bitmap scans off (a sort over a seq scan)
 
 package EngramTAP;
 
@@ -35,7 +42,7 @@ use Exporter 'import';
 use IPC::Run;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(vec_function_sql crash_server cluster_pids alive self_find check_index);
+our @EXPORT = qw(vec_function_sql crash_server cluster_pids alive self_find check_index ordered_ids);
 
 sub vec_function_sql
 {
@@ -187,6 +194,16 @@ sub check_index
 	@r{qw(pages elements deleted heap_tids max_level unreachable)} = split /\|/, $out
 	  if $ret == 0;
 	return \%r;
+}
+
+sub ordered_ids
+{
+	my ($node, $db, $sql, %o) = @_;
+	my $ef  = $o{ef} // 200;
+	my $set = $o{index}
+	  ? "SET enable_seqscan = off; SET enable_bitmapscan = off; SET engram_hnsw.ef_search = $ef;"
+	  : 'SET enable_indexscan = off; SET enable_bitmapscan = off;';
+	return $node->safe_psql($db, "$set SELECT coalesce(string_agg(id::text, ','), '') FROM ($sql) s");
 }
 
 1;
