@@ -22,6 +22,9 @@
  * element and linking it leaves such elements behind).
  *
  * Holds ShareLock on the table and the index, so writers wait meanwhile.
+ * On a hot standby (where recovery grants nothing stronger) it takes
+ * AccessShareLock: replay may then change pages while the check reads them,
+ * so run it on a standby that has caught up and has no writes to replay.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +35,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/xlog.h"
 #include "catalog/index.h"
 #include "catalog/pg_class.h"
 #include "funcapi.h"
@@ -205,8 +209,10 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 				npending = 0;
 	MemoryContext cxt;
 	MemoryContext oldcxt;
+	LOCKMODE	lockmode;
 
-	index = hnsw_open_maintenance(indexoid, ShareLock, &heap);
+	lockmode = RecoveryInProgress() ? AccessShareLock : ShareLock;
+	index = hnsw_open_maintenance(indexoid, lockmode, &heap);
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -545,7 +551,7 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 	values[5] = Int64GetDatum(unreachable);
 	values[6] = Int64GetDatum(npending);
 
-	hnsw_close_maintenance(index, heap, ShareLock);
+	hnsw_close_maintenance(index, heap, lockmode);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
