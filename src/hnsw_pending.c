@@ -25,8 +25,13 @@
  * pseudo block number (HNSW_MERGE_LOCK(stripe)), so one backend merges a
  * stripe while inserts and scans go on and other stripes merge in other
  * backends.  Merges happen when an insert finds its stripe's share of the
- * pending list over the limit (pending_list_limit / HNSW_STRIPES), in
- * every VACUUM, and on SELECT engram_hnsw_merge_pending(index).
+ * pending list (pending_list_limit / HNSW_STRIPES) exceeded: one such
+ * insert at a time merges (the stripes over their share), the others keep
+ * appending, as with GIN's fastupdate; only when a stripe grows to
+ * HNSW_PENDING_HARD_FACTOR times its share does every insert into it wait
+ * for and do merge work (back-pressure, so scans never face an unbounded
+ * list).  VACUUM merges everything, as does
+ * SELECT engram_hnsw_merge_pending(index).
  *
  * Ordering that keeps every row findable by a concurrent scan: a merge
  * links an element before it marks its entry merged, and a scan reads the
@@ -61,8 +66,15 @@
 
 #include "engram_hnsw.h"
 
-/* heavyweight lock tag of a stripe's merge: a block number no page has */
+/*
+ * Heavyweight lock tags (block numbers no page has): a stripe's merge, and
+ * "some insert is merging" (see hnsw_pending_insert()).
+ */
 #define HNSW_MERGE_LOCK(stripe) ((BlockNumber) (0xFFFFFFF0 - (stripe)))
+#define HNSW_MERGE_ANY_LOCK		((BlockNumber) 0xFFFFFFE0)
+
+/* a stripe this many times over its share makes every writer merge it */
+#define HNSW_PENDING_HARD_FACTOR 4
 
 /*
  * Give a stripe its first chain page if it has none.  Pages are created
@@ -129,6 +141,8 @@ hnsw_pending_insert(Relation index, HnswMetaInfo *meta, const float *vec,
 	HnswPageGraph pg;
 	int			tailcount = 0;
 	int64		bytes;
+	int64		share;
+	Size		esize;
 
 	hnsw_page_graph_init(&pg, index, meta);
 	pg.has_space = has_space;
@@ -140,11 +154,38 @@ hnsw_pending_insert(Relation index, HnswMetaInfo *meta, const float *vec,
 	ensure_chain(index, meta, pg.stripe);
 	hnsw_store_pending(&pg, vec, hnsw_random_level(meta->m), heaptid, &tailcount);
 
-	bytes = ((int64) Max(meta->pending_pages[pg.stripe], 1) - 1) * HNSW_PENDING_PER_PAGE +
-		tailcount;
-	bytes *= HNSW_ELEMENT_TUPLE_SIZE(meta->dims);
-	if (bytes * meta->nstripes > hnsw_pending_limit_bytes(index))
-		hnsw_merge_stripe(index, pg.stripe, false);
+	/* this stripe's share of the pending list, against its share of the limit */
+	esize = HNSW_ELEMENT_TUPLE_SIZE(meta->dims);
+	bytes = (((int64) Max(meta->pending_pages[pg.stripe], 1) - 1) * HNSW_PENDING_PER_PAGE +
+			 tailcount) * esize;
+	share = hnsw_pending_limit_bytes(index) / meta->nstripes;
+	if (bytes <= share)
+		return;
+
+	if (bytes > HNSW_PENDING_HARD_FACTOR * share)
+	{
+		/* far over: merges cannot keep up, so this writer helps (waits) */
+		hnsw_merge_stripe(index, pg.stripe, true);
+		return;
+	}
+
+	/*
+	 * Over the limit: one backend at a time merges, the others keep
+	 * appending.  The merger takes its own stripe and every other stripe
+	 * that has a full page beyond the limit, skipping stripes being merged.
+	 */
+	if (!ConditionalLockPage(index, HNSW_MERGE_ANY_LOCK, ExclusiveLock))
+		return;
+	hnsw_merge_stripe(index, pg.stripe, false);
+	hnsw_read_meta(index, meta);
+	for (int stripe = 0; stripe < meta->nstripes; stripe++)
+	{
+		int64		full = ((int64) meta->pending_pages[stripe] - 1) * HNSW_PENDING_PER_PAGE * esize;
+
+		if (stripe != pg.stripe && full > share)
+			hnsw_merge_stripe(index, stripe, false);
+	}
+	UnlockPage(index, HNSW_MERGE_ANY_LOCK, ExclusiveLock);
 }
 
 /* does the entry belong to one of the spaces (all with nspace_nos < 0)? */
