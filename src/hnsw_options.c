@@ -423,6 +423,10 @@ hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 	double		m = HNSW_DEFAULT_M;
 	double		visited;
 	double		pages;
+	double		nspaces = 1.0;
+	double		per_space;
+	double		pending = 0.0;
+	HnswMetaInfo meta;
 	Relation	rel;
 
 	/*
@@ -442,15 +446,35 @@ hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
 
 	rel = index_open(index->indexoid, NoLock);
 	m = hnsw_index_m(rel);
+	hnsw_read_meta(rel, &meta);
 	index_close(rel, NoLock);
 
 	/* a space qual narrows the search to that space's graph */
 	MemSet(&costs, 0, sizeof(costs));
 	genericcostestimate(root, path, loop_count, &costs);
-	if (path->indexclauses != NIL)
-		ntuples = Max(ntuples * costs.indexSelectivity, 1.0);
+	if (meta.nspacekeys > 0)
+	{
+		/*
+		 * One search per graph: every space without a qual, about
+		 * selectivity * spaces with one (1 for "= value", k for "= ANY" of k
+		 * values).
+		 */
+		nspaces = Max(meta.dir_count, 1);
+		if (path->indexclauses != NIL)
+			nspaces = Max(rint(nspaces * costs.indexSelectivity), 1.0);
+		ntuples = Max(ntuples * (path->indexclauses != NIL ? costs.indexSelectivity : 1.0), 1.0);
+	}
+	per_space = Max(ntuples / nspaces, 1.0);
+	visited = nspaces * Min(hnsw_ef_search * 2.0 * m + log(per_space) * m, per_space);
 
-	visited = Min(hnsw_ef_search * 2.0 * m + log(ntuples) * m, ntuples);
+	/* pending rows (fastupdate) are all read, with an exact distance each */
+	for (int s = 0; s < meta.nstripes; s++)
+		if (meta.pending_head[s] != InvalidBlockNumber)
+			pending += (Max(meta.pending_pages[s], 1) - 0.5) * HNSW_PENDING_PER_PAGE;
+	if (meta.nspacekeys > 0 && path->indexclauses != NIL)
+		pending *= costs.indexSelectivity;
+	visited += pending;
+
 	pages = Min(visited * Max(index->pages, 1) / Max(index->tuples, 1.0),
 				Max(index->pages, 1));
 
