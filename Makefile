@@ -26,7 +26,7 @@ REGRESS = distance options build scan insert vacuum check maintenance spaces pen
 REGRESS_OPTS = --load-extension=engram_hnsw
 
 # isolation suites: test/isolation/specs/NAME.spec, test/isolation/expected/NAME.out
-ISOLATION = concurrent_insert_scan_vacuum spaces_concurrent
+ISOLATION = concurrent_insert_scan_vacuum spaces_concurrent pending_merge
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=engram_hnsw
 
 # TAP suites: test/t/*.pl (PostgreSQL::Test::Cluster)
