@@ -69,7 +69,8 @@ $node->safe_psql('old', 'INSERT INTO sp SELECT i, i % 12, vec(i, 8) FROM generat
 my $fmt = sub {
 	my ($db, $idx) = @_;
 	# the version field of the meta page (block 0, after the 24-byte page
-	# header and the 4-byte magic)
+	# header and the 4-byte magic), on disk after a checkpoint
+	$node->safe_psql($db, 'CHECKPOINT');
 	return $node->safe_psql($db, qq{
 SELECT get_byte(b, 28) + 256 * get_byte(b, 29)
   FROM (SELECT pg_read_binary_file(pg_relation_filepath('$idx'), 0, 32) AS b) s});
