@@ -303,6 +303,71 @@ write_page(Relation index, BlockNumber blkno, Page image)
 }
 
 /*
+ * The order elements are placed on pages: each graph (the whole one, or a
+ * space's: "grouped" lists the nodes space by space) breadth first over
+ * layer 0 from its entry point, then whatever the walk did not reach.  A
+ * search moves between neighbours, and neighbours placed close together
+ * share pages, so a search reads fewer distinct pages; a space's elements
+ * stay together instead of interleaving with other spaces'.
+ */
+static uint32 *
+placement_order(HnswBuildState *bs, const HnswNode *grouped)
+{
+	uint32	   *ord = palloc_extended(sizeof(uint32) * bs->nnodes, MCXT_ALLOC_HUGE);
+	bool	   *placed = palloc_extended(sizeof(bool) * bs->nnodes, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	uint32		n = 0;
+	uint32		from = 0;
+
+	while (from < bs->nnodes)
+	{
+		uint32		space_no = bs->nodes[grouped[from]].space_no;
+		uint32		to = from;
+		HnswNode	entry = bs->entry;
+		uint32		head = n;
+
+		while (to < bs->nnodes && bs->nodes[grouped[to]].space_no == space_no)
+			to++;
+		if (bs->nspacekeys > 0)
+		{
+			/* space numbers are handed out in order: space_list[no - 1] */
+			Assert(space_no >= 1 && space_no <= bs->nspaces &&
+				   bs->space_list[space_no - 1]->space_no == space_no);
+			entry = bs->space_list[space_no - 1]->entry;
+		}
+
+		/* breadth first from the entry point; ord[head..n) is the queue */
+		if (entry != HNSW_INVALID_NODE && !placed[entry])
+		{
+			placed[entry] = true;
+			ord[n++] = (uint32) entry;
+		}
+		while (head < n)
+		{
+			ArenaNode  *an = &bs->nodes[ord[head++]];
+			uint32	   *list = an->nbr + arena_layer_start(bs->graph.m, 0);
+
+			for (uint32 k = 0; k < list[0]; k++)
+				if (!placed[list[k + 1]])
+				{
+					placed[list[k + 1]] = true;
+					ord[n++] = list[k + 1];
+				}
+			CHECK_FOR_INTERRUPTS();
+		}
+		for (uint32 k = from; k < to; k++)
+			if (!placed[grouped[k]])
+			{
+				placed[grouped[k]] = true;
+				ord[n++] = (uint32) grouped[k];
+			}
+		from = to;
+	}
+	Assert(n == bs->nnodes);
+	pfree(placed);
+	return ord;
+}
+
+/*
  * Write the meta page and every element of the arena, then WAL-log all of
  * it.  Placement is planned first (neighbour lists need the final TIDs of
  * elements on later pages), then each page is filled and written once.
@@ -327,6 +392,7 @@ write_arena(HnswBuildState *bs)
 	HnswElementTuple etup;
 	HnswNeighborTuple ntup;
 	BlockNumber curblk;
+	uint32	   *ord = NULL;
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
 
@@ -371,12 +437,14 @@ write_arena(HnswBuildState *bs)
 			pfree(start);
 		}
 		elog(DEBUG1, "engram_hnsw build relinked " INT64_FORMAT " unreachable elements", fixed);
+		ord = placement_order(bs, all);
 		pfree(all);
 	}
 
 	/* plan: an element and its neighbours on one page whenever they fit */
-	for (uint32 i = 0; i < bs->nnodes; i++)
+	for (uint32 k = 0; k < bs->nnodes; k++)
 	{
+		uint32		i = ord[k];
 		Size		es = esize + sizeof(ItemIdData);
 		Size		ns = HNSW_NEIGHBOR_TUPLE_SIZE(m, bs->nodes[i].level) + sizeof(ItemIdData);
 
@@ -459,8 +527,9 @@ write_arena(HnswBuildState *bs)
 	ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(m, hnsw_max_level(m)));
 	curblk = 1;
 	hnsw_init_page(image.data, HNSW_PAGE_DATA, RelationGetRelid(bs->index));
-	for (uint32 i = 0; i < bs->nnodes; i++)
+	for (uint32 k = 0; k < bs->nnodes; k++)
 	{
+		uint32		i = ord[k];
 		ArenaNode  *an = &bs->nodes[i];
 		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(m, an->level);
 		OffsetNumber got;
@@ -573,6 +642,8 @@ write_arena(HnswBuildState *bs)
 	pfree(ntids);
 	pfree(etup);
 	pfree(ntup);
+	if (ord)
+		pfree(ord);
 }
 
 /* the build's space for a key value, created on first sight */
