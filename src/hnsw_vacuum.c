@@ -19,7 +19,9 @@
  *
  * Before that, cleanup merges the pending list (hnsw_pending.c), and its
  * page pass hands pending pages detached long enough ago to the free space
- * map.  Pending elements inserted meanwhile are neither live nor deleted
+ * map; it also notes every link, and afterwards makes sure each link and
+ * entry point leads to an element (a damaged index fails with XX001/XX002
+ * instead of being "repaired" around the damage).  Pending elements inserted meanwhile are neither live nor deleted
  * for this VACUUM: they are not in the graph yet.
  *
  * Deleted elements are not reused yet: their space comes back with REINDEX.
@@ -133,6 +135,14 @@ typedef struct VacState
 	double		ntids;
 	BlockNumber nblocks;
 	BlockNumber nfree;			/* pages given to the free space map */
+	/* every element (any state) and every link, to find dangling links */
+	HnswNode   *elems;
+	int64		nelems;
+	int64		maxelems;
+	HnswNode   *links;			/* target << 32 would not fit: pairs */
+	BlockNumber *link_from;
+	int64		nlinks;
+	int64		maxlinks;
 } VacState;
 
 /* order by space, then node */
@@ -163,6 +173,93 @@ is_dead(VacState *vs, HnswNode node)
 	return bsearch(&node, vs->dead, vs->ndead, sizeof(HnswNode), hnsw_node_cmp) != NULL;
 }
 
+/* remember the links of a neighbour tuple, to be verified after the pass */
+static void
+record_links(Relation index, Page page, BlockNumber blkno, OffsetNumber off,
+			 HnswMetaInfo *meta, VacState *vs)
+{
+	HnswNeighborTuple ntup = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page, off));
+
+	if (ItemIdGetLength(PageGetItemId(page, off)) < offsetof(HnswNeighborTupleData, tids) ||
+		ntup->level > HNSW_MAX_LEVEL)
+		hnsw_corrupt(index, blkno, psprintf("neighbour list %u has an invalid header", off));
+	ntup = hnsw_page_neighbors(index, page, blkno, off, meta->m, ntup->level);
+	for (int i = 0; i < ntup->nslots; i++)
+	{
+		if (!ItemPointerIsValid(&ntup->tids[i]))
+			continue;
+		if (vs->nlinks == vs->maxlinks)
+		{
+			vs->maxlinks *= 2;
+			vs->links = repalloc_huge(vs->links, sizeof(HnswNode) * vs->maxlinks);
+			vs->link_from = repalloc_huge(vs->link_from, sizeof(BlockNumber) * vs->maxlinks);
+		}
+		vs->links[vs->nlinks] = HnswNodeFromTid(&ntup->tids[i]);
+		vs->link_from[vs->nlinks++] = blkno;
+	}
+}
+
+/*
+ * The element a link (or an entry point) points at must exist: read it,
+ * which raises XX001/XX002 if it does not.  A link past the end of the
+ * relation names the block holding the link ("from").
+ */
+static void
+verify_element(Relation index, HnswMetaInfo *meta, HnswNode node, BlockNumber from)
+{
+	ItemPointerData tid;
+	BlockNumber blkno;
+	Buffer		buf;
+	Page		page;
+
+	HnswNodeToTid(node, &tid);
+	blkno = ItemPointerGetBlockNumber(&tid);
+	if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(index))
+		hnsw_corrupt(index, from,
+					 psprintf("a link points to block %u, but the index has %u blocks",
+							  blkno, RelationGetNumberOfBlocks(index)));
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	hnsw_check_page(index, page, blkno);
+	(void) hnsw_page_element(index, page, blkno, ItemPointerGetOffsetNumber(&tid), meta->dims);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * After the pass: every link and entry point leads to an element.  Links
+ * to elements the pass did not see (added behind it by concurrent inserts)
+ * are read to make sure.
+ */
+static void
+verify_links(Relation index, HnswMetaInfo *meta, VacState *vs)
+{
+	qsort(vs->elems, vs->nelems, sizeof(HnswNode), hnsw_node_cmp);
+	for (int64 i = 0; i < vs->nlinks; i++)
+	{
+		if (bsearch(&vs->links[i], vs->elems, vs->nelems, sizeof(HnswNode), hnsw_node_cmp))
+			continue;
+		verify_element(index, meta, vs->links[i], vs->link_from[i]);
+		vacuum_delay_point();
+	}
+	if (meta->nspacekeys == 0 && ItemPointerIsValid(&meta->entry))
+		verify_element(index, meta, HnswNodeFromTid(&meta->entry), HNSW_METAPAGE_BLKNO);
+	else if (meta->nspacekeys > 0)
+	{
+		HnswSpaceInfo *spaces;
+		int			nspaces = hnsw_space_list(index, &spaces);
+
+		for (int i = 0; i < nspaces; i++)
+			if (ItemPointerIsValid(&spaces[i].entry))
+				verify_element(index, meta, HnswNodeFromTid(&spaces[i].entry),
+							   ItemPointerGetBlockNumber(&spaces[i].tid));
+	}
+	pfree(vs->links);
+	pfree(vs->link_from);
+	vs->links = NULL;
+	vs->link_from = NULL;
+}
+
 /* one pass over the pages: who is live, who is deleted */
 static void
 collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
@@ -177,6 +274,11 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 	vs->top.node = HNSW_INVALID_NODE;
 	vs->top.level = -1;
 	vs->nblocks = RelationGetNumberOfBlocks(index);
+	vs->maxelems = 1024;
+	vs->elems = palloc_extended(sizeof(HnswNode) * vs->maxelems, MCXT_ALLOC_HUGE);
+	vs->maxlinks = 4096;
+	vs->links = palloc_extended(sizeof(HnswNode) * vs->maxlinks, MCXT_ALLOC_HUGE);
+	vs->link_from = palloc_extended(sizeof(BlockNumber) * vs->maxlinks, MCXT_ALLOC_HUGE);
 
 	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < vs->nblocks; blkno++)
 	{
@@ -204,11 +306,23 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 			HnswElementTuple etup;
 			ItemPointerData tid;
 
-			if (!ItemIdIsNormal(iid) ||
-				((HnswElementTuple) PageGetItem(page, iid))->type != HNSW_TUPLE_ELEMENT)
+			if (!ItemIdIsNormal(iid))
+				continue;
+			if (((HnswElementTuple) PageGetItem(page, iid))->type == HNSW_TUPLE_NEIGHBORS)
+			{
+				record_links(index, page, blkno, off, meta, vs);
+				continue;
+			}
+			if (((HnswElementTuple) PageGetItem(page, iid))->type != HNSW_TUPLE_ELEMENT)
 				continue;
 			etup = hnsw_page_element(index, page, blkno, off, meta->dims);
 			ItemPointerSet(&tid, blkno, off);
+			if (vs->nelems == vs->maxelems)
+			{
+				vs->maxelems *= 2;
+				vs->elems = repalloc_huge(vs->elems, sizeof(HnswNode) * vs->maxelems);
+			}
+			vs->elems[vs->nelems++] = HnswNodeFromTid(&tid);
 			if ((etup->flags & HNSW_ELEMENT_PENDING) &&
 				!(etup->flags & HNSW_ELEMENT_DELETED))
 			{
@@ -369,6 +483,7 @@ hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 		hnsw_read_meta(index, &meta);
 	}
 	collect_elements(info, &meta, &vs);
+	verify_links(index, &meta, &vs);
 	if (vs.nfree > 0)
 		IndexFreeSpaceMapVacuum(index);
 

@@ -38,28 +38,12 @@
 # checks of the buffer manager and of engram_hnsw stand between the damage
 # and the code that reads it.
 #
-# Known gaps of the C code are marked TODO: CI stays green while they are
-# open and prove reports "TODO passed" once they are fixed (then drop the
-# TODO).  The "no crash, no timeout, server up" assertions are never TODO.
-#  GAP 1: VACUUM does not notice a meta page entry point that is not an
-#    element.  Reproduction: build t_idx as below, stop the server, write
-#    the TID (block nblocks + 7, offset 1) over the meta page's entry point
-#    (HnswMetaPageData.entry, byte 48 of block 0), start: engram_hnsw_check
-#    fails with XX002 "corrupted at block 0 / an entry point is not an
-#    element" and scans with XX002 naming block nblocks + 7, but
-#    VACUUM (INDEX_CLEANUP ON) t succeeds and leaves the entry point as it
-#    is (hnsw_vacuumcleanup: reconnect_once() returns early when the entry
-#    is not a live element, and the hand-over only happens for a deleted
-#    one).
-#  GAP 2: VACUUM ignores a neighbour link that points at no element (past
-#    the end of the relation, or at a missing item): reconnect_once() skips
-#    links to non-live nodes ("not live: ignore") without telling deleted
-#    elements from nothing at all, so VACUUM fails only when its repair
-#    pass happens to follow that link (it depends on the random graph).
-#    Reproduction: as GAP 1, but overwrite the first slot of a layer-0
-#    neighbour list (tids[0], 4 bytes into the neighbour tuple) with
-#    (nblocks + 1000, 1): scans and the check give XX002, VACUUM often
-#    succeeds.
+# Known gaps of the C code would be marked TODO (CI stays green while they
+# are open, prove reports "TODO passed" once fixed); the "no crash, no
+# timeout, server up" assertions are never TODO.  None is open: the two
+# former gaps (VACUUM not noticing an entry point or a neighbour link that
+# leads to no element) are closed, since VACUUM verifies every link and
+# entry point after its page pass.
 
 use strict;
 use warnings;
@@ -342,11 +326,6 @@ sub add_case
 }
 
 # (a) zeros
-# Known gaps, marked TODO so that CI stays green while they are open (they
-# show up as "TODO passed" once fixed); reproductions in the header above.
-my $gap_vacuum_entry = 'GAP 1: VACUUM does not notice an entry point that is not an element';
-my $gap_vacuum_link = 'GAP 2: VACUUM ignores a neighbour link to no element unless its repair '
-  . 'happens to follow it';
 
 for my $b (0, 1, $mid, $last)
 {
@@ -451,14 +430,12 @@ for my $src ('o_idx', 'p_idx')
 	put_tid($q, $nlist_at + 4, $tblocks + 1000, 1);
 	add_case(name => "neighbour TID past the end of the relation (block $b)",
 		block => $b, page => $q, element_at => $eat,
-		accept_blocks => [ $b, $tblocks + 1000 ],
-		todo => { vacuum => $gap_vacuum_link });
+		accept_blocks => [ $b, $tblocks + 1000 ]);
 
 	$q = $p;
 	put_tid($q, $nlist_at + 4, $b, 0x7FF);
 	add_case(name => "neighbour TID to a missing item (block $b)",
-		block => $b, page => $q, element_at => $eat,
-		todo => { vacuum => $gap_vacuum_link });
+		block => $b, page => $q, element_at => $eat);
 
 	$q = $p;
 	put_tid($q, $eat + $NTID_AT, $tblocks + 50, 1);
@@ -504,8 +481,7 @@ for my $src ('o_idx', 'p_idx')
 	$q = $m;
 	put_tid($q, $ENTRY_AT, $tblocks + 7, 1);
 	add_case(name => 'meta page entry point past the end', block => 0, page => $q,
-		accept_blocks => [ 0, $tblocks + 7 ],
-		todo => { vacuum => $gap_vacuum_entry });
+		accept_blocks => [ 0, $tblocks + 7 ]);
 }
 
 # ---------------------------------------------------------------- run
