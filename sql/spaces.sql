@@ -360,8 +360,7 @@ SELECT count(*) AS near_misses FROM (
 	SELECT id FROM sp_txt WHERE space_id = ANY ('{tenant-,Tenant-1,"tenant-1 ",tenant-10,kk,espace-e}')
 	ORDER BY embedding <-> sp_vec(1) LIMIT 100) s;
 SELECT count(*) AS absent FROM (SELECT id FROM sp_txt WHERE space_id = 'nobody' ORDER BY embedding <-> sp_vec(1) LIMIT 100) s;
--- a query for a key longer than 256 bytes (no row can have it): the index
--- refuses the key with an error instead of returning no rows
+-- a query for a key longer than 256 bytes (no row can have it): no rows
 SELECT count(*) AS long_key FROM (SELECT id FROM sp_txt WHERE space_id = repeat('k', 257) ORDER BY embedding <-> sp_vec(1) LIMIT 100) s;
 SELECT count(*) FILTER (WHERE (SELECT b.id FROM sp_txt b WHERE b.space_id = a.space_id
                                ORDER BY b.embedding <-> a.embedding LIMIT 1) = a.id) AS found_first,

@@ -127,10 +127,16 @@ hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 static void
 add_space_value(IndexScanDesc scan, Datum value, HnswSpaceInfo **spaces, int *n, int *max)
 {
-	HnswSpaceKey key = hnsw_space_key(scan->indexRelation, value);
+	HnswSpaceKey key;
 	ItemPointerData tid;
 	uint32		space_no;
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(scan->indexRelation), 0);
 
+	/* a key too long to be indexed matches no space (inserting it fails) */
+	if (att->attlen == -1 &&
+		VARSIZE_ANY_EXHDR(DatumGetPointer(value)) > HNSW_MAX_SPACE_KEY)
+		return;
+	key = hnsw_space_key(scan->indexRelation, value);
 	if (!hnsw_space_find(scan->indexRelation, &key, false, &tid, &space_no))
 		return;
 	for (int i = 0; i < *n; i++)
