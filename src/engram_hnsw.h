@@ -430,6 +430,8 @@ typedef struct HnswSearch
 	bool		track_pending;
 	HnswVisited *visited;
 	HnswNode   *nbuf;			/* scratch for neighbour lists */
+	HnswCandidate nearest_any;	/* nearest visited node on this layer,
+								 * deleted or not (node invalid if none) */
 } HnswSearch;
 
 extern void hnsw_heap_init(HnswHeap *h, int cap, bool max);
@@ -535,6 +537,8 @@ hnsw_entry_cas(ItemPointer cur, int curlevel, int level, ItemPointer expect)
 	return !ItemPointerIsValid(cur) || level > curlevel;
 }
 extern void hnsw_check_page(Relation index, Page page, BlockNumber blkno);
+extern uint8 hnsw_page_item_type(Relation index, Page page, BlockNumber blkno,
+								 OffsetNumber off);
 extern void hnsw_read_meta(Relation index, HnswMetaInfo *meta);
 extern void hnsw_fill_meta(Page page, Oid indexoid, int dims, int m, int efc, int metric,
 						   int nspacekeys);

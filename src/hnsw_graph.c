@@ -233,6 +233,7 @@ hnsw_search_begin(HnswGraph *g, const float *q, bool track_pending)
 	s->visited = visited_create(g);
 	visited_clear(s->visited);
 	s->nbuf = palloc(sizeof(HnswNode) * HnswLayerCapacity(g->m, 0));
+	s->nearest_any.node = HNSW_INVALID_NODE;
 	return s;
 }
 
@@ -266,8 +267,30 @@ hnsw_search_set_layer(HnswSearch *s, int layer, bool keep_best)
 		if (s->track_pending)
 			hnsw_heap_push(&s->pending, keep[i].node, keep[i].dist);
 	}
+
+	/*
+	 * The nearest node seen on the layer above leads on too when it is
+	 * deleted: deleted elements stay traversable, and with only live ones
+	 * kept, a descent through a deleted region would reach the next layer
+	 * with nothing to start from.
+	 */
+	if (keep_best && s->nearest_any.node != HNSW_INVALID_NODE &&
+		visited_add(s->visited, s->nearest_any.node))
+		hnsw_heap_push(&s->cand, s->nearest_any.node, s->nearest_any.dist);
+	s->nearest_any.node = HNSW_INVALID_NODE;
 	if (keep)
 		pfree(keep);
+}
+
+/* remember the nearest node visited on this layer, deleted or not */
+static inline void
+note_nearest(HnswSearch *s, HnswNode node, float dist)
+{
+	if (s->nearest_any.node == HNSW_INVALID_NODE || dist < s->nearest_any.dist)
+	{
+		s->nearest_any.node = node;
+		s->nearest_any.dist = dist;
+	}
 }
 
 void
@@ -279,6 +302,7 @@ hnsw_search_add_entry(HnswSearch *s, HnswNode node)
 	if (!visited_add(s->visited, node))
 		return;
 	d = s->g->ops->distance(s->g, node, s->q, &skip);
+	note_nearest(s, node, d);
 	hnsw_heap_push(&s->cand, node, d);
 	if (skip)
 		return;
@@ -308,6 +332,7 @@ search_expand(HnswSearch *s, HnswNode node, int ef)
 		if (!visited_add(s->visited, e))
 			continue;
 		d = g->ops->distance(g, e, s->q, &skip);
+		note_nearest(s, e, d);
 		if (s->track_pending && !skip)
 			hnsw_heap_push(&s->pending, e, d);
 		if (ef == 0)

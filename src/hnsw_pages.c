@@ -139,11 +139,27 @@ page_item(Relation index, Page page, BlockNumber blkno, OffsetNumber off, Size *
 	iid = PageGetItemId(page, off);
 	if (!ItemIdIsNormal(iid) ||
 		ItemIdGetOffset(iid) < ph->pd_upper ||
+		ItemIdGetOffset(iid) != MAXALIGN(ItemIdGetOffset(iid)) ||
 		ItemIdGetOffset(iid) + ItemIdGetLength(iid) > ph->pd_special ||
 		ItemIdGetLength(iid) < 4)
 		hnsw_corrupt(index, blkno, psprintf("item %u has an invalid line pointer", off));
 	*len = ItemIdGetLength(iid);
 	return (char *) PageGetItem(page, iid);
+}
+
+/*
+ * The type byte of a page's item, for passes over every item of a page;
+ * 0 for an unused or dead line pointer.  The line pointer is checked like
+ * every other before anything behind it is read.
+ */
+uint8
+hnsw_page_item_type(Relation index, Page page, BlockNumber blkno, OffsetNumber off)
+{
+	Size		len;
+
+	if (!ItemIdIsNormal(PageGetItemId(page, off)))
+		return 0;
+	return *(uint8 *) page_item(index, page, blkno, off, &len);
 }
 
 HnswElementTuple
@@ -254,6 +270,8 @@ page_meta(Relation index, Page page)
 				 errmsg("engram_hnsw index \"%s\" has a bad meta page (block 0)",
 						RelationGetRelationName(index))));
 	if (meta->m < HNSW_MIN_M || meta->m > HNSW_MAX_M ||
+		meta->ef_construction < HNSW_MIN_EF_CONSTRUCTION ||
+		meta->ef_construction > HNSW_MAX_EF_CONSTRUCTION ||
 		meta->dims > HNSW_MAX_DIMS ||
 		meta->entry_level < -1 || meta->entry_level > HNSW_MAX_LEVEL ||
 		meta->nspacekeys > 1 ||
@@ -1102,7 +1120,7 @@ store_element(HnswPageGraph *pg, const float *vec, int level, ItemPointer heapti
 	Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(g->m, level);
 	HnswElementTuple etup = palloc0(esize);
 	HnswNeighborTuple ntup = palloc0(nsize);
-	HnswPendingTupleData pend;
+	HnswPendingTuple pend = NULL;
 	ItemPointerData etid;
 
 	etup->type = HNSW_TUPLE_ELEMENT;
@@ -1127,18 +1145,21 @@ store_element(HnswPageGraph *pg, const float *vec, int level, ItemPointer heapti
 
 	if (pending)
 	{
-		memset(&pend, 0, sizeof(pend));
-		pend.type = HNSW_TUPLE_PENDING;
-		pend.space_no = etup->space_no;
+		/* the whole MAXALIGNed tuple is copied to the page: no stack struct */
+		pend = palloc0(HNSW_PENDING_TUPLE_SIZE);
+		pend->type = HNSW_TUPLE_PENDING;
+		pend->space_no = etup->space_no;
 		if (pg->has_space)
-			pend.dirtid = pg->space_tid;
+			pend->dirtid = pg->space_tid;
 		else
-			ItemPointerSetInvalid(&pend.dirtid);
+			ItemPointerSetInvalid(&pend->dirtid);
 	}
 	place_element(pg->index, pg->meta, pg->stripe, etup, esize, ntup, nsize, &etid,
-				  pending ? &pend : NULL, tailcount);
+				  pend, tailcount);
 	pfree(etup);
 	pfree(ntup);
+	if (pend)
+		pfree(pend);
 	return HnswNodeFromTid(&etid);
 }
 

@@ -429,11 +429,9 @@ fullscan_next(IndexScanDesc scan)
 		{
 			for (; so->offno <= PageGetMaxOffsetNumber(page); so->offno++)
 			{
-				ItemId		iid = PageGetItemId(page, so->offno);
 				HnswElementTuple etup;
 
-				if (!ItemIdIsNormal(iid) ||
-					((HnswElementTuple) PageGetItem(page, iid))->type != HNSW_TUPLE_ELEMENT)
+				if (hnsw_page_item_type(index, page, so->blkno, so->offno) != HNSW_TUPLE_ELEMENT)
 					continue;
 				etup = hnsw_page_element(index, page, so->blkno, so->offno, so->meta.dims);
 				if ((etup->flags & HNSW_ELEMENT_DELETED) || etup->ntids == 0)

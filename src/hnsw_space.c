@@ -98,6 +98,8 @@ hnsw_page_space(Relation index, Page page, BlockNumber blkno, OffsetNumber off)
 	iid = PageGetItemId(page, off);
 	if (!ItemIdIsNormal(iid) ||
 		ItemIdGetLength(iid) < offsetof(HnswSpaceTupleData, key) ||
+		ItemIdGetOffset(iid) < ((PageHeader) page)->pd_upper ||
+		ItemIdGetOffset(iid) != MAXALIGN(ItemIdGetOffset(iid)) ||
 		ItemIdGetOffset(iid) + ItemIdGetLength(iid) > ((PageHeader) page)->pd_special)
 		hnsw_corrupt(index, blkno, psprintf("directory entry %u has an invalid line pointer", off));
 	stup = (HnswSpaceTuple) PageGetItem(page, iid);

@@ -67,13 +67,11 @@ hnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 		{
-			ItemId		iid = PageGetItemId(page, off);
 			HnswElementTuple etup;
 			ItemPointerData keep[HNSW_HEAPTIDS];
 			int			nkeep = 0;
 
-			if (!ItemIdIsNormal(iid) ||
-				((HnswElementTuple) PageGetItem(page, iid))->type != HNSW_TUPLE_ELEMENT)
+			if (hnsw_page_item_type(index, page, blkno, off) != HNSW_TUPLE_ELEMENT)
 				continue;
 			etup = hnsw_page_element(index, page, blkno, off, meta.dims);
 			if (etup->flags & HNSW_ELEMENT_DELETED)
@@ -302,20 +300,22 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 		}
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 		{
-			ItemId		iid = PageGetItemId(page, off);
 			HnswElementTuple etup;
 			ItemPointerData tid;
+			uint8		type = hnsw_page_item_type(index, page, blkno, off);
 
-			if (!ItemIdIsNormal(iid))
-				continue;
-			if (((HnswElementTuple) PageGetItem(page, iid))->type == HNSW_TUPLE_NEIGHBORS)
+			if (type == HNSW_TUPLE_NEIGHBORS)
 			{
 				record_links(index, page, blkno, off, meta, vs);
 				continue;
 			}
-			if (((HnswElementTuple) PageGetItem(page, iid))->type != HNSW_TUPLE_ELEMENT)
+			if (type != HNSW_TUPLE_ELEMENT)
 				continue;
 			etup = hnsw_page_element(index, page, blkno, off, meta->dims);
+			if ((meta->nspacekeys == 0) != (etup->space_no == 0))
+				hnsw_corrupt(index, blkno,
+							 psprintf("element %u has an invalid memory space number %u",
+									  off, etup->space_no));
 			ItemPointerSet(&tid, blkno, off);
 			if (vs->nelems == vs->maxelems)
 			{
@@ -350,22 +350,31 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 			vs->live[vs->nlive].level = etup->level;
 			if (etup->level > vs->top.level)
 				vs->top = vs->live[vs->nlive];
-			if (etup->space_no >= vs->ntops)
+			/*
+			 * The highest element per space, for spaces the meta page knew
+			 * when VACUUM began (a space created since has a fresh entry
+			 * point and needs no hand-over; this also bounds the array).
+			 */
+			if (etup->space_no <= meta->dir_count)
 			{
-				uint32		newn = Max(etup->space_no + 1, vs->ntops * 2);
-
-				vs->tops = vs->tops ?
-					repalloc_huge(vs->tops, sizeof(VacElement) * newn) :
-					palloc_extended(sizeof(VacElement) * newn, MCXT_ALLOC_HUGE);
-				for (uint32 k = vs->ntops; k < newn; k++)
+				if (etup->space_no >= vs->ntops)
 				{
-					vs->tops[k].node = HNSW_INVALID_NODE;
-					vs->tops[k].level = -1;
+					uint32		newn = Min(Max(etup->space_no + 1, vs->ntops * 2),
+										   meta->dir_count + 1);
+
+					vs->tops = vs->tops ?
+						repalloc_huge(vs->tops, sizeof(VacElement) * newn) :
+						palloc_extended(sizeof(VacElement) * newn, MCXT_ALLOC_HUGE);
+					for (uint32 k = vs->ntops; k < newn; k++)
+					{
+						vs->tops[k].node = HNSW_INVALID_NODE;
+						vs->tops[k].level = -1;
+					}
+					vs->ntops = newn;
 				}
-				vs->ntops = newn;
+				if (etup->level > vs->tops[etup->space_no].level)
+					vs->tops[etup->space_no] = vs->live[vs->nlive];
 			}
-			if (etup->level > vs->tops[etup->space_no].level)
-				vs->tops[etup->space_no] = vs->live[vs->nlive];
 			vs->nlive++;
 			vs->ntids += etup->ntids;
 		}
