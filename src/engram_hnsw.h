@@ -432,6 +432,7 @@ typedef struct HnswSearch
 	HnswNode   *nbuf;			/* scratch for neighbour lists */
 	HnswCandidate nearest_any;	/* nearest visited node on this layer,
 								 * deleted or not (node invalid if none) */
+	bool		nearest_skip;	/* ... and whether it is deleted */
 } HnswSearch;
 
 extern void hnsw_heap_init(HnswHeap *h, int cap, bool max);

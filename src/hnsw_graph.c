@@ -276,7 +276,18 @@ hnsw_search_set_layer(HnswSearch *s, int layer, bool keep_best)
 	 */
 	if (keep_best && s->nearest_any.node != HNSW_INVALID_NODE &&
 		visited_add(s->visited, s->nearest_any.node))
-		hnsw_heap_push(&s->cand, s->nearest_any.node, s->nearest_any.dist);
+	{
+		HnswCandidate c = s->nearest_any;
+
+		hnsw_heap_push(&s->cand, c.node, c.dist);
+		if (!s->nearest_skip)
+		{
+			/* live: a result like the kept ones (never lost from "pending") */
+			hnsw_heap_push(&s->w, c.node, c.dist);
+			if (s->track_pending)
+				hnsw_heap_push(&s->pending, c.node, c.dist);
+		}
+	}
 	s->nearest_any.node = HNSW_INVALID_NODE;
 	if (keep)
 		pfree(keep);
@@ -284,12 +295,13 @@ hnsw_search_set_layer(HnswSearch *s, int layer, bool keep_best)
 
 /* remember the nearest node visited on this layer, deleted or not */
 static inline void
-note_nearest(HnswSearch *s, HnswNode node, float dist)
+note_nearest(HnswSearch *s, HnswNode node, float dist, bool skip)
 {
 	if (s->nearest_any.node == HNSW_INVALID_NODE || dist < s->nearest_any.dist)
 	{
 		s->nearest_any.node = node;
 		s->nearest_any.dist = dist;
+		s->nearest_skip = skip;
 	}
 }
 
@@ -302,7 +314,7 @@ hnsw_search_add_entry(HnswSearch *s, HnswNode node)
 	if (!visited_add(s->visited, node))
 		return;
 	d = s->g->ops->distance(s->g, node, s->q, &skip);
-	note_nearest(s, node, d);
+	note_nearest(s, node, d, skip);
 	hnsw_heap_push(&s->cand, node, d);
 	if (skip)
 		return;
@@ -332,7 +344,7 @@ search_expand(HnswSearch *s, HnswNode node, int ef)
 		if (!visited_add(s->visited, e))
 			continue;
 		d = g->ops->distance(g, e, s->q, &skip);
-		note_nearest(s, e, d);
+		note_nearest(s, e, d, skip);
 		if (s->track_pending && !skip)
 			hnsw_heap_push(&s->pending, e, d);
 		if (ef == 0)
