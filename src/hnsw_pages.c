@@ -22,6 +22,7 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/freespace.h"
 #include "storage/indexfsm.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
@@ -489,6 +490,37 @@ hnsw_new_buffer(Relation index, ForkNumber fork)
 	if (needlock)
 		LockRelationForExtension(index, ExclusiveLock);
 	buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
+
+	/*
+	 * Others are waiting to extend too (concurrent inserts need a page every
+	 * few rows): add pages for them while we hold the lock, and leave them in
+	 * the free space map, where the waiters look first (as hio.c does for
+	 * heaps).  The pages stay all-zero until used, which every page pass
+	 * skips; after a crash they are just free.
+	 */
+	if (needlock && fork == MAIN_FORKNUM)
+	{
+		int			waiters = RelationExtensionLockWaiterCount(index);
+
+		if (waiters > 0)
+		{
+			BlockNumber first = InvalidBlockNumber;
+			BlockNumber last = InvalidBlockNumber;
+			int			extra = Min(waiters * 4, 64);
+
+			for (int i = 0; i < extra; i++)
+			{
+				Buffer		xbuf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
+
+				last = BufferGetBlockNumber(xbuf);
+				if (first == InvalidBlockNumber)
+					first = last;
+				ReleaseBuffer(xbuf);
+				RecordFreeIndexPage(index, last);
+			}
+			FreeSpaceMapVacuumRange(index, first, last + 1);
+		}
+	}
 	if (needlock)
 		UnlockRelationForExtension(index, ExclusiveLock);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
@@ -657,7 +689,15 @@ place_element(Relation index, HnswMetaInfo *meta, int stripe,
 		tblkno = BufferGetBlockNumber(tbuf);
 		tpage = GenericXLogRegisterBuffer(state, tbuf, 0);
 		if (PageGetFreeSpace(tpage) >= HNSW_PENDING_TUPLE_SIZE)
-			*tailcount = add_item(index, tpage, tblkno, pend, HNSW_PENDING_TUPLE_SIZE);
+		{
+			OffsetNumber last = add_item(index, tpage, tblkno, pend, HNSW_PENDING_TUPLE_SIZE);
+
+			/* entries a merge has not taken yet (merges mark them on the tail too) */
+			*tailcount = 0;
+			for (OffsetNumber o = FirstOffsetNumber; o <= last; o++)
+				if (!(hnsw_page_pending(index, tpage, tblkno, o)->flags & HNSW_PENDING_MERGED))
+					(*tailcount)++;
+		}
 		else
 		{
 			Page		tpage2;
@@ -1173,7 +1213,7 @@ page_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
 
 /*
  * Store a pending element: not linked, found by scans through its entry.
- * *tailcount receives the number of entries on the chain's last page.
+ * *tailcount receives the number of unmerged entries on the last page.
  */
 HnswNode
 hnsw_store_pending(HnswPageGraph *pg, const float *vec, int level, ItemPointer heaptid,
