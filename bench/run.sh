@@ -7,7 +7,7 @@
 #
 # Each workload is also a script of its own (bench/wl_*.sh, same knobs).
 # BENCH_WORKLOADS picks and orders them (default: "hnswlib build search
-# writes spaces churn scaleout"; scaleout, about 6 minutes, starts four
+# writes merge spaces churn scaleout"; scaleout, about 6 minutes, starts four
 # clusters at once: a coordinator and three postgres_fdw shards).  BENCH_SUMMARY_ONLY=1 runs nothing and rebuilds
 # summary.md from the reports already there (after running workloads alone).  A workload that fails does not stop the others;
 # run.sh exits non-zero at the end if any failed.  Writes
@@ -16,7 +16,7 @@
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-WORKLOADS="${BENCH_WORKLOADS:-hnswlib build search writes spaces churn scaleout}"
+WORKLOADS="${BENCH_WORKLOADS:-hnswlib build search writes merge spaces churn scaleout}"
 LOGS="$BENCH_WORK/logs"
 mkdir -p "$LOGS" "$BENCH_RESULTS"
 # once, before the workloads (each one checks again, cheaply)

@@ -23,7 +23,16 @@
 #        10000), WRITES_CLIENTS ("1 2 8"), WRITES_SECS (5, QUICK 1),
 #        WRITES_NQ (recall queries, 100, QUICK 50), INDEX_M, INDEX_EFC,
 #        WRITES_INDEX_VARIANTS ("engram_hnsw=": NAME=WITH-options;NAME=...,
-#        e.g. "fast=fastupdate = on;direct=fastupdate = off"), BENCH_RUNS.
+#        e.g. "fast=fastupdate = on;direct=fastupdate = off"), BENCH_RUNS,
+#        WRITES_WAITS (1: after the measured runs, one extra pgbench -c
+#        $WRITES_WAIT_CLIENTS (8) run per table and INSERT size in
+#        $WRITES_WAIT_SIZES ("1 100" rows per INSERT)
+#        while a procedure samples the pgbench backends' wait events in
+#        pg_stat_activity every $WRITES_WAIT_MS (50) ms; 0: skip).
+#
+# After every indexed run, engram_hnsw_check() verifies the index and gives
+# the rows still pending (fastupdate) at the end of the run; a check error,
+# or heap TIDs in the index != table rows, is reported at the top.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init writes
@@ -52,7 +61,13 @@ OUT="$BENCH_WORK/writes"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 TSV="$BENCH_RESULTS/writes.tsv"
-printf 'table\tworkload\tclients\trun\trows_per_s\n' >"$TSV"
+printf 'table\tworkload\tclients\trun\trows_per_s\trows\tpending\n' >"$TSV"
+WAITS_ON="${WRITES_WAITS:-1}"
+WAIT_CLIENTS="${WRITES_WAIT_CLIENTS:-8}"
+WAIT_MS="${WRITES_WAIT_MS:-50}"
+WAIT_SIZES="${WRITES_WAIT_SIZES:-1 100}"
+CHECK_PROBLEMS="$OUT/check_problems.txt"
+: >"$CHECK_PROBLEMS"
 
 # ---------------------------------------------------------------- data files
 W="$BENCH_DATA/writes-$SET_NAME-$NB-$POOL-$COPY_ROWS"
@@ -141,6 +156,30 @@ reset_table() {
 	bench_psql -d "$DB" -c "CHECKPOINT"
 }
 
+# index_state TABLE INDEX: "rows pending" after a run (engram_hnsw_check verifies the
+# index; its heap_tids, graph and pending elements, must equal the table's rows); "rows -" without an index
+index_state() {
+	local t="$1" idx="$2" rows out
+	rows="$(bench_val -d "$DB" -c "SELECT count(*) FROM $t")"
+	if [[ "$idx" == - ]]; then
+		echo "$rows -"
+		return 0
+	fi
+	if ! out="$(bench_val -d "$DB" -F ' ' -c "SET client_min_messages = warning" \
+		-c "SELECT heap_tids, pending FROM engram_hnsw_check('$idx')" 2>&1)"; then
+		echo "engram_hnsw_check('$idx') failed: $(grep -m1 ERROR <<<"$out")" >>"$CHECK_PROBLEMS"
+		bench_log "$(tail -n 1 "$CHECK_PROBLEMS")"
+		echo "$rows nan"
+		return 0
+	fi
+	read -r tids pend <<<"$out"
+	if ((tids != rows)); then
+		echo "$idx: $tids heap TIDs in the index (graph and pending) != $rows rows in $t" >>"$CHECK_PROBLEMS"
+		bench_log "$(tail -n 1 "$CHECK_PROBLEMS")"
+	fi
+	echo "$rows $pend"
+}
+
 # pgbench scripts: ids continue after the base rows; pool ids are NB .. NB+POOL-1
 for t in "${TABLES[@]}"; do
 	for n in 1 100; do
@@ -161,16 +200,19 @@ for ((r = 1; r <= BENCH_RUNS; r++)); do
 				reset_table "$t"
 				tps="$(bench_pgbench_tps "$OUT/ins_${t}_$n.sql" "$c" "$SECS" -d "$DB")"
 				rows="$(awk -v t="$tps" -v n="$n" 'BEGIN { if (t == "nan") print "nan"; else printf "%.1f", t * n }')"
-				printf '%s\tinsert%s\t%s\t%s\t%s\n' "$t" "$n" "$c" "$r" "$rows" >>"$TSV"
-				bench_log "run $r/$BENCH_RUNS: $n-row INSERT, $c clients, $t: $rows rows/s"
+				[[ "$t" == noindex ]] && idx=- || idx="w_${t}_ann"
+				read -r nrows pend <<<"$(index_state "w_$t" "$idx")"
+				printf '%s\tinsert%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$n" "$c" "$r" "$rows" "$nrows" "$pend" >>"$TSV"
+				bench_log "run $r/$BENCH_RUNS: $n-row INSERT, $c clients, $t: $rows rows/s ($nrows rows, $pend pending)"
 			done
 		done
 	done
 done
 # the last table state of each indexed variant: after the 100-row INSERTs of the last client count
-declare -A GROWN
+declare -A GROWN GROWN_PEND
 for t in "${TABLES[@]}"; do
 	GROWN[$t]="$(bench_val -d "$DB" -c "SELECT count(*) FROM w_$t")"
+	[[ "$t" == noindex ]] || GROWN_PEND[$t]="$(bench_val -d "$DB" -c "SELECT pending FROM engram_hnsw_check('w_${t}_ann')" 2>/dev/null || echo "?")"
 done
 
 # ---------------------------------------------------------------- COPY
@@ -186,14 +228,16 @@ copy_into() { # table-name variant run -> rows/s ; also builds the index afterwa
 	t0="$(bench_now)"
 	bench_psql -d "$DB" -c "COPY c_$t (id, embedding) FROM '$COPY_FILE'"
 	secs="$(bench_since "$t0")"
-	printf '%s\tcopy\t1\t%s\t%s\n' "$t" "$r" "$(awk -v s="$secs" -v n="$COPY_ROWS" 'BEGIN { printf "%.1f", n / s }')" >>"$TSV"
-	bench_log "run $r/$BENCH_RUNS: COPY $COPY_ROWS rows into $t: $secs s"
+	[[ "$t" == noindex ]] && idx=- || idx="c_${t}_ann"
+	read -r nrows pend <<<"$(index_state "c_$t" "$idx")"
+	printf '%s\tcopy\t1\t%s\t%s\t%s\t%s\n' "$t" "$r" "$(awk -v s="$secs" -v n="$COPY_ROWS" 'BEGIN { printf "%.1f", n / s }')" "$nrows" "$pend" >>"$TSV"
+	bench_log "run $r/$BENCH_RUNS: COPY $COPY_ROWS rows into $t: $secs s ($pend pending)"
 	if [[ "$t" == noindex && ${#TABLES[@]} -gt 1 ]]; then
 		# bulk load: the same rows, then CREATE INDEX (default variant's options)
 		t0="$(bench_now)"
 		bench_psql -d "$DB" -c "CREATE INDEX c_noindex_ann ON c_noindex USING engram_hnsw (embedding real_l2_ops) WITH (${WITHOPTS[${TABLES[1]}]})"
 		secs="$(awk -v a="$secs" -v b="$(bench_since "$t0")" 'BEGIN { print a + b }')"
-		printf '%s\tcopy\t1\t%s\t%s\n' "copy_then_create_index" "$r" "$(awk -v s="$secs" -v n="$COPY_ROWS" 'BEGIN { printf "%.1f", n / s }')" >>"$TSV"
+		printf '%s\tcopy\t1\t%s\t%s\t%s\t-\n' "copy_then_create_index" "$r" "$(awk -v s="$secs" -v n="$COPY_ROWS" 'BEGIN { printf "%.1f", n / s }')" "$COPY_ROWS" >>"$TSV"
 		bench_psql -d "$DB" -c "DROP INDEX c_noindex_ann"
 	fi
 }
@@ -220,6 +264,46 @@ if [[ "$EXT_OK" == 1 ]]; then
 	done
 fi
 
+# ---------------------------------------------------------------- wait events
+# One extra (unmeasured) pgbench run per table and INSERT size at $WAIT_CLIENTS
+# clients; a procedure in its own session samples pg_stat_activity every
+# $WAIT_MS ms (COMMIT per sample: the activity snapshot is per transaction).
+# "CPU" = active without a wait event (running or runnable).
+declare -A WAITS WAIT_RATE
+if [[ "$WAITS_ON" == 1 ]]; then
+	bench_psql -d "$DB" -c "SET client_min_messages = warning" \
+		-c "CREATE UNLOGGED TABLE IF NOT EXISTS bench_waits (t text, w text, ev text)" -c "
+CREATE OR REPLACE PROCEDURE bench_sample_waits(tag text, n int, ms int) LANGUAGE plpgsql AS \$\$
+BEGIN
+	FOR i IN 1..n LOOP
+		INSERT INTO bench_waits SELECT tag, i::text, coalesce(wait_event_type || ':' || wait_event, 'CPU')
+		FROM pg_stat_activity WHERE application_name = 'pgbench' AND state = 'active';
+		COMMIT;
+		PERFORM pg_sleep(ms / 1000.0);
+	END LOOP;
+END \$\$"
+	nsamp="$(awk -v s="$SECS" -v m="$WAIT_MS" 'BEGIN { n = int((s - 1) * 1000 / m); print (n < 10 ? 10 : n) }')"
+	for n in $WAIT_SIZES; do
+		for t in "${TABLES[@]}"; do
+			reset_table "$t"
+			bench_log "wait events: $n-row INSERT, $WAIT_CLIENTS clients, $t"
+			"$PGBIN/pgbench" -n -M prepared -f "$OUT/ins_${t}_$n.sql" -c "$WAIT_CLIENTS" -j "$WAIT_CLIENTS" \
+				-T "$SECS" -d "$DB" >"$OUT/waits_${t}_$n.log" 2>&1 &
+			pgb=$!
+			sleep 0.5
+			bench_psql -d "$DB" -c "SET synchronous_commit = off" -c "CALL bench_sample_waits('${t}_$n', $nsamp, $WAIT_MS)"
+			wait "$pgb" || bench_log "pgbench for the wait events of $t failed: $(tail -n 2 "$OUT/waits_${t}_$n.log")"
+			WAIT_RATE[$t.$n]="$(awk -v n="$n" '/^tps = / { printf "%.0f", $3 * n; exit }' "$OUT/waits_${t}_$n.log")"
+			WAITS[$t.$n]="$(bench_val -d "$DB" -c "
+				SELECT string_agg(ev || ' ' || round(100.0 * c / tot) || '%', ', ' ORDER BY c DESC)
+				FROM (SELECT ev, count(*) c, sum(count(*)) OVER () tot, row_number() OVER (ORDER BY count(*) DESC) rn
+				      FROM bench_waits WHERE t = '${t}_$n' GROUP BY ev) s WHERE rn <= 6")"
+			WAITS[$t.$n.samples]="$(bench_val -d "$DB" -c "SELECT count(DISTINCT w) || ' samples, ' || round(count(*)::numeric / greatest(count(DISTINCT w), 1), 1) || ' active backends/sample' FROM bench_waits WHERE t = '${t}_$n'")"
+			bench_log "  $t: ${WAITS[$t.$n]}"
+		done
+	done
+fi
+
 # ---------------------------------------------------------------- report
 med() { # table workload clients
 	awk -F'\t' -v t="$1" -v w="$2" -v c="$3" '$1 == t && $2 == w && $3 == c && $5 != "nan" { print $5 }' "$TSV" | bench_median
@@ -241,6 +325,12 @@ bench_plot_bars "$BENCH_RESULTS/writes.png" "INSERT throughput, rows/s (median o
 
 {
 	bench_md_header "Writes: rows/s with and without the index"
+	if [[ -s "$CHECK_PROBLEMS" ]]; then
+		echo "**Index problems found after the runs:**"
+		echo
+		sed 's/^/- /' "$CHECK_PROBLEMS"
+		echo
+	fi
 	echo "Data: $SET_NAME, $DIM dims. Each pgbench measurement (-M prepared, -T $SECS, -j = -c) starts from a"
 	echo "fresh table holding the $NB base rows (no other index), recreated and re-indexed before it;"
 	echo "rows come from a pool table of $POOL new vectors (INSERT ... SELECT, ids from a sequence)."
@@ -258,10 +348,12 @@ bench_plot_bars "$BENCH_RESULTS/writes.png" "INSERT throughput, rows/s (median o
 	printf '| workload | clients |'
 	for t in "${TABLES[@]}"; do printf ' %s rows/s |' "$t"; done
 	for t in "${TABLES[@]:1}"; do printf ' %s / noindex |' "$t"; done
+	for t in "${TABLES[@]:2}"; do printf ' %s / %s |' "${TABLES[1]}" "$t"; done
 	echo
 	printf '|---|---|'
 	for t in "${TABLES[@]}"; do printf -- '---|'; done
 	for t in "${TABLES[@]:1}"; do printf -- '---|'; done
+	for t in "${TABLES[@]:2}"; do printf -- '---|'; done
 	echo
 	for n in 1 100; do
 		for c in $CLIENTS; do
@@ -269,6 +361,7 @@ bench_plot_bars "$BENCH_RESULTS/writes.png" "INSERT throughput, rows/s (median o
 			printf '| %s-row INSERT | %s |' "$n" "$c"
 			for t in "${TABLES[@]}"; do printf ' %s |' "$(bench_fmt "$(med "$t" "insert$n" "$c")")"; done
 			for t in "${TABLES[@]:1}"; do printf ' %s |' "$(bench_ratio "$(med "$t" "insert$n" "$c")" "$base")"; done
+			for t in "${TABLES[@]:2}"; do printf ' %s |' "$(bench_ratio "$(med "${TABLES[1]}" "insert$n" "$c")" "$(med "$t" "insert$n" "$c")")"; done
 			echo
 		done
 	done
@@ -276,6 +369,7 @@ bench_plot_bars "$BENCH_RESULTS/writes.png" "INSERT throughput, rows/s (median o
 	printf '| COPY %s rows | 1 |' "$COPY_ROWS"
 	for t in "${TABLES[@]}"; do printf ' %s |' "$(bench_fmt "$(med "$t" copy 1)")"; done
 	for t in "${TABLES[@]:1}"; do printf ' %s |' "$(bench_ratio "$(med "$t" copy 1)" "$base")"; done
+	for t in "${TABLES[@]:2}"; do printf ' %s |' "$(bench_ratio "$(med "${TABLES[1]}" copy 1)" "$(med "$t" copy 1)")"; done
 	echo
 	if [[ "$EXT_OK" == 1 && ${#TABLES[@]} -gt 1 ]]; then
 		echo
@@ -298,11 +392,54 @@ bench_plot_bars "$BENCH_RESULTS/writes.png" "INSERT throughput, rows/s (median o
 		echo "| table | rows | recall@10 ef=40 | recall@10 ef=100 |"
 		echo "|---|---|---|---|"
 		for t in "${TABLES[@]:1}"; do
-			echo "| $t after the pgbench INSERTs (base $NB + inserted) | ${GROWN[$t]} | ${REC[w.$t.40]} | ${REC[w.$t.100]} |"
+			echo "| $t after the pgbench INSERTs (base $NB + inserted; ${GROWN_PEND[$t]:-?} still pending, scanned exactly) | ${GROWN[$t]} | ${REC[w.$t.40]} | ${REC[w.$t.100]} |"
 			echo "| $t filled by COPY into the empty indexed table | $COPY_ROWS | ${REC[c.$t.40]} | ${REC[c.$t.100]} |"
 		done
 	fi
 	echo "<!-- /summary -->"
+	if [[ "$EXT_OK" == 1 && ${#TABLES[@]} -gt 1 ]]; then
+		echo
+		echo "## Rows and pending rows at the end of each run"
+		echo
+		echo "Rows in the table after the run (base $NB + inserted) and rows still in the pending list"
+		echo "(engram_hnsw_check's *pending* column): throughput depends on how much of the inserted rows were"
+		echo "merged during the run. Medians of $BENCH_RUNS runs; every run's figures in writes.tsv."
+		echo
+		printf '| workload | clients |'
+		for t in "${TABLES[@]:1}"; do printf ' %s rows | %s pending |' "$t" "$t"; done
+		echo
+		printf '|---|---|'
+		for t in "${TABLES[@]:1}"; do printf -- '---|---|'; done
+		echo
+		medc() { # table workload clients column
+			awk -F'\t' -v t="$1" -v w="$2" -v c="$3" -v k="$4" '$1 == t && $2 == w && $3 == c && $k != "nan" && $k != "-" { print $k }' "$TSV" | bench_median
+		}
+		for w in insert1 insert100 copy; do
+			for c in $CLIENTS; do
+				[[ "$w" == copy && "$c" != 1 ]] && continue
+				case "$w" in insert1) wl="1-row INSERT" ;; insert100) wl="100-row INSERT" ;; copy) wl="COPY $COPY_ROWS rows" ;; esac
+				printf '| %s | %s |' "$wl" "$c"
+				for t in "${TABLES[@]:1}"; do printf ' %s | %s |' "$(bench_fmt "$(medc "$t" "$w" "$c" 6)")" "$(bench_fmt "$(medc "$t" "$w" "$c" 7)")"; done
+				echo
+			done
+		done
+	fi
+	if [[ "$WAITS_ON" == 1 ]]; then
+		echo
+		echo "## Wait events at $WAIT_CLIENTS clients"
+		echo
+		echo "One extra pgbench run per table (-c $WAIT_CLIENTS -T $SECS, not part of the medians above), sampling"
+		echo "pg_stat_activity every $WAIT_MS ms (the pgbench backends with state = active); *CPU* is"
+		echo "active without a wait event (running or waiting for a core). Share of backend-samples."
+		echo
+		echo "| workload | table | rows/s in this run | top wait events | samples |"
+		echo "|---|---|---|---|---|"
+		for n in $WAIT_SIZES; do
+			for t in "${TABLES[@]}"; do
+				echo "| $n-row INSERT | $t | ${WAIT_RATE[$t.$n]:--} | ${WAITS[$t.$n]:--} | ${WAITS[$t.$n.samples]:--} |"
+			done
+		done
+	fi
 	echo
 	echo "![insert throughput](writes.png)"
 	echo
@@ -310,7 +447,7 @@ bench_plot_bars "$BENCH_RESULTS/writes.png" "INSERT throughput, rows/s (median o
 	echo
 	bench_settings_md
 	echo
-	echo "Raw figures: writes.tsv (table, workload, clients, run, rows/s)."
+	echo "Raw figures: writes.tsv (table, workload, clients, run, rows/s, rows after the run, pending rows after the run)."
 } >"$RESULT_MD"
 cat "$RESULT_MD"
 bench_log "wrote $RESULT_MD in $(bench_since "$BENCH_T0") s"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 #
-# test/asan.sh: OPTIONAL memory-error run of engram_hnsw's regression suites
-# (not part of CI: it takes 10-30 minutes).  Despite the name it runs
-# valgrind (memcheck), see "Why not AddressSanitizer" below.
+# test/asan.sh: memory-error run of engram_hnsw's regression suites under
+# valgrind (memcheck); test/run_all.sh runs it as the "valgrind" step.
+# Despite the name it runs valgrind, see "Why not AddressSanitizer" below
+# (the page-reading code is also fuzzed under ASan: test/fuzz/).
 #
 #     sudo bash test/asan.sh              pg_regress + isolation suites
 #     ASAN_KEEP=1 ...                     keep the temp dir (logs, reports)
 #     ASAN_REGRESS="build scan"           only these pg_regress suites
+#     ASAN_ISOLATION=""                   no isolation suites (default: all)
 #
 # (The TAP tests start clusters of their own, which do not run under
 # valgrind; they are not part of this run.)
@@ -23,7 +25,9 @@
 #     and installs it into the copied installation only;
 #  3. starts a throwaway cluster whose postmaster runs under
 #     valgrind --trace-children=yes (backends are forked, so every backend
-#     is checked), one log per process;
+#     is checked), one log per process, with test/valgrind.supp (known false
+#     positives of the server and glibc) and jit = off (LLVM compiling
+#     expressions under valgrind is slow, and it is not the extension's code);
 #  4. runs `make installcheck` (REGRESS and ISOLATION) against it;
 #  5. counts the valgrind errors whose stack has a frame in engram_hnsw.so
 #     (a function of src/hnsw_*.c) (errors elsewhere are PostgreSQL's own known false positives, e.g.
@@ -54,6 +58,7 @@ ROOT="$(cd "$HERE/.." && pwd)"
 PG_MAJOR="${PG_MAJOR:-15}"
 PGOS="${ENGRAM_PG_OSUSER:-postgres}"
 KEEP="${ASAN_KEEP:-0}"
+START_TS="$(date +%s)"
 
 die() {
 	echo "asan.sh: $*" >&2
@@ -93,6 +98,9 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+# a timeout (test/run_all.sh) must not leave the valgrind server behind
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 echo "== copying the PostgreSQL $PG_MAJOR installation into $PRIV"
 mkdir -p "$PRIV/usr/lib/postgresql" "$PRIV/usr/share/postgresql" "$PRIV/usr/include"
@@ -124,9 +132,11 @@ fsync = off
 max_prepared_transactions = 10
 max_connections = 30
 autovacuum = off
+jit = off
 EOF
 runuser -u "$PGOS" -- setsid valgrind --quiet --trace-children=yes --num-callers=40 \
 	--error-limit=no --read-var-info=no --log-file="$VG/vg.%p.log" \
+	--suppressions="$HERE/valgrind.supp" \
 	"$PGBIN/postgres" -D "$DATA" >"$WORK/server.log" 2>&1 </dev/null &
 for _ in $(seq 1 240); do
 	"$PGBIN/pg_isready" -q -h "$SOCK" -p "$PORT" && break
@@ -143,6 +153,7 @@ run_as_pg() {
 echo "== pg_regress + isolation suites"
 regress=()
 [[ -n "${ASAN_REGRESS:-}" ]] && regress=(REGRESS="$ASAN_REGRESS")
+[[ -n "${ASAN_ISOLATION+set}" ]] && regress+=(ISOLATION="$ASAN_ISOLATION")
 if ! run_as_pg make installcheck PG_CONFIG="$PG_CONFIG" TAP_TESTS= "${regress[@]}" 2>&1 |
 	tee "$WORK/installcheck.out"; then
 	status=1
@@ -184,7 +195,7 @@ for f in "$VG"/vg.*.log; do
 done
 
 echo
-echo "asan.sh: $errors valgrind error(s) in engram_hnsw.so; $others elsewhere (PostgreSQL's own, not counted)"
+echo "asan.sh: $errors valgrind error(s) in engram_hnsw.so; $others elsewhere (PostgreSQL's own, not counted); $(($(date +%s) - START_TS))s"
 ((errors > 0)) && status=1
 if ((status == 0)); then
 	echo "asan.sh: suites passed, no valgrind error in the extension"

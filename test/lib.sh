@@ -43,6 +43,7 @@ ENGRAM_DEB_PACKAGES=(
 	postgresql-15 postgresql-server-dev-15 postgresql-contrib-15
 	libipc-run-perl dataset-fashion-mnist libhnswlib-dev gnuplot-nox
 	build-essential
+	clang libclang-rt-14-dev llvm valgrind
 )
 
 # state of the cluster started by engram_cluster_start

@@ -14,6 +14,17 @@
 #       prove                 PROVE_TESTS (test/t/*.pl, own clusters), one
 #                             file at a time so each file's log can be shown
 #  4. test/recall/recall.sh against the same cluster
+#  5. test/soak/soak.sh against the same cluster, SOAK_SECONDS=180: 8
+#     pgbench clients mixing inserts, updates that move rows between spaces,
+#     deletes, queries, VACUUM and merges; then row counts, the check, every
+#     row found by its own vector and a recall pass (one test per check)
+#  6. test/fuzz/run.sh: the libFuzzer harness of the page-reading code for
+#     FUZZ_SECONDS (default 60) -- one test
+#  7. test/asan.sh: the pg_regress and isolation suites again, on a private
+#     copy of the installation whose server runs under valgrind; fails on a
+#     suite failure or a valgrind error with a frame in engram_hnsw.so -- one
+#     test.  VALGRIND_SKIP_TESTS (default "vacuum", the slowest suite under
+#     valgrind) names suites left out of this step.
 #
 # Every pg_regress / isolation test, every TAP assertion and every recall case
 # counts as one test; a suite that fails without reporting a failed test
@@ -23,7 +34,8 @@
 #
 # Environment: RUN_ALL_BUDGET (seconds, default 3300) bounds the whole run;
 # ENGRAM_SKIP_DEPS=1 skips apt; ENGRAM_KEEP_TMP=1 keeps the temp dirs;
-# RUN_ALL_SKIP="regress isolation tap recall" skips parts.
+# RUN_ALL_SKIP="regress isolation tap recall soak fuzz valgrind" skips parts;
+# FUZZ_SECONDS sets the fuzzing time.
 #
 # Out-of-disk test (test/t/012_faults.pl): before the TAP part, when run as
 # root, a 20 MB tmpfs (or, failing that, a loop-mounted 20 MB ext4 image) is
@@ -339,6 +351,65 @@ if [[ "$SKIP" != *" recall "* ]]; then
 		fail recall-script
 	fi
 	((rc != 0)) && engram_cluster_log_tail 40
+fi
+
+# ---------------------------------------------------------------- soak
+if [[ "$SKIP" != *" soak "* ]]; then
+	section "soak test (test/soak/soak.sh, SOAK_SECONDS=180)"
+	out="$ENGRAM_TMPDIR/soak.out"
+	ENGRAM_SKIP_SETUP=1 SOAK_USE_CLUSTER=1 SOAK_SECONDS=180 SOAK_SERVER_LOG="$ENGRAM_PGLOG" \
+		timeout -k 30 "$(budget_for 1200)" bash "$ENGRAM_ROOT/test/soak/soak.sh" 2>&1 | tee "$out"
+	rc="${PIPESTATUS[0]}"
+	ok="$(grep -c '^ok - ' "$out")"
+	bad="$(grep -c '^not ok - ' "$out")"
+	pass soak "$ok"
+	((bad > 0)) && fail soak "$bad"
+	if ((rc != 0 && bad == 0)); then
+		echo "not ok - soak test exited with status $rc without a failed check (crash/timeout?)"
+		fail soak-script
+	fi
+	((rc != 0)) && engram_cluster_log_tail 40
+fi
+
+# ---------------------------------------------------------------- fuzz
+if [[ "$SKIP" != *" fuzz "* ]]; then
+	section "fuzz: libFuzzer harness of the page-reading code (test/fuzz/run.sh)"
+	out="$ENGRAM_TMPDIR/fuzz.out"
+	FUZZ_SECONDS="${FUZZ_SECONDS:-60}" timeout -k 30 "$(budget_for 900)" \
+		bash "$ENGRAM_ROOT/test/fuzz/run.sh" 2>&1 | tee "$out"
+	rc="${PIPESTATUS[0]}"
+	if ((rc == 0)) && grep -q '^ok - fuzz' "$out"; then
+		pass fuzz
+	else
+		grep -q '^not ok - fuzz' "$out" || echo "not ok - fuzz: exit status $rc (killed by timeout?)"
+		fail fuzz
+	fi
+fi
+
+# ---------------------------------------------------------------- valgrind
+if [[ "$SKIP" != *" valgrind "* ]]; then
+	section "valgrind: pg_regress + isolation suites under valgrind (test/asan.sh)"
+	out="$ENGRAM_TMPDIR/valgrind.out"
+	vg_skip=" ${VALGRIND_SKIP_TESTS-vacuum} "
+	vg_regress=""
+	vg_iso=""
+	for t in $(make_var REGRESS); do
+		[[ "$vg_skip" == *" $t "* ]] || vg_regress+="${vg_regress:+ }$t"
+	done
+	for t in $(make_var ISOLATION); do
+		[[ "$vg_skip" == *" $t "* ]] || vg_iso+="${vg_iso:+ }$t"
+	done
+	echo "under valgrind: REGRESS = $vg_regress; ISOLATION = $vg_iso (left out:${vg_skip% })"
+	ASAN_REGRESS="$vg_regress" ASAN_ISOLATION="$vg_iso" timeout -k 60 "$(budget_for 1500)" \
+		bash "$ENGRAM_ROOT/test/asan.sh" 2>&1 | tee "$out"
+	rc="${PIPESTATUS[0]}"
+	if ((rc == 0)) && grep -q '^asan.sh: suites passed, no valgrind error in the extension' "$out"; then
+		echo "ok - valgrind: suites passed, no valgrind error in engram_hnsw.so"
+		pass valgrind
+	else
+		echo "not ok - valgrind: exit status $rc"
+		fail valgrind
+	fi
 fi
 
 finish
