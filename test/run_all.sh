@@ -360,8 +360,9 @@ if [[ "$SKIP" != *" soak "* ]]; then
 	ENGRAM_SKIP_SETUP=1 SOAK_USE_CLUSTER=1 SOAK_SECONDS=180 SOAK_SERVER_LOG="$ENGRAM_PGLOG" \
 		timeout -k 30 "$(budget_for 1200)" bash "$ENGRAM_ROOT/test/soak/soak.sh" 2>&1 | tee "$out"
 	rc="${PIPESTATUS[0]}"
-	ok="$(grep -c '^ok - ' "$out")"
-	bad="$(grep -c '^not ok - ' "$out")"
+	# "not ok ... # TODO" lines are known gaps: counted as passed, as in TAP
+	ok="$(grep -c -e '^ok - ' -e '^not ok - .*# TODO' "$out")"
+	bad="$(grep '^not ok - ' "$out" | grep -vc '# TODO')"
 	pass soak "$ok"
 	((bad > 0)) && fail soak "$bad"
 	if ((rc != 0 && bad == 0)); then

@@ -21,6 +21,9 @@
 #     for when the cancel fell between the two passes (live elements still
 #     linking to deleted ones); a full VACUUM afterwards leaves the check
 #     clean with one heap TID per row.
+#  3b. statement_timeout during engram_hnsw_merge_pending() (3000 pending
+#     rows, at 20% and 60% of a merge's duration): every row is still found
+#     by its own vector, the check passes, a later merge empties the list.
 #  4. A build of 15000 rows with maintenance_work_mem = 1MB (the minimum)
 #     spills and succeeds, and the index is checked.
 #  5. Out of disk, only if ENGRAM_SMALL_TABLESPACE names a small (about
@@ -358,6 +361,62 @@ for my $phase ('vacuuming indexes', 'cleaning up indexes')
 	after_vacuum_cut($what);
 }
 no_crash_ok('interrupted VACUUMs');
+
+# ---------------------------------------------------------------- 3b. interrupted merge
+
+# rows wait in the pending list (a limit too large to merge on its own);
+# statement_timeout cuts engram_hnsw_merge_pending() short at fractions of
+# its duration: every row stays findable, the check stays clean, and a
+# later merge finishes the job
+$node->safe_psql('postgres', q{
+CREATE TABLE mg (id int PRIMARY KEY, v real[]);
+INSERT INTO mg SELECT i, vec(i, 8) FROM generate_series(1, 3000) i;
+CREATE INDEX mg_idx ON mg USING engram_hnsw (v real_l2_ops)
+	WITH (m = 16, ef_construction = 64, pending_list_limit = 1000000);
+});
+my $mg_next = 10_000;
+sub fill_pending
+{
+	$node->safe_psql('postgres', "INSERT INTO mg SELECT i, vec(i, 8) FROM generate_series($mg_next, "
+		  . ($mg_next + 2999) . ") i");
+	$mg_next += 3000;
+	return $node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('mg_idx')");
+}
+fill_pending();
+$t0 = time;
+run_sql("SELECT engram_hnsw_merge_pending('mg_idx')");
+my $mtime = time - $t0;
+note sprintf("merging 3000 pending rows: %.2f s", $mtime);
+my $mcancelled = 0;
+for my $frac (0.2, 0.6)
+{
+	my $before = fill_pending();
+	my $ms = int(1000 * $mtime * $frac) + 1;
+	my $what = "statement_timeout = ${ms}ms during engram_hnsw_merge_pending ($before pending)";
+	my ($ret, $state, $msg, $err) = run_sql("SELECT engram_hnsw_merge_pending('mg_idx')",
+		guard => "${ms}ms");
+	if ($state eq '57014')
+	{
+		$mcancelled++;
+		note "$what: cancelled ($msg)";
+	}
+	else
+	{
+		is($ret, 0, "$what: finished before the timeout without an error") or diag($err);
+	}
+	my $left = $node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('mg_idx')");
+	note "$what: $left rows still pending";
+	check_ok('mg_idx', 'mg', $what);
+	found_ok('mg', 'true', "$what, before merging again");
+	($ret, $state, $msg, $err) = run_sql("SELECT engram_hnsw_merge_pending('mg_idx')");
+	is($ret, 0, "$what: a merge afterwards succeeds") or diag($err);
+	is($node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('mg_idx')"), '0',
+		"$what: nothing pending after it");
+	check_ok('mg_idx', 'mg', "$what, merged again");
+	found_ok('mg', 'true', "$what, merged again");
+}
+cmp_ok($mcancelled, '>=', 1, "statement_timeout cancelled at least one merge ($mcancelled of 2)");
+no_crash_ok('interrupted merges');
 
 # ---------------------------------------------------------------- 5. out of disk
 

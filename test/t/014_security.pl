@@ -9,7 +9,8 @@
 #    missing from it or marked otherwise fails the test.
 #  - No function is SECURITY DEFINER or carries a SET clause.
 #  - The extension is not trusted: a non-superuser cannot CREATE EXTENSION.
-#  - engram_hnsw_check refuses a role that does not own the index ("must be
+#  - engram_hnsw_check and engram_hnsw_merge_pending refuse a role that does
+#    not own the index, and the owner may run them ("must be
 #    owner of index", SQLSTATE 42501), even with SELECT on the table; the
 #    owner (not a superuser) and a superuser may run it.
 #  - The install script is search_path-safe: CREATE EXTENSION engram_hnsw
@@ -53,6 +54,8 @@ my %expected = (
 	'engram_hnsw_space_support(internal)'   => 'i t s',
 	# reads the whole index under ShareLock: volatile, not in parallel workers
 	'engram_hnsw_check(regclass)'           => 'v t r',
+	# writes the index: volatile, never in parallel mode
+	'engram_hnsw_merge_pending(regclass)'   => 'v t u',
 );
 
 $node->safe_psql('postgres', 'CREATE EXTENSION engram_hnsw');
@@ -129,6 +132,18 @@ like($err, qr/ERROR:\s+42501: must be owner of index bob_idx/,
 	'another non-owner is refused on bob\'s index');
 is($node->safe_psql('postgres', "SELECT elements FROM engram_hnsw_check('bob_idx')"),
 	50, 'a superuser may run engram_hnsw_check on any index');
+
+# engram_hnsw_merge_pending: the same rule
+($ret, $out, $err) = $node->psql('postgres', "SELECT engram_hnsw_merge_pending('t_idx')",
+	extra_params => [ '-U', 'alice', '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:\s+42501: must be owner of index t_idx/,
+	'engram_hnsw_merge_pending refuses a role that does not own the index (42501)');
+$node->safe_psql('postgres', 'INSERT INTO bob_t SELECT i, ARRAY[i, i + 2]::real[] FROM generate_series(51, 60) i',
+	extra_params => [ '-U', 'bob' ]);
+($ret, $out, $err) = $node->psql('postgres', "SELECT engram_hnsw_merge_pending('bob_idx')",
+	extra_params => [ '-U', 'bob' ]);
+is($ret, 0, 'the owner (not a superuser) may run engram_hnsw_merge_pending') or diag($err);
+is($out, 10, '... and it merges the 10 pending rows');
 
 # ---------------------------------------------------------------- schema-qualified install
 
