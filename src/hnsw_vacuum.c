@@ -258,6 +258,48 @@ verify_links(Relation index, HnswMetaInfo *meta, VacState *vs)
 	vs->link_from = NULL;
 }
 
+/*
+ * A live element reachable from a deleted entry point, found by a search
+ * that walks through deleted elements until it meets a live one (the
+ * nearest to the old entry); node invalid if there is none.  The page pass
+ * cannot be trusted for this: inserts running behind it may have linked
+ * live elements it never saw.
+ */
+static VacElement
+live_heir(HnswPageGraph *pg, HnswMetaInfo *meta, HnswNode from)
+{
+	HnswGraph  *g = &pg->graph;
+	HnswSearch *s;
+	VacElement	heir;
+
+	heir.node = HNSW_INVALID_NODE;
+	heir.level = -1;
+	heir.space_no = 0;
+	s = hnsw_search_begin(g, g->ops->vector(g, from), false);
+	s->layer = 0;
+	hnsw_search_add_entry(s, from);
+	hnsw_search_run(s, 1);
+	if (s->w.n > 0)
+	{
+		ItemPointerData tid;
+		Buffer		buf;
+		HnswElementTuple etup;
+
+		heir.node = s->w.items[0].node;
+		HnswNodeToTid(heir.node, &tid);
+		buf = hnsw_read_buffer(pg, ItemPointerGetBlockNumber(&tid));
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		hnsw_check_page(pg->index, BufferGetPage(buf), ItemPointerGetBlockNumber(&tid));
+		etup = hnsw_page_element(pg->index, BufferGetPage(buf), ItemPointerGetBlockNumber(&tid),
+								 ItemPointerGetOffsetNumber(&tid), meta->dims);
+		heir.level = etup->level;
+		heir.space_no = etup->space_no;
+		UnlockReleaseBuffer(buf);
+	}
+	hnsw_search_end(s);
+	return heir;
+}
+
 /* one pass over the pages: who is live, who is deleted */
 static void
 collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
@@ -516,10 +558,14 @@ hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 		{
 			ItemPointerData top;
 
-			if (vs.top.node != HNSW_INVALID_NODE)
+			VacElement	heir = vs.top;
+
+			if (heir.node == HNSW_INVALID_NODE)
+				heir = live_heir(&pg, &meta, HnswNodeFromTid(&entry));
+			if (heir.node != HNSW_INVALID_NODE)
 			{
-				HnswNodeToTid(vs.top.node, &top);
-				hnsw_update_entry(index, &top, vs.top.level, &entry, NULL);
+				HnswNodeToTid(heir.node, &top);
+				hnsw_update_entry(index, &top, heir.level, &entry, NULL);
 			}
 			else
 				hnsw_update_entry(index, NULL, -1, &entry, NULL);
@@ -542,10 +588,26 @@ hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 			{
 				ItemPointerData toptid;
 
+				VacElement	heir;
+
 				if (has_live)
+					heir = *top;
+				else
 				{
-					HnswNodeToTid(top->node, &toptid);
-					hnsw_space_update_entry(index, &sp->tid, &toptid, top->level,
+					/*
+					 * None live when the pass saw the pages, but inserts may
+					 * have linked live elements behind it: look from the
+					 * entry point before calling the space empty.
+					 */
+					HnswPageGraph pg;
+
+					hnsw_page_graph_init(&pg, index, &meta);
+					heir = live_heir(&pg, &meta, HnswNodeFromTid(&sp->entry));
+				}
+				if (heir.node != HNSW_INVALID_NODE)
+				{
+					HnswNodeToTid(heir.node, &toptid);
+					hnsw_space_update_entry(index, &sp->tid, &toptid, heir.level,
 											&sp->entry, false, NULL);
 				}
 				else
