@@ -25,12 +25,12 @@
  * pseudo block number (HNSW_MERGE_LOCK(stripe)), so one backend merges a
  * stripe while inserts and scans go on and other stripes merge in other
  * backends.  Merges happen when an insert finds its stripe's share of the
- * pending list (pending_list_limit / HNSW_STRIPES) exceeded: one such
- * insert at a time merges (the stripes over their share), the others keep
- * appending, as with GIN's fastupdate; only when a stripe grows to
- * HNSW_PENDING_HARD_FACTOR times its share does every insert into it wait
- * for and do merge work (back-pressure, so scans never face an unbounded
- * list).  VACUUM merges everything, as does
+ * pending list (pending_list_limit / HNSW_STRIPES) exceeded: that insert
+ * merges its stripe unless another backend is merging it already (then it
+ * keeps appending); different stripes merge in parallel.  Only when a
+ * stripe grows to HNSW_PENDING_HARD_FACTOR times its share does every
+ * insert into it wait for the merge and do merge work itself
+ * (back-pressure, so scans never face an unbounded list).  VACUUM merges everything, as does
  * SELECT engram_hnsw_merge_pending(index).
  *
  * Ordering that keeps every row findable by a concurrent scan: a merge
@@ -67,11 +67,9 @@
 #include "engram_hnsw.h"
 
 /*
- * Heavyweight lock tags (block numbers no page has): a stripe's merge, and
- * "some insert is merging" (see hnsw_pending_insert()).
+ * Heavyweight lock tag of a stripe's merge: a block number no page has.
  */
 #define HNSW_MERGE_LOCK(stripe) ((BlockNumber) (0xFFFFFFF0 - (stripe)))
-#define HNSW_MERGE_ANY_LOCK		((BlockNumber) 0xFFFFFFE0)
 
 /* a stripe this many times over its share makes every writer merge it */
 #define HNSW_PENDING_HARD_FACTOR 4
@@ -170,22 +168,11 @@ hnsw_pending_insert(Relation index, HnswMetaInfo *meta, const float *vec,
 	}
 
 	/*
-	 * Over the limit: one backend at a time merges, the others keep
-	 * appending.  The merger takes its own stripe and every other stripe
-	 * that has a full page beyond the limit, skipping stripes being merged.
+	 * Over the limit: merge this stripe, unless another backend is merging
+	 * it already (then keep appending).  Stripes merge in parallel: merging
+	 * is what bounds sustained write throughput, so it must use every core.
 	 */
-	if (!ConditionalLockPage(index, HNSW_MERGE_ANY_LOCK, ExclusiveLock))
-		return;
 	hnsw_merge_stripe(index, pg.stripe, false);
-	hnsw_read_meta(index, meta);
-	for (int stripe = 0; stripe < meta->nstripes; stripe++)
-	{
-		int64		full = ((int64) meta->pending_pages[stripe] - 1) * HNSW_PENDING_PER_PAGE * esize;
-
-		if (stripe != pg.stripe && full > share)
-			hnsw_merge_stripe(index, stripe, false);
-	}
-	UnlockPage(index, HNSW_MERGE_ANY_LOCK, ExclusiveLock);
 }
 
 /* does the entry belong to one of the spaces (all with nspace_nos < 0)? */
