@@ -28,7 +28,7 @@ RESET enable_seqscan;
 -- rows added by insert wait in the pending list (fastupdate): they are
 -- elements of their own, not linked yet
 INSERT INTO chk_t VALUES (11, '{3,3,3}'), (12, '{2,2,2}'), (13, NULL);
-SELECT pages, elements, deleted_elements, heap_tids, unreachable, pending
+SELECT elements, deleted_elements, heap_tids, unreachable, pending
 FROM engram_hnsw_check('chk_t_idx');
 SELECT engram_hnsw_merge_pending('chk_t_idx') AS merged;
 SELECT elements, deleted_elements, heap_tids, unreachable, pending

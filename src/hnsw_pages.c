@@ -341,29 +341,48 @@ hnsw_read_meta(Relation index, HnswMetaInfo *info)
 	UnlockReleaseBuffer(buf);
 }
 
+/*
+ * A change of the meta page: meta_begin() locks it exclusively (alone, see
+ * src/README.md) and returns its WAL-logged image; meta_end() logs the
+ * change if there was one and releases the page.
+ */
+typedef struct MetaChange
+{
+	Buffer		buf;
+	GenericXLogState *state;
+} MetaChange;
+
+static HnswMetaPage
+meta_begin(Relation index, MetaChange *mc)
+{
+	mc->buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
+	LockBuffer(mc->buf, BUFFER_LOCK_EXCLUSIVE);
+	mc->state = GenericXLogStart(index);
+	return page_meta(index, GenericXLogRegisterBuffer(mc->state, mc->buf, 0));
+}
+
+static void
+meta_end(MetaChange *mc, bool changed)
+{
+	if (changed)
+		GenericXLogFinish(mc->state);
+	else
+		GenericXLogAbort(mc->state);
+	UnlockReleaseBuffer(mc->buf);
+}
+
 /* fix the dimension of an index created without one (first vector) */
 void
 hnsw_set_dims(Relation index, int dims)
 {
-	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	GenericXLogState *state;
-	HnswMetaPage meta;
-	uint32		cur;
+	MetaChange	mc;
+	HnswMetaPage meta = meta_begin(index, &mc);
+	uint32		cur = meta->dims;
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(index);
-	meta = page_meta(index, GenericXLogRegisterBuffer(state, buf, 0));
-	if (meta->dims == 0)
-	{
+	if (cur == 0)
 		meta->dims = dims;
-		GenericXLogFinish(state);
-		UnlockReleaseBuffer(buf);
-		return;
-	}
-	cur = meta->dims;
-	GenericXLogAbort(state);
-	UnlockReleaseBuffer(buf);
-	if (cur != (uint32) dims)
+	meta_end(&mc, cur == 0);
+	if (cur != 0 && cur != (uint32) dims)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg_plural("vector has %d dimension, but index \"%s\" has %u",
@@ -381,14 +400,10 @@ bool
 hnsw_update_entry(Relation index, ItemPointer tid, int level, ItemPointer expect,
 				  HnswMetaInfo *cur)
 {
-	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	GenericXLogState *state;
-	HnswMetaPage meta;
+	MetaChange	mc;
+	HnswMetaPage meta = meta_begin(index, &mc);
 	bool		change;
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(index);
-	meta = page_meta(index, GenericXLogRegisterBuffer(state, buf, 0));
 	change = hnsw_entry_cas(&meta->entry, meta->entry_level, level, expect);
 	if (change)
 	{
@@ -405,11 +420,7 @@ hnsw_update_entry(Relation index, ItemPointer tid, int level, ItemPointer expect
 	}
 	if (cur)
 		meta_to_info(meta, cur);
-	if (change)
-		GenericXLogFinish(state);
-	else
-		GenericXLogAbort(state);
-	UnlockReleaseBuffer(buf);
+	meta_end(&mc, change);
 	return change;
 }
 
@@ -417,13 +428,9 @@ hnsw_update_entry(Relation index, ItemPointer tid, int level, ItemPointer expect
 static void
 set_insert_page(Relation index, int stripe, BlockNumber blkno)
 {
-	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	GenericXLogState *state;
-	HnswMetaPage meta;
+	MetaChange	mc;
+	HnswMetaPage meta = meta_begin(index, &mc);
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(index);
-	meta = page_meta(index, GenericXLogRegisterBuffer(state, buf, 0));
 	meta->inserted++;
 	if (meta->version == 1)
 	{
@@ -432,8 +439,7 @@ set_insert_page(Relation index, int stripe, BlockNumber blkno)
 	}
 	else
 		meta->stripe_insert[stripe] = blkno;	/* may be a recycled page */
-	GenericXLogFinish(state);
-	UnlockReleaseBuffer(buf);
+	meta_end(&mc, true);
 }
 
 /*
@@ -746,69 +752,48 @@ place_element(Relation index, HnswMetaInfo *meta, int stripe,
 void
 hnsw_set_pending_tail(Relation index, int stripe, BlockNumber blkno)
 {
-	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	GenericXLogState *state;
-	HnswMetaPage meta;
+	MetaChange	mc;
+	HnswMetaPage meta = meta_begin(index, &mc);
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(index);
-	meta = page_meta(index, GenericXLogRegisterBuffer(state, buf, 0));
 	meta->pending_tail[stripe] = blkno;
 	meta->pending_pages[stripe]++;
-	GenericXLogFinish(state);
-	UnlockReleaseBuffer(buf);
+	meta_end(&mc, true);
 }
 
 /* a stripe's first chain page; false if the stripe has a chain already */
 bool
 hnsw_init_pending_chain(Relation index, int stripe, BlockNumber blkno)
 {
-	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	GenericXLogState *state;
-	HnswMetaPage meta;
-	bool		done = false;
+	MetaChange	mc;
+	HnswMetaPage meta = meta_begin(index, &mc);
+	bool		done = (meta->pending_head[stripe] == InvalidBlockNumber);
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(index);
-	meta = page_meta(index, GenericXLogRegisterBuffer(state, buf, 0));
-	if (meta->pending_head[stripe] == InvalidBlockNumber)
+	if (done)
 	{
 		meta->pending_head[stripe] = blkno;
 		meta->pending_tail[stripe] = blkno;
 		meta->pending_pages[stripe] = 1;
-		done = true;
-		GenericXLogFinish(state);
 	}
-	else
-		GenericXLogAbort(state);
-	UnlockReleaseBuffer(buf);
+	meta_end(&mc, done);
 	return done;
 }
 
 bool
 hnsw_set_pending_head(Relation index, int stripe, BlockNumber expect, BlockNumber blkno)
 {
-	Buffer		buf = ReadBuffer(index, HNSW_METAPAGE_BLKNO);
-	GenericXLogState *state;
-	HnswMetaPage meta;
-	bool		done = false;
+	MetaChange	mc;
+	HnswMetaPage meta = meta_begin(index, &mc);
+	bool		done = (meta->pending_head[stripe] == expect);
 
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	state = GenericXLogStart(index);
-	meta = page_meta(index, GenericXLogRegisterBuffer(state, buf, 0));
-	if (meta->pending_head[stripe] == expect)
+	if (done)
 	{
 		meta->pending_head[stripe] = blkno;
 		if (meta->pending_tail[stripe] == expect || blkno == InvalidBlockNumber)
 			meta->pending_tail[stripe] = blkno;
 		if (meta->pending_pages[stripe] > 0)
 			meta->pending_pages[stripe]--;
-		done = true;
-		GenericXLogFinish(state);
 	}
-	else
-		GenericXLogAbort(state);
-	UnlockReleaseBuffer(buf);
+	meta_end(&mc, done);
 	return done;
 }
 

@@ -335,41 +335,40 @@ if [[ "$SKIP" != *" tap "* ]]; then
 	fi
 fi
 
+# run_counted NAME LOG COMMAND...: a script against the running cluster that
+# prints one "ok - ..." / "not ok - ..." line per check; each line counts
+# ("not ok ... # TODO" lines are known gaps: counted as passed, as in TAP),
+# and a non-zero exit without a failed line counts as one failure.
+run_counted() {
+	local name="$1" out="$2" rc ok bad
+	shift 2
+	"$@" 2>&1 | tee "$out"
+	rc="${PIPESTATUS[0]}"
+	ok="$(grep -c -e '^ok - ' -e '^not ok - .*# TODO' "$out")"
+	bad="$(grep '^not ok - ' "$out" | grep -vc '# TODO')"
+	pass "$name" "$ok"
+	((bad > 0)) && fail "$name" "$bad"
+	if ((rc != 0 && bad == 0)); then
+		echo "not ok - $name exited with status $rc without a failed check (crash/timeout?)"
+		fail "$name-script"
+	fi
+	((rc != 0)) && engram_cluster_log_tail 40
+	return 0
+}
+
 # ---------------------------------------------------------------- recall
 if [[ "$SKIP" != *" recall "* ]]; then
 	section "recall test (test/recall/recall.sh)"
-	out="$ENGRAM_TMPDIR/recall.out"
-	ENGRAM_SKIP_SETUP=1 RECALL_USE_CLUSTER=1 timeout -k 30 "$(budget_for 1200)" \
-		bash "$ENGRAM_ROOT/test/recall/recall.sh" 2>&1 | tee "$out"
-	rc="${PIPESTATUS[0]}"
-	ok="$(grep -c '^ok - ' "$out")"
-	bad="$(grep -c '^not ok - ' "$out")"
-	pass recall "$ok"
-	((bad > 0)) && fail recall "$bad"
-	if ((rc != 0 && bad == 0)); then
-		echo "not ok - recall test exited with status $rc without a failed case (crash/timeout?)"
-		fail recall-script
-	fi
-	((rc != 0)) && engram_cluster_log_tail 40
+	ENGRAM_SKIP_SETUP=1 RECALL_USE_CLUSTER=1 run_counted recall "$ENGRAM_TMPDIR/recall.out" \
+		timeout -k 30 "$(budget_for 1200)" bash "$ENGRAM_ROOT/test/recall/recall.sh"
 fi
 
 # ---------------------------------------------------------------- soak
 if [[ "$SKIP" != *" soak "* ]]; then
 	section "soak test (test/soak/soak.sh, SOAK_SECONDS=180)"
-	out="$ENGRAM_TMPDIR/soak.out"
 	ENGRAM_SKIP_SETUP=1 SOAK_USE_CLUSTER=1 SOAK_SECONDS=180 SOAK_SERVER_LOG="$ENGRAM_PGLOG" \
-		timeout -k 30 "$(budget_for 1200)" bash "$ENGRAM_ROOT/test/soak/soak.sh" 2>&1 | tee "$out"
-	rc="${PIPESTATUS[0]}"
-	# "not ok ... # TODO" lines are known gaps: counted as passed, as in TAP
-	ok="$(grep -c -e '^ok - ' -e '^not ok - .*# TODO' "$out")"
-	bad="$(grep '^not ok - ' "$out" | grep -vc '# TODO')"
-	pass soak "$ok"
-	((bad > 0)) && fail soak "$bad"
-	if ((rc != 0 && bad == 0)); then
-		echo "not ok - soak test exited with status $rc without a failed check (crash/timeout?)"
-		fail soak-script
-	fi
-	((rc != 0)) && engram_cluster_log_tail 40
+		run_counted soak "$ENGRAM_TMPDIR/soak.out" \
+		timeout -k 30 "$(budget_for 1200)" bash "$ENGRAM_ROOT/test/soak/soak.sh"
 fi
 
 # ---------------------------------------------------------------- fuzz
