@@ -13,8 +13,9 @@
 #         build had finished, valid and complete.  DROP + CREATE (absent) or
 #         REINDEX (invalid) must give a valid index.
 #  insert two streams of single-row INSERTs into one table, plus a CHECKPOINT
-#         at a random moment; every insert the client saw acknowledged must
-#         be there afterwards.
+#         at a random moment (the kill delay counts from the first
+#         acknowledged insert of each stream); every insert the client saw
+#         acknowledged must be there afterwards.
 #  vacuum a loop of DELETE 10% / INSERT as many / VACUUM (INDEX_CLEANUP ON),
 #         killed mostly inside VACUUM; acknowledged inserts must be there,
 #         acknowledged deletes gone.
@@ -284,6 +285,14 @@ for my $round (1 .. $ninsert)
 		close $fh;
 		push @streams, { base => $base, name => "ins${round}_$k",
 			h => start_psql("ins${round}_$k", '-f', $file) };
+	}
+	# the kill delay counts from the first acknowledged insert of each
+	# stream (on a loaded machine, or behind a merge, the first insert may
+	# take a while, and a round with nothing acknowledged tests nothing)
+	my $wait_until = time + 120;
+	for my $st (@streams)
+	{
+		usleep(20_000) while time < $wait_until && !lines_of("$tmp/$st->{name}.out");
 	}
 	my $ck = start_psql("ckpt$round", '-c', sprintf('SELECT pg_sleep(%.3f)', $ckpt),
 		'-c', 'CHECKPOINT');
