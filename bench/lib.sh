@@ -46,6 +46,9 @@
 #                             before a workload (the machine is shared)
 #   BENCH_NICE=-5             run the workload (cluster, clients, hnswlib) at a
 #                             higher CPU priority than other jobs (root)
+#   BENCH_MERGE=1             build, search, spaces: run only the sets asked for and
+#                             keep the other sets' sections of the existing report
+#                             (see "merging reports" below)
 
 if [[ -n "${BENCH_LIB_LOADED:-}" ]]; then
 	return 0
@@ -382,6 +385,51 @@ bench_ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN {
 		if (a == "" || b == "" || a == "-" || b == "-" || a == "nan" || b == "nan" || b + 0 == 0) print "-";
 		else printf "%.2f", a / b }'
+}
+
+# ---------------------------------------------------------------- merging reports
+#
+# BENCH_MERGE=1 (build, search, spaces): run only the sets asked for
+# (BUILD_SETS, SEARCH_SETS, SPACES_SETS) and keep, from the report already in
+# bench/results, the sections and raw .tsv rows of the sets not run now, each
+# marked with the date, load and commit of the run that measured it.  Lets
+# the long sets (1 000 000 rows, 1536-d) be measured one at a time.
+
+# bench_md_section FILE HEADING_PREFIX: the section whose heading starts
+# with "## HEADING_PREFIX", up to the next "## " heading or summary marker
+bench_md_section() {
+	awk -v p="## $2" 'index($0, p) == 1 { on = 1; print; next }
+		on && (/^## / || /^<!-- \/summary -->/) { exit } on' "$1"
+}
+
+# bench_md_section_kept FILE HEADING_PREFIX: that section with an "earlier
+# run" note after its heading (the note it already has, else one made from
+# the machine line of FILE); nothing when FILE has no such section
+bench_md_section_kept() {
+	local file="$1" sec note
+	[[ -f "$file" ]] || return 0
+	sec="$(bench_md_section "$file" "$2")"
+	[[ -n "$sec" ]] || return 0
+	note="$(grep -m1 '^_Earlier run: ' <<<"$sec" || true)"
+	if [[ -z "$note" ]]; then
+		note="_Earlier run: $(sed -n '3{s/\.$//;p}' "$file")._"
+	fi
+	head -n 1 <<<"$sec"
+	echo
+	echo "$note"
+	echo
+	tail -n +2 <<<"$sec" | grep -v '^_Earlier run: ' | awk 'NR == 1 && $0 == "" { next } { print }'
+	echo # $(...) dropped the blank line that ends a section
+}
+
+# bench_merge_tsv OLD NEW COL KEEP...: append to NEW the rows of OLD (header
+# skipped) whose column COL is one of KEEP
+bench_merge_tsv() {
+	local old="$1" new="$2" col="$3"
+	shift 3
+	[[ -f "$old" ]] && (($# > 0)) || return 0
+	awk -F'\t' -v c="$col" -v keep="$*" 'BEGIN { n = split(keep, k, " "); for (i = 1; i <= n; i++) want[k[i]] = 1 }
+		NR > 1 && ($c in want)' "$old" >>"$new"
 }
 
 # ---------------------------------------------------------------- data sets

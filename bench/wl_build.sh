@@ -13,7 +13,10 @@
 #        QUICK "fmnist-10k:l2"; BENCH_BIG=1 adds gauss128-1m:l2 and
 #        spaces128-10000x100 is in wl_spaces.sh), INDEX_M (16), INDEX_EFC (64),
 #        INDEX_OPTS, BENCH_RUNS (3), BENCH_BIG_RUNS (runs for sets of
-#        >= 1M rows, default 1).
+#        >= 1M rows, default 1), BUILD_METHODS (default "pg0 pgp h1 h2":
+#        engram_hnsw serial, engram_hnsw parallel, hnswlib 1 and 2 threads;
+#        drop pgp while the extension has no parallel build), BENCH_MERGE=1 (keep the sections of the
+#        sets not run now from the existing build.md, see lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init build
@@ -32,7 +35,19 @@ OUT="$BENCH_WORK/build"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 TSV="$BENCH_RESULTS/build.tsv"
+# BENCH_MERGE=1: the sets of the previous report that are not run now are kept
+KEPT=()
+if [[ "${BENCH_MERGE:-0}" == 1 && -f "$BENCH_RESULTS/build.md" ]]; then
+	cp "$BENCH_RESULTS/build.md" "$OUT/old.md"
+	[[ -f "$TSV" ]] && cp "$TSV" "$OUT/old.tsv"
+	now=" "
+	for spec in $SETS; do now+="$(sed 's/-/_/g' <<<"${spec%%:*}")_${spec#*:} "; done
+	while read -r t; do
+		[[ "$now" == *" $t "* ]] || KEPT+=("$t")
+	done < <(awk '/<!-- summary -->/ { on = 1 } /<!-- \/summary -->/ { on = 0 } on && /^## / { print $2 }' "$OUT/old.md")
+fi
 printf 'set\tmethod\trun\tseconds\tindex_mb\tpeak_mb\tworkers\tcpu_s\n' >"$TSV"
+bench_merge_tsv "$OUT/old.tsv" "$TSV" 1 "${KEPT[@]}"
 
 bench_ext_prepare
 bench_cluster_start
@@ -78,8 +93,12 @@ for spec in $SETS; do
 	SETTAGS+=("$tag:$DS_N:$DS_DIM:$runs")
 	# odd runs in one order, even runs in the reverse order (cancels drift)
 	for ((r = 1; r <= runs; r++)); do
-		steps=(pg0 pgp h1 h2)
-		((r % 2 == 0)) && steps=(h2 h1 pgp pg0)
+		read -r -a steps <<<"${BUILD_METHODS:-pg0 pgp h1 h2}"
+		if ((r % 2 == 0)); then
+			for ((i = 0, j = ${#steps[@]} - 1; i < j; i++, j--)); do
+				x="${steps[i]}"; steps[i]="${steps[j]}"; steps[j]="$x"
+			done
+		fi
 		for st in "${steps[@]}"; do
 			case "$st" in
 			pg0) [[ "$EXT_OK" == 1 ]] && pg_build "$db" "$(bench_opclass "$metric")" 0 "$tag" "$r" ;;
@@ -122,8 +141,16 @@ echo "set engram_serial engram_parallel hnswlib_1t hnswlib_2t" >"$BARS"
 	echo "for hnswlib the process's peak RSS, data included). Workers: most parallel workers seen at once."
 	echo "CPU s: CPU time of the backend running CREATE INDEX (parallel workers not included) or of the"
 	echo "hnswlib process (all threads); on a shared machine it is steadier than the wall clock."
+	if [[ " ${BUILD_METHODS:-pg0 pgp h1 h2} " != *" pgp "* ]]; then
+		echo "Only the serial engram_hnsw build was run this time (BUILD_METHODS=\"$BUILD_METHODS\"): at $EXT_REV"
+		echo "CREATE INDEX has no parallel build, so the max_parallel_maintenance_workers=$PW build is the same serial build."
+	fi
 	echo
 	echo "<!-- summary -->"
+	for tag in "${KEPT[@]}"; do
+		bench_md_section_kept "$OUT/old.md" "$tag ("
+		echo "$tag $(col "$tag" engram_w0 4) $(col "$tag" "engram_w$PW" 4) $(col "$tag" hnswlib_t1 4) $(col "$tag" hnswlib_t2 4)" | sed 's/nan/0/g' >>"$BARS"
+	done
 	for st in "${SETTAGS[@]}"; do
 		IFS=: read -r tag n dim runs <<<"$st"
 		h1="$(col "$tag" hnswlib_t1 4)"
@@ -140,7 +167,7 @@ echo "set engram_serial engram_parallel hnswlib_1t hnswlib_2t" >"$BARS"
 			echo "| $(label "$m") | $(bench_fmt "$t" 2) | $(range "$tag" "$m") | $(bench_ratio "$t" "$h1") | $(bench_fmt "$c" 2) | $(bench_ratio "$c" "$(col "$tag" hnswlib_t1 8)") | $(col "$tag" "$m" 5) | $(col "$tag" "$m" 6) | $(col "$tag" "$m" 7) |"
 		done
 		echo
-		if [[ "$s0" != nan ]]; then
+		if [[ "$s0" != nan && "$sp" != nan ]]; then
 			echo "engram_hnsw parallel speed-up over its serial build: $(bench_ratio "$s0" "$sp")x; hnswlib 2 threads over 1: $(bench_ratio "$h1" "$(col "$tag" hnswlib_t2 4)")x."
 			if [[ "$(awk -F'\t' -v s="$tag" -v m="engram_w$PW" '$1 == s && $2 == m && $7 > 0' "$TSV")" == "" ]]; then
 				echo "No parallel worker was seen during the builds with max_parallel_maintenance_workers=$PW:"

@@ -16,7 +16,9 @@
 #        gauss128-1m:l2), SEARCH_NQ (1000, QUICK 200), SEARCH_EF
 #        ("10 20 40 80 120 200 400", QUICK "10 40 100 400"), PGBENCH_SECS
 #        (5, QUICK 2), EXACT_NQ (50, QUICK 10), INDEX_M (16), INDEX_EFC (64),
-#        INDEX_OPTS (extra WITH options, e.g. "fastupdate = off"), BENCH_RUNS.
+#        INDEX_OPTS (extra WITH options, e.g. "fastupdate = off"), BENCH_RUNS,
+#        BENCH_MERGE=1 (keep the sections of the sets not run now from the
+#        existing search.md, see lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init search
@@ -42,7 +44,19 @@ OUT="$BENCH_WORK/search"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 TSV="$BENCH_RESULTS/search.tsv"
+# BENCH_MERGE=1: the sets (name:metric) of the previous report not run now are kept
+KEPT=()
+if [[ "${BENCH_MERGE:-0}" == 1 && -f "$BENCH_RESULTS/search.md" ]]; then
+	cp "$BENCH_RESULTS/search.md" "$OUT/old.md"
+	[[ -f "$TSV" ]] && cp "$TSV" "$OUT/old.tsv"
+	while read -r t; do
+		[[ " $SETS " == *" $t "* ]] || KEPT+=("$t")
+	done < <(awk '/<!-- \/summary -->/ { on = 1 } on && /^## / && $2 ~ /,$/ { sub(/,$/, "", $2); print $2 ":" $3 }' "$OUT/old.md")
+fi
 printf 'set\tmethod\tef\trecall\tqps\n' >"$TSV"
+keptt=()
+for t in "${KEPT[@]}"; do keptt+=("$(sed 's/-/_/g' <<<"${t%%:*}")_${t#*:}"); done
+bench_merge_tsv "$OUT/old.tsv" "$TSV" 1 "${keptt[@]}"
 
 bench_ext_prepare
 bench_cluster_start
@@ -113,6 +127,12 @@ SUMMARY="$OUT/summary.md"
 SECTIONS="$OUT/sections.md"
 : >"$SUMMARY"
 : >"$SECTIONS"
+for t in "${KEPT[@]}"; do
+	bench_md_section_kept "$OUT/old.md" "${t%%:*}, ${t#*:} (" >>"$SECTIONS"
+	awk -F' [|] ' -v n="${t%%:*}" -v m="${t#*:}" '/<!-- summary -->/ { on = 1 } /<!-- \/summary -->/ { on = 0 }
+		on { s = $1; sub(/^[|] /, "", s); sub(/ [(]earlier run[)]$/, "", s)
+		     if (s == n && $2 == m) { if ($1 !~ /earlier run/) sub(/^[|] [^ ]+/, "& (earlier run)"); print } }' "$OUT/old.md" >>"$SUMMARY"
+done
 
 for spec in $SETS; do
 	set_name="${spec%%:*}"
@@ -285,6 +305,10 @@ done
 	cat "$SUMMARY"
 	echo "<!-- /summary -->"
 	echo
+	if ((${#KEPT[@]} > 0)); then
+		echo "Sets marked *earlier run* were not measured in this run: their section below names the run that did."
+		echo
+	fi
 	cat "$SECTIONS"
 	echo "## Cluster"
 	echo

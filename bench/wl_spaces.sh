@@ -23,7 +23,9 @@
 #        on sets of >= 1000 spaces, 50), SPACES_TIMEOUT (statement_timeout of
 #        one measured loop, default 300s; a loop slower than 60 s runs once), SPACES_MAX_PARTITIONS (1000),
 #        SPACES_WRITE_SECS (5, QUICK 2), INDEX_M, INDEX_EFC, BENCH_RUNS,
-#        BENCH_BIG_RUNS (build runs for sets of >= 1M rows, 1).
+#        BENCH_BIG_RUNS (build runs for sets of >= 1M rows, 1), BENCH_MERGE=1
+#        (keep the sections of the sets not run now from the existing
+#        spaces.md, see lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init spaces
@@ -51,7 +53,17 @@ OUT="$BENCH_WORK/spaces"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 TSV="$BENCH_RESULTS/spaces.tsv"
+# BENCH_MERGE=1: the sets of the previous report that are not run now are kept
+KEPT=()
+if [[ "${BENCH_MERGE:-0}" == 1 && -f "$BENCH_RESULTS/spaces.md" ]]; then
+	cp "$BENCH_RESULTS/spaces.md" "$OUT/old.md"
+	[[ -f "$TSV" ]] && cp "$TSV" "$OUT/old.tsv"
+	while read -r t; do
+		[[ " $SETS " == *" $t "* ]] || KEPT+=("$t")
+	done < <(awk '/<!-- summary -->/ { on = 1 } /<!-- \/summary -->/ { on = 0 } on && /^## / { sub(/:$/, "", $2); print $2 }' "$OUT/old.md")
+fi
 printf 'set\tvariant\tmeasure\tef\trun\tvalue\n' >"$TSV"
+bench_merge_tsv "$OUT/old.tsv" "$TSV" 1 "${KEPT[@]}"
 
 bench_ext_prepare
 bench_cluster_start
@@ -107,7 +119,7 @@ measure() {
 	rec="$(bench_val -d "$DB" -c "$(bench_recall_sql "$OP" "(SELECT qid, ids FROM res WHERE variant = '$var' AND ef = $ef)")")"
 	rows="$(bench_val -d "$DB" -c "SELECT round(avg(cardinality(ids)), 2) FROM res WHERE variant = '$var' AND ef = $ef")"
 	printf '%s\t%s\trecall\t%s\t0\t%s\n' "$set" "$var" "$ef" "$rec" >>"$TSV"
-	RESULT[$var.$ef]="$rec | $rows | $(bench_fmt "$q")$slow"
+	RESULT[$var.$ef]="$rec | $rows | $(bench_fmt "$q" "$(awk -v q="$q" 'BEGIN { print (q != "nan" && q < 10) ? 1 : 0 }')")$slow"
 }
 
 # build SET VARIANT SQL-to-drop SQL-to-create INDEXNAME-or-TABLE runs
@@ -156,6 +168,9 @@ SQL
 
 REPORT="$OUT/report.md"
 : >"$REPORT"
+for t in "${KEPT[@]}"; do
+	bench_md_section_kept "$OUT/old.md" "$t:" >>"$REPORT"
+done
 for set in $SETS; do
 	declare -A RESULT=() BUILD=() SIZE=() PEAK=() W=() NOTE=()
 	DB="sp_${set//-/_}"
