@@ -372,6 +372,14 @@ for my $i (1, 2)
 	is($ret, 0, "standby$i: engram_hnsw_check passes") or diag($err);
 	is($out, $pout, "standby$i: engram_hnsw_check gives the primary's counts");
 }
+# a merge writes the index: refused on a standby, with the reason
+{
+	my ($ret, $out, $err) = $standbys[0]->psql('postgres', "SELECT engram_hnsw_merge_pending('r_ann')",
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	isnt($ret, 0, 'standby1: engram_hnsw_merge_pending is refused');
+	like($err, qr/ERROR:\s+55000: recovery is in progress/,
+		'... with "recovery is in progress" (55000)');
+}
 is($standbys[0]->safe_psql('postgres', 'SELECT count(*) FROM r'), $primary->safe_psql('postgres', 'SELECT count(*) FROM r'),
 	'standby1 still serves queries');
 $_->stop for (@standbys, $primary);
