@@ -19,10 +19,12 @@
  *
  * Before that, cleanup merges the pending list (hnsw_pending.c), and its
  * page pass hands pending pages detached long enough ago to the free space
- * map; it also notes every link, and afterwards makes sure each link and
+ * map; it also notes every link (as many as fit in half of
+ * maintenance_work_mem), and afterwards makes sure each such link and
  * entry point leads to an element (a damaged index fails with XX001/XX002
- * instead of being "repaired" around the damage).  Pending elements inserted meanwhile are neither live nor deleted
- * for this VACUUM: they are not in the graph yet.
+ * instead of being "repaired" around the damage).  Pending elements
+ * inserted meanwhile are neither live nor deleted for this VACUUM: they are
+ * not in the graph yet.
  *
  * Deleted elements are not reused yet: their space comes back with REINDEX.
  *
@@ -141,6 +143,7 @@ typedef struct VacState
 	BlockNumber *link_from;
 	int64		nlinks;
 	int64		maxlinks;
+	bool		links_dropped;	/* too many to keep in maintenance_work_mem */
 } VacState;
 
 /* order by space, then node */
@@ -186,6 +189,14 @@ record_links(Relation index, Page page, BlockNumber blkno, OffsetNumber off,
 	{
 		if (!ItemPointerIsValid(&ntup->tids[i]))
 			continue;
+		if (vs->nlinks == vs->maxlinks &&
+			(Size) vs->maxlinks * (sizeof(HnswNode) + sizeof(BlockNumber)) * 2 >
+			(Size) maintenance_work_mem * 1024)
+		{
+			/* out of room: the links of the rest of the pass go unverified */
+			vs->links_dropped = true;
+			return;
+		}
 		if (vs->nlinks == vs->maxlinks)
 		{
 			vs->maxlinks *= 2;
@@ -240,6 +251,9 @@ verify_links(Relation index, HnswMetaInfo *meta, VacState *vs)
 		verify_element(index, meta, vs->links[i], vs->link_from[i]);
 		vacuum_delay_point();
 	}
+	if (vs->links_dropped)
+		elog(DEBUG1, "engram_hnsw vacuum verified the first " INT64_FORMAT " links only (maintenance_work_mem)",
+			 vs->nlinks);
 	if (meta->nspacekeys == 0 && ItemPointerIsValid(&meta->entry))
 		verify_element(index, meta, HnswNodeFromTid(&meta->entry), HNSW_METAPAGE_BLKNO);
 	else if (meta->nspacekeys > 0)
