@@ -22,7 +22,9 @@
 # In every case four statements run, each on its own: an index scan that
 # walks the whole graph (LIMIT above the row count), an INSERT of the
 # vector of an element on the damaged page (t_idx has fastupdate = off, so
-# the INSERT searches the graph; a pending insert reads no graph page), VACUUM (INDEX_CLEANUP ON) (the
+# the INSERT searches the graph; a pending insert reads no graph page; and
+# ef_construction = 400, at least the row count, so that search visits every
+# element it can reach instead of depending on the random graph), VACUUM (INDEX_CLEANUP ON) (the
 # table has dead rows, so ambulkdelete runs) and engram_hnsw_check.  Each
 # must end in an ERROR whose SQLSTATE is XX001 (data corrupted; the buffer
 # manager's "invalid page in block" for a page whose header it rejects is
@@ -91,7 +93,7 @@ $$ SELECT array_agg((x - floor(x) - 0.5)::real ORDER BY d)
              FROM generate_series(0, dims - 1) d) s $$;
 CREATE TABLE t (id int PRIMARY KEY, v real[]);
 INSERT INTO t SELECT i, vec(i, 8) FROM generate_series(1, 400) i;
-CREATE INDEX t_idx ON t USING engram_hnsw (v real_l2_ops) WITH (m = 8, ef_construction = 32, fastupdate = off);
+CREATE INDEX t_idx ON t USING engram_hnsw (v real_l2_ops) WITH (m = 8, ef_construction = 400, fastupdate = off);
 -- other indexes to copy pages from: other dimensions; same dimensions, other m
 CREATE TABLE o (id int PRIMARY KEY, v real[]);
 INSERT INTO o SELECT i, vec(i + 5000, 12) FROM generate_series(1, 300) i;
