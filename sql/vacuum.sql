@@ -196,6 +196,72 @@ SELECT count(*), count(*) FILTER (WHERE id % 3 = 0) AS deleted_rows
 FROM (SELECT id FROM vac_ops ORDER BY v <#> vac_vec(5, 8) LIMIT 100) s;
 DROP TABLE vac_ops;
 
+--
+-- A deleted entry point must not make a merge lose its way.  The entry
+-- point is often alone on its top layers; VACUUM merges the pending list
+-- while the entry is already flagged deleted, and each merged element's
+-- search descends through it.  Had the descent dropped the deleted entry on
+-- the way down, the search would find nothing live, the merged element
+-- would take over as entry point, and the index would be left entered from
+-- a low element (found by TAP 002: half the rows then missed their own
+-- vector).  Thirty rounds, m = 2 (tall graphs, so the entry is often alone
+-- on two layers): after VACUUM the entry is live and on the highest level
+-- of any live element.
+--
+CREATE EXTENSION IF NOT EXISTS pageinspect;
+CREATE FUNCTION vac_u16(p bytea, o int) RETURNS int LANGUAGE sql IMMUTABLE
+AS $$ SELECT get_byte(p, o) + 256 * get_byte(p, o + 1) $$;
+-- the meta page's entry point (block, offset) and level
+CREATE FUNCTION vac_entry(idx regclass, OUT blk int, OUT off int, OUT level int)
+LANGUAGE sql AS $$
+	SELECT vac_u16(p, 48) * 65536 + vac_u16(p, 50), vac_u16(p, 52), vac_u16(p, 44)
+	FROM get_raw_page(idx::text, 0) p
+$$;
+-- every element tuple: where, level, flags and its first heap TID
+CREATE FUNCTION vac_elements(idx regclass)
+RETURNS TABLE (blk int, off int, level int, flags int, heap tid)
+LANGUAGE sql AS $$
+	SELECT b::int, o, get_byte(p, lo + 1), get_byte(p, lo + 2),
+	       format('(%s,%s)', vac_u16(p, lo + 14) * 65536::bigint + vac_u16(p, lo + 16),
+	              vac_u16(p, lo + 18))::tid
+	FROM generate_series(1, pg_relation_size(idx) / 8192 - 1) b,
+	     LATERAL get_raw_page(idx::text, b::int) p,
+	     LATERAL generate_series(1, (vac_u16(p, 12) - 24) / 4) o,
+	     LATERAL (SELECT vac_u16(p, 24 + 4 * (o - 1)) +
+	                     65536::bigint * vac_u16(p, 26 + 4 * (o - 1)) AS w) lp,
+	     LATERAL (SELECT (w & 32767)::int AS lo, (w >> 15) & 3 AS lpflags) x
+	WHERE lpflags = 1 AND lo > 0 AND get_byte(p, lo) = 1
+$$;
+CREATE TABLE vac_ep (id int, v real[]);
+CREATE TABLE vac_ep_result (round int, entry_live bool, entry_level int, max_live_level int);
+\set ECHO none
+SELECT 'DROP INDEX IF EXISTS vac_ep_idx',
+       'TRUNCATE vac_ep',
+       format('INSERT INTO vac_ep SELECT i, vac_vec(i + %s, 4) FROM generate_series(1, 200) i', r * 1000),
+       'CREATE INDEX vac_ep_idx ON vac_ep USING engram_hnsw (v) WITH (m = 2, ef_construction = 8)',
+       format('INSERT INTO vac_ep SELECT i, vac_vec(i + %s, 4) FROM generate_series(201, 230) i', r * 1000),
+       $q$DELETE FROM vac_ep WHERE ctid = (SELECT e.heap FROM vac_elements('vac_ep_idx') e,
+              vac_entry('vac_ep_idx') x WHERE e.blk = x.blk AND e.off = x.off)$q$,
+       'VACUUM vac_ep',
+       format($q$INSERT INTO vac_ep_result
+              SELECT %s, (SELECT e.flags = 0 FROM vac_elements('vac_ep_idx') e
+                           WHERE (e.blk, e.off) = (x.blk, x.off)),
+                     x.level,
+                     (SELECT max(e.level) FROM vac_elements('vac_ep_idx') e WHERE e.flags = 0)
+              FROM vac_entry('vac_ep_idx') x$q$, r)
+FROM generate_series(1, 30) r
+\gexec
+\set ECHO all
+SELECT count(*) AS rounds,
+       count(*) FILTER (WHERE entry_live AND entry_level = max_live_level) AS entry_on_top
+FROM vac_ep_result;
+SELECT elements, deleted_elements, heap_tids, unreachable, pending FROM engram_hnsw_check('vac_ep_idx');
+DROP TABLE vac_ep, vac_ep_result;
+DROP FUNCTION vac_elements(regclass);
+DROP FUNCTION vac_entry(regclass);
+DROP FUNCTION vac_u16(bytea, int);
+DROP EXTENSION pageinspect;
+
 RESET enable_seqscan;
 DROP FUNCTION vac_recall();
 DROP TABLE vac_t, vac_queries, vac_exact, vac_recall_after_vacuum;

@@ -288,7 +288,13 @@ hnsw_search_set_layer(HnswSearch *s, int layer, bool keep_best)
 				hnsw_heap_push(&s->pending, c.node, c.dist);
 		}
 	}
-	s->nearest_any.node = HNSW_INVALID_NODE;
+	/*
+	 * nearest_any stays: distances do not depend on the layer, so the
+	 * nearest node seen so far remains the one to carry down until this
+	 * layer shows a nearer one.  (Forgetting it here left a descent that
+	 * met a deleted entry point alone on two layers with nothing at all to
+	 * start the next layer from.)
+	 */
 	if (keep)
 		pfree(keep);
 }
