@@ -5,6 +5,7 @@ EXTENSION = engram_hnsw
 MODULE_big = engram_hnsw
 OBJS = \
 	src/hnsw_build.o \
+	src/hnsw_build_parallel.o \
 	src/hnsw_check.o \
 	src/hnsw_distance.o \
 	src/hnsw_graph.o \

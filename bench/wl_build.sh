@@ -14,8 +14,8 @@
 #        spaces128-10000x100 is in wl_spaces.sh), INDEX_M (16), INDEX_EFC (64),
 #        INDEX_OPTS, BENCH_RUNS (3), BENCH_BIG_RUNS (runs for sets of
 #        >= 1M rows, default 1), BUILD_METHODS (default "pg0 pgp h1 h2":
-#        engram_hnsw serial, engram_hnsw parallel, hnswlib 1 and 2 threads;
-#        drop pgp while the extension has no parallel build), BENCH_MERGE=1 (keep the sections of the
+#        engram_hnsw serial, engram_hnsw parallel, hnswlib 1 and 2 threads),
+#        BENCH_MERGE=1 (keep the sections of the
 #        sets not run now from the existing build.md, see lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -141,10 +141,8 @@ echo "set engram_serial engram_parallel hnswlib_1t hnswlib_2t" >"$BARS"
 	echo "for hnswlib the process's peak RSS, data included). Workers: most parallel workers seen at once."
 	echo "CPU s: CPU time of the backend running CREATE INDEX (parallel workers not included) or of the"
 	echo "hnswlib process (all threads); on a shared machine it is steadier than the wall clock."
-	if [[ " ${BUILD_METHODS:-pg0 pgp h1 h2} " != *" pgp "* ]]; then
-		echo "Only the serial engram_hnsw build was run this time (BUILD_METHODS=\"$BUILD_METHODS\"): at $EXT_REV"
-		echo "CREATE INDEX has no parallel build, so the max_parallel_maintenance_workers=$PW build is the same serial build."
-	fi
+	echo "For the parallel build the CPU column is the leader's share only: compare its wall clock with the"
+	echo "serial build's, measured in the same runs (builds interleaved)."
 	echo
 	echo "<!-- summary -->"
 	for tag in "${KEPT[@]}"; do

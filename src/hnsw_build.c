@@ -21,97 +21,19 @@
 #include "access/xloginsert.h"
 #include "commands/progress.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "engram_hnsw.h"
-
-#define ARENA_CHUNK_SIZE	(4 * 1024 * 1024)
-
-typedef struct ArenaNode
-{
-	float	   *vec;
-	uint32	   *nbr;			/* per layer: count, then the slots */
-	uint32		space_no;
-	uint8		level;
-	uint8		ntids;
-	ItemPointerData tids[HNSW_HEAPTIDS];
-} ArenaNode;
-
-/* one memory space of the build: its own graph in the shared arena */
-typedef struct BuildSpaceKey
-{
-	uint16		len;
-	char		bytes[HNSW_MAX_SPACE_KEY];
-} BuildSpaceKey;
-
-typedef struct BuildSpace
-{
-	BuildSpaceKey key;
-	uint32		space_no;
-	uint32		hash;
-	HnswNode	entry;
-	int			entry_level;
-} BuildSpace;
-
-typedef struct HnswBuildState
-{
-	HnswGraph	graph;			/* must be first: the arena graph */
-
-	Relation	heap;
-	Relation	index;
-	int			metric;
-	int			dims;			/* 0 until known */
-	int			nspacekeys;
-
-	/* memory spaces: key -> BuildSpace, and the one being inserted into */
-	HTAB	   *spaces;
-	BuildSpace **space_list;	/* by space_no - 1 */
-	uint32		nspaces;
-	uint32		maxspaces;
-	BuildSpace *cur_space;
-
-	/* the arena */
-	MemoryContext arena_cxt;
-	ArenaNode  *nodes;
-	uint32		nnodes;
-	uint32		maxnodes;
-	char	   *chunk;
-	Size		chunk_size;
-	Size		chunk_used;
-	Size		mem_used;
-	Size		mem_limit;
-	HnswNode	entry;
-	int			entry_level;
-
-	/* after running out of memory: the on-page graph */
-	bool		spilled;
-	HnswMetaInfo meta;
-	HnswPageGraph pg;
-
-	MemoryContext tmp_cxt;		/* reset after every tuple */
-	double		indtuples;
-} HnswBuildState;
+#include "hnsw_build.h"
 
 /* ----------------------------------------------------------------
  * The arena graph (HnswGraphOps)
  * ----------------------------------------------------------------
  */
-static inline int
-arena_layer_start(int m, int layer)
-{
-	return layer == 0 ? 0 : (2 * m + 1) + (layer - 1) * (m + 1);
-}
-
-static inline Size
-arena_nbr_size(int m, int level)
-{
-	return sizeof(uint32) * ((2 * m + 1) + level * (m + 1));
-}
-
 static void *
 arena_alloc(HnswBuildState *bs, Size size)
 {
@@ -436,7 +358,7 @@ write_arena(HnswBuildState *bs)
 			}
 			pfree(start);
 		}
-		elog(DEBUG1, "engram_hnsw build relinked " INT64_FORMAT " unreachable elements", fixed);
+		elog(DEBUG2, "engram_hnsw build relinked " INT64_FORMAT " unreachable elements", fixed);
 		ord = placement_order(bs, all);
 		pfree(all);
 	}
@@ -773,12 +695,111 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	MemoryContextReset(bs->tmp_cxt);
 }
 
+/*
+ * After a spilled build: the rows inserted on pages may have left elements
+ * that no list links to (pruning does that, as after any insert).  VACUUM
+ * would relink them; a fresh index should not need it, so the reconnect
+ * pass of the in-memory build runs on the pages too.  (With memory spaces,
+ * VACUUM does it per space.)
+ */
+static void
+relink_spilled(HnswBuildState *bs)
+{
+	Relation	index = bs->index;
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	int64		n = 0;
+	int64		max = 1024;
+	HnswNode   *nodes = palloc_extended(sizeof(HnswNode) * max, MCXT_ALLOC_HUGE);
+	HnswMetaInfo meta;
+
+	/* every element, in TID order (ascending, as hnsw_reconnect wants) */
+	for (BlockNumber blkno = HNSW_METAPAGE_BLKNO + 1; blkno < nblocks; blkno++)
+	{
+		Buffer		buf;
+		Page		page = hnsw_pass_page(index, blkno, BUFFER_LOCK_SHARE, NULL, &buf);
+
+		if (page == NULL)
+			continue;
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			ItemPointerData tid;
+
+			if (hnsw_page_item_type(index, page, blkno, off) != HNSW_TUPLE_ELEMENT)
+				continue;
+			if (n == max)
+			{
+				max *= 2;
+				nodes = repalloc_huge(nodes, sizeof(HnswNode) * max);
+			}
+			ItemPointerSet(&tid, blkno, off);
+			nodes[n++] = HnswNodeFromTid(&tid);
+		}
+		UnlockReleaseBuffer(buf);
+		CHECK_FOR_INTERRUPTS();
+	}
+	hnsw_read_meta(index, &meta);
+	if (n > 0 && ItemPointerIsValid(&meta.entry))
+	{
+		HnswPageGraph pg;
+		int64		fixed;
+
+		hnsw_page_graph_init(&pg, index, &meta);
+		fixed = hnsw_reconnect(&pg.graph, nodes, n, HnswNodeFromTid(&meta.entry),
+							   meta.entry_level);
+		elog(DEBUG2, "engram_hnsw build relinked " INT64_FORMAT " unreachable elements on pages",
+			 fixed);
+	}
+	pfree(nodes);
+}
+
+/*
+ * How many parallel workers the build asks for.  PostgreSQL 15's index.c
+ * plans workers for btree only, so the build decides itself.  The
+ * planner's rule (plan_create_index_workers) sizes the team by heap pages
+ * and shares maintenance_work_mem between participants; neither fits here:
+ * an HNSW build costs per row, vectors mostly live in TOAST (the heap
+ * proper stays small), and the participants share one graph and one
+ * memory budget.  So: the table's parallel_workers setting if it has one;
+ * else one worker from HNSW_PARALLEL_MIN_ROWS estimated rows, one more each
+ * time the rows triple; capped by max_parallel_maintenance_workers.  Index
+ * expressions and predicates go to the planner, which judges their
+ * parallel safety.
+ */
+#define HNSW_PARALLEL_MIN_ROWS	10000
+
+static int
+build_workers(Relation heap, Relation index)
+{
+	int			n;
+	BlockNumber pages;
+	double		tuples;
+	double		allvisfrac;
+	double		threshold;
+
+	if (!IsUnderPostmaster || !IsNormalProcessingMode() || IsInParallelMode() ||
+		max_parallel_maintenance_workers == 0 || RelationUsesLocalBuffers(heap))
+		return 0;
+	if (RelationGetIndexExpressions(index) != NIL || RelationGetIndexPredicate(index) != NIL)
+		return plan_create_index_workers(RelationGetRelid(heap), RelationGetRelid(index));
+	n = RelationGetParallelWorkers(heap, -1);
+	if (n >= 0)
+		return Min(n, max_parallel_maintenance_workers);
+	table_relation_estimate_size(heap, NULL, &pages, &tuples, &allvisfrac);
+	if (tuples < HNSW_PARALLEL_MIN_ROWS)
+		return 0;
+	n = 1;
+	for (threshold = HNSW_PARALLEL_MIN_ROWS * 3.0; tuples >= threshold; threshold *= 3)
+		n++;
+	return Min(n, max_parallel_maintenance_workers);
+}
+
 IndexBuildResult *
 hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 {
 	IndexBuildResult *result;
 	HnswBuildState *bs;
-	double		reltuples;
+	HnswParallelBuild *pb = NULL;
+	double		reltuples = 0;
 
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
@@ -825,15 +846,30 @@ hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
 									 (int64) heap->rd_rel->reltuples);
 
-	reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
-									   build_callback, bs, NULL);
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, bs->indtuples);
+	/* memory spaces build serially */
+	if (bs->nspacekeys == 0)
+	{
+		int			nworkers = build_workers(heap, index);
+
+		if (nworkers > 0)
+			pb = hnsw_parallel_build(bs, indexInfo, nworkers, &reltuples);
+	}
+	if (pb == NULL)
+	{
+		reltuples = table_index_build_scan(heap, index, indexInfo, true, true,
+										   build_callback, bs, NULL);
+		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, bs->indtuples);
+	}
 
 	if (!bs->spilled)
 	{
 		write_arena(bs);
+		if (pb != NULL)
+			hnsw_parallel_build_end(pb);
 		MemoryContextDelete(bs->arena_cxt);
 	}
+	else if (bs->nspacekeys == 0)
+		relink_spilled(bs);
 	MemoryContextDelete(bs->tmp_cxt);
 
 	result = palloc(sizeof(IndexBuildResult));

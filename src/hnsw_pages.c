@@ -21,6 +21,7 @@
 #include "access/transam.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
 #include "storage/indexfsm.h"
@@ -834,21 +835,84 @@ typedef struct HnswVecCacheEntry
 #include "lib/simplehash.h"
 
 /*
+ * Where the blocks of the index read last were found in shared buffers, by
+ * block number: hints for ReadRecentBuffer(), which pins the buffer without
+ * the buffer mapping lookup (a hash probe that misses the CPU caches on
+ * every element a search visits) when the block is still there.  It checks
+ * the buffer's tag, so a stale hint only costs the ordinary lookup.  One
+ * index at a time (the one read last), kept across scans of this backend.
+ */
+#define HNSW_RECENT_MAX_BLOCKS	(4 * 1024 * 1024)	/* 16 MB of hints at most */
+
+static Buffer *recent_buffers = NULL;
+static BlockNumber recent_size = 0;
+static RelFileNode recent_node;
+
+static Buffer *
+recent_buffer_slot(Relation index, BlockNumber blkno, BlockNumber nblocks)
+{
+	if (blkno >= HNSW_RECENT_MAX_BLOCKS)
+		return NULL;
+	if (recent_buffers == NULL || !RelFileNodeEquals(recent_node, index->rd_node))
+	{
+		if (recent_buffers != NULL)
+			memset(recent_buffers, 0, sizeof(Buffer) * recent_size);
+		recent_node = index->rd_node;
+	}
+	if (blkno >= recent_size)
+	{
+		BlockNumber newsize = Max(Min(nblocks, HNSW_RECENT_MAX_BLOCKS), blkno + 1);
+
+		newsize = Max(newsize, Min(recent_size * 2, HNSW_RECENT_MAX_BLOCKS));
+		if (recent_buffers == NULL)
+			recent_buffers = MemoryContextAllocZero(TopMemoryContext,
+													sizeof(Buffer) * newsize);
+		else
+		{
+			recent_buffers = repalloc(recent_buffers, sizeof(Buffer) * newsize);
+			memset(recent_buffers + recent_size, 0,
+				   sizeof(Buffer) * (newsize - recent_size));
+		}
+		recent_size = newsize;
+	}
+	return &recent_buffers[blkno];
+}
+
+/*
  * Pin a block reached through a TID, after checking that it exists (a
  * corrupted TID must not make us read past the end of the relation).
  */
 Buffer
 hnsw_read_buffer(HnswPageGraph *pg, BlockNumber blkno)
 {
+	Relation	index = pg->index;
+	Buffer	   *slot;
+	Buffer		buf;
+
 	if (blkno == HNSW_METAPAGE_BLKNO || blkno >= pg->nblocks)
 	{
-		pg->nblocks = RelationGetNumberOfBlocks(pg->index);
+		pg->nblocks = RelationGetNumberOfBlocks(index);
 		if (blkno == HNSW_METAPAGE_BLKNO || blkno >= pg->nblocks)
-			hnsw_corrupt(pg->index, blkno,
+			hnsw_corrupt(index, blkno,
 						 psprintf("a link points to block %u, but the index has %u blocks",
 								  blkno, pg->nblocks));
 	}
-	return ReadBuffer(pg->index, blkno);
+	if (RelationUsesLocalBuffers(index))
+		return ReadBuffer(index, blkno);
+	slot = recent_buffer_slot(index, blkno, pg->nblocks);
+	if (slot == NULL)
+		return ReadBuffer(index, blkno);
+	if (BufferIsValid(*slot) &&
+		ReadRecentBuffer(index->rd_node, MAIN_FORKNUM, blkno, *slot))
+	{
+		/* the statistics ReadBuffer() would have counted */
+		pgstat_count_buffer_read(index);
+		pgstat_count_buffer_hit(index);
+		return *slot;
+	}
+	buf = ReadBuffer(index, blkno);
+	*slot = buf;
+	return buf;
 }
 
 /* pin and share-lock the element of node; returns the tuple */

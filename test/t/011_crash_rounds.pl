@@ -7,7 +7,12 @@
 #
 #  build  CREATE INDEX on a 12000-row table (about a second), alternately
 #         plain, CONCURRENTLY, and with maintenance_work_mem = 1MB (the
-#         build spills from its in-memory graph to on-page inserts).  After
+#         build spills from its in-memory graph to on-page inserts).  The
+#         table asks for one parallel worker (parallel_workers = 1), so the
+#         plain and CONCURRENTLY builds are parallel builds (the kill can
+#         land in a worker's insertion into the shared graph or in the
+#         leader's page writing), and the 1MB one gives up its parallel
+#         attempt before spilling.  After
 #         the restart the index must be absent (plain build: its transaction
 #         died) or invalid (CONCURRENTLY), or, if the kill came after the
 #         build had finished, valid and complete.  DROP + CREATE (absent) or
@@ -85,6 +90,7 @@ $node->safe_psql('postgres',
 	'CREATE EXTENSION engram_hnsw;' . vec_function_sql() . qq{
 CREATE TABLE b (id int PRIMARY KEY, v real[]);
 INSERT INTO b SELECT i, vec(i, 8) FROM generate_series(1, $build_rows) i;
+ALTER TABLE b SET (parallel_workers = 1);
 CREATE TABLE s (id int PRIMARY KEY, v real[]);
 INSERT INTO s SELECT i, vec(i, 8) FROM generate_series(1, 2000) i;
 CREATE INDEX s_idx ON s USING engram_hnsw (v real_l2_ops) $opts;

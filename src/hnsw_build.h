@@ -1,0 +1,107 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_build.h
+ *	  Private to the bulk build (hnsw_build.c, hnsw_build_parallel.c): the
+ *	  in-memory arena graph and the build state.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HNSW_BUILD_H
+#define HNSW_BUILD_H
+
+#include "nodes/execnodes.h"
+#include "storage/dsm.h"
+#include "storage/shm_toc.h"
+#include "utils/hsearch.h"
+
+#include "engram_hnsw.h"
+
+#define ARENA_CHUNK_SIZE	(4 * 1024 * 1024)
+
+typedef struct ArenaNode
+{
+	float	   *vec;
+	uint32	   *nbr;			/* per layer: count, then the slots */
+	uint32		space_no;
+	uint8		level;
+	uint8		ntids;
+	ItemPointerData tids[HNSW_HEAPTIDS];
+} ArenaNode;
+
+/* one memory space of the build: its own graph in the shared arena */
+typedef struct BuildSpaceKey
+{
+	uint16		len;
+	char		bytes[HNSW_MAX_SPACE_KEY];
+} BuildSpaceKey;
+
+typedef struct BuildSpace
+{
+	BuildSpaceKey key;
+	uint32		space_no;
+	uint32		hash;
+	HnswNode	entry;
+	int			entry_level;
+} BuildSpace;
+
+typedef struct HnswBuildState
+{
+	HnswGraph	graph;			/* must be first: the arena graph */
+
+	Relation	heap;
+	Relation	index;
+	int			metric;
+	int			dims;			/* 0 until known */
+	int			nspacekeys;
+
+	/* memory spaces: key -> BuildSpace, and the one being inserted into */
+	HTAB	   *spaces;
+	BuildSpace **space_list;	/* by space_no - 1 */
+	uint32		nspaces;
+	uint32		maxspaces;
+	BuildSpace *cur_space;
+
+	/* the arena */
+	MemoryContext arena_cxt;
+	ArenaNode  *nodes;
+	uint32		nnodes;
+	uint32		maxnodes;
+	char	   *chunk;
+	Size		chunk_size;
+	Size		chunk_used;
+	Size		mem_used;
+	Size		mem_limit;
+	HnswNode	entry;
+	int			entry_level;
+
+	/* after running out of memory: the on-page graph */
+	bool		spilled;
+	HnswMetaInfo meta;
+	HnswPageGraph pg;
+
+	MemoryContext tmp_cxt;		/* reset after every tuple */
+	double		indtuples;
+} HnswBuildState;
+
+/* where layer's list starts in a node's nbr array: count, then the slots */
+static inline int
+arena_layer_start(int m, int layer)
+{
+	return layer == 0 ? 0 : (2 * m + 1) + (layer - 1) * (m + 1);
+}
+
+static inline Size
+arena_nbr_size(int m, int level)
+{
+	return sizeof(uint32) * ((2 * m + 1) + level * (m + 1));
+}
+
+/* hnsw_build_parallel.c */
+typedef struct HnswParallelBuild HnswParallelBuild;
+
+extern HnswParallelBuild *hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo,
+											  int nworkers, double *reltuples);
+extern void hnsw_parallel_build_end(HnswParallelBuild *pb);
+extern PGDLLEXPORT void hnsw_parallel_build_main(dsm_segment *seg, shm_toc *toc);
+
+#endif							/* HNSW_BUILD_H */

@@ -1,0 +1,683 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_build_parallel.c
+ *	  Parallel CREATE INDEX.  The leader and its workers scan the heap with
+ *	  a parallel table scan and insert every vector into one graph in
+ *	  dynamic shared memory, with the insertion algorithm every other path
+ *	  uses (hnsw_insert_element).  The leader then writes the pages exactly
+ *	  as a serial build does (write_arena() in hnsw_build.c reads the shared
+ *	  graph through an array of ArenaNode pointing into it).
+ *
+ * Shared memory: a DSA area whose control object lives in the parallel
+ * context's segment, limited to maintenance_work_mem (the same budget as a
+ * serial build's arena).  Nodes are numbered 0, 1, ... by an atomic
+ * counter; the node table maps a number to the dsa_pointer of its record:
+ * header (spinlock, level, heap TIDs), then the neighbour lists in the
+ * serial arena's layout, then the vector.  Each participant carves records
+ * out of its own chunks and keeps a private cache of local addresses.
+ *
+ * Locking: a node's spinlock protects its lists and heap TIDs.  Readers
+ * copy a list under it; a writer replaces a list only if it still equals
+ * what it read, else the algorithm reads again and retries (the optimistic
+ * protocol hnsw_graph.c already follows on pages).  The entry point and
+ * the counters are under the shared mutex.  No code path holds two
+ * spinlocks at once, or calls anything that can fail while holding one.
+ * A vector never changes once its node is published: the node table entry
+ * is written behind a write barrier, and no one learns a node's number
+ * before that (numbers travel only through lists and the entry point,
+ * which are written under spinlocks afterwards).
+ *
+ * Running out of memory: before each insertion a participant reserves room
+ * for the largest possible node.  If it cannot, it raises the shared
+ * overflow flag; every participant then skips the rest of its scan, and
+ * the leader discards the shared graph and builds serially instead (a
+ * serial build can continue on disk).  Indexes with a memory-space key
+ * column always build serially.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/parallel.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "commands/progress.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/dsa.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "hnsw_build.h"
+
+#define PARALLEL_KEY_SHARED		UINT64CONST(0xE4A0000000000001)
+#define PARALLEL_KEY_AREA		UINT64CONST(0xE4A0000000000002)
+
+/* the part of the area inside the parallel context's segment */
+#define PAR_AREA_INPLACE	(1024 * 1024)
+/* the piece of the area a participant carves node records out of */
+#define PAR_CHUNK_SIZE		(1024 * 1024)
+
+typedef struct HnswParShared
+{
+	/* set by the leader before the workers start, read-only afterwards */
+	Oid			heaprelid;
+	Oid			indexrelid;
+	bool		isconcurrent;
+	int			m;
+	int			ef_construction;
+	int			metric;
+	int			tranche_id;
+	int			nparticipants;	/* planned: workers + the leader */
+	uint32		maxnodes;
+	dsa_pointer table;			/* maxnodes dsa_pointers, node -> record */
+
+	pg_atomic_uint32 dims;		/* 0 until the first vector fixes it */
+	pg_atomic_uint32 nnodes;	/* node numbers handed out */
+	pg_atomic_uint32 overflow;	/* out of memory: everyone stops */
+	pg_atomic_uint64 tuples_done;	/* vectors inserted (progress) */
+
+	slock_t		mutex;			/* protects the rest */
+	HnswNode	entry;
+	int			entry_level;
+	double		reltuples;
+	double		indtuples;
+
+	/* the parallel table scan descriptor follows, MAXALIGNed */
+} HnswParShared;
+
+#define ParallelTableScanFromHnswParShared(sh) \
+	((ParallelTableScanDesc) ((char *) (sh) + MAXALIGN(sizeof(HnswParShared))))
+
+typedef struct ParNode
+{
+	slock_t		lock;			/* protects the lists and the heap TIDs */
+	uint8		level;
+	uint8		ntids;
+	ItemPointerData tids[HNSW_HEAPTIDS];
+	/* then the lists (arena_nbr_size bytes), then the vector, MAXALIGNed */
+} ParNode;
+
+#define PAR_NODE_HDR	MAXALIGN(sizeof(ParNode))
+
+/* one participant's view of the shared graph */
+typedef struct HnswParGraph
+{
+	HnswGraph	graph;			/* must be first */
+	HnswParShared *sh;
+	dsa_area   *area;
+	dsa_pointer *table;			/* the node table, local address */
+	ParNode   **cache;			/* node number -> local address */
+	uint32		cache_cap;
+	dsa_pointer chunk;			/* where the next record goes */
+	char	   *chunk_addr;
+	Size		chunk_left;
+	Relation	index;
+	bool		leader;
+	MemoryContext tmp_cxt;		/* reset after every tuple */
+	double		indtuples;
+} HnswParGraph;
+
+struct HnswParallelBuild
+{
+	ParallelContext *pcxt;
+	HnswParShared *sh;
+	dsa_area   *area;
+	Snapshot	snapshot;
+};
+
+static inline Size
+par_node_size(int m, int dims, int level)
+{
+	return PAR_NODE_HDR + MAXALIGN(arena_nbr_size(m, level)) + MAXALIGN(sizeof(float) * dims);
+}
+
+static inline uint32 *
+par_nbr(ParNode *n)
+{
+	return (uint32 *) ((char *) n + PAR_NODE_HDR);
+}
+
+static inline float *
+par_vec(ParNode *n, int m)
+{
+	return (float *) ((char *) n + PAR_NODE_HDR + MAXALIGN(arena_nbr_size(m, n->level)));
+}
+
+static ParNode *
+par_node_slow(HnswParGraph *pg, HnswNode node)
+{
+	dsa_pointer dp;
+
+	if (node >= pg->sh->maxnodes)
+		elog(ERROR, "engram_hnsw parallel build: node %llu out of range",
+			 (unsigned long long) node);
+	if (node >= pg->cache_cap)
+	{
+		uint32		newcap = Max(1024, pg->cache_cap);
+
+		while (newcap <= node)
+			newcap *= 2;
+		newcap = Min(newcap, pg->sh->maxnodes);
+		if (pg->cache == NULL)
+			pg->cache = MemoryContextAllocExtended(pg->graph.cxt, sizeof(ParNode *) * newcap,
+												   MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		else
+		{
+			pg->cache = repalloc_huge(pg->cache, sizeof(ParNode *) * newcap);
+			memset(pg->cache + pg->cache_cap, 0, sizeof(ParNode *) * (newcap - pg->cache_cap));
+		}
+		pg->cache_cap = newcap;
+	}
+	pg_read_barrier();
+	dp = pg->table[node];
+	if (!DsaPointerIsValid(dp))
+		elog(ERROR, "engram_hnsw parallel build: node %llu is not published",
+			 (unsigned long long) node);
+	pg->cache[node] = dsa_get_address(pg->area, dp);
+	return pg->cache[node];
+}
+
+static inline ParNode *
+par_node(HnswParGraph *pg, HnswNode node)
+{
+	if (likely(node < pg->cache_cap && pg->cache[node] != NULL))
+		return pg->cache[node];
+	return par_node_slow(pg, node);
+}
+
+/* ----------------------------------------------------------------
+ * The shared graph (HnswGraphOps)
+ * ----------------------------------------------------------------
+ */
+static float
+par_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
+{
+	*skip = false;
+	return g->dist(q, par_vec(par_node((HnswParGraph *) g, node), g->m), g->dims);
+}
+
+static const float *
+par_vector(HnswGraph *g, HnswNode node)
+{
+	return par_vec(par_node((HnswParGraph *) g, node), g->m);
+}
+
+static int
+par_neighbors(HnswGraph *g, HnswNode node, int layer, HnswNode *out)
+{
+	ParNode    *n = par_node((HnswParGraph *) g, node);
+	uint32	   *list;
+	int			cnt;
+
+	if (layer > n->level)
+		return 0;
+	list = par_nbr(n) + arena_layer_start(g->m, layer);
+	SpinLockAcquire(&n->lock);
+	cnt = list[0];
+	for (int i = 0; i < cnt; i++)
+		out[i] = list[i + 1];
+	SpinLockRelease(&n->lock);
+	return cnt;
+}
+
+static bool
+par_replace_neighbors(HnswGraph *g, HnswNode node, int layer,
+					  const HnswNode *oldlist, int nold,
+					  const HnswNode *newlist, int nnew)
+{
+	ParNode    *n = par_node((HnswParGraph *) g, node);
+	uint32	   *list;
+	bool		same;
+
+	if (layer > n->level)
+		return true;
+	list = par_nbr(n) + arena_layer_start(g->m, layer);
+	SpinLockAcquire(&n->lock);
+	same = ((int) list[0] == nold);
+	for (int i = 0; same && i < nold; i++)
+		same = (list[i + 1] == (uint32) oldlist[i]);
+	if (same)
+	{
+		list[0] = nnew;
+		for (int i = 0; i < nnew; i++)
+			list[i + 1] = (uint32) newlist[i];
+	}
+	SpinLockRelease(&n->lock);
+	return same;
+}
+
+static void
+par_get_entry(HnswGraph *g, HnswNode *node, int *level)
+{
+	HnswParShared *sh = ((HnswParGraph *) g)->sh;
+
+	SpinLockAcquire(&sh->mutex);
+	*node = sh->entry;
+	*level = sh->entry_level;
+	SpinLockRelease(&sh->mutex);
+}
+
+static bool
+par_set_entry(HnswGraph *g, HnswNode node, int level, const HnswNode *expect,
+			  HnswNode *cur, int *curlevel)
+{
+	HnswParShared *sh = ((HnswParGraph *) g)->sh;
+	bool		change;
+
+	SpinLockAcquire(&sh->mutex);
+	change = expect ? (sh->entry == *expect) :
+		(sh->entry == HNSW_INVALID_NODE || level > sh->entry_level);
+	if (change)
+	{
+		sh->entry = node;
+		sh->entry_level = level;
+	}
+	*cur = sh->entry;
+	*curlevel = sh->entry_level;
+	SpinLockRelease(&sh->mutex);
+	return change;
+}
+
+static HnswNode
+par_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
+				HnswCandidate **selected, int *nselected)
+{
+	HnswParGraph *pg = (HnswParGraph *) g;
+	Size		size = par_node_size(g->m, g->dims, level);
+	uint32		id = pg_atomic_fetch_add_u32(&pg->sh->nnodes, 1);
+	dsa_pointer dp = pg->chunk;
+	ParNode    *n = (ParNode *) pg->chunk_addr;
+	uint32	   *nbr;
+
+	/* par_reserve() made room for this before the insertion began */
+	if (id >= pg->sh->maxnodes || size > pg->chunk_left)
+		elog(ERROR, "engram_hnsw parallel build: no room reserved for node %u", id);
+	pg->chunk += size;
+	pg->chunk_addr += size;
+	pg->chunk_left -= size;
+
+	SpinLockInit(&n->lock);
+	n->level = level;
+	n->ntids = 1;
+	n->tids[0] = *heaptid;
+	nbr = par_nbr(n);
+	for (int l = 0; l <= level; l++)
+	{
+		uint32	   *list = nbr + arena_layer_start(g->m, l);
+
+		list[0] = nselected[l];
+		for (int i = 0; i < nselected[l]; i++)
+			list[i + 1] = (uint32) selected[l][i].node;
+	}
+	memcpy(par_vec(n, g->m), vec, sizeof(float) * g->dims);
+
+	/* publish: the record is complete before anyone can find its number */
+	pg_write_barrier();
+	pg->table[id] = dp;
+	if (id < pg->cache_cap)
+		pg->cache[id] = n;
+	return id;
+}
+
+static bool
+par_add_heaptid(HnswGraph *g, HnswNode node, const float *vec, ItemPointer heaptid)
+{
+	ParNode    *n = par_node((HnswParGraph *) g, node);
+	bool		added = false;
+
+	SpinLockAcquire(&n->lock);
+	if (n->ntids < HNSW_HEAPTIDS)
+	{
+		n->tids[n->ntids++] = *heaptid;
+		added = true;
+	}
+	SpinLockRelease(&n->lock);
+	return added;
+}
+
+static const HnswGraphOps par_graph_ops = {
+	.distance = par_distance,
+	.vector = par_vector,
+	.neighbors = par_neighbors,
+	.replace_neighbors = par_replace_neighbors,
+	.get_entry = par_get_entry,
+	.set_entry = par_set_entry,
+	.create_node = par_create_node,
+	.add_heaptid = par_add_heaptid,
+};
+
+/* ----------------------------------------------------------------
+ * Scanning and inserting (leader and workers alike)
+ * ----------------------------------------------------------------
+ */
+
+/* room for one more node of any level; false if memory is exhausted */
+static bool
+par_reserve(HnswParGraph *pg)
+{
+	HnswParShared *sh = pg->sh;
+	Size		need = par_node_size(pg->graph.m, pg->graph.dims, hnsw_max_level(pg->graph.m));
+	dsa_pointer dp;
+
+	/* each participant creates at most one node per insertion */
+	if ((uint64) pg_atomic_read_u32(&sh->nnodes) + sh->nparticipants >= sh->maxnodes)
+		return false;
+	if (pg->chunk_left >= need)
+		return true;
+	dp = dsa_allocate_extended(pg->area, Max(PAR_CHUNK_SIZE, need),
+							   DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+	if (!DsaPointerIsValid(dp))
+		return false;
+	pg->chunk = dp;
+	pg->chunk_addr = dsa_get_address(pg->area, dp);
+	pg->chunk_left = Max(PAR_CHUNK_SIZE, need);
+	return true;
+}
+
+static void
+par_build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
+				   bool tupleIsAlive, void *state)
+{
+	HnswParGraph *pg = (HnswParGraph *) state;
+	HnswParShared *sh = pg->sh;
+	int			attno = hnsw_vector_attno(index);
+	MemoryContext oldcxt;
+	float	   *vec;
+	int			dims;
+	bool		skip;
+
+	if (isnull[attno - 1] || pg_atomic_read_u32(&sh->overflow) != 0)
+		return;
+
+	oldcxt = MemoryContextSwitchTo(pg->tmp_cxt);
+	if (pg->graph.dims == 0)
+		pg->graph.dims = pg_atomic_read_u32(&sh->dims);
+	vec = hnsw_prepare_vector(index, sh->metric, values[attno - 1], pg->graph.dims,
+							  &dims, &skip);
+	if (!skip)
+	{
+		if (pg->graph.dims == 0)
+		{
+			/* the first vector of the build fixes the dimension */
+			uint32		expect = 0;
+
+			if (!pg_atomic_compare_exchange_u32(&sh->dims, &expect, (uint32) dims))
+				(void) hnsw_prepare_vector(index, sh->metric, values[attno - 1],
+										   (int) expect, &dims, &skip);
+			pg->graph.dims = dims;
+		}
+		if (!par_reserve(pg))
+			pg_atomic_write_u32(&sh->overflow, 1);
+		else
+		{
+			uint64		done;
+
+			hnsw_insert_element(&pg->graph, vec, tid);
+			pg->indtuples++;
+			done = pg_atomic_add_fetch_u64(&sh->tuples_done, 1);
+			if (pg->leader && (done & 255) == 0)
+				pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) done);
+		}
+	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(pg->tmp_cxt);
+}
+
+/* one participant's share: scan heap blocks and insert their vectors */
+static void
+par_participate(HnswParShared *sh, dsa_area *area, Relation heap, Relation index,
+				IndexInfo *indexInfo, bool leader)
+{
+	HnswParGraph pg;
+	TableScanDesc scan;
+	double		reltuples;
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "engram_hnsw parallel build",
+											  ALLOCSET_DEFAULT_SIZES);
+
+	memset(&pg, 0, sizeof(pg));
+	pg.graph.ops = &par_graph_ops;
+	pg.graph.dims = pg_atomic_read_u32(&sh->dims);
+	pg.graph.m = sh->m;
+	pg.graph.ef_construction = sh->ef_construction;
+	pg.graph.metric = sh->metric;
+	pg.graph.dist = hnsw_metric_distance(sh->metric);
+	pg.graph.cxt = cxt;
+	pg.graph.dense = true;
+	pg.sh = sh;
+	pg.area = area;
+	pg.table = dsa_get_address(area, sh->table);
+	pg.chunk = InvalidDsaPointer;
+	pg.index = index;
+	pg.leader = leader;
+	pg.tmp_cxt = AllocSetContextCreate(cxt, "engram_hnsw parallel build tuple",
+									   ALLOCSET_DEFAULT_SIZES);
+
+	scan = table_beginscan_parallel(heap, ParallelTableScanFromHnswParShared(sh));
+	reltuples = table_index_build_scan(heap, index, indexInfo, true, leader,
+									   par_build_callback, &pg, scan);
+
+	SpinLockAcquire(&sh->mutex);
+	sh->reltuples += reltuples;
+	sh->indtuples += pg.indtuples;
+	SpinLockRelease(&sh->mutex);
+
+	MemoryContextDelete(cxt);
+}
+
+/* entry point of a parallel worker (CreateParallelContext names it) */
+void
+hnsw_parallel_build_main(dsm_segment *seg, shm_toc *toc)
+{
+	HnswParShared *sh = shm_toc_lookup(toc, PARALLEL_KEY_SHARED, false);
+	void	   *place = shm_toc_lookup(toc, PARALLEL_KEY_AREA, false);
+	LOCKMODE	heap_lockmode;
+	LOCKMODE	index_lockmode;
+	Relation	heap;
+	Relation	index;
+	IndexInfo  *indexInfo;
+	dsa_area   *area;
+
+	/* the lock modes index.c took in the leader (we are in its lock group) */
+	if (!sh->isconcurrent)
+	{
+		heap_lockmode = ShareLock;
+		index_lockmode = AccessExclusiveLock;
+	}
+	else
+	{
+		heap_lockmode = ShareUpdateExclusiveLock;
+		index_lockmode = RowExclusiveLock;
+	}
+	heap = table_open(sh->heaprelid, heap_lockmode);
+	index = index_open(sh->indexrelid, index_lockmode);
+	indexInfo = BuildIndexInfo(index);
+	indexInfo->ii_Concurrent = sh->isconcurrent;
+
+	LWLockRegisterTranche(sh->tranche_id, "engram_hnsw_build");
+	area = dsa_attach_in_place(place, seg);
+	par_participate(sh, area, heap, index, indexInfo, false);
+	dsa_detach(area);
+
+	index_close(index, index_lockmode);
+	table_close(heap, heap_lockmode);
+}
+
+/* ----------------------------------------------------------------
+ * The leader
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Build bs's graph in parallel with up to nworkers workers.  On success the
+ * arena of bs describes the shared graph (its nodes point into shared
+ * memory) and the caller writes it, then calls hnsw_parallel_build_end().
+ * Returns NULL if the build must be done serially instead: no dynamic
+ * shared memory, or maintenance_work_mem ran out (a NOTICE says so).
+ */
+HnswParallelBuild *
+hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
+					double *reltuples)
+{
+	Relation	heap = bs->heap;
+	Relation	index = bs->index;
+	int			m = bs->graph.m;
+	ParallelContext *pcxt;
+	Snapshot	snapshot;
+	Size		estshared;
+	Size		estarea = dsa_minimum_size() + PAR_AREA_INPLACE;
+	HnswParShared *sh;
+	void	   *place;
+	dsa_area   *area;
+	HnswParallelBuild *pb;
+	BlockNumber pages;
+	double		tuples;
+	double		allvisfrac;
+	double		maxnodes;
+	uint32		nnodes;
+	dsa_pointer *table;
+
+	/*
+	 * Node numbers: the estimated row count with room to spare, as many as
+	 * the memory could hold at most.
+	 */
+	table_relation_estimate_size(heap, NULL, &pages, &tuples, &allvisfrac);
+	maxnodes = Min(tuples * 1.5 + 10000,
+				   (double) bs->mem_limit /
+				   (PAR_NODE_HDR + MAXALIGN(arena_nbr_size(m, 0)) + sizeof(dsa_pointer)));
+	maxnodes = Min(maxnodes, (double) (MaxAllocHugeSize / sizeof(dsa_pointer)));
+	maxnodes = Min(maxnodes, (double) PG_INT32_MAX);
+	if (maxnodes < 1024)
+		return NULL;
+
+	EnterParallelMode();
+	pcxt = CreateParallelContext("engram_hnsw", "hnsw_parallel_build_main", nworkers);
+	snapshot = indexInfo->ii_Concurrent ? RegisterSnapshot(GetTransactionSnapshot()) : SnapshotAny;
+
+	estshared = add_size(MAXALIGN(sizeof(HnswParShared)),
+						 table_parallelscan_estimate(heap, snapshot));
+	shm_toc_estimate_chunk(&pcxt->estimator, estshared);
+	shm_toc_estimate_chunk(&pcxt->estimator, estarea);
+	shm_toc_estimate_keys(&pcxt->estimator, 2);
+	InitializeParallelDSM(pcxt);
+
+	pb = palloc0(sizeof(HnswParallelBuild));
+	pb->pcxt = pcxt;
+	pb->snapshot = snapshot;
+	if (pcxt->seg == NULL)
+	{
+		/* no dynamic shared memory to be had */
+		hnsw_parallel_build_end(pb);
+		return NULL;
+	}
+
+	sh = shm_toc_allocate(pcxt->toc, estshared);
+	memset(sh, 0, sizeof(HnswParShared));
+	sh->heaprelid = RelationGetRelid(heap);
+	sh->indexrelid = RelationGetRelid(index);
+	sh->isconcurrent = indexInfo->ii_Concurrent;
+	sh->m = m;
+	sh->ef_construction = bs->graph.ef_construction;
+	sh->metric = bs->metric;
+	sh->nparticipants = nworkers + 1;
+	sh->maxnodes = (uint32) maxnodes;
+	pg_atomic_init_u32(&sh->dims, (uint32) bs->dims);
+	pg_atomic_init_u32(&sh->nnodes, 0);
+	pg_atomic_init_u32(&sh->overflow, 0);
+	pg_atomic_init_u64(&sh->tuples_done, 0);
+	SpinLockInit(&sh->mutex);
+	sh->entry = HNSW_INVALID_NODE;
+	sh->entry_level = -1;
+	table_parallelscan_initialize(heap, ParallelTableScanFromHnswParShared(sh), snapshot);
+
+	place = shm_toc_allocate(pcxt->toc, estarea);
+	sh->tranche_id = LWLockNewTrancheId();
+	LWLockRegisterTranche(sh->tranche_id, "engram_hnsw_build");
+	area = dsa_create_in_place(place, estarea, sh->tranche_id, pcxt->seg);
+	pb->area = area;
+	pb->sh = sh;
+	dsa_set_size_limit(area, Max(bs->mem_limit, estarea));
+	sh->table = dsa_allocate_extended(area, sizeof(dsa_pointer) * sh->maxnodes,
+									  DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM | DSA_ALLOC_ZERO);
+	if (!DsaPointerIsValid(sh->table))
+	{
+		hnsw_parallel_build_end(pb);
+		return NULL;
+	}
+
+	shm_toc_insert(pcxt->toc, PARALLEL_KEY_SHARED, sh);
+	shm_toc_insert(pcxt->toc, PARALLEL_KEY_AREA, place);
+	LaunchParallelWorkers(pcxt);
+	ereport(DEBUG1,
+			(errmsg_internal("engram_hnsw parallel build of \"%s\" with %d workers",
+							 RelationGetRelationName(index), nworkers)));
+	ereport(DEBUG2,
+			(errmsg_internal("engram_hnsw parallel build of \"%s\": %d workers launched",
+							 RelationGetRelationName(index), pcxt->nworkers_launched)));
+
+	/* the leader takes its share too */
+	par_participate(sh, area, heap, index, indexInfo, true);
+	WaitForParallelWorkersToFinish(pcxt);
+
+	if (pg_atomic_read_u32(&sh->overflow) != 0)
+	{
+		ereport(NOTICE,
+				(errmsg("engram_hnsw parallel build of \"%s\" ran out of maintenance_work_mem after %llu rows",
+						RelationGetRelationName(index),
+						(unsigned long long) pg_atomic_read_u64(&sh->tuples_done)),
+				 errdetail("The index is built again serially, which can continue on disk."),
+				 errhint("Increase maintenance_work_mem to build the whole graph in memory.")));
+		hnsw_parallel_build_end(pb);
+		return NULL;
+	}
+
+	/* hand the graph to the serial writer: ArenaNodes over the records */
+	nnodes = pg_atomic_read_u32(&sh->nnodes);
+	bs->dims = pg_atomic_read_u32(&sh->dims);
+	bs->graph.dims = bs->dims;
+	bs->maxnodes = Max(nnodes, 1);
+	bs->nodes = repalloc_huge(bs->nodes, sizeof(ArenaNode) * bs->maxnodes);
+	table = dsa_get_address(area, sh->table);
+	for (uint32 i = 0; i < nnodes; i++)
+	{
+		ParNode    *n = dsa_get_address(area, table[i]);
+		ArenaNode  *an = &bs->nodes[i];
+
+		an->vec = par_vec(n, m);
+		an->nbr = par_nbr(n);
+		an->space_no = 0;
+		an->level = n->level;
+		an->ntids = n->ntids;
+		memcpy(an->tids, n->tids, sizeof(ItemPointerData) * n->ntids);
+		if ((i & 4095) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	bs->nnodes = nnodes;
+	bs->entry = sh->entry;
+	bs->entry_level = sh->entry_level;
+	bs->indtuples = sh->indtuples;
+	*reltuples = sh->reltuples;
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) bs->indtuples);
+	return pb;
+}
+
+/* release the shared memory and the workers' state */
+void
+hnsw_parallel_build_end(HnswParallelBuild *pb)
+{
+	if (pb->area)
+		dsa_detach(pb->area);
+	if (IsMVCCSnapshot(pb->snapshot))
+		UnregisterSnapshot(pb->snapshot);
+	DestroyParallelContext(pb->pcxt);
+	ExitParallelMode();
+	pfree(pb);
+}
