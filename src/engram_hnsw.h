@@ -384,6 +384,13 @@ typedef struct HnswGraphOps
 	 */
 	bool		(*add_heaptid) (HnswGraph *g, HnswNode node, const float *vec,
 								ItemPointer heaptid);
+
+	/*
+	 * Optional (NULL if the storage cannot): the node's vector when it can
+	 * be had without I/O or locks, so that a search prefetches the next
+	 * neighbour's vector while computing the current distance.
+	 */
+	const float *(*peek_vector) (HnswGraph *g, HnswNode node);
 } HnswGraphOps;
 
 struct HnswGraph

@@ -185,6 +185,12 @@ arena_add_heaptid(HnswGraph *g, HnswNode node, const float *vec, ItemPointer hea
 	return true;
 }
 
+static const float *
+arena_peek_vector(HnswGraph *g, HnswNode node)
+{
+	return ((HnswBuildState *) g)->nodes[node].vec;
+}
+
 static const HnswGraphOps arena_graph_ops = {
 	.distance = arena_distance,
 	.vector = arena_vector,
@@ -194,6 +200,7 @@ static const HnswGraphOps arena_graph_ops = {
 	.set_entry = arena_set_entry,
 	.create_node = arena_create_node,
 	.add_heaptid = arena_add_heaptid,
+	.peek_vector = arena_peek_vector,
 };
 
 /* ----------------------------------------------------------------

@@ -352,6 +352,7 @@ static const HnswGraphOps par_graph_ops = {
 	.set_entry = par_set_entry,
 	.create_node = par_create_node,
 	.add_heaptid = par_add_heaptid,
+	.peek_vector = par_vector,
 };
 
 /* ----------------------------------------------------------------

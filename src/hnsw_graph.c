@@ -335,20 +335,46 @@ hnsw_search_add_entry(HnswSearch *s, HnswNode node)
  * (resumed scan) every new neighbour becomes a candidate.  Elements the
  * storage marks "skip" are traversed but never enter w or pending.
  */
+/*
+ * Start loading a node's vector into the CPU cache (in-memory graphs: the
+ * build is bound by memory latency, a vector per distance).  The first
+ * kilobyte is enough for the hardware prefetcher to stream the rest.
+ */
+static inline void
+prefetch_vector(HnswGraph *g, HnswNode node)
+{
+#if defined(__GNUC__) || defined(__clang__)
+	const char *p = (const char *) g->ops->peek_vector(g, node);
+	Size		len = Min(sizeof(float) * g->dims, 1024);
+
+	for (Size off = 0; off < len; off += 64)
+		__builtin_prefetch(p + off);
+#endif
+}
+
 static void
 search_expand(HnswSearch *s, HnswNode node, int ef)
 {
 	HnswGraph  *g = s->g;
 	int			n = g->ops->neighbors(g, node, s->layer, s->nbuf);
+	bool		peek = (g->ops->peek_vector != NULL);
+	int			nnew = 0;
 
+	/* the unvisited neighbours first, so the next one's vector can be prefetched */
 	for (int i = 0; i < n; i++)
+		if (visited_add(s->visited, s->nbuf[i]))
+			s->nbuf[nnew++] = s->nbuf[i];
+	if (peek && nnew > 0)
+		prefetch_vector(g, s->nbuf[0]);
+
+	for (int i = 0; i < nnew; i++)
 	{
 		HnswNode	e = s->nbuf[i];
 		bool		skip = false;
 		float		d;
 
-		if (!visited_add(s->visited, e))
-			continue;
+		if (peek && i + 1 < nnew)
+			prefetch_vector(g, s->nbuf[i + 1]);
 		d = g->ops->distance(g, e, s->q, &skip);
 		note_nearest(s, e, d, skip);
 		if (s->track_pending && !skip)
