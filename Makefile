@@ -10,6 +10,7 @@ OBJS = \
 	src/hnsw_distance.o \
 	src/hnsw_graph.o \
 	src/hnsw_insert.o \
+	src/hnsw_kernels.o \
 	src/hnsw_options.o \
 	src/hnsw_pages.o \
 	src/hnsw_pending.o \
@@ -41,7 +42,7 @@ PG_CFLAGS += -Werror
 endif
 
 # Distance kernels: let the compiler vectorise the float reductions.
-src/hnsw_distance.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math -fassociative-math -fno-signed-zeros
+src/hnsw_kernels.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math -fassociative-math -fno-signed-zeros
 
 EXTRA_CLEAN = test/tools/idx2copy tmp_check results output_iso
 

@@ -4,10 +4,7 @@
  *	  Distance kernels over float arrays, validation of real[] input, and
  *	  the SQL-callable distance functions.
  *
- * The kernels are pure functions over (const float *, const float *, n).
- * They keep several independent partial sums so that the compiler turns
- * them into SIMD code (this file is built with -O3 and reassociation
- * allowed, see the Makefile).
+ * The kernels themselves are in hnsw_kernels.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,82 +19,6 @@
 #include "utils/float.h"
 
 #include "engram_hnsw.h"
-
-/*
- * Kernels are compiled once per instruction set (AVX-512, AVX2+FMA, and the
- * portable x86-64 baseline) and the dynamic loader picks the best one the
- * CPU supports (GCC function multiversioning, resolved once by an ifunc).
- * Each keeps HNSW_LANES partial sums so that the vectorised loop has
- * several independent accumulators instead of one long dependency chain.
- */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__gnu_linux__)
-#define HNSW_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define HNSW_KERNEL
-#endif
-
-#define HNSW_LANES 32
-
-/*
- * Index with size_t and pointers: PostgreSQL builds with -fwrapv, under
- * which "a[i + j]" with int i, j need not be contiguous and the compiler
- * falls back to scalar loads.
- */
-HNSW_KERNEL
-float
-hnsw_l2_squared(const float *a, const float *b, int n)
-{
-	float		acc[HNSW_LANES] = {0};
-	float		sum = 0.0f;
-	size_t		len = (size_t) Max(n, 0);
-	size_t		blocks = len / HNSW_LANES;
-
-	for (size_t k = 0; k < blocks; k++)
-	{
-		const float *x = a + k * HNSW_LANES;
-		const float *y = b + k * HNSW_LANES;
-
-		for (size_t j = 0; j < HNSW_LANES; j++)
-		{
-			float		d = x[j] - y[j];
-
-			acc[j] += d * d;
-		}
-	}
-	for (size_t i = blocks * HNSW_LANES; i < len; i++)
-	{
-		float		d = a[i] - b[i];
-
-		sum += d * d;
-	}
-	for (size_t j = 0; j < HNSW_LANES; j++)
-		sum += acc[j];
-	return sum;
-}
-
-HNSW_KERNEL
-float
-hnsw_dot(const float *a, const float *b, int n)
-{
-	float		acc[HNSW_LANES] = {0};
-	float		sum = 0.0f;
-	size_t		len = (size_t) Max(n, 0);
-	size_t		blocks = len / HNSW_LANES;
-
-	for (size_t k = 0; k < blocks; k++)
-	{
-		const float *x = a + k * HNSW_LANES;
-		const float *y = b + k * HNSW_LANES;
-
-		for (size_t j = 0; j < HNSW_LANES; j++)
-			acc[j] += x[j] * y[j];
-	}
-	for (size_t i = blocks * HNSW_LANES; i < len; i++)
-		sum += a[i] * b[i];
-	for (size_t j = 0; j < HNSW_LANES; j++)
-		sum += acc[j];
-	return sum;
-}
 
 float
 hnsw_neg_dot(const float *a, const float *b, int n)

@@ -13,6 +13,9 @@
 #       pg_isolation_regress  ISOLATION (test/isolation/specs/*.spec)
 #       prove                 PROVE_TESTS (test/t/*.pl, own clusters), one
 #                             file at a time so each file's log can be shown
+#  3b. test/kernels/run.sh: the distance kernels built once per instruction
+#     set, against each other and a double-precision sum (one test per
+#     variant and kernel; no cluster needed)
 #  4. test/recall/recall.sh against the same cluster
 #  5. test/soak/soak.sh against the same cluster, SOAK_SECONDS=180: 8
 #     pgbench clients mixing inserts, updates that move rows between spaces,
@@ -34,7 +37,7 @@
 #
 # Environment: RUN_ALL_BUDGET (seconds, default 3300) bounds the whole run;
 # ENGRAM_SKIP_DEPS=1 skips apt; ENGRAM_KEEP_TMP=1 keeps the temp dirs;
-# RUN_ALL_SKIP="regress isolation tap recall soak fuzz valgrind" skips parts;
+# RUN_ALL_SKIP="kernels regress isolation tap recall soak fuzz valgrind" skips parts;
 # FUZZ_SECONDS sets the fuzzing time.
 #
 # Out-of-disk test (test/t/012_faults.pl): before the TAP part, when run as
@@ -196,6 +199,23 @@ else
 	echo "not ok - build with -Werror and install"
 	fail build
 	finish
+fi
+
+# ---------------------------------------------------------------- kernels
+if [[ "$SKIP" != *" kernels "* ]]; then
+	section "distance kernels, one build per instruction set (test/kernels/run.sh)"
+	kout="$(mktemp)"
+	bash "$ENGRAM_ROOT/test/kernels/run.sh" 2>&1 | tee "$kout"
+	krc="${PIPESTATUS[0]}"
+	kok="$(grep -c '^ok - ' "$kout")"
+	kbad="$(grep -c '^not ok - ' "$kout")"
+	pass kernels "$kok"
+	((kbad > 0)) && fail kernels "$kbad"
+	if ((krc != 0 && kbad == 0)); then
+		echo "not ok - kernels: test/kernels/run.sh exited with status $krc"
+		fail kernels-script
+	fi
+	rm -f "$kout"
 fi
 
 # ---------------------------------------------------------------- tree + cluster
