@@ -754,6 +754,23 @@ ReadBuffer(Relation reln, BlockNumber blockNum)
 	return ReadBufferExtended(reln, MAIN_FORKNUM, blockNum, RBM_NORMAL, NULL);
 }
 
+/*
+ * Like the real one: pins the block only if the hint is the buffer that
+ * holds it and that buffer is valid, i.e. the block was read (and its
+ * header verified) since this input was loaded; else false, and the caller
+ * goes through ReadBuffer.
+ */
+bool
+ReadRecentBuffer(RelFileNode rnode, ForkNumber forkNum, BlockNumber blockNum,
+				 Buffer recent_buffer)
+{
+	if (forkNum != MAIN_FORKNUM || blockNum >= fz_nblocks ||
+		recent_buffer != -(Buffer) (blockNum + 1) || !fz_verified[blockNum])
+		return false;
+	fz_pins[blockNum]++;
+	return true;
+}
+
 BlockNumber
 BufferGetBlockNumber(Buffer buffer)
 {
