@@ -8,7 +8,11 @@
 # then for each case builds an index, checks that KNN queries use it, runs
 # engram_hnsw_check on it and measures recall@10 at the default ef_search:
 #
-#   l2_bulk            real_l2_ops, CREATE INDEX on the filled table
+#   l2_bulk            real_l2_ops, CREATE INDEX on the filled table (a
+#                      parallel build: the table asks for 2 workers)
+#   l2_bulk_serial     the same built serially (max_parallel_maintenance_
+#                      workers = 0); its recall must be within 0.01
+#                      (RECALL_INSERT_SLACK) of l2_bulk's
 #   l2_insert          real_l2_ops, CREATE INDEX on an empty table, then
 #                      10 000 single-row INSERT statements (fastupdate = on,
 #                      the default: rows go through the pending list and
@@ -180,8 +184,12 @@ run_case() {
 
 	engram_log "case $name: $mode build, $opclass"
 	t0="$(now)"
-	if [[ "$mode" == bulk ]]; then
-		if ! out="$(q -c "CREATE INDEX $idx ON $table USING engram_hnsw (embedding $opclass) $withopts" 2>&1)"; then
+	if [[ "$mode" == bulk* ]]; then
+		# bulk: the table asks for 2 parallel workers; bulk_serial: none
+		local workers=2
+		[[ "$mode" == bulk_serial ]] && workers=0
+		if ! out="$(q -c "SET max_parallel_maintenance_workers = $workers" \
+			-c "CREATE INDEX $idx ON $table USING engram_hnsw (embedding $opclass) $withopts" 2>&1)"; then
 			report "not ok" "$name" "(CREATE INDEX failed: $(echo "$out" | head -n 3 | tr '\n' ' '))"
 			return
 		fi
@@ -254,6 +262,11 @@ run_case() {
 		awk -v r="$recall" -v m="$MIN_RECALL" 'BEGIN { exit !(r + 0 >= m + 0) }' ||
 			why+=("recall $recall < $MIN_RECALL")
 		[[ "$name" == l2_bulk ]] && L2_BULK_RECALL="$recall"
+		if [[ "$mode" == bulk_serial && -n "${L2_BULK_RECALL:-}" ]]; then
+			awk -v r="$recall" -v b="$L2_BULK_RECALL" -v s="$INSERT_SLACK" \
+				'BEGIN { d = r - b; if (d < 0) d = -d; exit !(d <= s) }' ||
+				why+=("recall $recall differs from the parallel build's $L2_BULK_RECALL by more than $INSERT_SLACK")
+		fi
 		if [[ "$mode" == insert* && -n "${L2_BULK_RECALL:-}" ]]; then
 			awk -v r="$recall" -v b="$L2_BULK_RECALL" -v s="$INSERT_SLACK" \
 				'BEGIN { exit !(r + 0 >= b - s) }' ||
@@ -275,7 +288,9 @@ run_case() {
 	q -c "DROP INDEX IF EXISTS $idx" || true
 }
 
+q -c "ALTER TABLE items SET (parallel_workers = 2)"
 run_case l2_bulk bulk items queries real_l2_ops '<->' truth_l2
+run_case l2_bulk_serial bulk_serial items queries real_l2_ops '<->' truth_l2
 run_case l2_insert insert items queries real_l2_ops '<->' truth_l2
 run_case l2_insert_merged insert_merged items queries real_l2_ops '<->' truth_l2
 run_case l2_insert_direct insert_direct items queries real_l2_ops '<->' truth_l2
