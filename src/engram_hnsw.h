@@ -545,6 +545,8 @@ hnsw_entry_cas(ItemPointer cur, int curlevel, int level, ItemPointer expect)
 	return !ItemPointerIsValid(cur) || level > curlevel;
 }
 extern void hnsw_check_page(Relation index, Page page, BlockNumber blkno);
+extern void hnsw_write_fragment(Relation index, Buffer buf, Size off, const void *data,
+								Size len);
 extern uint8 hnsw_page_item_type(Relation index, Page page, BlockNumber blkno,
 								 OffsetNumber off);
 extern void hnsw_read_meta(Relation index, HnswMetaInfo *meta);

@@ -298,22 +298,21 @@ clear_pending_flag(Relation index, HnswMetaInfo *meta, ItemPointer tid)
 {
 	BlockNumber blkno = ItemPointerGetBlockNumber(tid);
 	Buffer		buf = ReadBuffer(index, blkno);
-	GenericXLogState *state;
 	Page		page;
 	HnswElementTuple etup;
 
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	hnsw_check_page(index, BufferGetPage(buf), blkno);
-	state = GenericXLogStart(index);
-	page = GenericXLogRegisterBuffer(state, buf, 0);
+	page = BufferGetPage(buf);
+	hnsw_check_page(index, page, blkno);
 	etup = hnsw_page_element(index, page, blkno, ItemPointerGetOffsetNumber(tid), meta->dims);
 	if (etup->flags & HNSW_ELEMENT_PENDING)
 	{
-		etup->flags &= ~HNSW_ELEMENT_PENDING;
-		GenericXLogFinish(state);
+		uint8		flags = etup->flags & ~HNSW_ELEMENT_PENDING;
+
+		/* one byte: a generic record of just that fragment */
+		hnsw_write_fragment(index, buf, (char *) &etup->flags - (char *) page,
+							&flags, sizeof(flags));
 	}
-	else
-		GenericXLogAbort(state);
 	UnlockReleaseBuffer(buf);
 }
 

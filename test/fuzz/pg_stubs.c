@@ -35,6 +35,8 @@
 #include "access/genam.h"
 #include "access/relscan.h"
 #include "access/transam.h"
+#include "access/xlog.h"
+#include "access/xloginsert.h"
 #include "postmaster/autovacuum.h"
 #include "storage/indexfsm.h"
 #include "utils/snapmgr.h"
@@ -1146,6 +1148,55 @@ GenericXLogAbort(GenericXLogState *state)
 	for (int i = 0; i < state->n; i++)
 		pfree(state->images[i]);
 	pfree(state);
+}
+
+/*
+ * The WAL insertion calls of hnsw_write_fragment() (a hand-built generic
+ * record): no WAL is written, but the protocol is checked -- registered
+ * buffers exclusively locked, data readable (ASan sees the copy), the
+ * insert inside a critical section.
+ */
+int			wal_level = WAL_LEVEL_REPLICA;
+volatile uint32 CritSectionCount = 0;
+static bool fz_xlog_open = false;
+static char fz_xlog_scratch[BLCKSZ];
+
+void
+XLogBeginInsert(void)
+{
+	fz_xlog_open = true;
+}
+
+void
+XLogRegisterBuffer(uint8 block_id, Buffer buffer, uint8 flags)
+{
+	BlockNumber b = fz_block(buffer, "XLogRegisterBuffer");
+
+	if (!fz_xlog_open)
+		fz_finding("XLogRegisterBuffer without XLogBeginInsert");
+	if (fz_locks[b] >= 0)
+		fz_finding("XLogRegisterBuffer of block %u without an exclusive lock", b);
+}
+
+void
+XLogRegisterBufData(uint8 block_id, char *data, int len)
+{
+	if (!fz_xlog_open)
+		fz_finding("XLogRegisterBufData without XLogBeginInsert");
+	if (len < 0 || len > BLCKSZ)
+		fz_finding("XLogRegisterBufData of %d bytes", len);
+	memcpy(fz_xlog_scratch, data, len);
+}
+
+XLogRecPtr
+XLogInsert(RmgrId rmid, uint8 info)
+{
+	if (!fz_xlog_open)
+		fz_finding("XLogInsert without XLogBeginInsert");
+	if (CritSectionCount == 0)
+		fz_finding("XLogInsert outside a critical section");
+	fz_xlog_open = false;
+	return (XLogRecPtr) 1;
 }
 
 /* ================================================================
