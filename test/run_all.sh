@@ -130,11 +130,26 @@ fail() {
 	FAILED_NAMES+=("$1")
 }
 
+# Keep the lines that say why a part failed (its "not ok" lines and, with a
+# pattern, more) for the end of the output: CI shows only the last lines.
+FAILED_DETAILS=()
+fail_detail() {
+	local name="$1" out="$2" pattern="${3:-^not ok - }" line
+	[[ -f "$out" ]] || return 0
+	while IFS= read -r line; do
+		FAILED_DETAILS+=("[$name] $line")
+	done < <(grep -E -e "$pattern" "$out" | grep -v '# TODO' | head -n 40)
+}
+
 finish() {
 	small_fs_umount
 	engram_cleanup >/dev/null 2>&1 || true
 	trap - EXIT
 	echo
+	if ((${#FAILED_DETAILS[@]})); then
+		echo "why (repeated from above):"
+		printf '  %s\n' "${FAILED_DETAILS[@]}"
+	fi
 	if ((${#FAILED_NAMES[@]})); then
 		echo "failed: ${FAILED_NAMES[*]}"
 	fi
@@ -210,7 +225,7 @@ if [[ "$SKIP" != *" kernels "* ]]; then
 	kok="$(grep -c '^ok - ' "$kout")"
 	kbad="$(grep -c '^not ok - ' "$kout")"
 	pass kernels "$kok"
-	((kbad > 0)) && fail kernels "$kbad"
+	((kbad > 0)) && fail kernels "$kbad" && fail_detail kernels "$kout"
 	if ((krc != 0 && kbad == 0)); then
 		echo "not ok - kernels: test/kernels/run.sh exited with status $krc"
 		fail kernels-script
@@ -250,7 +265,7 @@ if [[ "$SKIP" != *" regress "* ]]; then
 		read -r ok bad < <(count_regress "$out")
 		echo "pg_regress: $ok ok, $bad failed (make exit status $rc)"
 		pass regress "$ok"
-		((bad > 0)) && fail regress "$bad"
+		((bad > 0)) && fail regress "$bad" && fail_detail regress "$out" ' \.\.\. FAILED|^not ok '
 		# listed tests that produced no result line (missing file, crash, timeout)
 		read -r -a listed <<<"$regress_list"
 		noresult=$((${#listed[@]} - ok - bad))
@@ -285,7 +300,7 @@ if [[ "$SKIP" != *" isolation "* ]]; then
 		read -r ok bad < <(count_regress "$out")
 		echo "isolation: $ok ok, $bad failed (make exit status $rc)"
 		pass isolation "$ok"
-		((bad > 0)) && fail isolation "$bad"
+		((bad > 0)) && fail isolation "$bad" && fail_detail isolation "$out" ' \.\.\. FAILED|^not ok '
 		# listed tests that produced no result line (missing file, crash, timeout)
 		read -r -a listed <<<"$iso_list"
 		noresult=$((${#listed[@]} - ok - bad))
@@ -332,7 +347,7 @@ if [[ "$SKIP" != *" tap "* ]]; then
 			bad="$(grep -E '^not ok [0-9]+' "$out" | grep -Evc '# *TODO')"
 			echo "$tf: $ok ok, $bad failed (exit status $rc)"
 			pass "$tf" "$ok"
-			((bad > 0)) && fail "$tf" "$bad"
+			((bad > 0)) && fail "$tf" "$bad" && fail_detail "$tf" "$out" '^not ok [0-9]+|^#   (Failed test|at |  got|expected)'
 			if ((rc != 0 && bad == 0)); then
 				echo "not ok - $tf exited with status $rc without a failed assertion (died/bad plan/timeout?)"
 				fail "$tf"
@@ -367,7 +382,7 @@ run_counted() {
 	ok="$(grep -c -e '^ok - ' -e '^not ok - .*# TODO' "$out")"
 	bad="$(grep '^not ok - ' "$out" | grep -vc '# TODO')"
 	pass "$name" "$ok"
-	((bad > 0)) && fail "$name" "$bad"
+	((bad > 0)) && fail "$name" "$bad" && fail_detail "$name" "$out"
 	if ((rc != 0 && bad == 0)); then
 		echo "not ok - $name exited with status $rc without a failed check (crash/timeout?)"
 		fail "$name-script"
@@ -403,6 +418,8 @@ if [[ "$SKIP" != *" fuzz "* ]]; then
 	else
 		grep -q '^not ok - fuzz' "$out" || echo "not ok - fuzz: exit status $rc (killed by timeout?)"
 		fail fuzz
+		# libFuzzer's reason, the stack top and the input (base64 of gzip)
+		fail_detail fuzz "$out" '^not ok - |ERROR: |SUMMARY: |^    #[0-9] |deadly signal|^fuzz: |^[A-Za-z0-9+/=]{20,}$'
 	fi
 fi
 
@@ -429,6 +446,7 @@ if [[ "$SKIP" != *" valgrind "* ]]; then
 	else
 		echo "not ok - valgrind: exit status $rc"
 		fail valgrind
+		fail_detail valgrind "$out" '^asan.sh: |^not ok|FAILED|==[0-9]+== (Invalid|Conditional|Use of|Syscall|Mismatched)'
 	fi
 fi
 
