@@ -550,52 +550,77 @@ add_item(Relation index, Page page, BlockNumber blkno, void *item, Size size)
 
 /*
  * Lock the last page of a stripe's pending chain exclusively, starting from
- * the meta page's tail hint.  The hint may lag (follow "next"), or point at
- * a page that has left the chain and been reused since: then start over
- * from the head of a fresh copy of the meta page.  Pages that left the
- * chain but are not reused yet still lead on through "next".
+ * the meta page's tail hint (from_head: from the head instead).  The hint
+ * may lag (follow "next"), or point at a page that has left the chain and
+ * been reused since.  Pages that left the chain but are not reused yet
+ * still lead on through "next".
+ *
+ * held[] are the buffers the caller has locked already (the new element's
+ * pages).  A lagging hint can lead to one of them: a page that left the
+ * chain, was recycled and is now being reused by this very insert (the
+ * buffer still shows the detached pending page until the WAL record is
+ * finished).  Locking it again would wait for ourselves forever, so it is
+ * read under the lock we hold.
+ *
+ * Returns InvalidBuffer when the walk has to start over from the head of a
+ * fresh copy of the meta page: the caller releases its locks first, since
+ * the meta page is only ever locked alone (src/README.md, rule 4).
  */
 static Buffer
-lock_pending_tail(Relation index, HnswMetaInfo *meta, int stripe)
+lock_pending_tail(Relation index, HnswMetaInfo *meta, int stripe, bool from_head,
+				  const Buffer *held, int nheld)
 {
 	BlockNumber blkno = meta->pending_tail[stripe];
-	int			restarts = 0;
 	int			hops = 0;
 
-	if (blkno == InvalidBlockNumber)
+	if (blkno == InvalidBlockNumber || from_head)
 		blkno = meta->pending_head[stripe];
 	for (;;)
 	{
-		Buffer		buf;
+		Buffer		buf = InvalidBuffer;
 		Page		page;
 		HnswPageOpaque opaque;
+		bool		mine = false;
 
 		if (blkno == InvalidBlockNumber || blkno == HNSW_METAPAGE_BLKNO ||
 			blkno >= RelationGetNumberOfBlocks(index))
 			hnsw_corrupt(index, HNSW_METAPAGE_BLKNO,
 						 psprintf("pending chain %d leads to block %u", stripe, blkno));
-		buf = ReadBuffer(index, blkno);
-		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		for (int i = 0; i < nheld && !mine; i++)
+		{
+			if (BufferIsValid(held[i]) && BufferGetBlockNumber(held[i]) == blkno)
+			{
+				buf = held[i];
+				mine = true;
+			}
+		}
+		if (!mine)
+		{
+			buf = ReadBuffer(index, blkno);
+			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		}
 		page = BufferGetPage(buf);
 		if (PageIsNew(page) || !(HnswPageGetOpaque(page)->flags & HNSW_PAGE_PENDING) ||
 			HnswPageGetOpaque(page)->stripe != stripe)
 		{
 			/* not (any more) a page of this chain */
-			UnlockReleaseBuffer(buf);
-			if (++restarts > 2)
-				hnsw_corrupt(index, blkno,
-							 psprintf("pending chain %d reaches a page that is not in it",
-									  stripe));
-			hnsw_read_meta(index, meta);
-			blkno = meta->pending_head[stripe];
-			continue;
+			if (!mine)
+				UnlockReleaseBuffer(buf);
+			return InvalidBuffer;
 		}
 		hnsw_check_page(index, page, blkno);
 		opaque = HnswPageGetOpaque(page);
 		if (opaque->next == InvalidBlockNumber && !(opaque->flags & HNSW_PAGE_DETACHED))
+		{
+			/* the tail; one of our own pages only in a corrupt chain */
+			if (mine)
+				hnsw_corrupt(index, blkno,
+							 psprintf("pending chain %d ends at a page in use for data", stripe));
 			return buf;
+		}
 		blkno = opaque->next;
-		UnlockReleaseBuffer(buf);
+		if (!mine)
+			UnlockReleaseBuffer(buf);
 		if (++hops > 10000000)
 			hnsw_corrupt(index, blkno, "pending chain has a cycle");
 		CHECK_FOR_INTERRUPTS();
@@ -626,12 +651,19 @@ place_element(Relation index, HnswMetaInfo *meta, int stripe,
 	Buffer		tbuf = InvalidBuffer;
 	Buffer		tbuf2 = InvalidBuffer;
 	Page		page;
-	BlockNumber blkno = meta->stripe_insert[stripe];
+	BlockNumber blkno;
 	BlockNumber eblkno;
 	BlockNumber newtail = InvalidBlockNumber;
 	OffsetNumber noff;
 	OffsetNumber eoff;
-	bool		newpage = true;
+	bool		newpage;
+	int			restarts = 0;
+
+restart:
+	blkno = meta->stripe_insert[stripe];
+	newpage = true;
+	buf = InvalidBuffer;
+	buf2 = InvalidBuffer;
 
 	if (blkno != InvalidBlockNumber && blkno < RelationGetNumberOfBlocks(index))
 	{
@@ -693,8 +725,27 @@ place_element(Relation index, HnswMetaInfo *meta, int stripe,
 		Page		tpage;
 		BlockNumber tblkno;
 
+		Buffer		held[2];
+
 		pend->elem = *etid;
-		tbuf = lock_pending_tail(index, meta, stripe);
+		held[0] = buf;
+		held[1] = buf2;
+		tbuf = lock_pending_tail(index, meta, stripe, restarts > 0, held, 2);
+		if (!BufferIsValid(tbuf))
+		{
+			/* let go of everything, read the meta page, start over */
+			GenericXLogAbort(state);
+			UnlockReleaseBuffer(buf);
+			if (BufferIsValid(buf2))
+				UnlockReleaseBuffer(buf2);
+			if (++restarts > 2)
+				hnsw_corrupt(index, HNSW_METAPAGE_BLKNO,
+							 psprintf("pending chain %d reaches a page that is not in it",
+									  stripe));
+			hnsw_read_meta(index, meta);
+			CHECK_FOR_INTERRUPTS();
+			goto restart;
+		}
 		tblkno = BufferGetBlockNumber(tbuf);
 		tpage = GenericXLogRegisterBuffer(state, tbuf, 0);
 		if (PageGetFreeSpace(tpage) >= HNSW_PENDING_TUPLE_SIZE)
