@@ -388,7 +388,8 @@ typedef struct HnswGraphOps
 	/*
 	 * Optional (NULL if the storage cannot): the node's vector when it can
 	 * be had without I/O or locks, so that a search prefetches the next
-	 * neighbour's vector while computing the current distance.
+	 * neighbour's vector while computing the current distance.  May return
+	 * NULL for a node it cannot tell (page graphs: not in the vector cache).
 	 */
 	const float *(*peek_vector) (HnswGraph *g, HnswNode node);
 } HnswGraphOps;

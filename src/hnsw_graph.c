@@ -120,32 +120,23 @@ hnsw_candidate_cmp(const void *a, const void *b)
  * Visited sets
  *
  * Dense graphs (arena indexes) use an epoch-stamped array owned by the
- * graph, so starting a search costs nothing.  Page graphs hash the packed
- * TIDs.
+ * graph, so starting a search costs nothing.  Page graphs keep the packed
+ * TIDs in an open-addressing table owned by the search, also epoch-stamped
+ * (a slot is taken when its stamp is the current epoch), so moving to the
+ * next layer costs nothing either.  It starts at a size for an
+ * ef_construction-wide search and doubles at half full.
  * ----------------------------------------------------------------
  */
-#define SH_PREFIX		hnswvis
-#define SH_ELEMENT_TYPE	HnswVisitedEntry
-#define SH_KEY_TYPE		uint64
-#define SH_KEY			key
-#define SH_HASH_KEY(tb, k) HnswNodeHash(k)
-#define SH_EQUAL(tb, a, b) ((a) == (b))
-#define SH_SCOPE		static inline
-#define SH_DECLARE
-#define SH_DEFINE
-
-typedef struct HnswVisitedEntry
-{
-	uint64		key;
-	char		status;
-} HnswVisitedEntry;
-
-#include "lib/simplehash.h"
-
 struct HnswVisited
 {
 	HnswGraph  *g;
-	hnswvis_hash *hash;
+	/* page graphs (cxt: the search's; a resumed scan may run in a shorter one) */
+	MemoryContext cxt;
+	uint64	   *keys;
+	uint32	   *stamps;
+	uint32		mask;			/* capacity - 1, a power of two minus 1 */
+	uint32		count;			/* slots taken in this epoch */
+	uint32		epoch;
 };
 
 static HnswVisited *
@@ -155,7 +146,17 @@ visited_create(HnswGraph *g)
 
 	v->g = g;
 	if (!g->dense)
-		v->hash = hnswvis_create(CurrentMemoryContext, 256, NULL);
+	{
+		uint32		want = (uint32) Max(g->ef_construction, 16) * Max(g->m, 2) * 4;
+		uint32		cap = 1024;
+
+		while (cap < want && cap < (1U << 20))
+			cap <<= 1;
+		v->cxt = CurrentMemoryContext;
+		v->keys = palloc(sizeof(uint64) * cap);
+		v->stamps = palloc0(sizeof(uint32) * cap);
+		v->mask = cap - 1;
+	}
 	return v;
 }
 
@@ -166,7 +167,12 @@ visited_clear(HnswVisited *v)
 
 	if (!g->dense)
 	{
-		hnswvis_reset(v->hash);
+		v->count = 0;
+		if (++v->epoch == 0)
+		{
+			memset(v->stamps, 0, sizeof(uint32) * (v->mask + 1));
+			v->epoch = 1;
+		}
 		return;
 	}
 	if (++g->epoch == 0)
@@ -178,12 +184,42 @@ visited_clear(HnswVisited *v)
 	}
 }
 
+/* the page graphs' table is half full: double it, keeping this epoch's keys */
+static void
+visited_grow(HnswVisited *v)
+{
+	uint32		oldcap = v->mask + 1;
+	uint32		newcap = oldcap * 2;
+	MemoryContext cxt = v->cxt;
+	uint64	   *keys = MemoryContextAllocHuge(cxt, sizeof(uint64) * newcap);
+	uint32	   *stamps = MemoryContextAllocExtended(cxt, sizeof(uint32) * newcap,
+													MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+
+	for (uint32 i = 0; i < oldcap; i++)
+	{
+		uint32		j;
+
+		if (v->stamps[i] != v->epoch)
+			continue;
+		j = HnswNodeHash(v->keys[i]) & (newcap - 1);
+		while (stamps[j] == 1)
+			j = (j + 1) & (newcap - 1);
+		keys[j] = v->keys[i];
+		stamps[j] = 1;
+	}
+	pfree(v->keys);
+	pfree(v->stamps);
+	v->keys = keys;
+	v->stamps = stamps;
+	v->mask = newcap - 1;
+	v->epoch = 1;
+}
+
 /* mark node visited; returns true if it was not visited before */
 static inline bool
 visited_add(HnswVisited *v, HnswNode node)
 {
 	HnswGraph  *g = v->g;
-	bool		found;
 
 	if (g->dense)
 	{
@@ -209,8 +245,22 @@ visited_add(HnswVisited *v, HnswNode node)
 		g->marks[node] = g->epoch;
 		return true;
 	}
-	hnswvis_insert(v->hash, node, &found);
-	return !found;
+	else
+	{
+		uint32		i = HnswNodeHash(node) & v->mask;
+
+		while (v->stamps[i] == v->epoch)
+		{
+			if (v->keys[i] == node)
+				return false;
+			i = (i + 1) & v->mask;
+		}
+		v->keys[i] = node;
+		v->stamps[i] = v->epoch;
+		if (++v->count > (v->mask + 1) / 2)
+			visited_grow(v);
+		return true;
+	}
 }
 
 /* ----------------------------------------------------------------
@@ -347,6 +397,8 @@ prefetch_vector(HnswGraph *g, HnswNode node)
 	const char *p = (const char *) g->ops->peek_vector(g, node);
 	Size		len = Min(sizeof(float) * g->dims, 1024);
 
+	if (p == NULL)
+		return;
 	for (Size off = 0; off < len; off += 64)
 		__builtin_prefetch(p + off);
 #endif
@@ -474,8 +526,11 @@ hnsw_search_end(HnswSearch *s)
 	pfree(s->w.items);
 	if (s->track_pending)
 		pfree(s->pending.items);
-	if (s->visited->hash)
-		hnswvis_destroy(s->visited->hash);
+	if (s->visited->keys)
+	{
+		pfree(s->visited->keys);
+		pfree(s->visited->stamps);
+	}
 	pfree(s->visited);
 	pfree(s->nbuf);
 	pfree(s);

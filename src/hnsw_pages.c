@@ -1036,6 +1036,19 @@ page_vector(HnswGraph *g, HnswNode node)
 	return cached_vector((HnswPageGraph *) g, node)->vec;
 }
 
+/* merges: the vector if the batch's cache has it (see HnswGraphOps) */
+static const float *
+page_peek_vector(HnswGraph *g, HnswNode node)
+{
+	HnswPageGraph *pg = (HnswPageGraph *) g;
+	HnswVecCacheEntry *entry;
+
+	if (!pg->keep_vectors)
+		return NULL;
+	entry = hnswvc_lookup((hnswvc_hash *) pg->cache, node);
+	return entry ? entry->vec : NULL;
+}
+
 /* copy one layer's list out of a neighbour tuple */
 static int
 copy_layer(HnswNeighborTuple ntup, int m, int layer, HnswNode *out)
@@ -1374,6 +1387,7 @@ static const HnswGraphOps page_graph_ops = {
 	.set_entry = page_set_entry,
 	.create_node = page_create_node,
 	.add_heaptid = page_add_heaptid,
+	.peek_vector = page_peek_vector,
 };
 
 void
