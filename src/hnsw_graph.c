@@ -623,8 +623,12 @@ hnsw_select_neighbors(HnswGraph *g, const float *base, HnswCandidate *cands,
 /*
  * Find the neighbours of a new element with vector q and level "level",
  * starting from the graph's entry point.  For each layer l <= level,
- * selected[l] receives up to HnswLayerCapacity(m, l) neighbours and
- * nselected[l] their count (0 for layers above the entry point's level).
+ * selected[l] receives up to m neighbours and nselected[l] their count (0
+ * for layers above the entry point's level).  Layer 0 lists hold up to 2m,
+ * but a new element picks only m there too, as hnswlib does: its list fills
+ * up through later elements' back-links.  On Fashion-MNIST (30 000 rows)
+ * picking 2m gave the same recall at ef 20 and 40 (0.005 more at ef 10)
+ * for 1.10x the build time and 1.22x the merge time.
  * If nearest is not NULL, it receives the layer-0 search result, nearest
  * first (room for ef_construction candidates), and *nnearest its count.
  * Returns the number of layers searched.
@@ -667,8 +671,7 @@ hnsw_find_neighbors(HnswGraph *g, const float *q, HnswNode entry, int entry_leve
 			hnsw_search_set_layer(s, l, true);
 		hnsw_search_run(s, ef);
 		n = hnsw_search_result(s, found);
-		nselected[l] = hnsw_select_neighbors(g, q, found, n,
-											 HnswLayerCapacity(g->m, l),
+		nselected[l] = hnsw_select_neighbors(g, q, found, n, g->m,
 											 false, selected[l]);
 		if (l == 0 && nearest != NULL)
 		{
