@@ -321,6 +321,7 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 	Relation	index = info->index;
 	int			maxdead = 1024;
 	int			maxlive = 1024;
+	uint64		tops_limit;
 
 	memset(vs, 0, sizeof(VacState));
 	vs->dead = palloc_extended(sizeof(HnswNode) * maxdead, MCXT_ALLOC_HUGE);
@@ -328,6 +329,7 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 	vs->top.node = HNSW_INVALID_NODE;
 	vs->top.level = -1;
 	vs->nblocks = RelationGetNumberOfBlocks(index);
+	tops_limit = Min((uint64) meta->dir_count + 1, (uint64) vs->nblocks * MaxIndexTuplesPerPage);
 	vs->maxelems = 1024;
 	vs->elems = palloc_extended(sizeof(HnswNode) * vs->maxelems, MCXT_ALLOC_HUGE);
 	vs->maxlinks = 4096;
@@ -409,14 +411,17 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 			/*
 			 * The highest element per space, for spaces the meta page knew
 			 * when VACUUM began (a space created since has a fresh entry
-			 * point and needs no hand-over; this also bounds the array).
+			 * point and needs no hand-over).  The array is bounded by the
+			 * directory entries the index can hold, so a corrupted count
+			 * (up to UINT32_MAX) cannot make it huge or wrap around.
 			 */
-			if (etup->space_no <= meta->dir_count)
+			if ((uint64) etup->space_no < tops_limit)
 			{
 				if (etup->space_no >= vs->ntops)
 				{
-					uint32		newn = Min(Max(etup->space_no + 1, vs->ntops * 2),
-										   meta->dir_count + 1);
+					uint32		newn = (uint32) Min(Max((uint64) etup->space_no + 1,
+														(uint64) vs->ntops * 2),
+													tops_limit);
 
 					vs->tops = vs->tops ?
 						repalloc_huge(vs->tops, sizeof(VacElement) * newn) :
