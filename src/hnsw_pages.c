@@ -876,6 +876,12 @@ typedef struct HnswVecCacheEntry
 	float	   *vec;
 } HnswVecCacheEntry;
 
+/*
+ * Half full at most: merges look up every neighbour a search meets, and
+ * most of them miss in a young cache (simplehash's default 0.9 made a
+ * miss walk long runs of slots).
+ */
+#define SH_FILLFACTOR	(0.5)
 #define SH_PREFIX		hnswvc
 #define SH_ELEMENT_TYPE	HnswVecCacheEntry
 #define SH_KEY_TYPE		uint64
