@@ -471,6 +471,7 @@ extern int	hnsw_find_neighbors(HnswGraph *g, const float *q,
 								HnswCandidate *nearest, int *nnearest);
 extern void hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 								HnswCandidate **selected, int *nselected);
+extern void hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, bool deep);
 extern void hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid);
 extern void hnsw_link_element(HnswGraph *g, HnswNode node, const float *vec, int level);
 extern int	hnsw_candidate_cmp(const void *a, const void *b);

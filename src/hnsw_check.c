@@ -535,6 +535,39 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 	for (int64 i = 0; i < nelems; i++)
 		if (!elems[i].deleted && !elems[i].reached && !elems[i].pending)
 			unreachable++;
+	if (unreachable > 0 && message_level_is_interesting(DEBUG1))
+	{
+		/* for whoever hunts the cause: who the unreachable ones are */
+		int		   *indeg = palloc_extended(sizeof(int) * Max(nelems, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		int			shown = 0;
+
+		for (int64 i = 0; i < nelems; i++)
+		{
+			CheckNeighbors key;
+			CheckNeighbors *cn;
+
+			key.node = HnswNodeFromTid(&elems[i].neighbortid);
+			cn = bsearch(&key, nbrs, nnbrs, sizeof(CheckNeighbors), nbr_cmp);
+			if (cn == NULL)
+				continue;
+			for (int k = 0; k < HnswLayerCapacity(meta.m, 0) &&
+				 slots[cn->start + k] != HNSW_INVALID_NODE; k++)
+				indeg[find_element(elems, nelems, slots[cn->start + k]) - elems]++;
+		}
+		for (int64 i = 0; i < nelems && shown < 20; i++)
+		{
+			ItemPointerData tid;
+
+			if (elems[i].deleted || elems[i].reached || elems[i].pending)
+				continue;
+			HnswNodeToTid(elems[i].node, &tid);
+			elog(DEBUG1, "engram_hnsw check: unreachable element (%u,%u), level %d, linked to from %d element(s) on layer 0",
+				 ItemPointerGetBlockNumber(&tid), ItemPointerGetOffsetNumber(&tid),
+				 elems[i].level, indeg[i]);
+			shown++;
+		}
+		pfree(indeg);
+	}
 	if (unreachable > 0)
 		ereport(NOTICE,
 				(errmsg("engram_hnsw index \"%s\" has " INT64_FORMAT " elements not reachable from its entry point",

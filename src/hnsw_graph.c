@@ -791,6 +791,80 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
 }
 
 /*
+ * y was pruned from a list on layer and nobody adopted it: it may have lost
+ * its last incoming link there, which would leave it unreachable (a row no
+ * search finds) until VACUUM reconnects it.  Look at y's own nearest
+ * neighbours: if one of them links back to y, y is fine; otherwise the first
+ * one with room takes y.  If they are all full, the nearest one takes y by
+ * the heuristic, or failing that by force (its farthest neighbour makes
+ * way, and gets the same treatment, one level deep).  A few page reads, and
+ * only for the elements a back-link pruned and the new element could not
+ * adopt (about 1 in 70 of those need more than the first step).  VACUUM
+ * calls it too, for live elements its list repairs leave out.
+ */
+#define HNSW_RELINK_TRIES 4
+
+void
+hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, bool deep)
+{
+	int			cap = HnswLayerCapacity(g->m, layer);
+	HnswNode   *ylist = palloc(sizeof(HnswNode) * cap);
+	HnswNode   *zlist = palloc(sizeof(HnswNode) * cap);
+	HnswNode   *newz = palloc(sizeof(HnswNode) * cap);
+	HnswNode	nearest = HNSW_INVALID_NODE;
+	int			ny;
+	bool		done = false;
+
+	/* never link to an element VACUUM has deleted (as in adoption) */
+	(void) g->ops->distance(g, y, g->ops->vector(g, y), &done);
+	ny = done ? 0 : g->ops->neighbors(g, y, layer, ylist);
+
+	for (int i = 0; i < ny && i < HNSW_RELINK_TRIES && !done; i++)
+	{
+		HnswNode	z = ylist[i];
+		bool		deleted = false;
+
+		if (z == y)
+			continue;
+		/* a deleted element's links go when VACUUM removes it */
+		(void) g->ops->distance(g, z, g->ops->vector(g, y), &deleted);
+		if (deleted)
+			continue;
+		if (nearest == HNSW_INVALID_NODE)
+			nearest = z;
+		for (int attempt = 0; attempt < 4 && !done; attempt++)
+		{
+			int			nz = g->ops->neighbors(g, z, layer, zlist);
+
+			for (int j = 0; j < nz && !done; j++)
+				done = (zlist[j] == y);
+			if (done || nz >= cap)
+				break;
+			memcpy(newz, zlist, sizeof(HnswNode) * nz);
+			newz[nz] = y;
+			done = g->ops->replace_neighbors(g, z, layer, zlist, nz, newz, nz + 1);
+		}
+	}
+
+	if (!done && deep && nearest != HNSW_INVALID_NODE)
+	{
+		HnswNode   *dropped = palloc(sizeof(HnswNode) * (2 * cap + 2));
+		int			ndropped = 0;
+		float		d = g->dist(g->ops->vector(g, nearest), g->ops->vector(g, y), g->dims);
+
+		if (!add_backlink(g, nearest, layer, y, d, false, dropped, &ndropped))
+			(void) add_backlink(g, nearest, layer, y, d, true, dropped, &ndropped);
+		for (int i = 0; i < ndropped; i++)
+			if (dropped[i] != y)
+				hnsw_relink_dropped(g, dropped[i], layer, false);
+		pfree(dropped);
+	}
+	pfree(ylist);
+	pfree(zlist);
+	pfree(newz);
+}
+
+/*
  * Second half of an insertion: the new node's own lists are written by the
  * caller; here every selected neighbour gets the reverse edge.  If on some
  * layer no neighbour kept it (the heuristic may prune it from every full
@@ -809,10 +883,15 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 		bool		linked = false;
 		HnswNode   *dropped;
 		int			ndropped = 0;
+		HnswNode   *old;
+		HnswNode   *newlist;
+		int			nnew = 0;
 
 		if (nselected[l] == 0)
 			continue;
 		dropped = palloc(sizeof(HnswNode) * (nselected[l] + 1) * cap);
+		old = palloc(sizeof(HnswNode) * cap);
+		newlist = palloc(sizeof(HnswNode) * cap);
 		for (int i = 0; i < nselected[l]; i++)
 			if (add_backlink(g, selected[l][i].node, l, node, selected[l][i].dist, false,
 							 dropped, &ndropped))
@@ -824,11 +903,9 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 		/* adopt the dropped ones, while the new node's list has room */
 		for (int attempt = 0; ndropped > 0 && attempt < 16; attempt++)
 		{
-			HnswNode   *old = palloc(sizeof(HnswNode) * cap);
-			HnswNode   *newlist = palloc(sizeof(HnswNode) * cap);
 			int			nold = g->ops->neighbors(g, node, l, old);
-			int			nnew = nold;
 
+			nnew = nold;
 			memcpy(newlist, old, sizeof(HnswNode) * nold);
 			for (int i = 0; i < ndropped && nnew < cap; i++)
 			{
@@ -848,6 +925,28 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 				g->ops->replace_neighbors(g, node, l, old, nold, newlist, nnew))
 				break;
 		}
+
+		/*
+		 * Every element that lost a link here, and the new node itself, must
+		 * keep a link from one of its own nearest neighbours: a link from
+		 * farther away keeps it reachable, but a search for its own vector
+		 * may never get there.  (Concurrent inserts make this matter: two
+		 * new neighbours that did not see each other can each be pruned
+		 * from lists as "covered" by the other, while neither links to the
+		 * other.)
+		 */
+		for (int i = 0; i < ndropped; i++)
+		{
+			bool		seen = (dropped[i] == node);
+
+			for (int j = 0; j < i && !seen; j++)
+				seen = (dropped[j] == dropped[i]);
+			if (!seen)
+				hnsw_relink_dropped(g, dropped[i], l, true);
+		}
+		hnsw_relink_dropped(g, node, l, true);
+		pfree(old);
+		pfree(newlist);
 		pfree(dropped);
 	}
 }

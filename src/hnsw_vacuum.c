@@ -506,6 +506,18 @@ repair_layer(HnswGraph *g, VacState *vs, HnswNode node, int layer)
 		if (g->ops->replace_neighbors(g, node, layer, old, nold, newlist, nnew))
 		{
 			changed = true;
+			/* live elements the new list leaves out must not be orphaned */
+			for (int i = 0; i < nold; i++)
+			{
+				bool		kept = is_dead(vs, old[i]);
+
+				for (int j = 0; j < nnew && !kept; j++)
+					kept = (newlist[j] == old[i]);
+				for (int j = 0; j < i && !kept; j++)
+					kept = (old[j] == old[i]);
+				if (!kept)
+					hnsw_relink_dropped(g, old[i], layer, true);
+			}
 			break;
 		}
 	}
