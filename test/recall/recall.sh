@@ -427,22 +427,6 @@ spaces_case() {
 		why+=("KNN query failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
 	fi
 
-	# every row findable by its own vector (after concurrent merges)
-	if [[ "$mode" == insert_concurrent ]]; then
-		local missing
-		# at a wide ef_search: at the default, even a bulk-built index of
-		# these rows misses about 15 of 10 000 self queries (approximate
-		# search), at 400 none; a row still missed is cut off from the graph
-		if missing="$(qv -c "SET enable_seqscan = off" -c "SET engram_hnsw.ef_search = 400" -c "SELECT count(*) FROM $table x
-				WHERE NOT EXISTS (SELECT 1 FROM (SELECT i.id FROM $table i
-					ORDER BY i.embedding $op x.embedding LIMIT 5) s WHERE s.id = x.id)" 2>&1)"; then
-			[[ "$missing" == 0 ]] || why+=("$missing rows not among the first 5 for their own vector")
-			chk+=" self_missing=$missing"
-		else
-			why+=("self query failed: $(echo "$missing" | head -n 3 | tr '\n' ' ')")
-		fi
-	fi
-
 	local ef
 	ef="$(qv -c "LOAD 'engram_hnsw'" -c "SHOW engram_hnsw.ef_search" 2>/dev/null || echo '?')"
 	local detail="recall=$recall (spaces=$SP_SPACES rows_per_space=$SP_ROWS queries=$N_QUERIES ef_search=$ef build=${build_s}s $chk)"
