@@ -128,6 +128,44 @@ SELECT unreachable, pending FROM engram_hnsw_check('pend_s_idx');
 SELECT array_agg(id ORDER BY id) AS space_6 FROM (SELECT id FROM pend_s WHERE space_id = 6 ORDER BY v <-> pend_vec(1, 8) LIMIT 100) s;
 RESET enable_seqscan;
 
+-- merges keep the vectors they read in the backend's vector cache, for the
+-- next merge of the same index: with evictions (64 kB holds about 680 of
+-- these 16-d vectors, for up to 2600 elements), across a VACUUM that marks
+-- elements deleted (the cache starts over after it), and with the cache off
+-- (0).  The graph stays whole, and every row is found by its own vector.
+CREATE FUNCTION pend_rvec(i int, d int) RETURNS real[]
+LANGUAGE sql IMMUTABLE AS
+$$ SELECT array_agg((x - floor(x))::real ORDER BY k)
+   FROM (SELECT k, sin(i * 12.9898 + k * 78.233) * 43758.5453 AS x FROM generate_series(1, d) k) s $$;
+CREATE TABLE pend_c (id int, v real[]);
+INSERT INTO pend_c SELECT i, pend_rvec(i, 16) FROM generate_series(1, 1000) i;
+CREATE INDEX pend_c_idx ON pend_c USING engram_hnsw (v) WITH (m = 8, ef_construction = 32);
+SET engram_hnsw.vector_cache_size = 64;
+SHOW engram_hnsw.vector_cache_size;
+INSERT INTO pend_c SELECT i, pend_rvec(i, 16) FROM generate_series(1001, 1400) i;
+SELECT engram_hnsw_merge_pending('pend_c_idx') AS merged;
+INSERT INTO pend_c SELECT i, pend_rvec(i, 16) FROM generate_series(1401, 1800) i;
+SELECT engram_hnsw_merge_pending('pend_c_idx') AS merged;
+SELECT elements, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
+DELETE FROM pend_c WHERE id % 3 = 0;
+VACUUM pend_c;
+SELECT elements, deleted_elements, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
+INSERT INTO pend_c SELECT i, pend_rvec(i, 16) FROM generate_series(1801, 2400) i;
+SELECT engram_hnsw_merge_pending('pend_c_idx') AS merged;
+SELECT elements, deleted_elements, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
+SET engram_hnsw.vector_cache_size = 0;
+INSERT INTO pend_c SELECT i, pend_rvec(i, 16) FROM generate_series(2401, 2600) i;
+SELECT engram_hnsw_merge_pending('pend_c_idx') AS merged;
+SELECT elements, deleted_elements, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
+RESET engram_hnsw.vector_cache_size;
+SET enable_seqscan = off;
+SET engram_hnsw.ef_search = 100;
+SELECT count(*) AS rows,
+       count(*) FILTER (WHERE (SELECT t2.id FROM pend_c t2 ORDER BY t2.v <-> t.v LIMIT 1) = t.id) AS found
+FROM pend_c t;
+RESET engram_hnsw.ef_search;
+RESET enable_seqscan;
+
 -- engram_hnsw_merge_pending on the wrong relations, and as a non-owner
 DO $$
 BEGIN
@@ -148,6 +186,7 @@ SELECT engram_hnsw_merge_pending('pend_idx');
 RESET ROLE;
 DROP ROLE pend_stranger;
 
-DROP TABLE pend_t, pend_e, pend_s, pend_p;
+DROP TABLE pend_t, pend_e, pend_s, pend_p, pend_c;
+DROP FUNCTION pend_rvec(int, int);
 DROP FUNCTION pend_same(real[], int);
 DROP FUNCTION pend_vec(int, int);

@@ -65,6 +65,7 @@
 #define HNSW_HEAPTIDS			10
 #define HNSW_STRIPES			8	/* insert pages and pending lists */
 #define HNSW_DEFAULT_PENDING_LIMIT 4096 /* kB, engram_hnsw.pending_list_limit */
+#define HNSW_DEFAULT_VECTOR_CACHE (64 * 1024)	/* kB, engram_hnsw.vector_cache_size */
 
 /* metrics; the value is what support function 1 of the opclass returns */
 #define HNSW_METRIC_NONE		0	/* a space key column */
@@ -138,7 +139,9 @@ typedef struct HnswMetaPageData
 	uint16		metric;			/* HNSW_METRIC_* */
 	uint16		nspacekeys;		/* number of leading space key columns */
 	int16		entry_level;	/* level of the entry point, -1 if none */
-	uint16		unused;
+	uint16		vacuum_gen;		/* bumped by each VACUUM that marks elements
+								 * deleted (0.1.0 left it 0): backends' vector
+								 * caches drop their deleted flags then */
 	ItemPointerData entry;		/* entry point element, invalid if empty */
 	BlockNumber insert_page;	/* page new tuples are appended to */
 	uint64		inserted;		/* elements ever created (statistics) */
@@ -269,6 +272,7 @@ typedef struct HnswOptions
 
 extern int	hnsw_ef_search;
 extern int	hnsw_pending_list_limit;
+extern int	hnsw_vector_cache_kb;
 
 /* ----------------------------------------------------------------
  * Distances (hnsw_distance.c)
@@ -498,6 +502,7 @@ typedef struct HnswMetaInfo
 	uint32		dir_count;
 	int			version;
 	int			nstripes;		/* 1 for format 1 */
+	uint16		vacuum_gen;
 	uint32		pending_pages[HNSW_STRIPES];
 	BlockNumber stripe_insert[HNSW_STRIPES];
 	BlockNumber pending_head[HNSW_STRIPES];
@@ -508,8 +513,7 @@ typedef struct HnswPageGraph
 {
 	HnswGraph	graph;			/* must be first */
 	Relation	index;
-	MemoryContext cache_cxt;	/* vector cache, reset per operation */
-	void	   *cache;			/* node -> copied vector */
+	void	   *cache;			/* merges: the backend's vector cache */
 	BlockNumber nblocks;		/* known size of the index, refreshed lazily */
 	HnswMetaInfo *meta;			/* caller's copy of the meta page */
 	/* with memory spaces: the space this graph is, and its directory entry */
@@ -518,14 +522,10 @@ typedef struct HnswPageGraph
 	ItemPointerData space_tid;
 	int			stripe;			/* whose insert page new elements go to */
 	/*
-	 * Merges: distances come from the vector cache, which then lives for the
-	 * whole batch (vectors never change; a stale "deleted" only means a link
-	 * that the next VACUUM repairs) and is dropped when it passes
-	 * cache_limit bytes.
+	 * Merges: distances come from the backend's vector cache (see
+	 * hnsw_page_graph_keep_vectors() in hnsw_pages.c).
 	 */
 	bool		keep_vectors;
-	Size		cache_bytes;
-	Size		cache_limit;
 } HnswPageGraph;
 
 
@@ -562,6 +562,8 @@ extern HnswNeighborTuple hnsw_page_neighbors(Relation index, Page page, BlockNum
 											 OffsetNumber off, int m, int level);
 extern void hnsw_page_graph_init(HnswPageGraph *pg, Relation index, HnswMetaInfo *meta);
 extern void hnsw_page_graph_reset(HnswPageGraph *pg);
+extern void hnsw_page_graph_keep_vectors(HnswPageGraph *pg);
+extern void hnsw_bump_vacuum_gen(Relation index);
 extern void hnsw_set_dims(Relation index, int dims);
 extern bool hnsw_update_entry(Relation index, ItemPointer tid, int level,
 							  ItemPointer expect, HnswMetaInfo *cur);

@@ -44,6 +44,7 @@ PG_MODULE_MAGIC;
 
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
 int			hnsw_pending_list_limit = HNSW_DEFAULT_PENDING_LIMIT;
+int			hnsw_vector_cache_kb = HNSW_DEFAULT_VECTOR_CACHE;
 
 static relopt_kind hnsw_relopt_kind;
 
@@ -84,6 +85,14 @@ _PG_init(void)
 							"so a larger list makes inserts cheaper and scans slower.",
 							&hnsw_pending_list_limit, HNSW_DEFAULT_PENDING_LIMIT,
 							64, MAX_KILOBYTES,
+							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("engram_hnsw.vector_cache_size",
+							"Memory a backend keeps for vectors read by pending-list merges.",
+							"Merges copy the vectors their graph searches read; the copies are "
+							"kept for the backend's next merge of the same index, up to this "
+							"size.  0 turns the cache off.",
+							&hnsw_vector_cache_kb, HNSW_DEFAULT_VECTOR_CACHE,
+							0, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("engram_hnsw");
 }

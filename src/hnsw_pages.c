@@ -296,6 +296,7 @@ meta_to_info(HnswMetaPage meta, HnswMetaInfo *info)
 	info->ef_construction = meta->ef_construction;
 	info->metric = meta->metric;
 	info->entry_level = meta->entry_level;
+	info->vacuum_gen = meta->vacuum_gen;
 	info->entry = meta->entry;
 	info->insert_page = meta->insert_page;
 	info->nspacekeys = meta->nspacekeys;
@@ -372,6 +373,20 @@ meta_end(MetaChange *mc, bool changed)
 	else
 		GenericXLogAbort(mc->state);
 	UnlockReleaseBuffer(mc->buf);
+}
+
+/*
+ * VACUUM marked elements deleted: backends' vector caches must drop their
+ * deleted flags (see HnswVecCache in this file).
+ */
+void
+hnsw_bump_vacuum_gen(Relation index)
+{
+	MetaChange	mc;
+	HnswMetaPage meta = meta_begin(index, &mc);
+
+	meta->vacuum_gen++;
+	meta_end(&mc, true);
 }
 
 /* fix the dimension of an index created without one (first vector) */
@@ -872,8 +887,7 @@ typedef struct HnswVecCacheEntry
 {
 	uint64		key;
 	char		status;
-	bool		deleted;
-	float	   *vec;
+	uint32		slot;
 } HnswVecCacheEntry;
 
 /*
@@ -892,6 +906,138 @@ typedef struct HnswVecCacheEntry
 #define SH_DECLARE
 #define SH_DEFINE
 #include "lib/simplehash.h"
+
+/*
+ * The vector cache: element -> a copy of its vector and its deleted flag,
+ * in slots of HNSW_VC_CHUNK per allocated chunk.  The graph code may hold
+ * a vector pointer for a whole insertion, so a slot is only ever reused
+ * between insertions (hnsw_page_graph_trim()).
+ *
+ * An operation on its own (a direct insert, a VACUUM list repair) gets a
+ * private cache, dropped by hnsw_page_graph_reset().  Merges use the
+ * backend's cache instead (hnsw_page_graph_keep_vectors()), which outlives
+ * them: elements never move and their vectors never change while the
+ * index keeps its relfilenode (only flags, heap TIDs and lists do), so a
+ * copy stays right.  Its deleted flags can go stale: the cache is dropped
+ * when the meta page's vacuum_gen shows a VACUUM marked elements deleted
+ * since, and within one merge a stale flag only costs a link to a deleted
+ * element, which searches walk through and the next VACUUM repairs (as
+ * with an insert that runs during VACUUM).  It holds one index's vectors,
+ * at most engram_hnsw.vector_cache_size of them; between insertions it
+ * evicts in CLOCK order (a slot used since the hand last passed is kept).
+ * Measured on Fashion-MNIST (merges of 160 rows into 20 000): the per-merge
+ * cache that this replaced spent 40% of the merge faulting in fresh memory
+ * for vectors the previous merge had just read.
+ */
+#define HNSW_VC_CHUNK	1024
+
+typedef struct HnswVecCache
+{
+	MemoryContext cxt;			/* everything below lives here */
+	hnswvc_hash *hash;			/* node -> slot */
+	int			dims;
+	uint32		nslots;			/* slots handed out so far */
+	uint32		cap;			/* length of the slot arrays */
+	uint32		nused;			/* slots holding a vector */
+	uint32		maxused;		/* trim down from above this (0: never) */
+	uint32		hand;			/* CLOCK hand */
+	float	  **chunks;			/* cap / HNSW_VC_CHUNK chunk pointers */
+	uint64	   *slot_node;
+	bool	   *slot_deleted;
+	uint8	   *slot_ref;		/* used since the hand passed */
+	uint32	   *free;			/* free slots (evicted) */
+	uint32		nfree;
+	/* the backend's cache: whose vectors, as of which VACUUM */
+	RelFileNode rnode;
+	uint16		vacuum_gen;
+} HnswVecCache;
+
+static HnswVecCache *backend_vcache = NULL;
+
+static HnswVecCache *
+vc_create(MemoryContext parent, int dims, uint32 maxused)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "engram_hnsw vector cache",
+											  ALLOCSET_DEFAULT_SIZES);
+	HnswVecCache *vc = MemoryContextAllocZero(cxt, sizeof(HnswVecCache));
+
+	vc->cxt = cxt;
+	vc->hash = hnswvc_create(cxt, 256, NULL);
+	vc->dims = dims;
+	vc->maxused = maxused;
+	return vc;
+}
+
+static inline float *
+vc_slot_vec(HnswVecCache *vc, uint32 slot)
+{
+	return vc->chunks[slot / HNSW_VC_CHUNK] + (Size) (slot % HNSW_VC_CHUNK) * vc->dims;
+}
+
+/* a slot to fill: a freed one, else a new one */
+static uint32
+vc_take_slot(HnswVecCache *vc)
+{
+	if (vc->nfree > 0)
+		return vc->free[--vc->nfree];
+	if (vc->nslots == vc->cap)
+	{
+		uint32		newcap = vc->cap + HNSW_VC_CHUNK;
+		uint32		nchunks = newcap / HNSW_VC_CHUNK;
+
+		if (vc->cap == 0)
+		{
+			vc->chunks = MemoryContextAlloc(vc->cxt, sizeof(float *));
+			vc->slot_node = MemoryContextAlloc(vc->cxt, sizeof(uint64) * newcap);
+			vc->slot_deleted = MemoryContextAlloc(vc->cxt, sizeof(bool) * newcap);
+			vc->slot_ref = MemoryContextAlloc(vc->cxt, sizeof(uint8) * newcap);
+			vc->free = MemoryContextAlloc(vc->cxt, sizeof(uint32) * newcap);
+		}
+		else
+		{
+			vc->chunks = repalloc(vc->chunks, sizeof(float *) * nchunks);
+			vc->slot_node = repalloc_huge(vc->slot_node, sizeof(uint64) * newcap);
+			vc->slot_deleted = repalloc_huge(vc->slot_deleted, sizeof(bool) * newcap);
+			vc->slot_ref = repalloc_huge(vc->slot_ref, sizeof(uint8) * newcap);
+			vc->free = repalloc_huge(vc->free, sizeof(uint32) * newcap);
+		}
+		vc->chunks[nchunks - 1] =
+			MemoryContextAllocHuge(vc->cxt, sizeof(float) * HNSW_VC_CHUNK * (Size) vc->dims);
+		vc->cap = newcap;
+	}
+	return vc->nslots++;
+}
+
+/*
+ * Between insertions: evict in CLOCK order down to 3/4 of the limit, if
+ * over it.
+ */
+static void
+vc_trim(HnswVecCache *vc)
+{
+	uint32		target;
+
+	if (vc->maxused == 0 || vc->nused <= vc->maxused)
+		return;
+	target = vc->maxused / 4 * 3;
+	while (vc->nused > target)
+	{
+		uint32		s = vc->hand;
+
+		vc->hand = (vc->hand + 1) % vc->nslots;
+		if (vc->slot_node[s] == PG_UINT64_MAX)
+			continue;			/* free */
+		if (vc->slot_ref[s])
+		{
+			vc->slot_ref[s] = 0;
+			continue;
+		}
+		hnswvc_delete(vc->hash, vc->slot_node[s]);
+		vc->slot_node[s] = PG_UINT64_MAX;
+		vc->free[vc->nfree++] = s;
+		vc->nused--;
+	}
+}
 
 /*
  * Where the blocks of the index read last were found in shared buffers, by
@@ -990,28 +1136,41 @@ lock_element(HnswPageGraph *pg, HnswNode node, Buffer *buf)
 							 ItemPointerGetOffsetNumber(&tid), pg->graph.dims);
 }
 
-/* the cache entry of node's vector, read from its page on a miss */
-static HnswVecCacheEntry *
+/*
+ * The slot of node's vector in the graph's cache, read from its page on a
+ * miss.  The cache is changed only once the page has been read, so an
+ * error (a corrupt page) leaves it consistent.
+ */
+static uint32
 cached_vector(HnswPageGraph *pg, HnswNode node)
 {
+	HnswVecCache *vc = (HnswVecCache *) pg->cache;
 	HnswVecCacheEntry *entry;
+	Buffer		buf;
+	HnswElementTuple etup;
+	uint32		slot;
 	bool		found;
 
-	entry = hnswvc_insert((hnswvc_hash *) pg->cache, node, &found);
-	if (!found)
+	if (vc == NULL)
+		pg->cache = vc = vc_create(pg->graph.cxt, pg->graph.dims, 0);
+	entry = hnswvc_lookup(vc->hash, node);
+	if (entry != NULL)
 	{
-		Buffer		buf;
-		HnswElementTuple etup;
-
-		entry->vec = NULL;
-		etup = lock_element(pg, node, &buf);
-		entry->vec = MemoryContextAlloc(pg->cache_cxt, sizeof(float) * pg->graph.dims);
-		memcpy(entry->vec, etup->vec, sizeof(float) * pg->graph.dims);
-		entry->deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
-		UnlockReleaseBuffer(buf);
-		pg->cache_bytes += sizeof(float) * pg->graph.dims + sizeof(HnswVecCacheEntry);
+		vc->slot_ref[entry->slot] = 1;
+		return entry->slot;
 	}
-	return entry;
+
+	slot = vc_take_slot(vc);
+	vc->slot_node[slot] = PG_UINT64_MAX;	/* not in use until filled */
+	etup = lock_element(pg, node, &buf);
+	memcpy(vc_slot_vec(vc, slot), etup->vec, sizeof(float) * vc->dims);
+	vc->slot_deleted[slot] = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
+	UnlockReleaseBuffer(buf);
+	hnswvc_insert(vc->hash, node, &found)->slot = slot;
+	vc->slot_node[slot] = node;
+	vc->slot_ref[slot] = 1;
+	vc->nused++;
+	return slot;
 }
 
 static float
@@ -1024,10 +1183,12 @@ page_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
 
 	if (pg->keep_vectors)
 	{
-		HnswVecCacheEntry *entry = cached_vector(pg, node);
+		HnswVecCache *vc;
+		uint32		slot = cached_vector(pg, node);
 
-		*skip = entry->deleted;
-		return g->dist(q, entry->vec, g->dims);
+		vc = (HnswVecCache *) pg->cache;
+		*skip = vc->slot_deleted[slot];
+		return g->dist(q, vc_slot_vec(vc, slot), g->dims);
 	}
 	etup = lock_element(pg, node, &buf);
 	d = g->dist(q, etup->vec, g->dims);
@@ -1039,7 +1200,10 @@ page_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
 static const float *
 page_vector(HnswGraph *g, HnswNode node)
 {
-	return cached_vector((HnswPageGraph *) g, node)->vec;
+	HnswPageGraph *pg = (HnswPageGraph *) g;
+	uint32		slot = cached_vector(pg, node);
+
+	return vc_slot_vec((HnswVecCache *) pg->cache, slot);
 }
 
 /* merges: the vector if the batch's cache has it (see HnswGraphOps) */
@@ -1047,12 +1211,13 @@ static const float *
 page_peek_vector(HnswGraph *g, HnswNode node)
 {
 	HnswPageGraph *pg = (HnswPageGraph *) g;
+	HnswVecCache *vc = (HnswVecCache *) pg->cache;
 	HnswVecCacheEntry *entry;
 
 	if (!pg->keep_vectors)
 		return NULL;
-	entry = hnswvc_lookup((hnswvc_hash *) pg->cache, node);
-	return entry ? entry->vec : NULL;
+	entry = hnswvc_lookup(vc->hash, node);
+	return entry ? vc_slot_vec(vc, entry->slot) : NULL;
 }
 
 /* copy one layer's list out of a neighbour tuple */
@@ -1412,18 +1577,64 @@ hnsw_page_graph_init(HnswPageGraph *pg, Relation index, HnswMetaInfo *meta)
 	pg->index = index;
 	pg->nblocks = RelationGetNumberOfBlocks(index);
 	pg->stripe = hnsw_stripe_of(meta, 0, false);
-	pg->cache_cxt = AllocSetContextCreate(CurrentMemoryContext,
-										  "engram_hnsw vector cache",
-										  ALLOCSET_DEFAULT_SIZES);
-	pg->cache = hnswvc_create(pg->cache_cxt, 256, NULL);
+	pg->cache = NULL;			/* made on first use */
 }
 
-/* forget cached vectors (they may be stale after this operation) */
+/*
+ * Done with one operation (one insertion): a private vector cache is
+ * dropped (its vectors' flags may be stale after the operation); the
+ * backend's cache is trimmed to its limit.
+ */
 void
 hnsw_page_graph_reset(HnswPageGraph *pg)
 {
-	MemoryContextReset(pg->cache_cxt);
-	pg->cache = hnswvc_create(pg->cache_cxt, 256, NULL);
-	pg->cache_bytes = 0;
+	HnswVecCache *vc = (HnswVecCache *) pg->cache;
+
+	if (vc == NULL)
+		return;
+	if (pg->keep_vectors)
+		vc_trim(vc);
+	else
+	{
+		MemoryContextDelete(vc->cxt);
+		pg->cache = NULL;
+	}
 }
 
+/*
+ * Merges: take vectors and deleted flags from the backend's vector cache,
+ * kept from earlier merges of this index unless a VACUUM has marked
+ * elements deleted since (see HnswVecCache).  Without a cache
+ * (engram_hnsw.vector_cache_size = 0) every insertion reads its own.
+ */
+void
+hnsw_page_graph_keep_vectors(HnswPageGraph *pg)
+{
+	HnswVecCache *vc = backend_vcache;
+	Size		slotbytes = sizeof(float) * (Size) Max(pg->graph.dims, 1) + 32;
+	Size		limit = (Size) hnsw_vector_cache_kb * 1024;
+	uint32		maxused = (uint32) Min(limit / slotbytes, (Size) PG_INT32_MAX);
+
+	if (vc != NULL &&
+		(!RelFileNodeEquals(vc->rnode, pg->index->rd_node) ||
+		 vc->dims != pg->graph.dims || vc->vacuum_gen != pg->meta->vacuum_gen ||
+		 maxused != vc->maxused))
+	{
+		backend_vcache = NULL;
+		MemoryContextDelete(vc->cxt);
+		vc = NULL;
+	}
+	if (maxused < 1 || pg->graph.dims <= 0)
+		return;
+	if (vc == NULL)
+	{
+		vc = vc_create(TopMemoryContext, pg->graph.dims, maxused);
+		vc->rnode = pg->index->rd_node;
+		vc->vacuum_gen = pg->meta->vacuum_gen;
+		backend_vcache = vc;
+	}
+	if (pg->cache != NULL && !pg->keep_vectors)
+		MemoryContextDelete(((HnswVecCache *) pg->cache)->cxt);
+	pg->cache = vc;
+	pg->keep_vectors = true;
+}

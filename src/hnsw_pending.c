@@ -387,8 +387,7 @@ hnsw_merge_stripe(Relation index, int stripe, bool wait)
 
 	/* one graph for the batch: vectors read once stay cached */
 	hnsw_page_graph_init(&pg, index, &meta);
-	pg.keep_vectors = true;
-	pg.cache_limit = (Size) maintenance_work_mem * 1024 / 2;
+	hnsw_page_graph_keep_vectors(&pg);
 	itemcxt = AllocSetContextCreate(cxt, "engram_hnsw merge item", ALLOCSET_DEFAULT_SIZES);
 	maxpages = meta.pending_pages[stripe];	/* meta is refreshed as we go */
 
@@ -440,8 +439,6 @@ hnsw_merge_stripe(Relation index, int stripe, bool wait)
 			CHECK_FOR_INTERRUPTS();
 			if (read_pending_element(index, &meta, &items[i].elem, vec, &level, &space_no))
 			{
-				if (pg.cache_bytes > pg.cache_limit)
-					hnsw_page_graph_reset(&pg);
 				if (meta.nspacekeys > 0)
 				{
 					if (!ItemPointerIsValid(&items[i].dirtid) || space_no != items[i].space_no)
@@ -455,6 +452,7 @@ hnsw_merge_stripe(Relation index, int stripe, bool wait)
 				hnsw_link_element(&pg.graph, HnswNodeFromTid(&items[i].elem), vec, level);
 				MemoryContextSwitchTo(oldcxt2);
 				MemoryContextReset(itemcxt);
+				hnsw_page_graph_reset(&pg);
 				merged++;
 			}
 			clear_pending_flag(index, &meta, &items[i].elem);

@@ -50,6 +50,7 @@ hnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 	Relation	index = info->index;
 	HnswMetaInfo meta;
 	BlockNumber nblocks;
+	bool		marked = false;
 
 	if (stats == NULL)
 		stats = palloc0(sizeof(IndexBulkDeleteResult));
@@ -106,13 +107,19 @@ hnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 			}
 			etup->ntids = nkeep;
 			if (nkeep == 0)
+			{
 				etup->flags |= HNSW_ELEMENT_DELETED;
+				marked = true;
+			}
 		}
 
 		if (state)
 			GenericXLogFinish(state);
 		UnlockReleaseBuffer(buf);
 	}
+	/* after the marks: merges that start later drop cached deleted flags */
+	if (marked)
+		hnsw_bump_vacuum_gen(index);
 	return stats;
 }
 

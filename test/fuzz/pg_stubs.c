@@ -1353,6 +1353,12 @@ fz_hash_reset_all(void)
 /* hnsw_options.c: the GUC engram_hnsw.ef_search (the driver sets it) */
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
 
+/*
+ * hnsw_options.c: the GUC engram_hnsw.vector_cache_size; small, so that
+ * merges also evict (the cache outlives one input, as in a backend)
+ */
+int			hnsw_vector_cache_kb = 256;
+
 /* hnsw_options.c: the fastupdate reloption and the pending list limit */
 bool
 hnsw_index_fastupdate(Relation index)
