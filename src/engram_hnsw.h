@@ -65,7 +65,7 @@
 #define HNSW_HEAPTIDS			10
 #define HNSW_STRIPES			8	/* insert pages and pending lists */
 #define HNSW_DEFAULT_PENDING_LIMIT 4096 /* kB, engram_hnsw.pending_list_limit */
-#define HNSW_DEFAULT_VECTOR_CACHE (64 * 1024)	/* kB, engram_hnsw.vector_cache_size */
+#define HNSW_DEFAULT_VECTOR_CACHE 0	/* kB, engram_hnsw.vector_cache_size: off */
 
 /* metrics; the value is what support function 1 of the opclass returns */
 #define HNSW_METRIC_NONE		0	/* a space key column */
@@ -475,7 +475,9 @@ extern int	hnsw_find_neighbors(HnswGraph *g, const float *q,
 								HnswCandidate *nearest, int *nnearest);
 extern void hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 								HnswCandidate **selected, int *nselected);
-extern void hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, bool deep);
+/* how far hnsw_relink_dropped() follows the elements a forced link pushes out */
+#define HNSW_RELINK_DEPTH 4
+extern void hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth);
 extern void hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid);
 extern void hnsw_link_element(HnswGraph *g, HnswNode node, const float *vec, int level);
 extern int	hnsw_candidate_cmp(const void *a, const void *b);
@@ -526,6 +528,10 @@ typedef struct HnswPageGraph
 	 * hnsw_page_graph_keep_vectors() in hnsw_pages.c).
 	 */
 	bool		keep_vectors;
+	/* the last two peek_vector() answers: slot, or PG_UINT32_MAX (a miss) */
+	HnswNode	peek_node[2];
+	uint32		peek_slot[2];
+	int			peek_next;
 } HnswPageGraph;
 
 

@@ -796,8 +796,9 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
  * search finds) until VACUUM reconnects it.  Look at y's own nearest
  * neighbours: if one of them links back to y, y is fine; otherwise the first
  * one with room takes y.  If they are all full, the nearest one takes y by
- * the heuristic, or failing that by force (its farthest neighbour makes
- * way, and gets the same treatment, one level deep).  A few page reads, and
+ * the heuristic, or failing that by force (whoever that pushes out gets
+ * the same treatment, up to depth levels deep: with one level, 8 writers
+ * left 3-5 of 40 000 Fashion-MNIST elements without any incoming link).  A few page reads, and
  * only for the elements a back-link pruned and the new element could not
  * adopt (about 1 in 70 of those need more than the first step).  VACUUM
  * calls it too, for live elements its list repairs leave out.
@@ -805,7 +806,7 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
 #define HNSW_RELINK_TRIES 4
 
 void
-hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, bool deep)
+hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth)
 {
 	int			cap = HnswLayerCapacity(g->m, layer);
 	HnswNode   *ylist = palloc(sizeof(HnswNode) * cap);
@@ -846,7 +847,7 @@ hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, bool deep)
 		}
 	}
 
-	if (!done && deep && nearest != HNSW_INVALID_NODE)
+	if (!done && depth > 0 && nearest != HNSW_INVALID_NODE)
 	{
 		HnswNode   *dropped = palloc(sizeof(HnswNode) * (2 * cap + 2));
 		int			ndropped = 0;
@@ -856,7 +857,7 @@ hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, bool deep)
 			(void) add_backlink(g, nearest, layer, y, d, true, dropped, &ndropped);
 		for (int i = 0; i < ndropped; i++)
 			if (dropped[i] != y)
-				hnsw_relink_dropped(g, dropped[i], layer, false);
+				hnsw_relink_dropped(g, dropped[i], layer, depth - 1);
 		pfree(dropped);
 	}
 	pfree(ylist);
@@ -942,9 +943,9 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 			for (int j = 0; j < i && !seen; j++)
 				seen = (dropped[j] == dropped[i]);
 			if (!seen)
-				hnsw_relink_dropped(g, dropped[i], l, true);
+				hnsw_relink_dropped(g, dropped[i], l, HNSW_RELINK_DEPTH);
 		}
-		hnsw_relink_dropped(g, node, l, true);
+		hnsw_relink_dropped(g, node, l, HNSW_RELINK_DEPTH);
 		pfree(old);
 		pfree(newlist);
 		pfree(dropped);

@@ -79,7 +79,9 @@ hnsw_insert(Relation index, Datum *values, bool *isnull, ItemPointer heap_tid,
 				pg.space_tid = space_tid;
 				pg.stripe = hnsw_stripe_of(&meta, space_no, true);
 			}
+			hnsw_page_graph_keep_vectors(&pg);
 			hnsw_insert_element(&pg.graph, vec, heap_tid);
+			hnsw_page_graph_reset(&pg);
 		}
 	}
 

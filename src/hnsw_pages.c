@@ -1153,11 +1153,25 @@ cached_vector(HnswPageGraph *pg, HnswNode node)
 
 	if (vc == NULL)
 		pg->cache = vc = vc_create(pg->graph.cxt, pg->graph.dims, 0);
-	entry = hnswvc_lookup(vc->hash, node);
-	if (entry != NULL)
+
+	/* a search peeks at the next neighbour before its distance: no second probe */
+	if (node == pg->peek_node[0] || node == pg->peek_node[1])
 	{
-		vc->slot_ref[entry->slot] = 1;
-		return entry->slot;
+		slot = pg->peek_slot[node == pg->peek_node[0] ? 0 : 1];
+		if (slot != PG_UINT32_MAX)
+		{
+			vc->slot_ref[slot] = 1;
+			return slot;
+		}
+	}
+	else
+	{
+		entry = hnswvc_lookup(vc->hash, node);
+		if (entry != NULL)
+		{
+			vc->slot_ref[entry->slot] = 1;
+			return entry->slot;
+		}
 	}
 
 	slot = vc_take_slot(vc);
@@ -1166,10 +1180,23 @@ cached_vector(HnswPageGraph *pg, HnswNode node)
 	memcpy(vc_slot_vec(vc, slot), etup->vec, sizeof(float) * vc->dims);
 	vc->slot_deleted[slot] = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
 	UnlockReleaseBuffer(buf);
-	hnswvc_insert(vc->hash, node, &found)->slot = slot;
-	vc->slot_node[slot] = node;
+	entry = hnswvc_insert(vc->hash, node, &found);
+	if (found)
+	{
+		/* cached meanwhile (a stale peek answer): keep that copy */
+		vc->free[vc->nfree++] = slot;
+		slot = entry->slot;
+	}
+	else
+	{
+		entry->slot = slot;
+		vc->slot_node[slot] = node;
+		vc->nused++;
+	}
 	vc->slot_ref[slot] = 1;
-	vc->nused++;
+	for (int i = 0; i < 2; i++)
+		if (pg->peek_node[i] == node)
+			pg->peek_slot[i] = slot;
 	return slot;
 }
 
@@ -1217,6 +1244,9 @@ page_peek_vector(HnswGraph *g, HnswNode node)
 	if (!pg->keep_vectors)
 		return NULL;
 	entry = hnswvc_lookup(vc->hash, node);
+	pg->peek_node[pg->peek_next] = node;
+	pg->peek_slot[pg->peek_next] = entry ? entry->slot : PG_UINT32_MAX;
+	pg->peek_next ^= 1;
 	return entry ? vc_slot_vec(vc, entry->slot) : NULL;
 }
 
@@ -1590,6 +1620,7 @@ hnsw_page_graph_reset(HnswPageGraph *pg)
 {
 	HnswVecCache *vc = (HnswVecCache *) pg->cache;
 
+	pg->peek_node[0] = pg->peek_node[1] = 0;	/* (0,0) is never an element */
 	if (vc == NULL)
 		return;
 	if (pg->keep_vectors)

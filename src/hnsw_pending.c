@@ -355,11 +355,11 @@ mark_merged(Relation index, BlockNumber blkno, int stripe, OffsetNumber *offs, i
 /*
  * Merge one stripe's pending elements into their graphs.  With wait, waits
  * for a merge of the stripe already running elsewhere (and then merges
- * what is left); without, returns 0 at once in that case.  Returns the
- * number of elements linked.
+ * what is left); without, returns 0 at once in that case, and sets *busy
+ * if given.  Returns the number of elements linked.
  */
-int64
-hnsw_merge_stripe(Relation index, int stripe, bool wait)
+static int64
+merge_stripe(Relation index, int stripe, bool wait, bool *busy)
 {
 	MemoryContext cxt;
 	MemoryContext oldcxt;
@@ -376,7 +376,11 @@ hnsw_merge_stripe(Relation index, int stripe, bool wait)
 	if (wait)
 		LockPage(index, HNSW_MERGE_LOCK(stripe), ExclusiveLock);
 	else if (!ConditionalLockPage(index, HNSW_MERGE_LOCK(stripe), ExclusiveLock))
+	{
+		if (busy)
+			*busy = true;
 		return 0;
+	}
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "engram_hnsw merge",
 								ALLOCSET_DEFAULT_SIZES);
@@ -485,17 +489,33 @@ hnsw_merge_stripe(Relation index, int stripe, bool wait)
 	return merged;
 }
 
-/* merge every stripe; see hnsw_merge_stripe() */
+int64
+hnsw_merge_stripe(Relation index, int stripe, bool wait)
+{
+	return merge_stripe(index, stripe, wait, NULL);
+}
+
+/*
+ * Merge every stripe; see hnsw_merge_stripe().  With wait, stripes that
+ * another backend is merging are left for a second pass, so that backends
+ * merging at once (VACUUM, engram_hnsw_merge_pending() in several
+ * sessions) take different stripes instead of queueing on the same one.
+ */
 int64
 hnsw_merge_pending(Relation index, bool wait)
 {
 	HnswMetaInfo meta;
 	int64		merged = 0;
+	bool		busy[HNSW_STRIPES] = {false};
 
 	hnsw_read_meta(index, &meta);
 	for (int stripe = 0; stripe < meta.nstripes; stripe++)
 		if (meta.pending_head[stripe] != InvalidBlockNumber)
-			merged += hnsw_merge_stripe(index, stripe, wait);
+			merged += merge_stripe(index, stripe, false, &busy[stripe]);
+	if (wait)
+		for (int stripe = 0; stripe < meta.nstripes; stripe++)
+			if (busy[stripe])
+				merged += hnsw_merge_stripe(index, stripe, true);
 	return merged;
 }
 
