@@ -81,6 +81,7 @@ main(int argc, char **argv)
 	const char *bpath = NULL, *qpath = NULL, *tpath = NULL;
 	int			metric = 0, M = 16, efc = 64, threads = 1, k = 10, runs = 3, build_runs = 1;
 	int			build_only = 0;
+	long long	incremental = 0;
 	long long	want_nq = -1;
 	std::vector<int> efs = {10, 20, 40, 80, 120, 200, 400};
 
@@ -119,6 +120,8 @@ main(int argc, char **argv)
 			runs = atoi(v);
 		else if (o == "--build-runs")
 			build_runs = atoi(v);
+		else if (o == "--incremental")
+			incremental = atoll(v);
 		else if (o == "--ef")
 		{
 			efs.clear();
@@ -142,7 +145,8 @@ main(int argc, char **argv)
 	if (!bpath || !metric || M < 2 || efc < 1 || threads < 1 || runs < 1 || build_runs < 1 ||
 		(!build_only && (!qpath || !tpath)))
 		die("usage: hnswlib_bench --base B --queries Q --truth T --metric l2|cosine|ip [--M 16] [--efc 64]\n"
-			"       [--threads 1] [--ef 10,20,...] [--k 10] [--nq N] [--runs 3] [--build-runs 1] [--build-only]");
+			"       [--threads 1] [--ef 10,20,...] [--k 10] [--nq N] [--runs 3] [--build-runs 1] [--build-only]\n"
+			"       [--incremental N]");
 
 	fvecs		base = fvecs_read(bpath, 0, -1);
 	std::vector<float> bnorm;
@@ -206,6 +210,30 @@ main(int argc, char **argv)
 			bytes += (double) index->element_levels_[i] * index->size_links_per_element_;
 		printf("build\t%d\t%.3f\t%.1f\t%.1f\t%.3f\n", threads, secs, bytes / 1048576.0, peak_rss_mb(), csecs);
 		fflush(stdout);
+	}
+	if (incremental > 0 && incremental < base.n)
+	{
+		/*
+		 * The per-row cost of inserting into an existing graph (what a
+		 * database index pays per new row): build from the first n - N
+		 * rows, then time adding the last N one by one, on one thread.
+		 */
+		int64_t		n0 = base.n - incremental;
+		hnswlib::HierarchicalNSW<float> *inc =
+			new hnswlib::HierarchicalNSW<float>(space, base.n, M, efc, 100);
+
+		for (int64_t i = 0; i < n0; i++)
+			inc->addPoint(bdata + i * base.d, (hnswlib::labeltype) i);
+		double		t0 = now_sec();
+		double		c0 = cpu_sec(CLOCK_PROCESS_CPUTIME_ID);
+
+		for (int64_t i = n0; i < base.n; i++)
+			inc->addPoint(bdata + i * base.d, (hnswlib::labeltype) i);
+		printf("incremental\t%lld\t%lld\t%.1f\t%.1f\n", (long long) incremental, (long long) n0,
+			   (now_sec() - t0) * 1e6 / incremental,
+			   (cpu_sec(CLOCK_PROCESS_CPUTIME_ID) - c0) * 1e6 / incremental);
+		fflush(stdout);
+		delete inc;
 	}
 	if (build_only)
 		return 0;
