@@ -909,39 +909,39 @@ typedef struct HnswVecCacheEntry
 
 /*
  * The vector cache: element -> a copy of its vector and its deleted flag,
- * in slots of HNSW_VC_CHUNK per allocated chunk.  The graph code may hold
- * a vector pointer for a whole insertion, so a slot is only ever reused
- * between insertions (hnsw_page_graph_trim()).
+ * in slots allocated a chunk (about HNSW_VC_CHUNK_BYTES) at a time.  The
+ * graph code may hold a vector pointer for a whole insertion, so a slot is
+ * only ever reused between insertions (hnsw_page_graph_reset()).
  *
- * An operation on its own (a direct insert, a VACUUM list repair) gets a
- * private cache, dropped by hnsw_page_graph_reset().  Merges use the
+ * By default an operation (one merged row, a direct insert, a VACUUM list
+ * repair) gets a private cache, dropped by hnsw_page_graph_reset().  With
+ * engram_hnsw.vector_cache_size > 0, merges and direct inserts use the
  * backend's cache instead (hnsw_page_graph_keep_vectors()), which outlives
  * them: elements never move and their vectors never change while the
  * index keeps its relfilenode (only flags, heap TIDs and lists do), so a
  * copy stays right.  Its deleted flags can go stale: the cache is dropped
  * when the meta page's vacuum_gen shows a VACUUM marked elements deleted
- * since, and within one merge a stale flag only costs a link to a deleted
- * element, which searches walk through and the next VACUUM repairs (as
- * with an insert that runs during VACUUM).  It holds one index's vectors,
- * at most engram_hnsw.vector_cache_size of them; between insertions it
- * evicts in CLOCK order (a slot used since the hand last passed is kept).
- * Measured on Fashion-MNIST (merges of 160 rows into 20 000): the per-merge
- * cache that this replaced spent 40% of the merge faulting in fresh memory
- * for vectors the previous merge had just read.
+ * since, and within one operation a stale flag only costs a link to a
+ * deleted element, which searches walk through and the next VACUUM
+ * repairs (as with an insert that runs during VACUUM).  It holds one
+ * index's vectors, at most engram_hnsw.vector_cache_size of them; between
+ * insertions it evicts in CLOCK order (a slot used since the hand last
+ * passed is kept).  Measurements: src/README.md, "Vector cache".
  */
-#define HNSW_VC_CHUNK	1024
+#define HNSW_VC_CHUNK_BYTES	(1024 * 1024)
 
 typedef struct HnswVecCache
 {
 	MemoryContext cxt;			/* everything below lives here */
 	hnswvc_hash *hash;			/* node -> slot */
 	int			dims;
+	uint32		per_chunk;		/* slots per chunk */
 	uint32		nslots;			/* slots handed out so far */
 	uint32		cap;			/* length of the slot arrays */
 	uint32		nused;			/* slots holding a vector */
 	uint32		maxused;		/* trim down from above this (0: never) */
 	uint32		hand;			/* CLOCK hand */
-	float	  **chunks;			/* cap / HNSW_VC_CHUNK chunk pointers */
+	float	  **chunks;			/* cap / per_chunk chunk pointers */
 	uint64	   *slot_node;
 	bool	   *slot_deleted;
 	uint8	   *slot_ref;		/* used since the hand passed */
@@ -964,6 +964,7 @@ vc_create(MemoryContext parent, int dims, uint32 maxused)
 	vc->cxt = cxt;
 	vc->hash = hnswvc_create(cxt, 256, NULL);
 	vc->dims = dims;
+	vc->per_chunk = Max(HNSW_VC_CHUNK_BYTES / (sizeof(float) * (Size) Max(dims, 1)), 1);
 	vc->maxused = maxused;
 	return vc;
 }
@@ -971,7 +972,7 @@ vc_create(MemoryContext parent, int dims, uint32 maxused)
 static inline float *
 vc_slot_vec(HnswVecCache *vc, uint32 slot)
 {
-	return vc->chunks[slot / HNSW_VC_CHUNK] + (Size) (slot % HNSW_VC_CHUNK) * vc->dims;
+	return vc->chunks[slot / vc->per_chunk] + (Size) (slot % vc->per_chunk) * vc->dims;
 }
 
 /* a slot to fill: a freed one, else a new one */
@@ -982,8 +983,8 @@ vc_take_slot(HnswVecCache *vc)
 		return vc->free[--vc->nfree];
 	if (vc->nslots == vc->cap)
 	{
-		uint32		newcap = vc->cap + HNSW_VC_CHUNK;
-		uint32		nchunks = newcap / HNSW_VC_CHUNK;
+		uint32		newcap = vc->cap + vc->per_chunk;
+		uint32		nchunks = newcap / vc->per_chunk;
 
 		if (vc->cap == 0)
 		{
@@ -1002,7 +1003,7 @@ vc_take_slot(HnswVecCache *vc)
 			vc->free = repalloc_huge(vc->free, sizeof(uint32) * newcap);
 		}
 		vc->chunks[nchunks - 1] =
-			MemoryContextAllocHuge(vc->cxt, sizeof(float) * HNSW_VC_CHUNK * (Size) vc->dims);
+			MemoryContextAllocHuge(vc->cxt, sizeof(float) * vc->per_chunk * (Size) vc->dims);
 		vc->cap = newcap;
 	}
 	return vc->nslots++;
