@@ -820,7 +820,8 @@ hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth)
 	(void) g->ops->distance(g, y, g->ops->vector(g, y), &done);
 	ny = done ? 0 : g->ops->neighbors(g, y, layer, ylist);
 
-	for (int i = 0; i < ny && i < HNSW_RELINK_TRIES && !done; i++)
+	/* the last level cannot push anyone out: it looks at every neighbour */
+	for (int i = 0; i < ny && (i < HNSW_RELINK_TRIES || depth == 0) && !done; i++)
 	{
 		HnswNode	z = ylist[i];
 		bool		deleted = false;

@@ -375,7 +375,7 @@ fi
 # ("not ok ... # TODO" lines are known gaps: counted as passed, as in TAP),
 # and a non-zero exit without a failed line counts as one failure.
 run_counted() {
-	local name="$1" out="$2" rc ok bad
+	local name="$1" out="$2" rc ok bad line
 	shift 2
 	"$@" 2>&1 | tee "$out"
 	rc="${PIPESTATUS[0]}"
@@ -386,6 +386,11 @@ run_counted() {
 	if ((rc != 0 && bad == 0)); then
 		echo "not ok - $name exited with status $rc without a failed check (crash/timeout?)"
 		fail "$name-script"
+		# why: the status and the script's last words (an unbound variable, a timeout, ...)
+		FAILED_DETAILS+=("[$name] exited with status $rc$( ((rc == 124)) && echo ' (timeout)'); its last lines:")
+		while IFS= read -r line; do
+			FAILED_DETAILS+=("[$name]   $line")
+		done < <(grep -v '^[[:space:]]*$' "$out" | tail -n 8)
 	fi
 	((rc != 0)) && engram_cluster_log_tail 40
 	return 0
