@@ -147,8 +147,19 @@ SELECT engram_hnsw_merge_pending('pend_c_idx') AS merged;
 INSERT INTO pend_c SELECT i, pend_rvec(i, 16) FROM generate_series(1401, 1800) i;
 SELECT engram_hnsw_merge_pending('pend_c_idx') AS merged;
 SELECT elements, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
+-- the meta page's vacuum_gen (uint16 at byte 46 of block 0) moves on a VACUUM
+-- that marks elements deleted, and only then
+CREATE EXTENSION IF NOT EXISTS pageinspect;
+CREATE FUNCTION pend_vacuum_gen() RETURNS int LANGUAGE sql AS
+$$ SELECT get_byte(p, 46) + 256 * get_byte(p, 47) FROM get_raw_page('pend_c_idx', 0) p $$;
+SELECT pend_vacuum_gen() AS gen_before \gset
+VACUUM pend_c;
+SELECT pend_vacuum_gen() - :gen_before AS gen_after_vacuum_without_deletes;
 DELETE FROM pend_c WHERE id % 3 = 0;
 VACUUM pend_c;
+SELECT pend_vacuum_gen() - :gen_before AS gen_after_vacuum_with_deletes;
+DROP FUNCTION pend_vacuum_gen();
+DROP EXTENSION pageinspect;
 SELECT elements, deleted_elements, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
 INSERT INTO pend_c SELECT i, pend_rvec(i, 16) FROM generate_series(1801, 2400) i;
 SELECT engram_hnsw_merge_pending('pend_c_idx') AS merged;

@@ -528,7 +528,7 @@ typedef struct HnswPageGraph
 	 * hnsw_page_graph_keep_vectors() in hnsw_pages.c).
 	 */
 	bool		keep_vectors;
-	/* the last two peek_vector() answers: slot, or PG_UINT32_MAX (a miss) */
+	/* the last two peek_vector() hits and their slots */
 	HnswNode	peek_node[2];
 	uint32		peek_slot[2];
 	int			peek_next;

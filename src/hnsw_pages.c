@@ -1157,22 +1157,16 @@ cached_vector(HnswPageGraph *pg, HnswNode node)
 
 	/* a search peeks at the next neighbour before its distance: no second probe */
 	if (node == pg->peek_node[0] || node == pg->peek_node[1])
-	{
 		slot = pg->peek_slot[node == pg->peek_node[0] ? 0 : 1];
-		if (slot != PG_UINT32_MAX)
-		{
-			vc->slot_ref[slot] = 1;
-			return slot;
-		}
-	}
 	else
 	{
 		entry = hnswvc_lookup(vc->hash, node);
-		if (entry != NULL)
-		{
-			vc->slot_ref[entry->slot] = 1;
-			return entry->slot;
-		}
+		slot = entry ? entry->slot : PG_UINT32_MAX;
+	}
+	if (slot != PG_UINT32_MAX)
+	{
+		vc->slot_ref[slot] = 1;
+		return slot;
 	}
 
 	slot = vc_take_slot(vc);
@@ -1182,22 +1176,11 @@ cached_vector(HnswPageGraph *pg, HnswNode node)
 	vc->slot_deleted[slot] = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
 	UnlockReleaseBuffer(buf);
 	entry = hnswvc_insert(vc->hash, node, &found);
-	if (found)
-	{
-		/* cached meanwhile (a stale peek answer): keep that copy */
-		vc->free[vc->nfree++] = slot;
-		slot = entry->slot;
-	}
-	else
-	{
-		entry->slot = slot;
-		vc->slot_node[slot] = node;
-		vc->nused++;
-	}
+	Assert(!found);
+	entry->slot = slot;
+	vc->slot_node[slot] = node;
 	vc->slot_ref[slot] = 1;
-	for (int i = 0; i < 2; i++)
-		if (pg->peek_node[i] == node)
-			pg->peek_slot[i] = slot;
+	vc->nused++;
 	return slot;
 }
 
@@ -1245,10 +1228,13 @@ page_peek_vector(HnswGraph *g, HnswNode node)
 	if (!pg->keep_vectors)
 		return NULL;
 	entry = hnswvc_lookup(vc->hash, node);
+	if (entry == NULL)
+		return NULL;
+	/* remember hits only: a remembered miss would go stale when filled */
 	pg->peek_node[pg->peek_next] = node;
-	pg->peek_slot[pg->peek_next] = entry ? entry->slot : PG_UINT32_MAX;
+	pg->peek_slot[pg->peek_next] = entry->slot;
 	pg->peek_next ^= 1;
-	return entry ? vc_slot_vec(vc, entry->slot) : NULL;
+	return vc_slot_vec(vc, entry->slot);
 }
 
 /* copy one layer's list out of a neighbour tuple */
