@@ -791,77 +791,173 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
 }
 
 /*
- * y was pruned from a list on layer and nobody adopted it: it may have lost
- * its last incoming link there, which would leave it unreachable (a row no
- * search finds) until VACUUM reconnects it.  Look at y's own nearest
- * neighbours: if one of them links back to y, y is fine; otherwise the first
- * one with room takes y.  If they are all full, the nearest one takes y by
- * the heuristic, or failing that by force (whoever that pushes out gets
- * the same treatment, up to depth levels deep: with one level, 8 writers
- * left 3-5 of 40 000 Fashion-MNIST elements without any incoming link).  A few page reads, and
- * only for the elements a back-link pruned and the new element could not
- * adopt (about 1 in 70 of those need more than the first step).  VACUUM
- * calls it too, for live elements its list repairs leave out.
+ * Does z link to y on layer?  If not and z's list has room, add y to it
+ * (optimistic, as add_backlink).  Returns whether z links to y afterwards.
+ */
+static bool
+link_if_room(HnswGraph *g, HnswNode z, HnswNode y, int layer, int cap,
+			 HnswNode *zlist, HnswNode *newz)
+{
+	for (int attempt = 0; attempt < 4; attempt++)
+	{
+		int			nz = g->ops->neighbors(g, z, layer, zlist);
+
+		for (int j = 0; j < nz; j++)
+			if (zlist[j] == y)
+				return true;
+		if (nz >= cap)
+			return false;
+		memcpy(newz, zlist, sizeof(HnswNode) * nz);
+		newz[nz] = y;
+		if (g->ops->replace_neighbors(g, z, layer, zlist, nz, newz, nz + 1))
+			return true;
+	}
+	return false;
+}
+
+static inline bool
+list_has(const HnswNode *list, int n, HnswNode x)
+{
+	for (int i = 0; i < n; i++)
+		if (list[i] == x)
+			return true;
+	return false;
+}
+
+/*
+ * y was pruned from via's list on layer (via is HNSW_INVALID_NODE for a
+ * new element checking its own links): it may have lost its last incoming
+ * link there, which would leave it unreachable (a row no search finds)
+ * until VACUUM reconnects it.
+ *
+ * y is fine if via links to it again, or if one of y's own nearest
+ * neighbours z links to y and via links to z ("anchored"): then y is still
+ * one hop beyond via, which was reachable.  A back-link from a neighbour
+ * via does not link to proves nothing: two outliers that link only to each
+ * other and to a hub would each count the other's link as enough once the
+ * hub pruned them both, an island no search enters (bulk-building 40 000
+ * Fashion-MNIST rows and inserting 5 000 more left two such elements in
+ * every run).  So the first few anchored neighbours are asked to link back
+ * or to take y into a list with room; if y has no anchored neighbour, the
+ * element of via's list nearest to y is asked instead.  If that fails, the
+ * same element takes y by the heuristic, or failing that by force (whoever
+ * that pushes out gets the same treatment with it as via, up to depth
+ * levels deep).  The last level (depth 0) cannot push anyone out: it looks
+ * at all of y's anchored neighbours and then at every element of via's
+ * list for a free slot.
+ *
+ * Without via (a new element), any of its first few neighbours linking
+ * back is enough: the element is linked from the neighbours that kept its
+ * back-link; this only makes it findable by its own vector.  VACUUM calls
+ * this too, for live elements its list repairs leave out.
  */
 #define HNSW_RELINK_TRIES 4
 
 void
-hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth)
+hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via)
 {
 	int			cap = HnswLayerCapacity(g->m, layer);
 	HnswNode   *ylist = palloc(sizeof(HnswNode) * cap);
+	HnswNode   *vialist = palloc(sizeof(HnswNode) * cap);
 	HnswNode   *zlist = palloc(sizeof(HnswNode) * cap);
 	HnswNode   *newz = palloc(sizeof(HnswNode) * cap);
-	HnswNode	nearest = HNSW_INVALID_NODE;
+	HnswNode	anchor = HNSW_INVALID_NODE;
 	int			ny;
+	int			nvia = 0;
+	int			lim;
 	bool		done = false;
 
 	/* never link to an element VACUUM has deleted (as in adoption) */
 	(void) g->ops->distance(g, y, g->ops->vector(g, y), &done);
 	ny = done ? 0 : g->ops->neighbors(g, y, layer, ylist);
+	if (via != HNSW_INVALID_NODE && !done)
+	{
+		nvia = g->ops->neighbors(g, via, layer, vialist);
+		done = list_has(vialist, nvia, y);
+	}
+	lim = (depth == 0) ? ny : Min(ny, HNSW_RELINK_TRIES);
 
-	/* the last level cannot push anyone out: it looks at every neighbour */
-	for (int i = 0; i < ny && (i < HNSW_RELINK_TRIES || depth == 0) && !done; i++)
+	/*
+	 * Anchored neighbours, nearest first: a link from them keeps y reachable.
+	 * Without via, the first few neighbours; with via, the first few of y's
+	 * neighbours that via links to (a test in memory).
+	 */
+	for (int i = 0, tries = 0; i < ny && tries < lim && !done; i++)
 	{
 		HnswNode	z = ylist[i];
 		bool		deleted = false;
 
-		if (z == y)
+		if (z == y || z == via)
 			continue;
+		if (via != HNSW_INVALID_NODE && !list_has(vialist, nvia, z))
+			continue;
+		tries++;
 		/* a deleted element's links go when VACUUM removes it */
 		(void) g->ops->distance(g, z, g->ops->vector(g, y), &deleted);
 		if (deleted)
 			continue;
-		if (nearest == HNSW_INVALID_NODE)
-			nearest = z;
-		for (int attempt = 0; attempt < 4 && !done; attempt++)
-		{
-			int			nz = g->ops->neighbors(g, z, layer, zlist);
-
-			for (int j = 0; j < nz && !done; j++)
-				done = (zlist[j] == y);
-			if (done || nz >= cap)
-				break;
-			memcpy(newz, zlist, sizeof(HnswNode) * nz);
-			newz[nz] = y;
-			done = g->ops->replace_neighbors(g, z, layer, zlist, nz, newz, nz + 1);
-		}
+		if (anchor == HNSW_INVALID_NODE)
+			anchor = z;
+		done = link_if_room(g, z, y, layer, cap, zlist, newz);
 	}
 
-	if (!done && depth > 0 && nearest != HNSW_INVALID_NODE)
+	/*
+	 * None of y's nearest neighbours is linked from via: turn to the element
+	 * of via's list nearest to y (the one that made via prune y, usually).
+	 */
+	if (!done && anchor == HNSW_INVALID_NODE && via != HNSW_INVALID_NODE)
+	{
+		const float *yv = g->ops->vector(g, y);
+		float		best = 0;
+
+		for (int i = 0; i < nvia; i++)
+		{
+			bool		deleted = false;
+			float		d;
+
+			if (vialist[i] == y)
+				continue;
+			d = g->ops->distance(g, vialist[i], yv, &deleted);
+			if (!deleted && (anchor == HNSW_INVALID_NODE || d < best))
+			{
+				anchor = vialist[i];
+				best = d;
+			}
+		}
+		if (anchor != HNSW_INVALID_NODE)
+			done = link_if_room(g, anchor, y, layer, cap, zlist, newz);
+	}
+
+	/*
+	 * The last level cannot push anyone out: any element of via's list with
+	 * a free slot will do (elements pick only m of their 2m layer-0 slots).
+	 */
+	for (int i = 0; i < nvia && !done && depth == 0; i++)
+	{
+		bool		deleted = false;
+
+		if (vialist[i] == y)
+			continue;
+		(void) g->ops->distance(g, vialist[i], g->ops->vector(g, y), &deleted);
+		if (!deleted)
+			done = link_if_room(g, vialist[i], y, layer, cap, zlist, newz);
+	}
+
+	if (!done && depth > 0 && anchor != HNSW_INVALID_NODE)
 	{
 		HnswNode   *dropped = palloc(sizeof(HnswNode) * (2 * cap + 2));
 		int			ndropped = 0;
-		float		d = g->dist(g->ops->vector(g, nearest), g->ops->vector(g, y), g->dims);
+		float		d = g->dist(g->ops->vector(g, anchor), g->ops->vector(g, y), g->dims);
 
-		if (!add_backlink(g, nearest, layer, y, d, false, dropped, &ndropped))
-			(void) add_backlink(g, nearest, layer, y, d, true, dropped, &ndropped);
+		if (!add_backlink(g, anchor, layer, y, d, false, dropped, &ndropped))
+			(void) add_backlink(g, anchor, layer, y, d, true, dropped, &ndropped);
 		for (int i = 0; i < ndropped; i++)
 			if (dropped[i] != y)
-				hnsw_relink_dropped(g, dropped[i], layer, depth - 1);
+				hnsw_relink_dropped(g, dropped[i], layer, depth - 1, anchor);
 		pfree(dropped);
 	}
 	pfree(ylist);
+	pfree(vialist);
 	pfree(zlist);
 	pfree(newz);
 }
@@ -884,6 +980,7 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 		int			cap = HnswLayerCapacity(g->m, l);
 		bool		linked = false;
 		HnswNode   *dropped;
+		HnswNode   *droppedby;	/* whose list dropped[i] left */
 		int			ndropped = 0;
 		HnswNode   *old;
 		HnswNode   *newlist;
@@ -892,15 +989,24 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 		if (nselected[l] == 0)
 			continue;
 		dropped = palloc(sizeof(HnswNode) * (nselected[l] + 1) * cap);
+		droppedby = palloc(sizeof(HnswNode) * (nselected[l] + 1) * cap);
 		old = palloc(sizeof(HnswNode) * cap);
 		newlist = palloc(sizeof(HnswNode) * cap);
-		for (int i = 0; i < nselected[l]; i++)
-			if (add_backlink(g, selected[l][i].node, l, node, selected[l][i].dist, false,
-							 dropped, &ndropped))
-				linked = true;
-		if (!linked)
-			add_backlink(g, selected[l][0].node, l, node, selected[l][0].dist, true,
-						 dropped, &ndropped);
+		for (int i = 0; i <= nselected[l]; i++)
+		{
+			/* the last round forces the nearest to link, if nobody kept it */
+			HnswNode	target = selected[l][i < nselected[l] ? i : 0].node;
+			int			from = ndropped;
+
+			if (i < nselected[l])
+				linked |= add_backlink(g, target, l, node, selected[l][i].dist, false,
+									   dropped, &ndropped);
+			else if (!linked)
+				add_backlink(g, target, l, node, selected[l][0].dist, true,
+							 dropped, &ndropped);
+			while (from < ndropped)
+				droppedby[from++] = target;
+		}
 
 		/* adopt the dropped ones, while the new node's list has room */
 		for (int attempt = 0; ndropped > 0 && attempt < 16; attempt++)
@@ -935,21 +1041,25 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 		 * may never get there.  (Concurrent inserts make this matter: two
 		 * new neighbours that did not see each other can each be pruned
 		 * from lists as "covered" by the other, while neither links to the
-		 * other.)
+		 * other.)  An element the new node adopted is fine: the list that
+		 * dropped it took the new node, which links to it.
 		 */
+		nnew = ndropped > 0 ? g->ops->neighbors(g, node, l, newlist) : 0;
 		for (int i = 0; i < ndropped; i++)
 		{
 			bool		seen = (dropped[i] == node);
 
 			for (int j = 0; j < i && !seen; j++)
 				seen = (dropped[j] == dropped[i]);
-			if (!seen)
-				hnsw_relink_dropped(g, dropped[i], l, HNSW_RELINK_DEPTH);
+			/* adopted: droppedby[i] took node, which links to it */
+			if (!seen && !list_has(newlist, nnew, dropped[i]))
+				hnsw_relink_dropped(g, dropped[i], l, HNSW_RELINK_DEPTH, droppedby[i]);
 		}
-		hnsw_relink_dropped(g, node, l, HNSW_RELINK_DEPTH);
+		hnsw_relink_dropped(g, node, l, HNSW_RELINK_DEPTH, HNSW_INVALID_NODE);
 		pfree(old);
 		pfree(newlist);
 		pfree(dropped);
+		pfree(droppedby);
 	}
 }
 

@@ -523,7 +523,7 @@ repair_layer(HnswGraph *g, VacState *vs, HnswNode node, int layer)
 				for (int j = 0; j < i && !kept; j++)
 					kept = (old[j] == old[i]);
 				if (!kept)
-					hnsw_relink_dropped(g, old[i], layer, HNSW_RELINK_DEPTH);
+					hnsw_relink_dropped(g, old[i], layer, HNSW_RELINK_DEPTH, node);
 			}
 			break;
 		}

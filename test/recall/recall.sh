@@ -29,6 +29,9 @@
 #                      own vector at ef_search 400
 #                      The four insert cases must also reach the recall of
 #                      l2_bulk minus 0.01 (RECALL_INSERT_SLACK).
+#   l2_bulk_then_direct  40 000 train images bulk-built, then the next 5 000
+#                      inserted through the direct path: no element of the
+#                      old graph may be cut off (unreachable = 0)
 #   cosine_bulk        real_cosine_ops, truth by <=>
 #   ip_bulk            real_ip_ops, truth by <#> (unit vectors by default,
 #                      RECALL_IP_NORMALIZE=0 for the raw pixel vectors)
@@ -58,7 +61,8 @@
 # RECALL_M (16), RECALL_EF_CONSTRUCTION (64), RECALL_IP_NORMALIZE (1),
 # RECALL_PLANNER_CHECK (1; 0 skips the planner_default case),
 # RECALL_SPACES (100), RECALL_SPACE_ROWS (200), RECALL_SPACES_MIN (0.99),
-# RECALL_SPACES_CHECK (1; 0 skips the spaces_l2 case).
+# RECALL_SPACES_CHECK (1; 0 skips the spaces_l2 case), RECALL_BT_BASE (40000),
+# RECALL_BT_MORE (5000), RECALL_BULK_THEN_DIRECT (1; 0 skips that case).
 
 set -euo pipefail
 
@@ -340,6 +344,55 @@ run_case l2_insert_direct insert_direct items queries real_l2_ops '<->' truth_l2
 run_case l2_insert_concurrent insert_concurrent items queries real_l2_ops '<->' truth_l2
 run_case cosine_bulk bulk items queries real_cosine_ops '<=>' truth_cos
 run_case ip_bulk bulk "$IP_ITEMS" "$IP_QUERIES" real_ip_ops '<#>' truth_ip
+
+# l2_bulk_then_direct: rows inserted one by one into a big bulk-built graph
+# must not cut its old elements off.  The first $BT_BASE train images are
+# bulk-built (2 workers), then the next $BT_MORE go in through the direct
+# path (fastupdate = off) in one INSERT (one aminsert per row).  Their
+# back-links prune the lists of old elements; outliers that only a hub and
+# each other linked to lost every link from the rest of the graph before
+# hnsw_relink_dropped() asked for a link from an element the pruning list
+# still links to (2 unreachable elements in 3 of 3 runs on these rows, 0
+# after).  Passes if the index holds every row and no element is unreachable.
+BT_BASE="${RECALL_BT_BASE:-40000}"
+BT_MORE="${RECALL_BT_MORE:-5000}"
+bulk_then_direct_case() {
+	local name=l2_bulk_then_direct out why=() t0 unreachable heap_tids
+	engram_log "case $name: $BT_BASE rows bulk-built, $BT_MORE inserted directly"
+	t0="$(now)"
+	if ! engram_load_fmnist bt_items train "$BT_BASE" 0 nopk ||
+		! engram_load_fmnist bt_more train "$BT_MORE" "$BT_BASE" nopk; then
+		report "not ok" "$name" "(loading the rows failed)"
+		return
+	fi
+	if ! out="$(q -c "ALTER TABLE bt_items SET (parallel_workers = 2)" \
+		-c "SET max_parallel_maintenance_workers = 2" \
+		-c "CREATE INDEX bt_idx ON bt_items USING engram_hnsw (embedding real_l2_ops) WITH (m = $M, ef_construction = $EF_CONSTRUCTION, fastupdate = off)" \
+		-c "INSERT INTO bt_items SELECT id + $BT_BASE, embedding FROM bt_more" 2>&1)"; then
+		report "not ok" "$name" "(build or INSERT failed: $(echo "$out" | head -n 3 | tr '\n' ' '))"
+		return
+	fi
+	if out="$(qv -F ' ' -c "SET client_min_messages = warning" \
+		-c "SELECT heap_tids, unreachable FROM engram_hnsw_check('bt_idx')" 2>&1)"; then
+		read -r heap_tids unreachable <<<"$out"
+		[[ "$heap_tids" == $((BT_BASE + BT_MORE)) ]] ||
+			why+=("heap_tids=$heap_tids, expected $((BT_BASE + BT_MORE))")
+		[[ "$unreachable" == 0 ]] || why+=("unreachable=$unreachable, expected 0")
+	else
+		why+=("engram_hnsw_check failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
+	fi
+	local detail="(heap_tids=${heap_tids:-?} unreachable=${unreachable:-?} ${BT_BASE}+${BT_MORE} rows in $(elapsed "$t0")s)"
+	if ((${#why[@]} == 0)); then
+		report ok "$name" "$detail"
+	else
+		local IFS=';'
+		report "not ok" "$name" "$detail: ${why[*]}"
+	fi
+	q -c "DROP TABLE IF EXISTS bt_items, bt_more" || true
+}
+if [[ "${RECALL_BULK_THEN_DIRECT:-1}" == 1 ]]; then
+	bulk_then_direct_case
+fi
 
 # spaces_l2: memory spaces.  The first $SP_SPACES * $SP_ROWS train images in
 # $SP_SPACES spaces (space = (id - 1) % $SP_SPACES, so $SP_ROWS rows each),
