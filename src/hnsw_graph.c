@@ -826,32 +826,58 @@ list_has(const HnswNode *list, int n, HnswNode x)
 
 /*
  * y was pruned from via's list on layer (via is HNSW_INVALID_NODE for a
- * new element checking its own links): it may have lost its last incoming
- * link there, which would leave it unreachable (a row no search finds)
- * until VACUUM reconnects it.
+ * new element, or for one the new element adopted): it may have lost its
+ * last incoming link there, which would leave it unreachable (a row no
+ * search finds) until VACUUM reconnects it.  Two things must hold after:
  *
- * y is fine if via links to it again, or if one of y's own nearest
- * neighbours z links to y and via links to z ("anchored"): then y is still
- * one hop beyond via, which was reachable.  A back-link from a neighbour
- * via does not link to proves nothing: two outliers that link only to each
- * other and to a hub would each count the other's link as enough once the
- * hub pruned them both, an island no search enters (bulk-building 40 000
- * Fashion-MNIST rows and inserting 5 000 more left two such elements in
- * every run).  So the first few anchored neighbours are asked to link back
- * or to take y into a list with room; if y has no anchored neighbour, the
- * element of via's list nearest to y is asked instead.  If that fails, the
- * same element takes y by the heuristic, or failing that by force (whoever
- * that pushes out gets the same treatment with it as via, up to depth
- * levels deep).  The last level (depth 0) cannot push anyone out: it looks
- * at all of y's anchored neighbours and then at every element of via's
- * list for a free slot.
+ * - findable: one of y's first few neighbours links to it, or a search for
+ *   y's own vector may never get there.  The first of them with room takes
+ *   y if none does; if all are full, the nearest takes it by the heuristic,
+ *   or failing that by force.
+ * - reachable (only with via): via links to y, or one of y's neighbours
+ *   that via links to ("anchored") links to y: y is one hop beyond via,
+ *   which was reachable.  A back-link from a neighbour via does not link to
+ *   proves nothing: two outliers that link only to each other and to a hub
+ *   would each count the other's link as enough once the hub pruned them
+ *   both, an island no search enters (bulk-building 40 000 Fashion-MNIST
+ *   rows and inserting 5 000 more left two such elements in every run).
+ *   So an anchored neighbour with room takes y, or else the element of via's
+ *   list nearest to y (usually the one that made via prune y) takes it, by
+ *   room, heuristic or force.
  *
- * Without via (a new element), any of its first few neighbours linking
- * back is enough: the element is linked from the neighbours that kept its
- * back-link; this only makes it findable by its own vector.  VACUUM calls
- * this too, for live elements its list repairs leave out.
+ * Whoever a forced link pushes out gets the same treatment, with the
+ * pusher as its via, up to depth levels deep.  The last level (depth 0)
+ * cannot push anyone out: it looks at all of y's neighbours and then at
+ * every element of via's list for a free slot.  VACUUM calls this too, for
+ * live elements its list repairs leave out.
  */
 #define HNSW_RELINK_TRIES 4
+
+/* take y into target's list by the heuristic, else by force; relink whoever that pushes out */
+static void
+force_link(HnswGraph *g, HnswNode target, HnswNode y, int layer, int depth)
+{
+	int			cap = HnswLayerCapacity(g->m, layer);
+	HnswNode   *dropped = palloc(sizeof(HnswNode) * (2 * cap + 2));
+	int			ndropped = 0;
+	float		d = g->dist(g->ops->vector(g, target), g->ops->vector(g, y), g->dims);
+
+	if (!add_backlink(g, target, layer, y, d, false, dropped, &ndropped))
+		(void) add_backlink(g, target, layer, y, d, true, dropped, &ndropped);
+	for (int i = 0; i < ndropped; i++)
+		if (dropped[i] != y)
+			hnsw_relink_dropped(g, dropped[i], layer, depth - 1, target);
+	pfree(dropped);
+}
+
+static inline bool
+is_deleted(HnswGraph *g, HnswNode node, const float *q)
+{
+	bool		deleted = false;
+
+	(void) g->ops->distance(g, node, q, &deleted);
+	return deleted;
+}
 
 void
 hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via)
@@ -861,101 +887,105 @@ hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via
 	HnswNode   *vialist = palloc(sizeof(HnswNode) * cap);
 	HnswNode   *zlist = palloc(sizeof(HnswNode) * cap);
 	HnswNode   *newz = palloc(sizeof(HnswNode) * cap);
+	HnswNode	nearest = HNSW_INVALID_NODE;
 	HnswNode	anchor = HNSW_INVALID_NODE;
-	int			ny;
+	const float *yv = g->ops->vector(g, y);
+	int			ny = 0;
 	int			nvia = 0;
 	int			lim;
-	bool		done = false;
+	int			i;
+	bool		findable = false;
+	bool		reachable = true;
 
 	/* never link to an element VACUUM has deleted (as in adoption) */
-	(void) g->ops->distance(g, y, g->ops->vector(g, y), &done);
-	ny = done ? 0 : g->ops->neighbors(g, y, layer, ylist);
-	if (via != HNSW_INVALID_NODE && !done)
+	if (!is_deleted(g, y, yv))
 	{
-		nvia = g->ops->neighbors(g, via, layer, vialist);
-		done = list_has(vialist, nvia, y);
+		ny = g->ops->neighbors(g, y, layer, ylist);
+		if (via != HNSW_INVALID_NODE)
+		{
+			nvia = g->ops->neighbors(g, via, layer, vialist);
+			reachable = list_has(vialist, nvia, y);
+		}
 	}
+	else
+		findable = true;		/* nothing to do */
 	lim = (depth == 0) ? ny : Min(ny, HNSW_RELINK_TRIES);
 
-	/*
-	 * Anchored neighbours, nearest first: a link from them keeps y reachable.
-	 * Without via, the first few neighbours; with via, the first few of y's
-	 * neighbours that via links to (a test in memory).
-	 */
-	for (int i = 0, tries = 0; i < ny && tries < lim && !done; i++)
+	/* y's first neighbours: a back-link, or room, makes y findable */
+	for (i = 0; i < lim && !(findable && reachable); i++)
 	{
 		HnswNode	z = ylist[i];
-		bool		deleted = false;
+		bool		anchored;
 
-		if (z == y || z == via)
+		if (z == y || z == via || is_deleted(g, z, yv))
 			continue;
-		if (via != HNSW_INVALID_NODE && !list_has(vialist, nvia, z))
+		anchored = list_has(vialist, nvia, z);
+		if (nearest == HNSW_INVALID_NODE)
+			nearest = z;
+		if (anchored && anchor == HNSW_INVALID_NODE)
+			anchor = z;
+		if (findable && !anchored)
+			continue;			/* it could only make y findable again */
+		if (link_if_room(g, z, y, layer, cap, zlist, newz))
+		{
+			findable = true;
+			reachable |= anchored;
+		}
+	}
+	if (!findable && depth > 0 && nearest != HNSW_INVALID_NODE)
+	{
+		force_link(g, nearest, y, layer, depth);
+		findable = true;
+		reachable |= list_has(vialist, nvia, nearest);
+	}
+	if (reachable)
+		goto done;
+
+	/* further anchored neighbours of y */
+	for (int tries = 0; i < ny && tries < lim && !reachable; i++)
+	{
+		HnswNode	z = ylist[i];
+
+		if (z == y || z == via || !list_has(vialist, nvia, z) || is_deleted(g, z, yv))
 			continue;
 		tries++;
-		/* a deleted element's links go when VACUUM removes it */
-		(void) g->ops->distance(g, z, g->ops->vector(g, y), &deleted);
-		if (deleted)
-			continue;
 		if (anchor == HNSW_INVALID_NODE)
 			anchor = z;
-		done = link_if_room(g, z, y, layer, cap, zlist, newz);
+		reachable = link_if_room(g, z, y, layer, cap, zlist, newz);
 	}
 
-	/*
-	 * None of y's nearest neighbours is linked from via: turn to the element
-	 * of via's list nearest to y (the one that made via prune y, usually).
-	 */
-	if (!done && anchor == HNSW_INVALID_NODE && via != HNSW_INVALID_NODE)
+	/* none: the element of via's list nearest to y */
+	if (!reachable && anchor == HNSW_INVALID_NODE)
 	{
-		const float *yv = g->ops->vector(g, y);
 		float		best = 0;
 
-		for (int i = 0; i < nvia; i++)
+		for (int j = 0; j < nvia; j++)
 		{
 			bool		deleted = false;
 			float		d;
 
-			if (vialist[i] == y)
+			if (vialist[j] == y)
 				continue;
-			d = g->ops->distance(g, vialist[i], yv, &deleted);
+			d = g->ops->distance(g, vialist[j], yv, &deleted);
 			if (!deleted && (anchor == HNSW_INVALID_NODE || d < best))
 			{
-				anchor = vialist[i];
+				anchor = vialist[j];
 				best = d;
 			}
 		}
 		if (anchor != HNSW_INVALID_NODE)
-			done = link_if_room(g, anchor, y, layer, cap, zlist, newz);
+			reachable = link_if_room(g, anchor, y, layer, cap, zlist, newz);
 	}
 
-	/*
-	 * The last level cannot push anyone out: any element of via's list with
-	 * a free slot will do (elements pick only m of their 2m layer-0 slots).
-	 */
-	for (int i = 0; i < nvia && !done && depth == 0; i++)
-	{
-		bool		deleted = false;
+	/* the last level: any element of via's list with a free slot */
+	for (int j = 0; j < nvia && !reachable && depth == 0; j++)
+		if (vialist[j] != y && !is_deleted(g, vialist[j], yv))
+			reachable = link_if_room(g, vialist[j], y, layer, cap, zlist, newz);
 
-		if (vialist[i] == y)
-			continue;
-		(void) g->ops->distance(g, vialist[i], g->ops->vector(g, y), &deleted);
-		if (!deleted)
-			done = link_if_room(g, vialist[i], y, layer, cap, zlist, newz);
-	}
+	if (!reachable && depth > 0 && anchor != HNSW_INVALID_NODE)
+		force_link(g, anchor, y, layer, depth);
 
-	if (!done && depth > 0 && anchor != HNSW_INVALID_NODE)
-	{
-		HnswNode   *dropped = palloc(sizeof(HnswNode) * (2 * cap + 2));
-		int			ndropped = 0;
-		float		d = g->dist(g->ops->vector(g, anchor), g->ops->vector(g, y), g->dims);
-
-		if (!add_backlink(g, anchor, layer, y, d, false, dropped, &ndropped))
-			(void) add_backlink(g, anchor, layer, y, d, true, dropped, &ndropped);
-		for (int i = 0; i < ndropped; i++)
-			if (dropped[i] != y)
-				hnsw_relink_dropped(g, dropped[i], layer, depth - 1, anchor);
-		pfree(dropped);
-	}
+done:
 	pfree(ylist);
 	pfree(vialist);
 	pfree(zlist);
@@ -1041,8 +1071,7 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 		 * may never get there.  (Concurrent inserts make this matter: two
 		 * new neighbours that did not see each other can each be pruned
 		 * from lists as "covered" by the other, while neither links to the
-		 * other.)  An element the new node adopted is fine: the list that
-		 * dropped it took the new node, which links to it.
+		 * other.)
 		 */
 		nnew = ndropped > 0 ? g->ops->neighbors(g, node, l, newlist) : 0;
 		for (int i = 0; i < ndropped; i++)
@@ -1051,9 +1080,15 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 
 			for (int j = 0; j < i && !seen; j++)
 				seen = (dropped[j] == dropped[i]);
-			/* adopted: droppedby[i] took node, which links to it */
-			if (!seen && !list_has(newlist, nnew, dropped[i]))
-				hnsw_relink_dropped(g, dropped[i], l, HNSW_RELINK_DEPTH, droppedby[i]);
+			/*
+			 * An element the new node adopted is reachable through it (the
+			 * list that dropped it took the new node): it only needs a link
+			 * from one of its own nearest neighbours, as a new node does.
+			 */
+			if (!seen)
+				hnsw_relink_dropped(g, dropped[i], l, HNSW_RELINK_DEPTH,
+									list_has(newlist, nnew, dropped[i]) ?
+									HNSW_INVALID_NODE : droppedby[i]);
 		}
 		hnsw_relink_dropped(g, node, l, HNSW_RELINK_DEPTH, HNSW_INVALID_NODE);
 		pfree(old);
