@@ -297,3 +297,16 @@ engram_load_fmnist() {
 	[[ "$got" == "$count" ]] || engram_die "loaded $got rows into $table, expected $count"
 	engram_psql -c "ANALYZE $table"
 }
+
+# report_why NAME DETAIL [WHY...]: the calling script's report(): ok if no
+# WHY is given, else not ok with the reasons joined by ';'
+report_why() {
+	local name="$1" detail="$2"
+	shift 2
+	if (($# == 0)); then
+		report ok "$name" "$detail"
+	else
+		local IFS=';'
+		report "not ok" "$name" "$detail: $*"
+	fi
+}

@@ -183,18 +183,6 @@ report() {
 	fi
 }
 
-# report_case NAME DETAIL [REASON...]: ok without reasons, else not ok with them
-report_case() {
-	local name="$1" detail="$2"
-	shift 2
-	if (($# == 0)); then
-		report ok "$name" "$detail"
-	else
-		local IFS=';'
-		report "not ok" "$name" "$detail: $*"
-	fi
-}
-
 # run_case NAME bulk|insert|insert_merged|insert_direct TABLE QUERIES OPCLASS OP TRUTH
 run_case() {
 	local name="$1" mode="$2" src="$3" queries="$4" opclass="$5" op="$6" tru="$7"
@@ -338,7 +326,7 @@ run_case() {
 	local ef
 	ef="$(qv -c "LOAD 'engram_hnsw'" -c "SHOW engram_hnsw.ef_search" 2>/dev/null || echo '?')"
 	local detail="recall=$recall (ef_search=$ef build=${build_s}s $chk)"
-	report_case "$name" "$detail" "${why[@]}"
+	report_why "$name" "$detail" "${why[@]}"
 	q -c "DROP INDEX IF EXISTS $idx" || true
 }
 
@@ -389,7 +377,7 @@ bulk_then_direct_case() {
 		why+=("engram_hnsw_check failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
 	fi
 	local detail="(heap_tids=${heap_tids:-?} unreachable=${unreachable:-?} ${BT_BASE}+${BT_MORE} rows in $(elapsed "$t0")s)"
-	report_case "$name" "$detail" "${why[@]}"
+	report_why "$name" "$detail" "${why[@]}"
 	q -c "DROP TABLE IF EXISTS bt_items, bt_more" || true
 }
 if [[ "${RECALL_BULK_THEN_DIRECT:-1}" == 1 ]]; then
@@ -482,7 +470,7 @@ spaces_case() {
 	local ef
 	ef="$(qv -c "LOAD 'engram_hnsw'" -c "SHOW engram_hnsw.ef_search" 2>/dev/null || echo '?')"
 	local detail="recall=$recall (spaces=$SP_SPACES rows_per_space=$SP_ROWS queries=$N_QUERIES ef_search=$ef build=${build_s}s $chk)"
-	report_case "$name" "$detail" "${why[@]}"
+	report_why "$name" "$detail" "${why[@]}"
 	q -c "DROP TABLE IF EXISTS sp_items, sp_queries, truth_sp, $res" || true
 }
 if [[ "${RECALL_SPACES_CHECK:-1}" == 1 ]]; then

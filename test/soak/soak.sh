@@ -171,17 +171,7 @@ report_gap() {
 	fi
 }
 
-# report_why NAME DETAIL WHY...: ok if no WHY is given
-report_why() {
-	local name="$1" detail="$2"
-	shift 2
-	if (($# == 0)); then
-		report ok "$name" "$detail"
-	else
-		local IFS=';'
-		report "not ok" "$name" "$detail: $*"
-	fi
-}
+# report_why (test/lib.sh) reports through report() above
 
 oneline() { head -n 3 | tr '\n' ' '; }
 
