@@ -1048,15 +1048,13 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 			for (int i = 0; i < ndropped && nnew < cap; i++)
 			{
 				bool		present = (dropped[i] == node);
-				bool		deleted = false;
 
 				for (int j = 0; j < nnew && !present; j++)
 					present = (newlist[j] == dropped[i]);
 				if (present)
 					continue;
 				/* never adopt an element VACUUM has deleted */
-				(void) g->ops->distance(g, dropped[i], g->ops->vector(g, node), &deleted);
-				if (!deleted)
+				if (!is_deleted(g, dropped[i], g->ops->vector(g, node)))
 					newlist[nnew++] = dropped[i];
 			}
 			if (nnew == nold ||
