@@ -35,7 +35,7 @@ use IPC::Run;
 use Time::HiRes qw(usleep time);
 use FindBin;
 use lib $FindBin::RealBin;
-use EngramTAP qw(crash_server);
+use EngramTAP qw(crash_server self_find);
 
 my $seed   = $ENV{ENGRAM_TAP_SEED}     // 20240917;
 my $rounds = $ENV{ENGRAM_CRASH_ROUNDS} // 5;
@@ -87,29 +87,11 @@ my $self_find_ef = 100;
 # For every row of $table (optionally only WHERE $where): is the first
 # result of an index scan for its own vector that row, at distance 0?
 # Returns (rows, failures, some failing ids).
-sub self_find
+sub self_find_exact
 {
 	my ($table, $where) = @_;
-	$where //= 'true';
-	my $out = $node->safe_psql(
-		'postgres', qq{
-SET enable_seqscan = off;
-SET enable_bitmapscan = off;
-SET engram_hnsw.ef_search = $self_find_ef;
-SELECT count(*),
-       count(*) FILTER (WHERE n.id IS DISTINCT FROM a.id OR n.dist IS DISTINCT FROM 0),
-       coalesce(string_agg(a.id::text, ',') FILTER (WHERE n.id IS DISTINCT FROM a.id
-                                                    OR n.dist IS DISTINCT FROM 0), '')
-  FROM $table a
-  LEFT JOIN LATERAL (SELECT b.id, b.embedding <-> a.embedding AS dist
-                       FROM $table b
-                      ORDER BY b.embedding <-> a.embedding LIMIT 1) n ON true
- WHERE $where;
-});
-	my ($rows, $fail, $ids) = split /\|/, $out, 3;
-	$ids //= '';
-	$ids = substr($ids, 0, 200) . '...' if length($ids) > 200;
-	return ($rows, $fail, $ids);
+	return self_find($node, $table,
+		where => $where, column => 'embedding', ef => $self_find_ef, exact => 1);
 }
 
 # engram_hnsw_check on $index: ok() if no error; returns the result row.
@@ -134,11 +116,21 @@ sub check_index
 sub check_self_find
 {
 	my ($table, $what, $where) = @_;
-	my ($rows, $fail, $ids) = self_find($table, $where);
+	my ($rows, $fail, $ids) = self_find_exact($table, $where);
 	ok($rows > 0 && $fail == 0,
 		"$what: every row of $table is found by its own vector")
 	  or diag("$table: $fail of $rows rows not found by their own vector: $ids");
 	return $rows;
+}
+
+# shared_buffers: $small for the insert streams and crash recovery, 32MB
+# for the checks; ALTER SYSTEM, then a clean restart
+sub set_shared_buffers
+{
+	my ($value) = @_;
+	$node->safe_psql('postgres', "ALTER SYSTEM SET shared_buffers = '$value'");
+	$node->restart;
+	return;
 }
 
 sub write_script
@@ -191,6 +183,7 @@ for my $round (1 .. $rounds)
 	my $ckpt  = rand($delay);
 	my $connstr = $node->connstr('postgres');
 
+	set_shared_buffers('1MB') if $round > 1;
 	for my $s (@streams)
 	{
 		$s->{base} = 100000 * $round + $per_stream * $s->{offset};
@@ -226,6 +219,7 @@ for my $round (1 .. $rounds)
 	$node->start;
 	ok($node->log_contains(qr/database system was interrupted|redo starts at/, $logpos),
 		"round $round: restart ran crash recovery");
+	set_shared_buffers('32MB');
 
 	# acknowledged inserts survived
 	for my $s (@streams)
@@ -275,7 +269,7 @@ for my $round (1 .. $rounds)
 	for my $tab ('t', 'u')
 	{
 		my ($rows, $fail, $ids) =
-		  self_find($tab, "a.id BETWEEN $lo AND $lo + 19");
+		  self_find_exact($tab, "a.id BETWEEN $lo AND $lo + 19");
 		ok($rows == 20 && $fail == 0,
 			"round $round: rows inserted into $tab after the restart are found")
 		  or diag("$tab: $rows rows, $fail not found: $ids");

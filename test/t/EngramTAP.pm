@@ -15,8 +15,10 @@
 #   self_find($node, $table, %o) every row of $table (WHERE $o{where}) found
 #                               by an index scan for its own vector among the
 #                               first $o{limit} (5) results, at ef_search
-#                               $o{ef} (100); runs in $o{jobs} (2) parallel
-#                               sessions; returns (rows, missing, some ids)
+#                               $o{ef} (100); with exact => 1, as the first
+#                               result at distance 0; runs in $o{jobs} (2)
+#                               parallel sessions; returns (rows, missing,
+#                               some ids)
 #   check_index($node, $index, $table)
 #                               engram_hnsw_check; if it reports live elements
 #                               linking to deleted ones (its hint says to
@@ -125,6 +127,14 @@ sub self_find
 	my $ef    = $o{ef}    // 100;
 	my $jobs  = $o{jobs}  // 2;
 	my $col   = $o{column} // 'v';
+	# exact: the first result is the row itself, at distance 0
+	my $found = $o{exact}
+	  ? qq{coalesce(bool_and(b.id = a.id AND b.dist = 0), false)
+                       FROM (SELECT b.id, b.$col <-> a.$col AS dist FROM $table b
+                              ORDER BY b.$col <-> a.$col LIMIT 1) b}
+	  : qq{coalesce(bool_or(b.id = a.id), false)
+                       FROM (SELECT b.id FROM $table b
+                              ORDER BY b.$col <-> a.$col LIMIT $limit) b};
 	my @h;
 	for my $j (0 .. $jobs - 1)
 	{
@@ -136,9 +146,7 @@ SELECT count(*),
        count(*) FILTER (WHERE NOT x.found),
        coalesce(string_agg(a.id::text, ',') FILTER (WHERE NOT x.found), '')
   FROM $table a
- CROSS JOIN LATERAL (SELECT coalesce(bool_or(b.id = a.id), false) AS found
-                       FROM (SELECT b.id FROM $table b
-                              ORDER BY b.$col <-> a.$col LIMIT $limit) b) x
+ CROSS JOIN LATERAL (SELECT $found) x(found)
  WHERE ($where) AND a.$col IS NOT NULL AND (hashint4(a.id) & 1023) % $jobs = $j;
 };
 		my ($out, $err) = ('', '');
