@@ -157,18 +157,11 @@ report() {
 KNOWN_GAP="known gap: while VACUUM repairs lists concurrently with direct inserts (fastupdate = off), a self query (ef_search $SELF_EF) could now and then miss a committed row of its space (seen before the orphan prevention of 44c055f: 1 self query in about 13 000, in 1 of 3 soaks; not seen since); the rows are all found once the run is over (checked below)"
 TODO=0
 
-# report_gap NAME DETAIL WHY...: like report_why, but a failure is TODO
+# report_gap NAME DETAIL WHY: a failure reported as TODO (see KNOWN_GAP)
 report_gap() {
-	local name="$1" detail="$2"
-	shift 2
-	if (($# == 0)); then
-		report ok "$name" "$detail"
-	else
-		local IFS=';'
-		PASSED=$((PASSED + 1))
-		TODO=$((TODO + 1))
-		echo "not ok - soak $name $detail: $* # TODO $KNOWN_GAP"
-	fi
+	PASSED=$((PASSED + 1))
+	TODO=$((TODO + 1))
+	echo "not ok - soak $1 $2: $3 # TODO $KNOWN_GAP"
 }
 
 # report_why (test/lib.sh) reports through report() above
