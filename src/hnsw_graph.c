@@ -917,15 +917,17 @@ hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via
 		HnswNode	z = ylist[i];
 		bool		anchored;
 
-		if (z == y || z == via || is_deleted(g, z, yv))
+		if (z == y || z == via)
 			continue;
 		anchored = list_has(vialist, nvia, z);
+		if (findable && !anchored)
+			continue;			/* it could only make y findable again */
+		if (is_deleted(g, z, yv))
+			continue;
 		if (nearest == HNSW_INVALID_NODE)
 			nearest = z;
 		if (anchored && anchor == HNSW_INVALID_NODE)
 			anchor = z;
-		if (findable && !anchored)
-			continue;			/* it could only make y findable again */
 		if (link_if_room(g, z, y, layer, cap, zlist, newz))
 		{
 			findable = true;
