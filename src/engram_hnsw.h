@@ -296,6 +296,13 @@ extern const float *hnsw_array_vector(ArrayType *arr, int *dims, const char *wha
  * ----------------------------------------------------------------
  */
 
+/* a hint to start loading the cache line at p; never faults, reads nothing */
+#if defined(__GNUC__) || defined(__clang__)
+#define hnsw_prefetch(p)	__builtin_prefetch(p)
+#else
+#define hnsw_prefetch(p)	((void) (p))
+#endif
+
 /*
  * A node is an arena index (in-memory build) or a packed element TID
  * (on pages).  The algorithm never looks inside.
@@ -390,12 +397,20 @@ typedef struct HnswGraphOps
 								ItemPointer heaptid);
 
 	/*
-	 * Optional (NULL if the storage cannot): the node's vector when it can
-	 * be had without I/O or locks, so that a search prefetches the next
-	 * neighbour's vector while computing the current distance.  May return
-	 * NULL for a node it cannot tell (page graphs: not in the vector cache).
+	 * Optional (NULL if the storage cannot): where the node's vector is, or
+	 * probably is, when that can be told without I/O or locks, so that a
+	 * search prefetches the next neighbour's vector while computing the
+	 * current distance.  For a prefetch only: page graphs may return an
+	 * address in a shared buffer they hold no pin on, which must never be
+	 * read.  May return NULL for a node it cannot tell.
 	 */
 	const float *(*peek_vector) (HnswGraph *g, HnswNode node);
+
+	/*
+	 * Optional: a search is about to compute the distances of these nodes;
+	 * start loading into the CPU caches what it can without I/O or locks.
+	 */
+	void		(*prefetch) (HnswGraph *g, const HnswNode *nodes, int n);
 } HnswGraphOps;
 
 struct HnswGraph

@@ -393,15 +393,13 @@ hnsw_search_add_entry(HnswSearch *s, HnswNode node)
 static inline void
 prefetch_vector(HnswGraph *g, HnswNode node)
 {
-#if defined(__GNUC__) || defined(__clang__)
 	const char *p = (const char *) g->ops->peek_vector(g, node);
 	Size		len = Min(sizeof(float) * g->dims, 1024);
 
 	if (p == NULL)
 		return;
 	for (Size off = 0; off < len; off += 64)
-		__builtin_prefetch(p + off);
-#endif
+		hnsw_prefetch(p + off);
 }
 
 static void
@@ -416,6 +414,8 @@ search_expand(HnswSearch *s, HnswNode node, int ef)
 	for (int i = 0; i < n; i++)
 		if (visited_add(s->visited, s->nbuf[i]))
 			s->nbuf[nnew++] = s->nbuf[i];
+	if (g->ops->prefetch != NULL && nnew > 0)
+		g->ops->prefetch(g, s->nbuf, nnew);
 	if (peek && nnew > 0)
 		prefetch_vector(g, s->nbuf[0]);
 

@@ -24,6 +24,7 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/buf_internals.h"
 #include "storage/bufmgr.h"
 #include "storage/freespace.h"
 #include "storage/indexfsm.h"
@@ -1217,7 +1218,81 @@ page_vector(HnswGraph *g, HnswNode node)
 	return vc_slot_vec((HnswVecCache *) pg->cache, slot);
 }
 
-/* merges: the vector if the batch's cache has it (see HnswGraphOps) */
+/*
+ * The shared buffer that held node's block when this backend last read it,
+ * from the recent-buffer hints; InvalidBuffer if there is none.  A hint
+ * only: the buffer may hold another block by now.
+ */
+static inline Buffer
+hinted_buffer(HnswPageGraph *pg, HnswNode node)
+{
+	BlockNumber blkno = (BlockNumber) (node >> 16);
+
+	if (recent_buffers == NULL || blkno >= recent_size ||
+		RelationUsesLocalBuffers(pg->index) ||
+		!RelFileNodeEquals(recent_node, pg->index->rd_node))
+		return InvalidBuffer;
+	return recent_buffers[blkno];
+}
+
+/*
+ * Where node's vector probably lies in shared buffers, for a prefetch only
+ * (see HnswGraphOps.peek_vector): the line pointer is read without a pin
+ * or a lock, so it may be stale or belong to another block; the address is
+ * kept inside the buffer's page and nothing is ever read through it.
+ */
+static const float *
+page_peek_shared(HnswPageGraph *pg, HnswNode node)
+{
+	Buffer		buf = hinted_buffer(pg, node);
+	OffsetNumber off = (OffsetNumber) (node & 0xFFFF);
+	char	   *page;
+	uint32		itemoff;
+
+	if (!BufferIsValid(buf) || off < FirstOffsetNumber ||
+		SizeOfPageHeaderData + sizeof(ItemIdData) * off > BLCKSZ)
+		return NULL;
+	page = (char *) BufferGetBlock(buf);
+	itemoff = ((volatile ItemIdData *) (page + SizeOfPageHeaderData))[off - 1].lp_off;
+	if (itemoff < SizeOfPageHeaderData || itemoff > BLCKSZ - sizeof(HnswElementTupleData))
+		return NULL;
+	hnsw_prefetch(page + itemoff);	/* the tuple's header */
+	return (const float *) (page + itemoff + offsetof(HnswElementTupleData, vec));
+}
+
+/*
+ * A search is about to read these nodes (see HnswGraphOps.prefetch): start
+ * loading, for each one whose buffer this backend knows, the lines every
+ * read touches first: the buffer header (the pin), the page header, the
+ * line pointer and the special space (the page checks).  Addresses only:
+ * nothing is read, no pin or lock is taken.
+ */
+static void
+page_prefetch(HnswGraph *g, const HnswNode *nodes, int n)
+{
+	HnswPageGraph *pg = (HnswPageGraph *) g;
+
+	for (int i = 0; i < n; i++)
+	{
+		Buffer		buf = hinted_buffer(pg, nodes[i]);
+		OffsetNumber off = (OffsetNumber) (nodes[i] & 0xFFFF);
+		char	   *page;
+
+		if (!BufferIsValid(buf))
+			continue;
+		page = (char *) BufferGetBlock(buf);
+		hnsw_prefetch(GetBufferDescriptor(buf - 1));
+		hnsw_prefetch(page);
+		if (off > 0 && SizeOfPageHeaderData + sizeof(ItemIdData) * off <= BLCKSZ)
+			hnsw_prefetch(page + SizeOfPageHeaderData + sizeof(ItemIdData) * (off - 1));
+		hnsw_prefetch(page + BLCKSZ - sizeof(HnswPageOpaqueData));
+	}
+}
+
+/*
+ * The vector if the batch's cache has it (merges), else where it probably
+ * lies in shared buffers (see HnswGraphOps.peek_vector).
+ */
 static const float *
 page_peek_vector(HnswGraph *g, HnswNode node)
 {
@@ -1226,10 +1301,10 @@ page_peek_vector(HnswGraph *g, HnswNode node)
 	HnswVecCacheEntry *entry;
 
 	if (!pg->keep_vectors)
-		return NULL;
+		return page_peek_shared(pg, node);
 	entry = hnswvc_lookup(vc->hash, node);
 	if (entry == NULL)
-		return NULL;
+		return page_peek_shared(pg, node);
 	/* remember hits only: a remembered miss would go stale when filled */
 	pg->peek_node[pg->peek_next] = node;
 	pg->peek_slot[pg->peek_next] = entry->slot;
@@ -1576,6 +1651,7 @@ static const HnswGraphOps page_graph_ops = {
 	.create_node = page_create_node,
 	.add_heaptid = page_add_heaptid,
 	.peek_vector = page_peek_vector,
+	.prefetch = page_prefetch,
 };
 
 void
