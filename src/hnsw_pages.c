@@ -1221,18 +1221,24 @@ page_vector(HnswGraph *g, HnswNode node)
 /*
  * The shared buffer that held node's block when this backend last read it,
  * from the recent-buffer hints; InvalidBuffer if there is none.  A hint
- * only: the buffer may hold another block by now.
+ * only: the buffer may hold another block by now.  Shared buffers only:
+ * their memory is mapped for the life of the server, so reading it without
+ * a pin is safe; a local buffer's may not be allocated.
  */
 static inline Buffer
 hinted_buffer(HnswPageGraph *pg, HnswNode node)
 {
 	BlockNumber blkno = (BlockNumber) (node >> 16);
+	Buffer		buf;
 
 	if (recent_buffers == NULL || blkno >= recent_size ||
 		RelationUsesLocalBuffers(pg->index) ||
 		!RelFileNodeEquals(recent_node, pg->index->rd_node))
 		return InvalidBuffer;
-	return recent_buffers[blkno];
+	buf = recent_buffers[blkno];
+	if (buf <= 0 || buf > NBuffers)
+		return InvalidBuffer;
+	return buf;
 }
 
 /*

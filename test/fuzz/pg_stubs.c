@@ -38,6 +38,7 @@
 #include "access/xlog.h"
 #include "access/xloginsert.h"
 #include "postmaster/autovacuum.h"
+#include "storage/buf_internals.h"
 #include "storage/indexfsm.h"
 #include "utils/snapmgr.h"
 #include "common/pg_prng.h"
@@ -531,6 +532,13 @@ Block	   *LocalBufferBlockPointers = fz_pages;
 int			NLocBuffer = FZ_MAX_BLOCKS;
 int			NBuffers = 0;
 char	   *BufferBlocks = NULL;
+
+/*
+ * Every buffer here is local (negative), and the extension's prefetch hints
+ * (page_prefetch(), page_peek_shared()) only use shared buffers, so nothing
+ * ever indexes this.
+ */
+BufferDescPadded *BufferDescriptors = NULL;
 
 static BlockNumber fz_nblocks = 0;
 static int	fz_pins[FZ_MAX_BLOCKS];
