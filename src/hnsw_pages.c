@@ -1219,47 +1219,62 @@ page_vector(HnswGraph *g, HnswNode node)
 }
 
 /*
- * The shared buffer that held node's block when this backend last read it,
- * from the recent-buffer hints; InvalidBuffer if there is none.  A hint
- * only: the buffer may hold another block by now.  Shared buffers only:
- * their memory is mapped for the life of the server, so reading it without
- * a pin is safe; a local buffer's may not be allocated.
+ * The recent-buffer hints of pg's index for a prefetch, or NULL if there are
+ * none.  A hint is only that: the buffer may hold another block by now.
  */
-static inline Buffer
-hinted_buffer(HnswPageGraph *pg, HnswNode node)
+static inline Buffer *
+prefetch_hints(HnswPageGraph *pg)
+{
+	if (recent_buffers == NULL || RelationUsesLocalBuffers(pg->index) ||
+		!RelFileNodeEquals(recent_node, pg->index->rd_node))
+		return NULL;
+	return recent_buffers;
+}
+
+/*
+ * The page of the shared buffer hinted for node's block, and node's line
+ * pointer in it (NULL for an offset beyond the page); NULL if no shared
+ * buffer is hinted.  Shared buffers only: their memory stays mapped for the
+ * life of the server, so it may be read without a pin, while a local
+ * buffer's may not be allocated.
+ */
+static inline char *
+hinted_page(Buffer *hints, HnswNode node, Buffer *buf, ItemId *lp)
 {
 	BlockNumber blkno = (BlockNumber) (node >> 16);
-	Buffer		buf;
+	OffsetNumber off = (OffsetNumber) (node & 0xFFFF);
+	char	   *page;
 
-	if (recent_buffers == NULL || blkno >= recent_size ||
-		RelationUsesLocalBuffers(pg->index) ||
-		!RelFileNodeEquals(recent_node, pg->index->rd_node))
-		return InvalidBuffer;
-	buf = recent_buffers[blkno];
-	if (buf <= 0 || buf > NBuffers)
-		return InvalidBuffer;
-	return buf;
+	if (blkno >= recent_size)
+		return NULL;
+	*buf = hints[blkno];
+	if (*buf <= 0 || *buf > NBuffers)
+		return NULL;
+	page = (char *) BufferGetBlock(*buf);
+	*lp = NULL;
+	if (off >= FirstOffsetNumber && SizeOfPageHeaderData + sizeof(ItemIdData) * off <= BLCKSZ)
+		*lp = (ItemId) (page + SizeOfPageHeaderData) + (off - 1);
+	return page;
 }
 
 /*
  * Where node's vector probably lies in shared buffers, for a prefetch only
- * (see HnswGraphOps.peek_vector): the line pointer is read without a pin
- * or a lock, so it may be stale or belong to another block; the address is
- * kept inside the buffer's page and nothing is ever read through it.
+ * (see HnswGraphOps.peek_vector).  The line pointer is read without a pin
+ * or a lock, so it may be stale or belong to another block: the address is
+ * kept inside the buffer's page, and the caller never reads through it.
  */
 static const float *
 page_peek_shared(HnswPageGraph *pg, HnswNode node)
 {
-	Buffer		buf = hinted_buffer(pg, node);
-	OffsetNumber off = (OffsetNumber) (node & 0xFFFF);
+	Buffer	   *hints = prefetch_hints(pg);
+	Buffer		buf;
+	ItemId		lp;
 	char	   *page;
 	uint32		itemoff;
 
-	if (!BufferIsValid(buf) || off < FirstOffsetNumber ||
-		SizeOfPageHeaderData + sizeof(ItemIdData) * off > BLCKSZ)
+	if (hints == NULL || (page = hinted_page(hints, node, &buf, &lp)) == NULL || lp == NULL)
 		return NULL;
-	page = (char *) BufferGetBlock(buf);
-	itemoff = ((volatile ItemIdData *) (page + SizeOfPageHeaderData))[off - 1].lp_off;
+	itemoff = ((volatile ItemIdData *) lp)->lp_off;
 	if (itemoff < SizeOfPageHeaderData || itemoff > BLCKSZ - sizeof(HnswElementTupleData))
 		return NULL;
 	hnsw_prefetch(page + itemoff);	/* the tuple's header */
@@ -1276,21 +1291,22 @@ page_peek_shared(HnswPageGraph *pg, HnswNode node)
 static void
 page_prefetch(HnswGraph *g, const HnswNode *nodes, int n)
 {
-	HnswPageGraph *pg = (HnswPageGraph *) g;
+	Buffer	   *hints = prefetch_hints((HnswPageGraph *) g);
 
+	if (hints == NULL)
+		return;
 	for (int i = 0; i < n; i++)
 	{
-		Buffer		buf = hinted_buffer(pg, nodes[i]);
-		OffsetNumber off = (OffsetNumber) (nodes[i] & 0xFFFF);
-		char	   *page;
+		Buffer		buf;
+		ItemId		lp;
+		char	   *page = hinted_page(hints, nodes[i], &buf, &lp);
 
-		if (!BufferIsValid(buf))
+		if (page == NULL)
 			continue;
-		page = (char *) BufferGetBlock(buf);
 		hnsw_prefetch(GetBufferDescriptor(buf - 1));
 		hnsw_prefetch(page);
-		if (off > 0 && SizeOfPageHeaderData + sizeof(ItemIdData) * off <= BLCKSZ)
-			hnsw_prefetch(page + SizeOfPageHeaderData + sizeof(ItemIdData) * (off - 1));
+		if (lp != NULL)
+			hnsw_prefetch(lp);
 		hnsw_prefetch(page + BLCKSZ - sizeof(HnswPageOpaqueData));
 	}
 }
