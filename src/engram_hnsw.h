@@ -407,6 +407,13 @@ typedef struct HnswGraphOps
 	const float *(*peek_vector) (HnswGraph *g, HnswNode node);
 
 	/*
+	 * With peek_vector: how many bytes of a peeked vector to prefetch (at
+	 * most; a shorter vector is prefetched whole).  Measured per storage:
+	 * see prefetch_vector() in hnsw_graph.c.
+	 */
+	Size		peek_bytes;
+
+	/*
 	 * Optional: a search is about to compute the distances of these nodes;
 	 * start loading into the CPU caches what it can without I/O or locks.
 	 */

@@ -201,6 +201,7 @@ static const HnswGraphOps arena_graph_ops = {
 	.create_node = arena_create_node,
 	.add_heaptid = arena_add_heaptid,
 	.peek_vector = arena_peek_vector,
+	.peek_bytes = 1024,
 };
 
 /* ----------------------------------------------------------------

@@ -353,6 +353,7 @@ static const HnswGraphOps par_graph_ops = {
 	.create_node = par_create_node,
 	.add_heaptid = par_add_heaptid,
 	.peek_vector = par_vector,
+	.peek_bytes = 1024,
 };
 
 /* ----------------------------------------------------------------

@@ -380,21 +380,25 @@ hnsw_search_add_entry(HnswSearch *s, HnswNode node)
 }
 
 /*
- * Expand one element: look at its neighbours on the current layer.  With
- * ef > 0 the classic bounded search keeps the best ef in w; with ef == 0
- * (resumed scan) every new neighbour becomes a candidate.  Elements the
- * storage marks "skip" are traversed but never enter w or pending.
- */
-/*
- * Start loading a node's vector into the CPU cache (in-memory graphs: the
- * build is bound by memory latency, a vector per distance).  The first
- * kilobyte is enough for the hardware prefetcher to stream the rest.
+ * Start loading a node's vector into the CPU cache: a search is bound by
+ * memory latency, one vector per distance.  How much of it is the storage's
+ * call (HnswGraphOps.peek_bytes), measured on Fashion-MNIST (784-d, 3 kB
+ * vectors):
+ *  - page graphs prefetch the whole vector (up to 8 kB): the hardware
+ *    prefetcher does not stream across a 4 kB page boundary and needs a few
+ *    misses to start, so with only the first kilobyte most of a vector in
+ *    shared buffers was left to demand misses (a lone merge's CPU per row
+ *    0.79x, searches 1.14x with the whole vector);
+ *  - in-memory builds prefetch the first kilobyte: their vectors lie in one
+ *    allocation that the hardware prefetcher streams, and the whole vector
+ *    made CREATE INDEX 1.05x slower.
+ * See bench/writes_analysis.md, session 9.
  */
 static inline void
 prefetch_vector(HnswGraph *g, HnswNode node)
 {
 	const char *p = (const char *) g->ops->peek_vector(g, node);
-	Size		len = Min(sizeof(float) * g->dims, 1024);
+	Size		len = Min(sizeof(float) * g->dims, g->ops->peek_bytes);
 
 	if (p == NULL)
 		return;
@@ -402,6 +406,12 @@ prefetch_vector(HnswGraph *g, HnswNode node)
 		hnsw_prefetch(p + off);
 }
 
+/*
+ * Expand one element: look at its neighbours on the current layer.  With
+ * ef > 0 the classic bounded search keeps the best ef in w; with ef == 0
+ * (resumed scan) every new neighbour becomes a candidate.  Elements the
+ * storage marks "skip" are traversed but never enter w or pending.
+ */
 static void
 search_expand(HnswSearch *s, HnswNode node, int ef)
 {

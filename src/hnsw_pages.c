@@ -1673,6 +1673,7 @@ static const HnswGraphOps page_graph_ops = {
 	.create_node = page_create_node,
 	.add_heaptid = page_add_heaptid,
 	.peek_vector = page_peek_vector,
+	.peek_bytes = 8192,
 	.prefetch = page_prefetch,
 };
 
