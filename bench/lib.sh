@@ -34,6 +34,10 @@
 #   BENCH_PARALLEL_WORKERS    max_parallel_maintenance_workers of the
 #                             "parallel" builds (default 1: leader + 1 = 2 cores)
 #   BENCH_SYNC_COMMIT (on)    BENCH_FSYNC (on)
+#   BENCH_HUGE_PAGES=1        (root) reserve huge pages for the cluster's shared
+#                             memory (vm.nr_hugepages, restored on exit) and
+#                             start it with huge_pages = on; default 0:
+#                             huge_pages = off, whatever the machine has
 #   BENCH_STORAGE             storage of the embedding column (default plain:
 #                             vectors inline in the heap, no TOAST)
 #   BENCH_SKIP_DEPS=1         do not apt-get
@@ -220,6 +224,10 @@ bench_cleanup() {
 		bench_as_pg "$PGBIN/pg_ctl" -D "$BENCH_PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
 			bench_as_pg "$PGBIN/pg_ctl" -D "$BENCH_PGDATA" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
 	fi
+	if [[ -n "${BENCH_HP_SAVED:-}" ]]; then
+		echo "$BENCH_HP_SAVED" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+		BENCH_HP_SAVED=""
+	fi
 	if [[ -n "$BENCH_TMPDIR" && -d "$BENCH_TMPDIR" ]]; then
 		if [[ "${BENCH_KEEP_TMP:-0}" == 1 ]]; then
 			bench_log "keeping $BENCH_TMPDIR"
@@ -282,6 +290,7 @@ bench_cluster_start() {
 			printf '%s = %s\n' "${o%%=*}" "${o#*=}"
 		done
 	} | bench_as_pg tee -a "$BENCH_PGDATA/postgresql.conf" >/dev/null
+	bench_huge_pages
 	bench_as_pg "$PGBIN/pg_ctl" -D "$BENCH_PGDATA" -l "$BENCH_PGLOG" -w -t 120 start >/dev/null || {
 		tail -n 30 "$BENCH_PGLOG" >&2
 		bench_die "cluster did not start"
@@ -289,6 +298,31 @@ bench_cluster_start() {
 	export PGHOST="$sock" PGPORT="$BENCH_PGPORT" PGUSER=postgres PGDATABASE=postgres
 	unset PGSERVICE PGPASSWORD PGHOSTADDR PGSSLMODE PGOPTIONS
 	bench_log "cluster up (PGHOST=$PGHOST PGPORT=$PGPORT, log $BENCH_PGLOG)"
+}
+
+# Huge pages for the cluster's shared memory (BENCH_HUGE_PAGES=1), else none.
+# With 4 kB pages every backend faults in, one by one, each shared-buffer page
+# it touches, and a graph search touches thousands of them at random: on this
+# machine, 8 single-row INSERT clients with an engram_hnsw index ran 1.5x
+# faster with huge pages, the table without an index 1.25x (see
+# bench/writes_analysis.md, session 9).  Off by default so that runs compare
+# alike whatever the machine has reserved; runs with it say so.
+bench_huge_pages() {
+	local need have
+	if [[ "${BENCH_HUGE_PAGES:-0}" != 1 ]]; then
+		echo "huge_pages = off" | bench_as_pg tee -a "$BENCH_PGDATA/postgresql.conf" >/dev/null
+		return 0
+	fi
+	[[ "$(id -u)" -eq 0 ]] || bench_die "BENCH_HUGE_PAGES=1 needs root (it sets vm.nr_hugepages)"
+	need="$(bench_as_pg "$PGBIN/postgres" -D "$BENCH_PGDATA" -C shared_memory_size_in_huge_pages)" ||
+		bench_die "cannot tell the cluster's shared memory size in huge pages"
+	((need > 0)) || bench_die "this system has no huge pages (shared_memory_size_in_huge_pages = $need)"
+	BENCH_HP_SAVED="$(cat /proc/sys/vm/nr_hugepages)"
+	echo $((BENCH_HP_SAVED + need + need / 20 + 8)) >/proc/sys/vm/nr_hugepages
+	have="$(awk '/HugePages_Free/ { print $2 }' /proc/meminfo)"
+	((have >= need)) || bench_die "only $have free huge pages of the $need needed (memory too fragmented?)"
+	echo "huge_pages = on" | bench_as_pg tee -a "$BENCH_PGDATA/postgresql.conf" >/dev/null
+	bench_log "huge pages: $need reserved for shared memory"
 }
 
 # Pre-create WAL segments (kept for recycling by min_wal_size), so that the
@@ -311,7 +345,7 @@ bench_settings_md() {
 	local s v
 	echo "| setting | value |"
 	echo "|---|---|"
-	for s in server_version shared_buffers maintenance_work_mem max_parallel_maintenance_workers \
+	for s in server_version shared_buffers huge_pages maintenance_work_mem max_parallel_maintenance_workers \
 		synchronous_commit fsync work_mem max_parallel_workers_per_gather autovacuum jit; do
 		v="$(bench_val -c "SHOW $s" 2>/dev/null)"
 		echo "| $s | $v |"
