@@ -86,13 +86,17 @@ SUM="$BENCH_RESULTS/summary.md"
 	for w in $WORKLOADS; do
 		f="$BENCH_RESULTS/$(file_of "$w").md"
 		[[ -f "$f" && "${STATUS[$w]:-}" == ok* ]] || continue
-		echo "## $w ([$(basename "$f")]($(basename "$f")))"
-		echo
-		# engram_hnsw availability note, if any
-		grep -m1 '^\*\*engram_hnsw was not measured' "$f" && echo
-		awk '/<!-- summary -->/ { on = 1; next } /<!-- \/summary -->/ { on = 0 } on' "$f" |
-			sed -e 's/^## /### /'
-		echo
+		# the writes workload may also have a run with huge pages (BENCH_HUGE_PAGES=1)
+		for f in "$f" $([[ "$w" == writes && -f "$BENCH_RESULTS/writes_hugepages.md" ]] &&
+			echo "$BENCH_RESULTS/writes_hugepages.md"); do
+			echo "## $(basename "$f" .md) ([$(basename "$f")]($(basename "$f")))"
+			echo
+			# engram_hnsw availability note, if any
+			grep -m1 '^\*\*engram_hnsw was not measured' "$f" && echo
+			awk '/<!-- summary -->/ { on = 1; next } /<!-- \/summary -->/ { on = 0 } on' "$f" |
+				sed -e 's/^## /### /'
+			echo
+		done
 	done
 } >"$SUM"
 bench_log "summary: $SUM"
