@@ -302,10 +302,11 @@ bench_cluster_start() {
 
 # Huge pages for the cluster's shared memory (BENCH_HUGE_PAGES=1), else none.
 # With 4 kB pages every backend faults in, one by one, each shared-buffer page
-# it touches, and a graph search touches thousands of them at random: on this
-# machine, 8 single-row INSERT clients with an engram_hnsw index ran 1.5x
-# faster with huge pages, the table without an index 1.25x (see
-# bench/writes_analysis.md, session 9).  Off by default so that runs compare
+# it touches, and a graph search touches thousands of them at random: in
+# bench/wl_writes.sh, 8 single-row INSERT clients with an engram_hnsw index ran
+# 1.7x faster with huge pages, the table without an index 1.2x
+# (bench/results/writes_hugepages.md against writes.md; bench/writes_analysis.md,
+# session 9).  Off by default so that runs compare
 # alike whatever the machine has reserved; runs with it say so.
 bench_huge_pages() {
 	local need have
