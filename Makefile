@@ -16,7 +16,8 @@ OBJS = \
 	src/hnsw_pending.o \
 	src/hnsw_scan.o \
 	src/hnsw_space.o \
-	src/hnsw_vacuum.o
+	src/hnsw_vacuum.o \
+	src/hnsw_worker.o
 
 # The install script lives at the top level, where PGXS looks for DATA.
 DATA = engram_hnsw--0.2.0.sql engram_hnsw--0.1.0--0.2.0.sql engram_hnsw--0.1.0.sql
@@ -24,7 +25,7 @@ PGFILEDESC = "engram_hnsw - HNSW index access method for real[]"
 HEADERS = src/engram_hnsw.h
 
 # pg_regress suites: sql/NAME.sql, expected/NAME.out
-REGRESS = distance options build scan insert vacuum check maintenance spaces pending
+REGRESS = distance options build scan insert vacuum check maintenance spaces pending merge_worker
 REGRESS_OPTS = --load-extension=engram_hnsw
 
 # isolation suites: test/isolation/specs/NAME.spec, test/isolation/expected/NAME.out

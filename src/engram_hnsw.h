@@ -66,6 +66,8 @@
 #define HNSW_STRIPES			8	/* insert pages and pending lists */
 #define HNSW_DEFAULT_PENDING_LIMIT 4096 /* kB, engram_hnsw.pending_list_limit */
 #define HNSW_DEFAULT_VECTOR_CACHE 0	/* kB, engram_hnsw.vector_cache_size: off */
+#define HNSW_DEFAULT_MAX_MERGE_WORKERS 2	/* engram_hnsw.max_merge_workers */
+#define HNSW_MAX_MERGE_WORKER_SLOTS 64
 
 /* metrics; the value is what support function 1 of the opclass returns */
 #define HNSW_METRIC_NONE		0	/* a space key column */
@@ -273,6 +275,8 @@ typedef struct HnswOptions
 extern int	hnsw_ef_search;
 extern int	hnsw_pending_list_limit;
 extern int	hnsw_vector_cache_kb;
+extern bool hnsw_merge_worker;
+extern int	hnsw_max_merge_workers;
 
 /* ----------------------------------------------------------------
  * Distances (hnsw_distance.c)
@@ -625,8 +629,14 @@ extern int	hnsw_pending_collect(Relation index, HnswMetaInfo *meta,
 								 const uint32 *space_nos, int nspace_nos,
 								 HnswPendingItem **out);
 extern int64 hnsw_merge_pending(Relation index, bool wait);
+extern int64 hnsw_merge_over_share(Relation index);
 extern int64 hnsw_merge_stripe(Relation index, int stripe, bool wait);
 extern void hnsw_detach_page(Relation index, BlockNumber blkno);
+
+/* hnsw_worker.c: the background merge worker */
+extern bool hnsw_merge_worker_take_over(Relation index);
+extern bool hnsw_merge_worker_throttle(Relation index);
+extern PGDLLEXPORT void engram_hnsw_merge_worker_main(Datum main_arg);
 
 #define HNSW_PENDING_PER_PAGE \
 	((int) (HNSW_PAGE_FREE_SPACE / (HNSW_PENDING_TUPLE_SIZE + sizeof(ItemIdData))))

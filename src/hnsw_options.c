@@ -45,6 +45,8 @@ PG_MODULE_MAGIC;
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
 int			hnsw_pending_list_limit = HNSW_DEFAULT_PENDING_LIMIT;
 int			hnsw_vector_cache_kb = HNSW_DEFAULT_VECTOR_CACHE;
+bool		hnsw_merge_worker = true;
+int			hnsw_max_merge_workers = HNSW_DEFAULT_MAX_MERGE_WORKERS;
 
 static relopt_kind hnsw_relopt_kind;
 
@@ -94,6 +96,21 @@ _PG_init(void)
 							&hnsw_vector_cache_kb, HNSW_DEFAULT_VECTOR_CACHE,
 							0, MAX_KILOBYTES,
 							PGC_USERSET, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomBoolVariable("engram_hnsw.merge_worker",
+							 "Inserts hand pending-list merges to a background worker.",
+							 "An insert that finds its share of the pending list over the "
+							 "limit starts a merge worker for the index (or leaves the work "
+							 "to the running one) instead of merging itself.  Off: it merges "
+							 "itself.",
+							 &hnsw_merge_worker, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("engram_hnsw.max_merge_workers",
+							"Most merge workers running at once, across the server.",
+							"Each index being written to has at most one; they take their "
+							"slots from max_worker_processes.  0 starts none.",
+							&hnsw_max_merge_workers, HNSW_DEFAULT_MAX_MERGE_WORKERS,
+							0, HNSW_MAX_MERGE_WORKER_SLOTS,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("engram_hnsw");
 }
 

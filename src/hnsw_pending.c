@@ -27,7 +27,12 @@
  * backends.  Merges happen when an insert finds its stripe's share of the
  * pending list (pending_list_limit / HNSW_STRIPES) exceeded: that insert
  * merges its stripe unless another backend is merging it already (then it
- * keeps appending); different stripes merge in parallel.  Only when a
+ * keeps appending); different stripes merge in parallel.  With
+ * engram_hnsw.merge_worker on (the default), that insert instead hands the
+ * merging to a background worker of the index, started on demand and kept
+ * while there is work (hnsw_worker.c): a long-lived process merges at a
+ * fraction of the cost of backends that each touch the graph's pages for
+ * the first time.  Only when a
  * stripe grows to HNSW_PENDING_HARD_FACTOR times its share does every
  * insert into it wait for the merge and do merge work itself
  * (back-pressure, so scans never face an unbounded list).  VACUUM merges everything, as does
@@ -73,6 +78,10 @@
 
 /* a stripe this many times over its share makes every writer merge it */
 #define HNSW_PENDING_HARD_FACTOR 4
+/* ... and with a merge worker running, only this many times over */
+#define HNSW_PENDING_LAST_FACTOR 8
+
+static int64 merge_stripe(Relation index, int stripe, bool wait, bool *busy);
 
 /*
  * Give a stripe its first chain page if it has none.  Pages are created
@@ -162,16 +171,29 @@ hnsw_pending_insert(Relation index, HnswMetaInfo *meta, const float *vec,
 
 	if (bytes > HNSW_PENDING_HARD_FACTOR * share)
 	{
-		/* far over: merges cannot keep up, so this writer helps (waits) */
+		/*
+		 * Far over: merges cannot keep up.  With a merge worker running,
+		 * this writer pauses instead (hnsw_merge_worker_throttle()): the
+		 * worker lacks CPU, not help, and merges each row at a fraction of
+		 * what this backend would pay.  Without one, or far beyond, the
+		 * writer helps: it waits for the stripe's merge lock and merges.
+		 */
+		if (bytes <= HNSW_PENDING_LAST_FACTOR * share &&
+			hnsw_merge_worker_throttle(index))
+			return;
 		hnsw_merge_stripe(index, pg.stripe, true);
 		return;
 	}
 
 	/*
-	 * Over the limit: merge this stripe, unless another backend is merging
-	 * it already (then keep appending).  Stripes merge in parallel: merging
-	 * is what bounds sustained write throughput, so it must use every core.
+	 * Over the limit: leave the merge to the index's merge worker if it has
+	 * one or can start one (hnsw_worker.c); otherwise merge this stripe,
+	 * unless another backend is merging it already (then keep appending).
+	 * Stripes merge in parallel: merging is what bounds sustained write
+	 * throughput, so it must use every core.
 	 */
+	if (hnsw_merge_worker_take_over(index))
+		return;
 	hnsw_merge_stripe(index, pg.stripe, false);
 }
 
@@ -188,6 +210,97 @@ wanted_space(uint32 space_no, const uint32 *space_nos, int nspace_nos)
 }
 
 /*
+ * Pin and share-lock a page of stripe's pending chain, after checking that
+ * the block exists (*nblocks: the index size known so far, refreshed when
+ * needed) and that it is a page of that chain.
+ */
+static Buffer
+lock_chain_page(Relation index, int stripe, BlockNumber blkno, BlockNumber *nblocks)
+{
+	Buffer		buf;
+	Page		page;
+	HnswPageOpaque opaque;
+
+	if (blkno == HNSW_METAPAGE_BLKNO || blkno >= *nblocks)
+	{
+		*nblocks = RelationGetNumberOfBlocks(index);
+		if (blkno == HNSW_METAPAGE_BLKNO || blkno >= *nblocks)
+			hnsw_corrupt(index, blkno,
+						 psprintf("pending chain %d leads to block %u, but the index has %u blocks",
+								  stripe, blkno, *nblocks));
+	}
+	buf = ReadBuffer(index, blkno);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	hnsw_check_page(index, page, blkno);
+	opaque = HnswPageGetOpaque(page);
+	if (!(opaque->flags & HNSW_PAGE_PENDING) || opaque->stripe != stripe)
+		hnsw_corrupt(index, blkno,
+					 psprintf("pending chain %d reaches a page that is not in it",
+							  stripe));
+	return buf;
+}
+
+/* called for each unmerged entry of a chain (see walk_chain) */
+typedef void (*HnswPendingVisit) (HnswPendingTuple ptup, void *arg);
+
+/* visit the unmerged entries of stripe's chain, one page at a time */
+static void
+walk_chain(Relation index, HnswMetaInfo *meta, int stripe, HnswPendingVisit visit,
+		   void *arg)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	BlockNumber blkno = meta->pending_head[stripe];
+	int64		hops = 0;
+
+	while (blkno != InvalidBlockNumber)
+	{
+		Buffer		buf = lock_chain_page(index, stripe, blkno, &nblocks);
+		Page		page = BufferGetPage(buf);
+
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			HnswPendingTuple ptup = hnsw_page_pending(index, page, blkno, off);
+
+			if (!(ptup->flags & HNSW_PENDING_MERGED))
+				visit(ptup, arg);
+		}
+		blkno = HnswPageGetOpaque(page)->next;
+		UnlockReleaseBuffer(buf);
+		if (++hops > (int64) nblocks)
+			hnsw_corrupt(index, blkno, psprintf("pending chain %d has a cycle", stripe));
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+typedef struct CollectState
+{
+	const uint32 *space_nos;
+	int			nspace_nos;
+	HnswPendingItem *items;
+	int			n;
+	int			max;
+} CollectState;
+
+static void
+collect_visit(HnswPendingTuple ptup, void *arg)
+{
+	CollectState *cs = (CollectState *) arg;
+
+	if (!wanted_space(ptup->space_no, cs->space_nos, cs->nspace_nos))
+		return;
+	if (cs->n == cs->max)
+	{
+		cs->max *= 2;
+		cs->items = repalloc_huge(cs->items, sizeof(HnswPendingItem) * cs->max);
+	}
+	cs->items[cs->n].node = HnswNodeFromTid(&ptup->elem);
+	cs->items[cs->n].space_no = ptup->space_no;
+	cs->items[cs->n].dirtid = ptup->dirtid;
+	cs->n++;
+}
+
+/*
  * The unmerged pending entries of the given spaces (every space with
  * nspace_nos < 0), read chain by chain.  Returns their count; *out is
  * palloc'd.
@@ -196,71 +309,61 @@ int
 hnsw_pending_collect(Relation index, HnswMetaInfo *meta,
 					 const uint32 *space_nos, int nspace_nos, HnswPendingItem **out)
 {
-	int			n = 0;
-	int			max = 64;
-	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	CollectState cs;
 
-	*out = palloc(sizeof(HnswPendingItem) * max);
+	cs.space_nos = space_nos;
+	cs.nspace_nos = nspace_nos;
+	cs.n = 0;
+	cs.max = 64;
+	cs.items = palloc(sizeof(HnswPendingItem) * cs.max);
 	for (int stripe = 0; stripe < meta->nstripes; stripe++)
 	{
-		BlockNumber blkno = meta->pending_head[stripe];
 		bool		useful = (nspace_nos < 0 || meta->nspacekeys == 0);
-		int64		hops = 0;
 
 		/* with spaces, a space's entries are all in its stripe */
 		for (int i = 0; !useful && i < nspace_nos; i++)
 			useful = (hnsw_stripe_of(meta, space_nos[i], true) == stripe);
-		if (!useful)
-			continue;
-
-		while (blkno != InvalidBlockNumber)
-		{
-			Buffer		buf;
-			Page		page;
-			HnswPageOpaque opaque;
-
-			if (blkno == HNSW_METAPAGE_BLKNO || blkno >= nblocks)
-			{
-				nblocks = RelationGetNumberOfBlocks(index);
-				if (blkno == HNSW_METAPAGE_BLKNO || blkno >= nblocks)
-					hnsw_corrupt(index, blkno,
-								 psprintf("pending chain %d leads to block %u, but the index has %u blocks",
-										  stripe, blkno, nblocks));
-			}
-			buf = ReadBuffer(index, blkno);
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			page = BufferGetPage(buf);
-			hnsw_check_page(index, page, blkno);
-			opaque = HnswPageGetOpaque(page);
-			if (!(opaque->flags & HNSW_PAGE_PENDING) || opaque->stripe != stripe)
-				hnsw_corrupt(index, blkno,
-							 psprintf("pending chain %d reaches a page that is not in it",
-									  stripe));
-			for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
-			{
-				HnswPendingTuple ptup = hnsw_page_pending(index, page, blkno, off);
-
-				if ((ptup->flags & HNSW_PENDING_MERGED) ||
-					!wanted_space(ptup->space_no, space_nos, nspace_nos))
-					continue;
-				if (n == max)
-				{
-					max *= 2;
-					*out = repalloc_huge(*out, sizeof(HnswPendingItem) * max);
-				}
-				(*out)[n].node = HnswNodeFromTid(&ptup->elem);
-				(*out)[n].space_no = ptup->space_no;
-				(*out)[n].dirtid = ptup->dirtid;
-				n++;
-			}
-			blkno = opaque->next;
-			UnlockReleaseBuffer(buf);
-			if (++hops > (int64) nblocks)
-				hnsw_corrupt(index, blkno, psprintf("pending chain %d has a cycle", stripe));
-			CHECK_FOR_INTERRUPTS();
-		}
+		if (useful)
+			walk_chain(index, meta, stripe, collect_visit, &cs);
 	}
-	return n;
+	*out = cs.items;
+	return cs.n;
+}
+
+static void
+count_visit(HnswPendingTuple ptup, void *arg)
+{
+	(*(int64 *) arg)++;
+}
+
+/*
+ * Merge the stripes whose unmerged entries are over their share of the
+ * pending list, the same trigger as an insert's (a stripe another backend
+ * is merging is left to it).  The merge worker's round (hnsw_worker.c).
+ * Returns the number of rows linked.
+ */
+int64
+hnsw_merge_over_share(Relation index)
+{
+	HnswMetaInfo meta;
+	int64		merged = 0;
+	int64		share;
+	Size		esize;
+
+	hnsw_read_meta(index, &meta);
+	share = hnsw_pending_limit_bytes(index) / meta.nstripes;
+	esize = HNSW_ELEMENT_TUPLE_SIZE(meta.dims);
+	for (int stripe = 0; stripe < meta.nstripes; stripe++)
+	{
+		int64		unmerged = 0;
+
+		if (meta.pending_head[stripe] == InvalidBlockNumber)
+			continue;
+		walk_chain(index, &meta, stripe, count_visit, &unmerged);
+		if (unmerged * (int64) esize > share)
+			merged += merge_stripe(index, stripe, false, NULL);
+	}
+	return merged;
 }
 
 /*

@@ -1,0 +1,75 @@
+--
+-- merge_worker: an insert that finds its share of the pending list over
+-- the limit leaves the merge to a background worker of the index, started
+-- on demand (engram_hnsw.merge_worker, on by default).
+--
+CREATE FUNCTION mw_vec(i int, d int) RETURNS real[]
+LANGUAGE sql IMMUTABLE AS
+$$ SELECT array_agg(cos(i * 0.53 + k * 0.7)::real ORDER BY k) FROM generate_series(1, d) k $$;
+
+-- settings (the library defines them once loaded)
+LOAD 'engram_hnsw';
+SHOW engram_hnsw.merge_worker;
+SET engram_hnsw.merge_worker = sometimes;
+SET engram_hnsw.max_merge_workers = 4;
+SHOW engram_hnsw.max_merge_workers;
+
+-- wait (up to 30 s) until the index has fewer than n pending rows
+CREATE FUNCTION mw_wait_pending(idx regclass, n int) RETURNS bool
+LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    IF (SELECT pending FROM engram_hnsw_check(idx)) < n THEN
+      RETURN true;
+    END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END $$;
+
+-- a stripe's share is 64kB / 8 = 8kB, about 78 rows of 16 dimensions: 150
+-- rows from one session pass it (the insert starts a worker and goes on),
+-- but stay under 4 shares (where a writer would merge or pause itself)
+CREATE TABLE mw_t (id int, v real[]);
+INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(1, 200) i;
+CREATE INDEX mw_idx ON mw_t USING engram_hnsw (v) WITH (m = 8, ef_construction = 32,
+                                                       pending_list_limit = 64);
+-- the table lock keeps the worker (which opens the table as an insert does)
+-- out until COMMIT, so the count shows that the writer did not merge
+BEGIN;
+LOCK TABLE mw_t IN SHARE ROW EXCLUSIVE MODE;
+INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(201, 350) i;
+SELECT pending AS pending_left_to_the_worker FROM engram_hnsw_check('mw_idx');
+COMMIT;
+-- only the worker merges now: this session is idle until the list shrinks
+SELECT mw_wait_pending('mw_idx', 150) AS merged_by_worker;
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('mw_idx');
+SET enable_seqscan = off;
+SELECT count(*) AS rows,
+       count(*) FILTER (WHERE (SELECT t2.id FROM mw_t t2 ORDER BY t2.v <-> t.v LIMIT 1) = t.id) AS found
+FROM mw_t t;
+RESET enable_seqscan;
+
+-- with merge_worker off, the insert over its share merges itself, at once
+SET engram_hnsw.merge_worker = off;
+SELECT engram_hnsw_merge_pending('mw_idx') >= 0 AS drained;
+INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(351, 500) i;
+SELECT pending < 150 AS merged_inline, unreachable FROM engram_hnsw_check('mw_idx');
+RESET engram_hnsw.merge_worker;
+
+-- a temporary index has no worker (its pages are this backend's own):
+-- its writer merges itself
+CREATE TEMP TABLE mw_tmp (id int, v real[]);
+CREATE INDEX mw_tmp_idx ON mw_tmp USING engram_hnsw (v) WITH (pending_list_limit = 64);
+INSERT INTO mw_tmp SELECT i, mw_vec(i, 16) FROM generate_series(1, 150) i;
+SELECT pending < 150 AS merged_inline, unreachable FROM engram_hnsw_check('mw_tmp_idx');
+
+-- dropping the index while its worker may still run does not wait for it
+-- beyond one round, and the worker goes away with the index
+INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(501, 650) i;
+DROP INDEX mw_idx;
+SELECT count(*) AS rows FROM mw_t;
+
+DROP TABLE mw_t, mw_tmp;
+DROP FUNCTION mw_wait_pending(regclass, int);
+DROP FUNCTION mw_vec(int, int);

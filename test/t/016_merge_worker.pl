@@ -1,0 +1,197 @@
+
+# Copyright: engram_hnsw authors; PostgreSQL licence.
+#
+# 016_merge_worker.pl: the background merge worker (src/hnsw_worker.c).
+#  - Writers over their share of the pending list start a worker, which
+#    merges while they insert.
+#  - SIGKILL of the worker in the middle of its merges: the postmaster
+#    restarts the cluster (crash recovery); afterwards engram_hnsw_check is
+#    clean, every acknowledged row is in the table and found by its own
+#    vector, and new inserts start a new worker that merges again.
+#  - DROP INDEX while the worker runs returns, and the worker goes away.
+#  - No worker can start (max_worker_processes used up by the logical
+#    replication launcher, or engram_hnsw.max_merge_workers = 0): writers
+#    merge themselves.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use Time::HiRes qw(usleep time);
+use FindBin;
+use lib $FindBin::RealBin;
+use EngramTAP qw(vec_function_sql self_find check_index);
+
+my $node = PostgreSQL::Test::Cluster->new('engram_worker');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', qq{
+shared_buffers = 32MB
+max_connections = 20
+autovacuum = off
+restart_after_crash = on
+log_statement = none
+});
+$node->start;
+
+my $dims = 8;
+$node->safe_psql('postgres', 'CREATE EXTENSION engram_hnsw');
+$node->safe_psql('postgres', vec_function_sql());
+
+# share per stripe: 64kB / 8 = 8kB, about 100 rows of 8 dimensions
+sub make_table
+{
+	my ($t) = @_;
+	$node->safe_psql(
+		'postgres', qq{
+DROP TABLE IF EXISTS $t;
+CREATE TABLE $t (id int PRIMARY KEY, v real[]);
+INSERT INTO $t SELECT i, vec(i, $dims) FROM generate_series(1, 1000) i;
+CREATE INDEX ${t}_idx ON $t USING engram_hnsw (v) WITH (m = 16, ef_construction = 64,
+                                                      pending_list_limit = 64);
+});
+	return;
+}
+
+sub workers
+{
+	return $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'engram_hnsw merge worker'");
+}
+
+# $n clients, each inserting single rows (ids first, first + n, ...) with
+# one INSERT ... RETURNING per statement; returns the handles.  The ids a
+# client prints are the inserts it saw committed.  Scripts and output go
+# through files: the harness is not pumped while the clients run.
+my $nscript = 0;
+sub start_writers
+{
+	my ($t, $n, $first, $count) = @_;
+	my @w;
+	for my $c (0 .. $n - 1)
+	{
+		my $base = $PostgreSQL::Test::Utils::tmp_check . '/writer_' . $nscript++;
+		open(my $fh, '>', "$base.sql") or die "cannot write $base.sql: $!";
+		for (my $i = $first + $c; $i < $first + $count; $i += $n)
+		{
+			print $fh "INSERT INTO $t VALUES ($i, vec($i, $dims)) RETURNING id;\n";
+		}
+		close $fh;
+		my $h = IPC::Run::start(
+			[ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-f', "$base.sql" ],
+			'<', \undef, '>', "$base.out", '2>', "$base.err");
+		push @w, [ $h, "$base.out" ];
+	}
+	return @w;
+}
+
+# wait for the writers; returns the ids they saw committed
+sub finish_writers
+{
+	my @ids;
+	for my $w (@_)
+	{
+		my ($h, $out) = @$w;
+		$h->finish;
+		push @ids, grep { /^\d+$/ } split /\n/, slurp_file($out);
+	}
+	return @ids;
+}
+
+sub poll
+{
+	my ($what, $timeout) = @_;
+	my $deadline = time + $timeout;
+	while (time < $deadline)
+	{
+		return 1 if $what->();
+		usleep(50_000);
+	}
+	return 0;
+}
+
+# ---- writers start a worker, which merges while they insert
+make_table('t');
+my @w = start_writers('t', 4, 1001, 4000);
+ok(poll(sub { workers() >= 1 }, 60), 'writers over their share started a merge worker');
+
+# ---- SIGKILL the worker while it merges: the cluster restarts
+my $pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'engram_hnsw merge worker' LIMIT 1");
+ok($pid =~ /^\d+$/, "worker pid $pid");
+usleep(300_000);
+kill 'KILL', $pid;
+my @acked = finish_writers(@w);
+ok(poll(sub { my ($r) = $node->psql('postgres', 'SELECT 1'); $r == 0 }, 120),
+	'the server accepts connections after the worker was killed');
+note scalar(@acked) . ' inserts acknowledged before the crash';
+
+my $missing = $node->safe_psql('postgres',
+	'SELECT count(*) FROM unnest(ARRAY[' . join(',', @acked, 0) . ']::int[]) a(id)'
+	  . ' WHERE a.id > 0 AND NOT EXISTS (SELECT 1 FROM t WHERE t.id = a.id)');
+is($missing, 0, 'every acknowledged insert is in the table');
+my $r = check_index($node, 't_idx', 't');
+ok($r->{ok}, 'engram_hnsw_check passes after the crash') or diag $r->{error};
+note "unreachable after the crash: " . ($r->{unreachable} // '?') . ", pending: "
+  . $node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('t_idx')");
+my ($rows, $lost, $ids) = self_find($node, 't', exact => 1);
+is($lost, 0, "every row ($rows) is found by its own vector after the crash")
+  or diag "not found: $ids; with ef_search 1000: "
+  . $node->safe_psql('postgres', "SET enable_seqscan = off; SET engram_hnsw.ef_search = 1000; "
+	  . "SELECT string_agg(a.id || '->' || (SELECT b.id FROM t b ORDER BY b.v <-> a.v LIMIT 1), ',') "
+	  . "FROM t a WHERE a.id IN ($ids)");
+
+# ---- after the restart, new inserts start a new worker that merges them
+@w = start_writers('t', 2, 10001, 600);
+ok(poll(sub { workers() >= 1 }, 60), 'a new worker runs after the restart');
+finish_writers(@w);
+ok(poll(sub { $node->safe_psql('postgres',
+			"SELECT pending < 400 FROM engram_hnsw_check('t_idx')") eq 't' }, 60),
+	'it merged the new rows');
+$r = check_index($node, 't_idx', 't');
+ok($r->{ok} && $r->{unreachable} == 0, 'the index is clean, nothing unreachable')
+  or diag $r->{error};
+($rows, $lost, $ids) = self_find($node, 't', exact => 1);
+is($lost, 0, "every row ($rows) is found by its own vector") or diag "not found: $ids";
+ok(poll(sub { workers() == 0 }, 60), 'an idle worker exits');
+
+# ---- DROP INDEX while the worker runs
+make_table('d');
+@w = start_writers('d', 4, 1001, 2000);
+ok(poll(sub { workers() >= 1 }, 60), 'a worker runs for the second index');
+my ($ret, $out, $err) = $node->psql('postgres',
+	"SET statement_timeout = '60s'; DROP INDEX d_idx;");
+is($ret, 0, 'DROP INDEX returns while the worker runs') or diag $err;
+finish_writers(@w);
+ok(poll(sub { workers() == 0 }, 60), 'the worker goes away with its index');
+is($node->safe_psql('postgres', 'SELECT count(*) >= 1000 FROM d'), 't', 'the table is intact');
+
+# ---- no worker can start: writers merge themselves
+$node->safe_psql('postgres', "LOAD 'engram_hnsw';\nALTER SYSTEM SET engram_hnsw.max_merge_workers = 0;");
+$node->reload;
+make_table('n');
+# 150 rows from one session: over its stripe's share, under the 4 shares at
+# which a writer with a worker would pause or merge itself
+$node->safe_psql('postgres',
+	"INSERT INTO n SELECT i, vec(i, $dims) FROM generate_series(1001, 1150) i");
+is($node->safe_psql('postgres', "SELECT pending < 100 FROM engram_hnsw_check('n_idx')"), 't',
+	'max_merge_workers = 0: the writer merged itself');
+is(workers(), 0, 'and started no worker');
+
+$node->safe_psql('postgres', "LOAD 'engram_hnsw';\nALTER SYSTEM RESET engram_hnsw.max_merge_workers;");
+$node->append_conf('postgresql.conf', "max_worker_processes = 1\n");
+$node->restart;
+make_table('x');
+$node->safe_psql('postgres',
+	"INSERT INTO x SELECT i, vec(i, $dims) FROM generate_series(1001, 1150) i");
+is($node->safe_psql('postgres', "SELECT pending < 100 FROM engram_hnsw_check('x_idx')"), 't',
+	'max_worker_processes used up: the writer merged itself');
+is(workers(), 0, 'no worker could start');
+$r = check_index($node, 'x_idx', 'x');
+ok($r->{ok} && $r->{unreachable} == 0, 'that index is clean') or diag $r->{error};
+
+$node->stop;
+done_testing();
