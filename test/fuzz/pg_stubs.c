@@ -1487,3 +1487,20 @@ hnsw_close_maintenance(Relation index, Relation heap, LOCKMODE lockmode)
 {
 	FZ_UNREACHABLE("hnsw_close_maintenance");
 }
+
+/*
+ * hnsw_worker.c: no background merge worker in this process, so a pending
+ * insert over its share merges itself, as with engram_hnsw.merge_worker =
+ * off (which keeps the merge code under the fuzzer)
+ */
+bool
+hnsw_merge_worker_take_over(Relation index)
+{
+	return false;
+}
+
+bool
+hnsw_merge_worker_throttle(Relation index)
+{
+	return false;
+}
