@@ -14,11 +14,11 @@ SET engram_hnsw.merge_worker = sometimes;
 SET engram_hnsw.max_merge_workers = 4;
 SHOW engram_hnsw.max_merge_workers;
 
--- wait (up to 30 s) until the index has fewer than n pending rows
+-- wait (up to 60 s) until the index has fewer than n pending rows
 CREATE FUNCTION mw_wait_pending(idx regclass, n int) RETURNS bool
 LANGUAGE plpgsql AS $$
 BEGIN
-  FOR i IN 1..600 LOOP
+  FOR i IN 1..1200 LOOP
     IF (SELECT pending FROM engram_hnsw_check(idx)) < n THEN
       RETURN true;
     END IF;
@@ -27,7 +27,26 @@ BEGIN
   RETURN false;
 END $$;
 
--- a stripe's share is 64kB / 8 = 8kB, about 78 rows of 16 dimensions: 150
+-- is a merge worker of the index running (it holds its advisory lock)?
+CREATE FUNCTION mw_worker(idx regclass) RETURNS bool
+LANGUAGE sql AS $$
+  SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+                 AND classid = idx::oid AND objid = 0 AND objsubid = 3 AND granted)
+$$;
+-- wait (up to 60 s) until it is, or is not
+CREATE FUNCTION mw_wait_worker(idx regclass, running bool) RETURNS bool
+LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..1200 LOOP
+    IF mw_worker(idx) = running THEN
+      RETURN true;
+    END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END $$;
+
+-- a stripe's share is 64kB / 8 = 8kB, 56 rows of 16 dimensions: 150
 -- rows from one session pass it (the insert starts a worker and goes on),
 -- but stay under 4 shares (where a writer would merge or pause itself)
 CREATE TABLE mw_t (id int, v real[]);
@@ -40,9 +59,17 @@ BEGIN;
 LOCK TABLE mw_t IN SHARE ROW EXCLUSIVE MODE;
 INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(201, 350) i;
 SELECT pending AS pending_left_to_the_worker FROM engram_hnsw_check('mw_idx');
+-- past 4 shares (224 rows) with a worker running, the writer pauses
+-- a moment per row and still leaves the rows to the worker ...
+SELECT mw_wait_worker('mw_idx', true) AS worker_started;
+INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(351, 550) i;
+SELECT pending AS pending_past_four_shares FROM engram_hnsw_check('mw_idx');
+-- ... up to 8 shares (448 rows): beyond, it merges its stripe itself
+INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(551, 650) i;
+SELECT pending < 224 AS merged_past_eight_shares FROM engram_hnsw_check('mw_idx');
 COMMIT;
 -- only the worker merges now: this session is idle until the list shrinks
-SELECT mw_wait_pending('mw_idx', 150) AS merged_by_worker;
+SELECT mw_wait_pending('mw_idx', 57) AS merged_by_worker;
 SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('mw_idx');
 SET enable_seqscan = off;
 SELECT count(*) AS rows,
@@ -50,10 +77,30 @@ SELECT count(*) AS rows,
 FROM mw_t t;
 RESET enable_seqscan;
 
+-- a scan that finds a chain over its share starts the worker too: here the
+-- writer's worker is terminated while it waits for the table, so the 150
+-- rows stay pending with no worker and no insert after them
+SELECT mw_wait_worker('mw_idx', false) AS idle_worker_exited;
+BEGIN;
+LOCK TABLE mw_t IN SHARE ROW EXCLUSIVE MODE;
+INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(651, 800) i;
+SELECT mw_wait_worker('mw_idx', true) AS worker_started;
+SELECT pg_terminate_backend(pid, 30000) AS worker_terminated FROM pg_stat_activity
+WHERE backend_type = 'engram_hnsw merge worker';
+COMMIT;
+SELECT pending >= 150 AS left_pending, mw_worker('mw_idx') AS worker FROM engram_hnsw_check('mw_idx');
+-- (a backend starts at most one worker per index per second)
+SELECT pg_sleep(1.1);
+SET enable_seqscan = off;
+SELECT id FROM mw_t ORDER BY v <-> mw_vec(700, 16) LIMIT 1;
+RESET enable_seqscan;
+SELECT mw_wait_pending('mw_idx', 57) AS merged_by_worker_the_scan_started;
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('mw_idx');
+
 -- with merge_worker off, the insert over its share merges itself, at once
 SET engram_hnsw.merge_worker = off;
 SELECT engram_hnsw_merge_pending('mw_idx') >= 0 AS drained;
-INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(351, 500) i;
+INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(801, 950) i;
 SELECT pending < 150 AS merged_inline, unreachable FROM engram_hnsw_check('mw_idx');
 RESET engram_hnsw.merge_worker;
 
@@ -66,10 +113,12 @@ SELECT pending < 150 AS merged_inline, unreachable FROM engram_hnsw_check('mw_tm
 
 -- dropping the index while its worker may still run does not wait for it
 -- beyond one round, and the worker goes away with the index
-INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(501, 650) i;
+INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(951, 1100) i;
 DROP INDEX mw_idx;
 SELECT count(*) AS rows FROM mw_t;
 
 DROP TABLE mw_t, mw_tmp;
 DROP FUNCTION mw_wait_pending(regclass, int);
+DROP FUNCTION mw_wait_worker(regclass, bool);
+DROP FUNCTION mw_worker(regclass);
 DROP FUNCTION mw_vec(int, int);

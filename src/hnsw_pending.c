@@ -32,7 +32,8 @@
  * merging to a background worker of the index, started on demand and kept
  * while there is work (hnsw_worker.c): a long-lived process merges at a
  * fraction of the cost of backends that each touch the graph's pages for
- * the first time.  Only when a
+ * the first time; a scan that finds a chain over its share starts that
+ * worker too.  Only when a
  * stripe grows to HNSW_PENDING_HARD_FACTOR times its share does every
  * insert into it wait for the merge and do merge work itself
  * (back-pressure, so scans never face an unbounded list).  VACUUM merges everything, as does
@@ -82,6 +83,8 @@
 #define HNSW_PENDING_LAST_FACTOR 8
 
 static int64 merge_stripe(Relation index, int stripe, bool wait, bool *busy);
+static Buffer lock_chain_page(Relation index, int stripe, BlockNumber blkno,
+							  BlockNumber *nblocks);
 
 /*
  * Give a stripe its first chain page if it has none.  Pages are created
@@ -136,6 +139,45 @@ hnsw_detach_page(Relation index, BlockNumber blkno)
 }
 
 /*
+ * A stripe's share of the pending list, in entries: pending_list_limit
+ * divided among the stripes, over the element size.  A stripe with more
+ * unmerged entries than that is over its share and gets merged; inserts
+ * (which estimate the count from the chain's length), scans and the merge
+ * worker (which count exactly) all test it this way.
+ */
+static int64
+stripe_share(Relation index, HnswMetaInfo *meta)
+{
+	return hnsw_pending_limit_bytes(index) / meta->nstripes /
+		(int64) HNSW_ELEMENT_TUPLE_SIZE(meta->dims);
+}
+
+/*
+ * The merged entries still on stripe's chain.  A merge works along the
+ * chain from its head and detaches each page it has fully merged (all but
+ * the tail page), so they are all on the head page.
+ */
+static int
+head_merged(Relation index, HnswMetaInfo *meta, int stripe)
+{
+	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
+	Buffer		buf;
+	Page		page;
+	int			merged = 0;
+
+	if (meta->pending_head[stripe] == InvalidBlockNumber)
+		return 0;
+	buf = lock_chain_page(index, stripe, meta->pending_head[stripe], &nblocks);
+	page = BufferGetPage(buf);
+	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		if (hnsw_page_pending(index, page, meta->pending_head[stripe], off)->flags &
+			HNSW_PENDING_MERGED)
+			merged++;
+	UnlockReleaseBuffer(buf);
+	return merged;
+}
+
+/*
  * aminsert with fastupdate: store the row as a pending element.  Merges
  * the stripe when its share of the pending list is over the limit (unless
  * another backend is merging it already).
@@ -147,9 +189,8 @@ hnsw_pending_insert(Relation index, HnswMetaInfo *meta, const float *vec,
 {
 	HnswPageGraph pg;
 	int			tailcount = 0;
-	int64		bytes;
+	int64		entries;
 	int64		share;
-	Size		esize;
 
 	hnsw_page_graph_init(&pg, index, meta);
 	pg.has_space = has_space;
@@ -161,15 +202,21 @@ hnsw_pending_insert(Relation index, HnswMetaInfo *meta, const float *vec,
 	ensure_chain(index, meta, pg.stripe);
 	hnsw_store_pending(&pg, vec, hnsw_random_level(meta->m), heaptid, &tailcount);
 
-	/* this stripe's share of the pending list, against its share of the limit */
-	esize = HNSW_ELEMENT_TUPLE_SIZE(meta->dims);
-	bytes = (((int64) Max(meta->pending_pages[pg.stripe], 1) - 1) * HNSW_PENDING_PER_PAGE +
-			 tailcount) * esize;
-	share = hnsw_pending_limit_bytes(index) / meta->nstripes;
-	if (bytes <= share)
+	/*
+	 * The stripe's unmerged entries: all entries on its pages (known
+	 * without reading them) but the merged ones, which only its head page
+	 * holds, read only when it matters.
+	 */
+	entries = ((int64) Max(meta->pending_pages[pg.stripe], 1) - 1) * HNSW_PENDING_PER_PAGE +
+		tailcount;
+	share = stripe_share(index, meta);
+	if (entries <= share)
+		return;
+	entries -= head_merged(index, meta, pg.stripe);
+	if (entries <= share)
 		return;
 
-	if (bytes > HNSW_PENDING_HARD_FACTOR * share)
+	if (entries > HNSW_PENDING_HARD_FACTOR * share)
 	{
 		/*
 		 * Far over: merges cannot keep up.  With a merge worker running,
@@ -178,7 +225,7 @@ hnsw_pending_insert(Relation index, HnswMetaInfo *meta, const float *vec,
 		 * what this backend would pay.  Without one, or far beyond, the
 		 * writer helps: it waits for the stripe's merge lock and merges.
 		 */
-		if (bytes <= HNSW_PENDING_LAST_FACTOR * share &&
+		if (entries <= HNSW_PENDING_LAST_FACTOR * share &&
 			hnsw_merge_worker_throttle(index))
 			return;
 		hnsw_merge_stripe(index, pg.stripe, true);
@@ -244,14 +291,18 @@ lock_chain_page(Relation index, int stripe, BlockNumber blkno, BlockNumber *nblo
 /* called for each unmerged entry of a chain (see walk_chain) */
 typedef void (*HnswPendingVisit) (HnswPendingTuple ptup, void *arg);
 
-/* visit the unmerged entries of stripe's chain, one page at a time */
-static void
+/*
+ * Visit the unmerged entries of stripe's chain, one page at a time (visit
+ * may be NULL).  Returns their number.
+ */
+static int64
 walk_chain(Relation index, HnswMetaInfo *meta, int stripe, HnswPendingVisit visit,
 		   void *arg)
 {
 	BlockNumber nblocks = RelationGetNumberOfBlocks(index);
 	BlockNumber blkno = meta->pending_head[stripe];
 	int64		hops = 0;
+	int64		unmerged = 0;
 
 	while (blkno != InvalidBlockNumber)
 	{
@@ -262,7 +313,10 @@ walk_chain(Relation index, HnswMetaInfo *meta, int stripe, HnswPendingVisit visi
 		{
 			HnswPendingTuple ptup = hnsw_page_pending(index, page, blkno, off);
 
-			if (!(ptup->flags & HNSW_PENDING_MERGED))
+			if (ptup->flags & HNSW_PENDING_MERGED)
+				continue;
+			unmerged++;
+			if (visit)
 				visit(ptup, arg);
 		}
 		blkno = HnswPageGetOpaque(page)->next;
@@ -271,6 +325,7 @@ walk_chain(Relation index, HnswMetaInfo *meta, int stripe, HnswPendingVisit visi
 			hnsw_corrupt(index, blkno, psprintf("pending chain %d has a cycle", stripe));
 		CHECK_FOR_INTERRUPTS();
 	}
+	return unmerged;
 }
 
 typedef struct CollectState
@@ -304,12 +359,19 @@ collect_visit(HnswPendingTuple ptup, void *arg)
  * The unmerged pending entries of the given spaces (every space with
  * nspace_nos < 0), read chain by chain.  Returns their count; *out is
  * palloc'd.
+ *
+ * A chain found over its share (left so by a crash, or with no insert
+ * since) gets the index's merge worker started, so that a list nobody
+ * writes to does not stay long for every scan to read exactly.  Scans do
+ * not merge themselves.
  */
 int
 hnsw_pending_collect(Relation index, HnswMetaInfo *meta,
 					 const uint32 *space_nos, int nspace_nos, HnswPendingItem **out)
 {
 	CollectState cs;
+	int64		share = stripe_share(index, meta);
+	bool		over = false;
 
 	cs.space_nos = space_nos;
 	cs.nspace_nos = nspace_nos;
@@ -323,17 +385,14 @@ hnsw_pending_collect(Relation index, HnswMetaInfo *meta,
 		/* with spaces, a space's entries are all in its stripe */
 		for (int i = 0; !useful && i < nspace_nos; i++)
 			useful = (hnsw_stripe_of(meta, space_nos[i], true) == stripe);
-		if (useful)
-			walk_chain(index, meta, stripe, collect_visit, &cs);
+		if (useful &&
+			walk_chain(index, meta, stripe, collect_visit, &cs) > share)
+			over = true;
 	}
+	if (over)
+		(void) hnsw_merge_worker_take_over(index);
 	*out = cs.items;
 	return cs.n;
-}
-
-static void
-count_visit(HnswPendingTuple ptup, void *arg)
-{
-	(*(int64 *) arg)++;
 }
 
 /*
@@ -348,19 +407,14 @@ hnsw_merge_over_share(Relation index)
 	HnswMetaInfo meta;
 	int64		merged = 0;
 	int64		share;
-	Size		esize;
 
 	hnsw_read_meta(index, &meta);
-	share = hnsw_pending_limit_bytes(index) / meta.nstripes;
-	esize = HNSW_ELEMENT_TUPLE_SIZE(meta.dims);
+	share = stripe_share(index, &meta);
 	for (int stripe = 0; stripe < meta.nstripes; stripe++)
 	{
-		int64		unmerged = 0;
-
 		if (meta.pending_head[stripe] == InvalidBlockNumber)
 			continue;
-		walk_chain(index, &meta, stripe, count_visit, &unmerged);
-		if (unmerged * (int64) esize > share)
+		if (walk_chain(index, &meta, stripe, NULL, NULL) > share)
 			merged += merge_stripe(index, stripe, false, NULL);
 	}
 	return merged;

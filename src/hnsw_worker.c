@@ -22,6 +22,9 @@
  *	  registers a dynamic background worker for the index and goes on; if
  *	  none can be registered (max_worker_processes), it merges itself as
  *	  before.  A backend starts at most one worker per index per second.
+ *	  A scan that finds a chain over its share starts one the same way (a
+ *	  list left by a crash, or by writers that stopped, gets merged without
+ *	  waiting for the next insert), but never merges itself.
  *	- The worker takes one of engram_hnsw.max_merge_workers server-wide
  *	  slots (session advisory locks in no database) and the index's worker
  *	  locks (see take_locks()), or exits at once: a second worker of the
@@ -47,6 +50,7 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "access/xlog.h"
 #include "access/xact.h"
 #include "catalog/index.h"
 #include "catalog/pg_class.h"
@@ -55,7 +59,6 @@
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "tcop/tcopprot.h"
 #include "utils/rel.h"
@@ -125,14 +128,18 @@ worker_running(Relation index)
 static inline bool
 worker_usable(Relation index)
 {
-	/* a worker cannot read another backend's temporary index */
+	/*
+	 * A worker cannot read another backend's temporary index; and a
+	 * standby's scans find lists they cannot merge (the primary does).
+	 */
 	return hnsw_merge_worker && hnsw_max_merge_workers > 0 &&
-		!RelationUsesLocalBuffers(index) && IsUnderPostmaster;
+		!RelationUsesLocalBuffers(index) && IsUnderPostmaster &&
+		!RecoveryInProgress();
 }
 
 /*
- * An insert's stripe is over its share: can the merge be left to a worker?
- * Returns true if the index has a running worker or one was just started
+ * An insert's stripe is over its share (or a scan found a chain so): can
+ * the merge be left to a worker?  Returns true if the index has a running worker or one was just started
  * for it; false if the caller must merge itself.
  */
 bool
