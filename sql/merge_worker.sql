@@ -14,18 +14,26 @@ SET engram_hnsw.merge_worker = sometimes;
 SET engram_hnsw.max_merge_workers = 4;
 SHOW engram_hnsw.max_merge_workers;
 
--- wait (up to 60 s) until the index has fewer than n pending rows
-CREATE FUNCTION mw_wait_pending(idx regclass, n int) RETURNS bool
+-- wait (up to 60 s) until the boolean expression cond is true
+CREATE FUNCTION mw_wait(cond text) RETURNS bool
 LANGUAGE plpgsql AS $$
+DECLARE
+  ok bool;
 BEGIN
   FOR i IN 1..1200 LOOP
-    IF (SELECT pending FROM engram_hnsw_check(idx)) < n THEN
+    EXECUTE 'SELECT ' || cond INTO ok;
+    IF ok THEN
       RETURN true;
     END IF;
     PERFORM pg_sleep(0.05);
   END LOOP;
   RETURN false;
 END $$;
+-- ... until the index has fewer than n pending rows
+CREATE FUNCTION mw_wait_pending(idx regclass, n int) RETURNS bool
+LANGUAGE sql AS $$
+  SELECT mw_wait(format('(SELECT pending FROM engram_hnsw_check(%L)) < %s', idx, n))
+$$;
 
 -- is a merge worker of the index running (it holds its advisory lock)?
 CREATE FUNCTION mw_worker(idx regclass) RETURNS bool
@@ -35,16 +43,9 @@ LANGUAGE sql AS $$
 $$;
 -- wait (up to 60 s) until it is, or is not
 CREATE FUNCTION mw_wait_worker(idx regclass, running bool) RETURNS bool
-LANGUAGE plpgsql AS $$
-BEGIN
-  FOR i IN 1..1200 LOOP
-    IF mw_worker(idx) = running THEN
-      RETURN true;
-    END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-  RETURN false;
-END $$;
+LANGUAGE sql AS $$
+  SELECT mw_wait(format('mw_worker(%L) = %L', idx, running))
+$$;
 
 -- a stripe's share is 64kB / 8 = 8kB, 56 rows of 16 dimensions: 150
 -- rows from one session pass it (the insert starts a worker and goes on),
@@ -121,4 +122,5 @@ DROP TABLE mw_t, mw_tmp;
 DROP FUNCTION mw_wait_pending(regclass, int);
 DROP FUNCTION mw_wait_worker(regclass, bool);
 DROP FUNCTION mw_worker(regclass);
+DROP FUNCTION mw_wait(text);
 DROP FUNCTION mw_vec(int, int);
