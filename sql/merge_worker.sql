@@ -13,6 +13,8 @@ SHOW engram_hnsw.merge_worker;
 SET engram_hnsw.merge_worker = sometimes;
 SET engram_hnsw.max_merge_workers = 4;
 SHOW engram_hnsw.max_merge_workers;
+SHOW engram_hnsw.merge_helper_idle_cpus;
+SET engram_hnsw.merge_helper_idle_cpus = 1;
 
 -- wait (up to 60 s) until the boolean expression cond is true
 CREATE FUNCTION mw_wait(cond text) RETURNS bool

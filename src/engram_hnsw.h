@@ -66,8 +66,9 @@
 #define HNSW_STRIPES			8	/* insert pages and pending lists */
 #define HNSW_DEFAULT_PENDING_LIMIT 4096 /* kB, engram_hnsw.pending_list_limit */
 #define HNSW_DEFAULT_VECTOR_CACHE 0	/* kB, engram_hnsw.vector_cache_size: off */
-#define HNSW_DEFAULT_MAX_MERGE_WORKERS 2	/* engram_hnsw.max_merge_workers */
+#define HNSW_DEFAULT_MAX_MERGE_WORKERS 4	/* engram_hnsw.max_merge_workers */
 #define HNSW_MAX_MERGE_WORKER_SLOTS 64
+#define HNSW_DEFAULT_HELPER_IDLE_CPUS 0.4	/* engram_hnsw.merge_helper_idle_cpus */
 
 /* metrics; the value is what support function 1 of the opclass returns */
 #define HNSW_METRIC_NONE		0	/* a space key column */
@@ -277,6 +278,7 @@ extern int	hnsw_pending_list_limit;
 extern int	hnsw_vector_cache_kb;
 extern bool hnsw_merge_worker;
 extern int	hnsw_max_merge_workers;
+extern double hnsw_merge_helper_idle_cpus;
 
 /* ----------------------------------------------------------------
  * Distances (hnsw_distance.c)
@@ -629,7 +631,9 @@ extern int	hnsw_pending_collect(Relation index, HnswMetaInfo *meta,
 								 const uint32 *space_nos, int nspace_nos,
 								 HnswPendingItem **out);
 extern int64 hnsw_merge_pending(Relation index, bool wait);
-extern int64 hnsw_merge_over_share(Relation index);
+extern int64 hnsw_merge_over_share(Relation index, int part, int nparts,
+								   void (*after_stripe) (void *arg, int waiting),
+								   void *arg);
 extern int64 hnsw_merge_stripe(Relation index, int stripe, bool wait);
 extern void hnsw_detach_page(Relation index, BlockNumber blkno);
 

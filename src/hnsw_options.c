@@ -47,6 +47,7 @@ int			hnsw_pending_list_limit = HNSW_DEFAULT_PENDING_LIMIT;
 int			hnsw_vector_cache_kb = HNSW_DEFAULT_VECTOR_CACHE;
 bool		hnsw_merge_worker = true;
 int			hnsw_max_merge_workers = HNSW_DEFAULT_MAX_MERGE_WORKERS;
+double		hnsw_merge_helper_idle_cpus = HNSW_DEFAULT_HELPER_IDLE_CPUS;
 
 static relopt_kind hnsw_relopt_kind;
 
@@ -106,11 +107,22 @@ _PG_init(void)
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("engram_hnsw.max_merge_workers",
 							"Most merge workers running at once, across the server.",
-							"Each index being written to has at most one; they take their "
-							"slots from max_worker_processes.  0 starts none.",
+							"Each index being written to has one, and a helper while it is "
+							"behind and CPU is idle (only if that leaves a slot free); they "
+							"take their slots from max_worker_processes.  0 starts none.",
 							&hnsw_max_merge_workers, HNSW_DEFAULT_MAX_MERGE_WORKERS,
 							0, HNSW_MAX_MERGE_WORKER_SLOTS,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("engram_hnsw.merge_helper_idle_cpus",
+							 "Idle CPU, in cores, a merge worker must see to start a helper.",
+							 "A merge worker that has merged without a break for a second, "
+							 "with more stripes of the pending list waiting, starts a second "
+							 "worker for its index if at least this many cores stayed idle "
+							 "meanwhile (Linux /proc/stat; elsewhere never); the helper "
+							 "pauses while it gets less than half a core.",
+							 &hnsw_merge_helper_idle_cpus, HNSW_DEFAULT_HELPER_IDLE_CPUS,
+							 0.0, 1024.0,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("engram_hnsw");
 }
 

@@ -398,24 +398,51 @@ hnsw_pending_collect(Relation index, HnswMetaInfo *meta,
 /*
  * Merge the stripes whose unmerged entries are over their share of the
  * pending list, the same trigger as an insert's (a stripe another backend
- * is merging is left to it).  The merge worker's round (hnsw_worker.c).
- * Returns the number of rows linked.
+ * is merging is left to it).  The merge worker's round (hnsw_worker.c):
+ * worker part of nparts starts at its own fraction of the stripes, so that
+ * two workers mostly merge different ones.  After each stripe it merged,
+ * after_stripe (if given) learns how many of the stripes found over their
+ * share at the start of the round are still to come.  Returns the number
+ * of rows linked.
  */
 int64
-hnsw_merge_over_share(Relation index)
+hnsw_merge_over_share(Relation index, int part, int nparts,
+					  void (*after_stripe) (void *arg, int waiting), void *arg)
 {
 	HnswMetaInfo meta;
 	int64		merged = 0;
 	int64		share;
+	int			first;
+	bool		over[HNSW_STRIPES];
+	int			waiting = 0;
 
 	hnsw_read_meta(index, &meta);
 	share = stripe_share(index, &meta);
+	first = (int) ((int64) part * meta.nstripes / Max(nparts, 1));
+	Assert(meta.nstripes <= HNSW_STRIPES);
 	for (int stripe = 0; stripe < meta.nstripes; stripe++)
 	{
-		if (meta.pending_head[stripe] == InvalidBlockNumber)
+		over[stripe] = (meta.pending_head[stripe] != InvalidBlockNumber &&
+						walk_chain(index, &meta, stripe, NULL, NULL) > share);
+		waiting += over[stripe] ? 1 : 0;
+	}
+	for (int i = 0; i < meta.nstripes && waiting > 0; i++)
+	{
+		int			stripe = (first + i) % meta.nstripes;
+		int64		n;
+
+		if (!over[stripe])
 			continue;
-		if (walk_chain(index, &meta, stripe, NULL, NULL) > share)
-			merged += merge_stripe(index, stripe, false, NULL);
+		waiting--;
+		/* another merger may have taken it meanwhile */
+		hnsw_read_meta(index, &meta);
+		if (meta.pending_head[stripe] == InvalidBlockNumber ||
+			walk_chain(index, &meta, stripe, NULL, NULL) <= share)
+			continue;
+		n = merge_stripe(index, stripe, false, NULL);
+		merged += n;
+		if (n > 0 && after_stripe != NULL)
+			after_stripe(arg, waiting);
 	}
 	return merged;
 }

@@ -8,6 +8,9 @@
 #    restarts the cluster (crash recovery); afterwards engram_hnsw_check is
 #    clean, every acknowledged row is in the table and found by its own
 #    vector, and new inserts start a new worker that merges again.
+#  - A worker behind on several stripes, with idle CPU, starts a helper (a
+#    second worker for the index); together they merge everything, and the
+#    index is clean with every row found by its own vector.
 #  - DROP INDEX while the worker runs returns, and the worker goes away.
 #  - No worker can start (max_worker_processes used up by the logical
 #    replication launcher, or engram_hnsw.max_merge_workers = 0): writers
@@ -157,6 +160,49 @@ ok($r->{ok} && $r->{unreachable} == 0, 'the index is clean, nothing unreachable'
 ($rows, $lost, $ids) = self_find($node, 't', exact => 1);
 is($lost, 0, "every row ($rows) is found by its own vector") or diag "not found: $ids";
 ok(poll(sub { workers() == 0 }, 60), 'an idle worker exits');
+
+# ---- a worker behind on several stripes starts a helper
+# merge_helper_idle_cpus = 0: whatever the machine does meanwhile.  A table
+# with a space column: its rows go to the stripe of their space, so one
+# INSERT fills all 8 stripes.  Left pending under a large limit, then the
+# limit is lowered and a scan starts worker 0, which finds every stripe over
+# its share; each stripe (4 000 rows of 64 dimensions, ef_construction 200)
+# takes it about a second, so it is behind for longer than the second after
+# which it asks for help.
+$node->safe_psql('postgres', "LOAD 'engram_hnsw';\n"
+	  . "ALTER SYSTEM SET engram_hnsw.merge_helper_idle_cpus = 0;");
+$node->reload;
+$node->safe_psql(
+	'postgres', q{
+CREATE TABLE h (id int PRIMARY KEY, s int, v real[]);
+CREATE INDEX h_idx ON h USING engram_hnsw (s, v) WITH (m = 16, ef_construction = 200,
+                                                     pending_list_limit = 2000000);
+INSERT INTO h SELECT i, i % 8, vec(i, 64) FROM generate_series(1, 32000) i;
+ALTER INDEX h_idx SET (pending_list_limit = 64);
+});
+is($node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('h_idx')"), '32000',
+	'32 000 rows wait in the pending lists');
+$node->safe_psql('postgres',
+	'SELECT count(*) FROM (SELECT id FROM h WHERE s = 1 ORDER BY v <-> vec(5, 64) LIMIT 5) x');
+ok(poll(sub { workers() >= 2 }, 60), 'the worker started a helper');
+ok(poll(sub { workers() == 0 }, 120), 'both finished and exited');
+is($node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('h_idx')"), '0',
+	'everything is merged');
+$r = check_index($node, 'h_idx', 'h');
+ok($r->{ok} && $r->{unreachable} == 0, 'the index is clean, nothing unreachable')
+  or diag $r->{error};
+$lost = $node->safe_psql(
+	'postgres', q{
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) FROM h a
+ WHERE a.id % 8 < 2
+   AND NOT EXISTS (SELECT 1 FROM (SELECT b.id FROM h b WHERE b.s = a.s
+                                   ORDER BY b.v <-> a.v LIMIT 1) b WHERE b.id = a.id)});
+is($lost, 0, 'every row of two spaces is found first by its own vector');
+$node->safe_psql('postgres', "LOAD 'engram_hnsw';\n"
+	  . "ALTER SYSTEM RESET engram_hnsw.merge_helper_idle_cpus;");
+$node->reload;
 
 # ---- DROP INDEX while the worker runs
 make_table('d');
