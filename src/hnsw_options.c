@@ -115,7 +115,7 @@ _PG_init(void)
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomRealVariable("engram_hnsw.merge_helper_idle_cpus",
 							 "Idle CPU, in cores, a merge worker must see to start a helper.",
-							 "A merge worker that has merged without a break for a second, "
+							 "A merge worker that has merged without a break for half a second, "
 							 "with more stripes of the pending list waiting, starts a second "
 							 "worker for its index if at least this many cores stayed idle "
 							 "meanwhile (Linux /proc/stat; elsewhere never); the helper "

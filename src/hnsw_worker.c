@@ -115,7 +115,7 @@
  */
 #define HNSW_WORKERS_PER_INDEX 2
 
-#define HNSW_HELPER_BEHIND_MS 1000	/* worker 0 merging this long without a
+#define HNSW_HELPER_BEHIND_MS 500	/* worker 0 merging this long without a
 									 * break wants help */
 #define HNSW_HELPER_WINDOW_MS 500	/* the helper judges its CPU share over
 									 * this long */

@@ -167,7 +167,7 @@ ok(poll(sub { workers() == 0 }, 60), 'an idle worker exits');
 # INSERT fills all 8 stripes.  Left pending under a large limit, then the
 # limit is lowered and a scan starts worker 0, which finds every stripe over
 # its share; each stripe (4 000 rows of 64 dimensions, ef_construction 200)
-# takes it about a second, so it is behind for longer than the second after
+# takes it about a second, so it is behind for longer than the 0.5 s after
 # which it asks for help.
 $node->safe_psql('postgres', "LOAD 'engram_hnsw';\n"
 	  . "ALTER SYSTEM SET engram_hnsw.merge_helper_idle_cpus = 0;");
