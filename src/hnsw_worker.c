@@ -352,6 +352,35 @@ merge_round(Oid indexoid, int n, bool *gone, CpuSample *stretch)
 	return merged;
 }
 
+static int	my_slot = -1;		/* the slot this worker holds */
+
+/*
+ * How many of the server-wide worker slots are free, counting up to want
+ * (each is taken and given back at once).  A helper runs only if it
+ * leaves one free (take_locks()); worker 0 asks for two before starting
+ * one, or else, with max_merge_workers below 3 or the slots taken by other
+ * indexes' workers, it would start one, in vain, every second.
+ */
+static int
+free_slots(int want)
+{
+	LOCKTAG		tag;
+	int			n = 0;
+
+	for (int i = 0; i < hnsw_max_merge_workers && n < want; i++)
+	{
+		if (i == my_slot)
+			continue;			/* ours: a lock we hold would be granted again */
+		SET_LOCKTAG_ADVISORY(tag, InvalidOid, HNSW_WORKER_SLOT_KEY, i,
+							 HNSW_WORKER_SLOT_CLASS);
+		if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+			continue;
+		LockRelease(&tag, ExclusiveLock, true);
+		n++;
+	}
+	return n;
+}
+
 /*
  * Take a server-wide slot and the index's worker locks, all session locks
  * held until the process exits.  Returns false if there is no free slot or
@@ -365,18 +394,17 @@ static bool
 take_locks(Oid indexoid, int n)
 {
 	LOCKTAG		tag;
-	int			have_slots = 0;
+	bool		have_slot = false;
 
-	for (int i = 0; i < hnsw_max_merge_workers && have_slots < (n > 0 ? 2 : 1); i++)
+	for (int i = 0; i < hnsw_max_merge_workers && !have_slot; i++)
 	{
 		SET_LOCKTAG_ADVISORY(tag, InvalidOid, HNSW_WORKER_SLOT_KEY, i,
 							 HNSW_WORKER_SLOT_CLASS);
-		if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
-			continue;
-		if (++have_slots == 2)
-			LockRelease(&tag, ExclusiveLock, true); /* only seen free */
+		have_slot = (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL);
+		if (have_slot)
+			my_slot = i;
 	}
-	if (have_slots < (n > 0 ? 2 : 1))
+	if (!have_slot || (n > 0 && free_slots(1) < 1))
 		return false;
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, indexoid, WORKER_CLAIM(n),
@@ -418,7 +446,8 @@ maybe_start_helper(void *arg, int waiting)
 		return;
 	idle = idle_cores(from, &now);
 	if (waiting > 0 && idle >= 0 && idle >= hnsw_merge_helper_idle_cpus &&
-		!worker_running(helper_index, 1) && start_worker(helper_index, 1))
+		!worker_running(helper_index, 1) && free_slots(2) == 2 &&
+		start_worker(helper_index, 1))
 		elog(DEBUG1, "engram_hnsw merge worker for index %u: started a helper "
 			 "(%.2f CPUs idle, %d stripes waiting)", helper_index, idle, waiting);
 	*from = now;				/* judge the next stretch afresh */
@@ -428,8 +457,9 @@ maybe_start_helper(void *arg, int waiting)
  * The helper, before a round: may it merge now?  It yields (pauses) once it
  * got less than HNSW_HELPER_MIN_SHARE of a core over a window of merging
  * (writers or other processes want the CPU), and resumes once at least
- * engram_hnsw.merge_helper_idle_cpus were idle over a pause.  *win is the window's
- * start (at == 0: none yet).
+ * engram_hnsw.merge_helper_idle_cpus were idle over a pause.  *win is the
+ * window's start (at == 0: none yet; the main loop starts one after a round
+ * that merged, so that a helper polling for work reads no /proc/stat).
  */
 static bool
 helper_may_run(bool *yielding, CpuSample *win)
@@ -447,10 +477,7 @@ helper_may_run(bool *yielding, CpuSample *win)
 		return !*yielding;
 	}
 	if (win->at == 0)
-	{
-		cpu_sample(win);
-		return true;
-	}
+		return true;			/* the window starts after a round that merged */
 	cpu_sample(&now);
 	if (!TimestampDifferenceExceeds(win->at, now.at, HNSW_HELPER_WINDOW_MS))
 		return true;
@@ -518,6 +545,8 @@ engram_hnsw_merge_worker_main(Datum main_arg)
 		if (merged > 0)
 		{
 			idle_since = GetCurrentTimestamp();
+			if (n > 0 && cpu.at == 0)
+				cpu_sample(&cpu);	/* the helper's window starts */
 			continue;
 		}
 		cpu.at = 0;				/* a break: a new stretch or window later */

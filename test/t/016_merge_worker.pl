@@ -10,7 +10,8 @@
 #    vector, and new inserts start a new worker that merges again.
 #  - A worker behind on several stripes, with idle CPU, starts a helper (a
 #    second worker for the index); together they merge everything, and the
-#    index is clean with every row found by its own vector.
+#    index is clean with every row found by its own vector.  With
+#    max_merge_workers = 2 no helper starts (it would take the last slot).
 #  - DROP INDEX while the worker runs returns, and the worker goes away.
 #  - No worker can start (max_worker_processes used up by the logical
 #    replication launcher, or engram_hnsw.max_merge_workers = 0): writers
@@ -200,8 +201,29 @@ SELECT count(*) FROM h a
    AND NOT EXISTS (SELECT 1 FROM (SELECT b.id FROM h b WHERE b.s = a.s
                                    ORDER BY b.v <-> a.v LIMIT 1) b WHERE b.id = a.id)});
 is($lost, 0, 'every row of two spaces is found first by its own vector');
+
+# the same backlog with max_merge_workers = 2: a helper would leave no slot
+# free for another index's worker, so none starts and worker 0 merges alone
 $node->safe_psql('postgres', "LOAD 'engram_hnsw';\n"
-	  . "ALTER SYSTEM RESET engram_hnsw.merge_helper_idle_cpus;");
+	  . "ALTER SYSTEM SET engram_hnsw.max_merge_workers = 2;");
+$node->reload;
+$node->safe_psql(
+	'postgres', q{
+TRUNCATE h;
+ALTER INDEX h_idx SET (pending_list_limit = 2000000);
+INSERT INTO h SELECT i, i % 8, vec(i, 64) FROM generate_series(1, 32000) i;
+ALTER INDEX h_idx SET (pending_list_limit = 64);
+SELECT count(*) FROM (SELECT id FROM h WHERE s = 1 ORDER BY v <-> vec(5, 64) LIMIT 5) x;
+});
+my $most = 0;
+ok(poll(sub { my $w = workers(); $most = $w if $w > $most; $most > 0 && $w == 0 }, 120),
+	'max_merge_workers = 2: the worker ran and exited');
+is($most, 1, 'and started no helper');
+is($node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('h_idx')"), '0',
+	'it merged everything alone');
+$node->safe_psql('postgres', "LOAD 'engram_hnsw';\n"
+	  . "ALTER SYSTEM RESET engram_hnsw.merge_helper_idle_cpus;\n"
+	  . "ALTER SYSTEM RESET engram_hnsw.max_merge_workers;");
 $node->reload;
 
 # ---- DROP INDEX while the worker runs
