@@ -11,7 +11,8 @@
 #  - A worker behind on several stripes, with idle CPU, starts a helper (a
 #    second worker for the index); together they merge everything, and the
 #    index is clean with every row found by its own vector.  With
-#    max_merge_workers = 2 no helper starts (it would take the last slot).
+#    max_merge_workers = 2 no helper starts (it would take the last slot),
+#    nor when only one stripe is behind.
 #  - DROP INDEX while the worker runs returns, and the worker goes away.
 #  - No worker can start (max_worker_processes used up by the logical
 #    replication launcher, or engram_hnsw.max_merge_workers = 0): writers
@@ -222,8 +223,28 @@ is($most, 1, 'and started no helper');
 is($node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('h_idx')"), '0',
 	'it merged everything alone');
 $node->safe_psql('postgres', "LOAD 'engram_hnsw';\n"
-	  . "ALTER SYSTEM RESET engram_hnsw.merge_helper_idle_cpus;\n"
 	  . "ALTER SYSTEM RESET engram_hnsw.max_merge_workers;");
+$node->reload;
+
+# one stripe behind (no space column, rows from one session): two mergers
+# never merge one stripe, so no helper starts however long worker 0 merges
+$node->safe_psql(
+	'postgres', q{
+CREATE TABLE o (id int PRIMARY KEY, v real[]);
+CREATE INDEX o_idx ON o USING engram_hnsw (v) WITH (m = 16, ef_construction = 200,
+                                                  pending_list_limit = 2000000);
+INSERT INTO o SELECT i, vec(i, 64) FROM generate_series(1, 8000) i;
+ALTER INDEX o_idx SET (pending_list_limit = 64);
+SELECT count(*) FROM (SELECT id FROM o ORDER BY v <-> vec(5, 64) LIMIT 5) x;
+});
+$most = 0;
+ok(poll(sub { my $w = workers(); $most = $w if $w > $most; $most > 0 && $w == 0 }, 120),
+	'one stripe behind: the worker ran and exited');
+is($most, 1, 'and started no helper');
+is($node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('o_idx')"), '0',
+	'it merged everything alone');
+$node->safe_psql('postgres', "LOAD 'engram_hnsw';\n"
+	  . "ALTER SYSTEM RESET engram_hnsw.merge_helper_idle_cpus;");
 $node->reload;
 
 # ---- DROP INDEX while the worker runs
