@@ -49,6 +49,17 @@ LANGUAGE sql AS $$
   SELECT mw_wait(format('mw_worker(%L) = %L', idx, running))
 $$;
 
+-- one row per statement, so that the rows of this session stay in one
+-- stripe (a statement storing many rows moves on to another stripe when
+-- its own is over its share, as long as the others are nearly empty)
+CREATE FUNCTION mw_insert_rows(first int, last int) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN first .. last LOOP
+    INSERT INTO mw_t VALUES (i, mw_vec(i, 16));
+  END LOOP;
+END
+$$;
 -- a stripe's share is 64kB / 8 = 8kB, 56 rows of 16 dimensions: 150
 -- rows from one session pass it (the insert starts a worker and goes on),
 -- but stay under 4 shares (where a writer would merge or pause itself)
@@ -60,15 +71,15 @@ CREATE INDEX mw_idx ON mw_t USING engram_hnsw (v) WITH (m = 8, ef_construction =
 -- out until COMMIT, so the count shows that the writer did not merge
 BEGIN;
 LOCK TABLE mw_t IN SHARE ROW EXCLUSIVE MODE;
-INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(201, 350) i;
+SELECT mw_insert_rows(201, 350);
 SELECT pending AS pending_left_to_the_worker FROM engram_hnsw_check('mw_idx');
 -- past 4 shares (224 rows) with a worker running, the writer pauses
 -- a moment per row and still leaves the rows to the worker ...
 SELECT mw_wait_worker('mw_idx', true) AS worker_started;
-INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(351, 550) i;
+SELECT mw_insert_rows(351, 550);
 SELECT pending AS pending_past_four_shares FROM engram_hnsw_check('mw_idx');
 -- ... up to 8 shares (448 rows): beyond, it merges its stripe itself
-INSERT INTO mw_t SELECT i, mw_vec(i, 16) FROM generate_series(551, 650) i;
+SELECT mw_insert_rows(551, 650);
 SELECT pending < 224 AS merged_past_eight_shares FROM engram_hnsw_check('mw_idx');
 COMMIT;
 -- only the worker merges now: this session is idle until the list shrinks
@@ -121,6 +132,7 @@ DROP INDEX mw_idx;
 SELECT count(*) AS rows FROM mw_t;
 
 DROP TABLE mw_t, mw_tmp;
+DROP FUNCTION mw_insert_rows(int, int);
 DROP FUNCTION mw_wait_pending(regclass, int);
 DROP FUNCTION mw_wait_worker(regclass, bool);
 DROP FUNCTION mw_worker(regclass);

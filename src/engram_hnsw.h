@@ -604,7 +604,10 @@ extern bool hnsw_update_entry(Relation index, ItemPointer tid, int level,
 							  ItemPointer expect, HnswMetaInfo *cur);
 extern Buffer hnsw_read_buffer(HnswPageGraph *pg, BlockNumber blkno);
 extern int	hnsw_max_level(int m);
+extern BlockNumber hnsw_nblocks_seen(Relation index);
+extern bool hnsw_block_exists(Relation index, BlockNumber blkno);
 extern int	hnsw_stripe_of(HnswMetaInfo *meta, uint32 space_no, bool has_space);
+extern void hnsw_stripe_move(HnswMetaInfo *meta, int stripe);
 extern HnswPendingTuple hnsw_page_pending(Relation index, Page page, BlockNumber blkno,
 										  OffsetNumber off);
 extern HnswNode hnsw_store_pending(HnswPageGraph *pg, const float *vec, int level,

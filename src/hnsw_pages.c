@@ -322,6 +322,19 @@ meta_to_info(HnswMetaPage meta, HnswMetaInfo *info)
 }
 
 /*
+ * Added to the backend's own stripe for rows without spaces: a writer whose
+ * stripe went over its share of the pending list moves on to another
+ * (hnsw_stripe_move(), called from hnsw_pending_insert()).
+ */
+static int	stripe_shift = 0;
+
+static inline int
+own_stripe(HnswMetaInfo *meta)
+{
+	return (MyBackendId > 0 ? MyBackendId : 0) % meta->nstripes;
+}
+
+/*
  * The stripe of an insertion: its space's (spaces spread over the stripes,
  * so writers of different spaces use different insert pages and pending
  * chains), or, without spaces, the backend's.
@@ -333,7 +346,16 @@ hnsw_stripe_of(HnswMetaInfo *meta, uint32 space_no, bool has_space)
 		return 0;
 	if (has_space)
 		return space_no % meta->nstripes;
-	return (MyBackendId > 0 ? MyBackendId : 0) % meta->nstripes;
+	return (own_stripe(meta) + stripe_shift) % meta->nstripes;
+}
+
+/* make stripe this backend's stripe for its next rows without spaces */
+void
+hnsw_stripe_move(HnswMetaInfo *meta, int stripe)
+{
+	if (meta->nstripes <= 1)
+		return;
+	stripe_shift = (stripe - own_stripe(meta) + (int) meta->nstripes) % meta->nstripes;
 }
 
 void
@@ -483,6 +505,35 @@ hnsw_page_recyclable(Page page)
 }
 
 /*
+ * The index's size in blocks as this backend last saw it, asking the kernel
+ * (an lseek) only if it has not seen it yet.  PostgreSQL 15 keeps that size
+ * up to date through this backend's own extensions and truncations but
+ * trusts it only in recovery, since other backends may have extended the
+ * relation since: so it may be too small, never too large (an engram_hnsw
+ * index is truncated only when rebuilt in place, by smgrtruncate(), which
+ * updates it).  hnsw_block_exists() asks the kernel again only for a block
+ * past it.  These replace RelationGetNumberOfBlocks() where a block is
+ * checked before every read of an insert, a scan or a merge.
+ */
+BlockNumber
+hnsw_nblocks_seen(Relation index)
+{
+	BlockNumber seen = RelationGetSmgr(index)->smgr_cached_nblocks[MAIN_FORKNUM];
+
+	return seen != InvalidBlockNumber ? seen : RelationGetNumberOfBlocks(index);
+}
+
+bool
+hnsw_block_exists(Relation index, BlockNumber blkno)
+{
+	BlockNumber seen = RelationGetSmgr(index)->smgr_cached_nblocks[MAIN_FORKNUM];
+
+	if (seen != InvalidBlockNumber && blkno < seen)
+		return true;
+	return blkno < RelationGetNumberOfBlocks(index);
+}
+
+/*
  * Get a page for new tuples: a recycled one from the free space map (VACUUM
  * records detached pending pages there), else a new one at the end of the
  * relation.  Returned pinned and exclusively locked; the caller initialises
@@ -500,7 +551,7 @@ hnsw_new_buffer(Relation index, ForkNumber fork)
 
 		if (blkno == InvalidBlockNumber)
 			break;
-		if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(index))
+		if (blkno == HNSW_METAPAGE_BLKNO || !hnsw_block_exists(index, blkno))
 			continue;			/* a stale map entry */
 		buf = ReadBuffer(index, blkno);
 		if (ConditionalLockBuffer(buf))
@@ -599,7 +650,7 @@ lock_pending_tail(Relation index, HnswMetaInfo *meta, int stripe, bool from_head
 		bool		mine = false;
 
 		if (blkno == InvalidBlockNumber || blkno == HNSW_METAPAGE_BLKNO ||
-			blkno >= RelationGetNumberOfBlocks(index))
+			!hnsw_block_exists(index, blkno))
 			hnsw_corrupt(index, HNSW_METAPAGE_BLKNO,
 						 psprintf("pending chain %d leads to block %u", stripe, blkno));
 		for (int i = 0; i < nheld && !mine; i++)
@@ -681,7 +732,7 @@ restart:
 	buf = InvalidBuffer;
 	buf2 = InvalidBuffer;
 
-	if (blkno != InvalidBlockNumber && blkno < RelationGetNumberOfBlocks(index))
+	if (blkno != InvalidBlockNumber && hnsw_block_exists(index, blkno))
 	{
 		buf = ReadBuffer(index, blkno);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
@@ -1691,7 +1742,7 @@ hnsw_page_graph_init(HnswPageGraph *pg, Relation index, HnswMetaInfo *meta)
 	pg->graph.dense = false;
 	pg->graph.cxt = CurrentMemoryContext;
 	pg->index = index;
-	pg->nblocks = RelationGetNumberOfBlocks(index);
+	pg->nblocks = hnsw_nblocks_seen(index);	/* hnsw_read_buffer() asks again */
 	pg->stripe = hnsw_stripe_of(meta, 0, false);
 	pg->cache = NULL;			/* made on first use */
 }

@@ -124,7 +124,7 @@ space_to_info(HnswSpaceTuple stup, BlockNumber blkno, OffsetNumber off, HnswSpac
 static Buffer
 read_dir_buffer(Relation index, BlockNumber blkno)
 {
-	if (blkno == HNSW_METAPAGE_BLKNO || blkno >= RelationGetNumberOfBlocks(index))
+	if (blkno == HNSW_METAPAGE_BLKNO || !hnsw_block_exists(index, blkno))
 		hnsw_corrupt(index, blkno,
 					 psprintf("the space directory points to block %u, outside the index", blkno));
 	return ReadBuffer(index, blkno);
@@ -141,7 +141,7 @@ read_space(Relation index, ItemPointer tid, HnswSpaceKey *key, HnswSpaceInfo *in
 	/* a cached TID can be stale (the index was rebuilt in place) */
 	if (key != NULL &&
 		(ItemPointerGetBlockNumber(tid) == HNSW_METAPAGE_BLKNO ||
-		 ItemPointerGetBlockNumber(tid) >= RelationGetNumberOfBlocks(index)))
+		 !hnsw_block_exists(index, ItemPointerGetBlockNumber(tid))))
 		return false;
 	buf = read_dir_buffer(index, ItemPointerGetBlockNumber(tid));
 
@@ -274,7 +274,7 @@ cache_refresh(Relation index, SpaceCacheState *st, bool force)
 	hnsw_read_meta(index, &meta);
 	if (meta.dir_count < st->seen ||
 		(st->next_blk != InvalidBlockNumber &&
-		 st->next_blk >= RelationGetNumberOfBlocks(index)))
+		 !hnsw_block_exists(index, st->next_blk)))
 		cache_reset(index, st); /* rebuilt in place (TRUNCATE, REINDEX) */
 	if (!force && st->seen == meta.dir_count && st->next_blk != InvalidBlockNumber)
 		return;

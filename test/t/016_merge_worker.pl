@@ -12,7 +12,8 @@
 #    second worker for the index); together they merge everything, and the
 #    index is clean with every row found by its own vector.  With
 #    max_merge_workers = 2 no helper starts (it would take the last slot),
-#    nor when only one stripe is behind.
+#    nor when only one stripe is behind.  One session's big INSERT passing
+#    its share spreads its rows over stripes, so a helper joins in.
 #  - DROP INDEX while the worker runs returns, and the worker goes away.
 #  - No worker can start (max_worker_processes used up by the logical
 #    replication launcher, or engram_hnsw.max_merge_workers = 0): writers
@@ -243,6 +244,40 @@ ok(poll(sub { my $w = workers(); $most = $w if $w > $most; $most > 0 && $w == 0 
 is($most, 1, 'and started no helper');
 is($node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('o_idx')"), '0',
 	'it merged everything alone');
+
+# one statement from one session, with the limit low from the start: its
+# rows pass their stripe's share while it runs, so it moves on to the next
+# stripe (move_on() in src/hnsw_pending.c), and a helper merges beside
+# worker 0.  The vectors are computed beforehand, so that the statement
+# stores rows much faster than worker 0 merges them.
+$node->safe_psql(
+	'postgres', q{
+CREATE TABLE s1_rows AS SELECT i AS id, vec(i, 64) AS v FROM generate_series(1, 16000) i;
+CREATE TABLE s1 (id int PRIMARY KEY, v real[]);
+CREATE INDEX s1_idx ON s1 USING engram_hnsw (v) WITH (m = 16, ef_construction = 200,
+                                                    pending_list_limit = 64);
+});
+my $base = $PostgreSQL::Test::Utils::tmp_check . '/one_statement';
+my $h = IPC::Run::start(
+	[ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c',
+	  'INSERT INTO s1 SELECT id, v FROM s1_rows' ],
+	'<', \undef, '>', "$base.out", '2>', "$base.err");
+$most = 0;
+poll(sub { my $w = workers(); $most = $w if $w > $most; $most >= 2 }, 120);
+$h->finish;
+is($h->result(0), 0, 'one session inserted 16 000 rows in one statement')
+  or diag slurp_file("$base.err");
+is($most, 2, 'its rows went to more than one stripe: a helper merged beside worker 0');
+ok(poll(sub { workers() == 0 }, 120), 'both finished and exited');
+$r = check_index($node, 's1_idx', 's1');
+ok($r->{ok} && $r->{unreachable} == 0, 'the index is clean, nothing unreachable')
+  or diag $r->{error};
+# ef_search 400: these random 64-dimension rows are hard to find (a bulk
+# build of the same 16 000 rows missed 4 at ef_search 100, none at 200)
+($rows, $lost, $ids) = self_find($node, 's1', exact => 1, ef => 400, where => 'a.id % 4 = 0');
+is($lost, 0, "every fourth row ($rows) is found first by its own vector")
+  or diag "not found: $ids";
+
 $node->safe_psql('postgres', "LOAD 'engram_hnsw';\n"
 	  . "ALTER SYSTEM RESET engram_hnsw.merge_helper_idle_cpus;");
 $node->reload;
