@@ -2,7 +2,9 @@
 #
 # bench/wl_writes.sh: write workload.  Rows/s of
 #   - pgbench -c 1, 2, 8 single-row INSERT and 100-row INSERT (INSERT ...
-#     SELECT from a pool table of new vectors), -T $WRITES_SECS each,
+#     SELECT from a pool table of new vectors, stored like the base rows:
+#     uncompressed with the default BENCH_STORAGE, as a client sends
+#     them), -T $WRITES_SECS each,
 #   - COPY of $COPY_ROWS rows from a server-side file into an empty table,
 # each against the same table with no vector index (the upper limit) and
 # with an engram_hnsw index; and COPY into the bare table followed by
@@ -111,6 +113,7 @@ bench_psql -d "$DB" -c "SET client_min_messages = warning" \
 	-c "CREATE TABLE base_rows (id int, embedding real[])" \
 	-c "ALTER TABLE base_rows ALTER COLUMN embedding SET STORAGE $BENCH_STORAGE" \
 	-c "CREATE TABLE pool (id int PRIMARY KEY, embedding real[])" \
+	-c "ALTER TABLE pool ALTER COLUMN embedding SET STORAGE $BENCH_STORAGE" \
 	-c "CREATE TABLE queries (id int PRIMARY KEY, embedding real[])"
 bench_copy_fvecs "$DB" base_rows "$W.base.fvecs"
 bench_copy_fvecs "$DB" pool "$W.pool.fvecs" --id-base "$NB"
@@ -333,7 +336,8 @@ bench_plot_bars "$BENCH_RESULTS/writes.png" "INSERT throughput, rows/s (median o
 	fi
 	echo "Data: $SET_NAME, $DIM dims. Each pgbench measurement (-M prepared, -T $SECS, -j = -c) starts from a"
 	echo "fresh table holding the $NB base rows (no other index), recreated and re-indexed before it;"
-	echo "rows come from a pool table of $POOL new vectors (INSERT ... SELECT, ids from a sequence)."
+	echo "rows come from a pool table of $POOL new vectors (INSERT ... SELECT, ids from a sequence),"
+	echo "stored like the base rows (storage $BENCH_STORAGE: uncompressed, as a client sends them)."
 	echo "COPY: $COPY_ROWS rows from a server-side text file into an empty table (the indexed one has"
 	echo "its index defined before the COPY). Rows/s are medians of $BENCH_RUNS runs."
 	echo
