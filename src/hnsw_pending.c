@@ -92,7 +92,6 @@ static void move_on(Relation index, HnswMetaInfo *meta, int stripe, int64 share)
 /* the statement whose rows this backend is storing, and how many so far */
 static LocalTransactionId statement_lxid = InvalidLocalTransactionId;
 static CommandId statement_cid = InvalidCommandId;
-static Oid	statement_index = InvalidOid;
 static int64 statement_rows = 0;
 
 /*
@@ -201,16 +200,13 @@ hnsw_pending_insert(Relation index, HnswMetaInfo *meta, const float *vec,
 	int64		entries;
 	int64		share;
 
-	/* rows this statement has stored so far (for move_on()) */
-	if (MyProc->lxid == statement_lxid &&
-		GetCurrentCommandId(false) == statement_cid &&
-		RelationGetRelid(index) == statement_index)
+	/* rows this statement has stored so far, in any index (for move_on()) */
+	if (MyProc->lxid == statement_lxid && GetCurrentCommandId(false) == statement_cid)
 		statement_rows++;
 	else
 	{
 		statement_lxid = MyProc->lxid;
 		statement_cid = GetCurrentCommandId(false);
-		statement_index = RelationGetRelid(index);
 		statement_rows = 1;
 	}
 
@@ -354,20 +350,19 @@ walk_chain(Relation index, HnswMetaInfo *meta, int stripe, HnswPendingVisit visi
 
 /*
  * A writer's stripe (rows without memory spaces) went over its share, in a
- * statement that has inserted at least HNSW_MOVE_MIN_ROWS rows into the
- * index (a multi-row INSERT, a COPY), and at most one other stripe holds
- * more than half its share: send this backend's next rows to the next
- * stripe holding at most half its share.  A single writer of large
- * statements would otherwise feed one stripe, and a stripe is merged by one
- * merger at a time; spread over stripes, its rows keep the merge worker and
- * its helper (hnsw_worker.c) busy at once.  Where more stripes are that
- * full, other writers feed them and the mergers have work enough, and
- * writers of single rows are many writers anyway: moving then only made
- * writers share pages (0.9x with 8 writers).  A writer that stays pauses or
- * merges when its stripe is far over (the caller), and looks again after
- * HNSW_MOVE_BACKOFF more rows, so a long list costs few chain walks.  A
- * space's rows stay in their space's stripe, where its scans look for
- * them.
+ * statement that has stored at least HNSW_MOVE_MIN_ROWS rows (a multi-row
+ * INSERT, a COPY), and at most one other stripe holds more than half its
+ * share: send this backend's next rows to the next stripe holding at most
+ * half its share.  A single writer of large statements would otherwise feed
+ * one stripe, and a stripe is merged by one merger at a time; spread over
+ * stripes, its rows keep the merge worker and its helper (hnsw_worker.c)
+ * busy at once.  Where more stripes are that full, other writers feed them
+ * and the mergers have work enough; and writers of single rows are never
+ * alone for long (8 of them moving freely shared pages and lost 0.9x).  A
+ * writer that stays pauses or merges when its stripe is far over (the
+ * caller), and looks again after HNSW_MOVE_BACKOFF more rows, so a long
+ * list costs few chain walks.  A space's rows stay in their space's stripe,
+ * where its scans look for them.
  */
 #define HNSW_MOVE_MIN_ROWS 16
 #define HNSW_MOVE_BACKOFF 16
