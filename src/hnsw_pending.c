@@ -358,7 +358,7 @@ walk_chain(Relation index, HnswMetaInfo *meta, int stripe, HnswPendingVisit visi
  * stripes, its rows keep the merge worker and its helper (hnsw_worker.c)
  * busy at once.  Where more stripes are that full, other writers feed them
  * and the mergers have work enough; and writers of single rows are never
- * alone for long (8 of them moving freely shared pages and lost 0.9x).  A
+ * alone for long (8 of them moving freely shared pages and ran at 0.9x).  A
  * writer that stays pauses or merges when its stripe is far over (the
  * caller), and looks again after HNSW_MOVE_BACKOFF more rows, so a long
  * list costs few chain walks.  A space's rows stay in their space's stripe,
