@@ -35,6 +35,7 @@
 #include "access/genam.h"
 #include "access/relscan.h"
 #include "access/transam.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xloginsert.h"
 #include "postmaster/autovacuum.h"
@@ -47,6 +48,8 @@
 #include "storage/bufpage.h"
 #include "storage/itemptr.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "storage/smgr.h"
 #include "utils/array.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -795,6 +798,33 @@ RelationGetNumberOfBlocksInFork(Relation relation, ForkNumber forkNum)
 	return forkNum == MAIN_FORKNUM ? fz_nblocks : 0;
 }
 
+/*
+ * The fake relation's smgr entry, for RelationGetSmgr().  Its cached size
+ * stays unknown, so hnsw_block_exists() always asks
+ * RelationGetNumberOfBlocks() above: every block check sees fz_nblocks.
+ */
+static SMgrRelationData fz_smgr;
+
+SMgrRelation
+smgropen(RelFileNode rnode, BackendId backend)
+{
+	memset(&fz_smgr, 0, sizeof(fz_smgr));
+	fz_smgr.smgr_rnode.node = rnode;
+	fz_smgr.smgr_rnode.backend = backend;
+	for (int i = 0; i <= MAX_FORKNUM; i++)
+		fz_smgr.smgr_cached_nblocks[i] = InvalidBlockNumber;
+	return &fz_smgr;
+}
+
+void
+smgrsetowner(SMgrRelation *owner, SMgrRelation reln)
+{
+	if (reln != &fz_smgr)
+		fz_finding("smgrsetowner of an unknown smgr entry");
+	reln->smgr_owner = owner;
+	*owner = reln;
+}
+
 void
 LockBuffer(Buffer buffer, int mode)
 {
@@ -971,6 +1001,19 @@ IsAutoVacuumWorkerProcess(void)
 
 /* the backend id picks the stripe of an insert (set by the driver) */
 BackendId	MyBackendId = 1;
+
+/*
+ * A pending insert counts the rows of its statement (hnsw_pending.c,
+ * move_on()): one transaction and one command for the whole run.
+ */
+static PGPROC fz_proc;
+PGPROC	   *MyProc = &fz_proc;
+
+CommandId
+GetCurrentCommandId(bool used)
+{
+	return FirstCommandId;
+}
 
 /* GUC */
 int			maintenance_work_mem = 65536;
