@@ -257,17 +257,34 @@ CREATE TABLE s1 (id int PRIMARY KEY, v real[]);
 CREATE INDEX s1_idx ON s1 USING engram_hnsw (v) WITH (m = 16, ef_construction = 200,
                                                     pending_list_limit = 64);
 });
-my $base = $PostgreSQL::Test::Utils::tmp_check . '/one_statement';
-my $h = IPC::Run::start(
-	[ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c',
-	  'INSERT INTO s1 SELECT id, v FROM s1_rows' ],
-	'<', \undef, '>', "$base.out", '2>', "$base.err");
+# Whether worker 0 falls behind long enough depends on how the two cores
+# are shared at the time (it failed once in a loaded CI run): up to three
+# tries, each from an empty table.  With every row in one stripe no try
+# can get a helper (see the case above).
+my ($tries, $inserted) = (0, 1);
 $most = 0;
-poll(sub { my $w = workers(); $most = $w if $w > $most; $most >= 2 }, 120);
-$h->finish;
-is($h->result(0), 0, 'one session inserted 16 000 rows in one statement')
-  or diag slurp_file("$base.err");
-is($most, 2, 'its rows went to more than one stripe: a helper merged beside worker 0');
+while ($most < 2 && $tries < 3)
+{
+	$tries++;
+	$node->safe_psql('postgres', 'TRUNCATE s1') if $tries > 1;
+	my $base = $PostgreSQL::Test::Utils::tmp_check . "/one_statement_$tries";
+	my $h = IPC::Run::start(
+		[ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c',
+		  'INSERT INTO s1 SELECT id, v FROM s1_rows' ],
+		'<', \undef, '>', "$base.out", '2>', "$base.err");
+	poll(sub { my $w = workers(); $most = $w if $w > $most; $most >= 2 }, 40);
+	$h->finish;
+	if ($h->result(0) != 0)
+	{
+		$inserted = 0;
+		diag slurp_file("$base.err");
+	}
+	# the stripes left over their share are merged after the statement
+	poll(sub { my $w = workers(); $most = $w if $w > $most; $most >= 2 || $w == 0 }, 60)
+	  if $most < 2;
+}
+ok($inserted, 'one session inserted 16 000 rows in one statement');
+is($most, 2, "its rows went to more than one stripe: a helper merged beside worker 0 ($tries tries)");
 ok(poll(sub { workers() == 0 }, 120), 'both finished and exited');
 $r = check_index($node, 's1_idx', 's1');
 ok($r->{ok} && $r->{unreachable} == 0, 'the index is clean, nothing unreachable')
