@@ -170,6 +170,7 @@ for spec in $SETS; do
 	plan_note=""
 	: >"$d/loop.dat"
 	: >"$d/loopcpu.dat"
+	: >"$d/loopcold.dat"
 	: >"$d/pgb1.dat"
 	: >"$d/pgb2.dat"
 	if [[ "$EXT_OK" == 1 ]]; then
@@ -210,7 +211,8 @@ SQL
 		for ((r = 0; r < BENCH_RUNS; r++)); do
 			for ef in $EFS; do
 				bench_log "[$tag] run $((r + 1))/$BENCH_RUNS ef=$ef"
-				read -r q c <<<"$(bench_loop_cpu "$db" "SELECT bench_ann($ef, $NQ, false)")"
+				read -r q0 q c <<<"$(bench_loop_warm "$db" "SELECT bench_ann($ef, $NQ, false)")"
+				echo "$ef $q0" >>"$d/loopcold.raw"
 				echo "$ef $q" >>"$d/loop.raw"
 				echo "$ef $(awk -v c="$c" -v n="$NQ" 'BEGIN { if (c > 0) printf "%.1f", n / c; else print "nan" }')" >>"$d/loopcpu.raw"
 				for c in 1 2; do
@@ -222,7 +224,7 @@ SQL
 		for ef in $EFS; do
 			rec="$(bench_val -d "$db" -c "$(bench_recall_sql "$op" "(SELECT qid, ids FROM res WHERE ef = $ef)")")"
 			echo "$ef $rec" >>"$d/recall.raw"
-			for m in loop loopcpu pgb1 pgb2; do
+			for m in loop loopcpu loopcold pgb1 pgb2; do
 				q="$(awk -v e="$ef" '$1 == e { print $2 }' "$d/$m.raw" | bench_median)"
 				echo "$rec $q $ef" >>"$d/$m.dat"
 				printf '%s\t%s\t%s\t%s\t%s\n' "$tag" "engram_hnsw_$m" "$ef" "$rec" "$q" >>"$TSV"
@@ -233,7 +235,8 @@ SQL
 	# plot
 	title="$set_name, $DS_N x $DS_DIM, $metric, M=$M efc=$EFC, $NQ queries"
 	bench_plot_recall_qps "$BENCH_RESULTS/search_$tag.png" "$title" "$exact_qps" -- \
-		"engram_hnsw, PL/pgSQL loop (1 backend)" "$d/loop.dat" \
+		"engram_hnsw, PL/pgSQL loop (1 backend, warm)" "$d/loop.dat" \
+		"engram_hnsw, loop, first pass in a new backend" "$d/loopcold.dat" \
 		"engram_hnsw, pgbench -c 1" "$d/pgb1.dat" \
 		"engram_hnsw, pgbench -c 2" "$d/pgb2.dat" \
 		"hnswlib (1 thread, in-process)" "$d/hnswlib.dat"
@@ -246,18 +249,19 @@ SQL
 		echo "hnswlib build ${hnsw_build:-?} s (1 thread)."
 		[[ -n "$plan_note" ]] && echo "Note: $plan_note."
 		echo
-		echo "| ef_search | recall@10 | QPS loop | QPS pgbench -c1 | QPS pgbench -c2 | hnswlib recall@10 | hnswlib QPS | loop / hnswlib | CPU-QPS loop | CPU-QPS hnswlib | CPU ratio |"
-		echo "|---|---|---|---|---|---|---|---|---|---|---|"
+		echo "| ef_search | recall@10 | QPS loop | QPS loop, new backend | QPS pgbench -c1 | QPS pgbench -c2 | hnswlib recall@10 | hnswlib QPS | loop / hnswlib | CPU-QPS loop | CPU-QPS hnswlib | CPU ratio |"
+		echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 		for ef in $EFS; do
 			rec="$(awk -v e="$ef" '$3 == e { print $1 }' "$d/loop.dat")"
 			ql="$(awk -v e="$ef" '$3 == e { print $2 }' "$d/loop.dat")"
+			qc="$(awk -v e="$ef" '$3 == e { print $2 }' "$d/loopcold.dat")"
 			q1="$(awk -v e="$ef" '$3 == e { print $2 }' "$d/pgb1.dat")"
 			q2="$(awk -v e="$ef" '$3 == e { print $2 }' "$d/pgb2.dat")"
 			hr="$(awk -v e="$ef" '$3 == e { print $1 }' "$d/hnswlib.dat")"
 			hq="$(awk -v e="$ef" '$3 == e { print $2 }' "$d/hnswlib.dat")"
 			cl="$(awk -v e="$ef" '$3 == e { print $2 }' "$d/loopcpu.dat")"
 			ch="$(awk -v e="$ef" '$3 == e { print $2 }' "$d/hnswlibcpu.dat")"
-			echo "| $ef | ${rec:--} | $(bench_fmt "$ql") | $(bench_fmt "$q1") | $(bench_fmt "$q2") | ${hr:--} | $(bench_fmt "$hq") | $(bench_ratio "$ql" "$hq") | $(bench_fmt "$cl") | $(bench_fmt "$ch") | $(bench_ratio "$cl" "$ch") |"
+			echo "| $ef | ${rec:--} | $(bench_fmt "$ql") | $(bench_fmt "$qc") | $(bench_fmt "$q1") | $(bench_fmt "$q2") | ${hr:--} | $(bench_fmt "$hq") | $(bench_ratio "$ql" "$hq") | $(bench_fmt "$cl") | $(bench_fmt "$ch") | $(bench_ratio "$cl" "$ch") |"
 		done
 		echo
 		echo "Exact scan (sequential scan + top-$K sort, $EXACT_NQ queries): $(bench_fmt "$exact_qps" 1) QPS, recall $exact_recall."
@@ -289,9 +293,14 @@ done
 {
 	bench_md_header "Search: recall@10 vs queries/s"
 	echo "Each query: \`SELECT id FROM items ORDER BY embedding <op> \$q LIMIT $K\`. *Loop*: one backend"
-	echo "runs the $NQ queries in a PL/pgSQL loop (no client round trips); *pgbench*: -M prepared, random"
+	echo "runs the $NQ queries in a PL/pgSQL loop (no client round trips), twice: *QPS loop* is the second"
+	echo "pass, in a warm backend, as hnswlib's process is warm; *new backend* is the first. Without huge"
+	echo "pages (this cluster: huge_pages = $(bench_val -c "SHOW huge_pages" 2>/dev/null || echo '?')) a new backend takes a page fault on the first touch of every"
+	echo "4 kB page of shared buffers it reads, and a graph search reads them at random over the whole"
+	echo "index; a pooled connection has paid that long before. *pgbench*: -M prepared, random"
 	echo "query id per transaction (the vector comes from the query table by a subselect), ${SECS} s per"
-	echo "point, -c 1 and -c 2; its recall is the loop's (same queries, same ef). hnswlib: same data,"
+	echo "point, -c 1 and -c 2, new connections each time (so the first-touch cost is in these figures); its"
+	echo "recall is the loop's (same queries, same ef). hnswlib: same data,"
 	echo "M and ef_construction, one thread, in-process (no SQL). QPS are medians of $BENCH_RUNS runs;"
 	echo "recall@10 against exact brute force (bench/tools/truth), ties counted as hits. *CPU-QPS*: queries"
 	echo "per second of CPU time (the backend's user+system time from /proc for the loop, the thread's"
