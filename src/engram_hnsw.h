@@ -291,6 +291,7 @@ extern double hnsw_merge_helper_idle_cpus;
 typedef float (*HnswDistanceFn) (const float *a, const float *b, int n);
 
 extern float hnsw_l2_squared(const float *a, const float *b, int n);
+extern int	hnsw_all_finite(const float *a, int n);
 extern float hnsw_dot(const float *a, const float *b, int n);
 extern float hnsw_neg_dot(const float *a, const float *b, int n);
 extern HnswDistanceFn hnsw_metric_distance(int metric);

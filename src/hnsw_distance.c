@@ -96,6 +96,12 @@ hnsw_array_vector(ArrayType *arr, int *dims, const char *what)
 
 	n = ARR_DIMS(arr)[0];
 	data = (const float *) ARR_DATA_PTR(arr);
+	if (hnsw_all_finite(data, n))
+	{
+		*dims = n;
+		return data;
+	}
+	/* find the first bad element for the message */
 	for (int i = 0; i < n; i++)
 	{
 		if (isnan(data[i]))

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * hnsw_kernels.c
- *	  Distance kernels over float arrays: squared L2 and the dot product.
+ *	  Distance kernels over float arrays: squared L2 and the dot product,
+ *	  and the check that an array holds no NaN or infinity.
  *
  * Pure functions over (const float *, const float *, n), with no
  * PostgreSQL dependency, so that test/kernels can build them on their own.
@@ -12,6 +13,7 @@
  *-------------------------------------------------------------------------
  */
 #include <stddef.h>
+#include <string.h>
 
 /*
  * Kernels are compiled once per instruction set (AVX-512, AVX2+FMA, and the
@@ -39,6 +41,7 @@
 
 float		HNSW_KERNEL_NAME(hnsw_l2_squared) (const float *a, const float *b, int n);
 float		HNSW_KERNEL_NAME(hnsw_dot) (const float *a, const float *b, int n);
+int			HNSW_KERNEL_NAME(hnsw_all_finite) (const float *a, int n);
 
 #define HNSW_LANES 32
 
@@ -101,4 +104,45 @@ HNSW_KERNEL_NAME(hnsw_dot) (const float *a, const float *b, int n)
 	for (size_t j = 0; j < HNSW_LANES; j++)
 		sum += acc[j];
 	return sum;
+}
+
+/*
+ * 1 if none of the n floats is a NaN or an infinity, else 0.  A float is one
+ * of them exactly when its exponent bits are all ones; testing the bits (not
+ * isnan/isinf, which -ffast-math-style flags may fold away) and or-ing the
+ * results over the whole array, without stopping at the first bad element,
+ * lets the loop vectorise.  Every call of a distance function checks both of
+ * its arrays; the caller looks for the first bad element only on failure.
+ */
+HNSW_KERNEL
+int
+HNSW_KERNEL_NAME(hnsw_all_finite) (const float *a, int n)
+{
+	unsigned int bad[HNSW_LANES] = {0};
+	unsigned int any = 0;
+	size_t		len = n > 0 ? (size_t) n : 0;
+	size_t		blocks = len / HNSW_LANES;
+
+	for (size_t k = 0; k < blocks; k++)
+	{
+		const float *x = a + k * HNSW_LANES;
+
+		for (size_t j = 0; j < HNSW_LANES; j++)
+		{
+			unsigned int u;
+
+			memcpy(&u, &x[j], sizeof(u));
+			bad[j] |= (u & 0x7F800000u) == 0x7F800000u;
+		}
+	}
+	for (size_t i = blocks * HNSW_LANES; i < len; i++)
+	{
+		unsigned int u;
+
+		memcpy(&u, &a[i], sizeof(u));
+		any |= (u & 0x7F800000u) == 0x7F800000u;
+	}
+	for (size_t j = 0; j < HNSW_LANES; j++)
+		any |= bad[j];
+	return any == 0;
 }

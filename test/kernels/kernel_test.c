@@ -4,9 +4,11 @@
  * the dispatched build the extension uses, against a double-precision sum
  * and against each other: squared L2 and dot product, every length from 0
  * to 300 and lengths around powers of two and common dimensions, aligned
- * and unaligned starts, and several kinds of data.  Prints one "ok - " or
+ * and unaligned starts, and several kinds of data; and the finiteness
+ * check, with a NaN or an infinity at every position of those lengths.  Prints one "ok - " or
  * "not ok - " line per variant and kernel (TAP style, as run_all counts).
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +18,15 @@ typedef float (*kernel_fn) (const float *a, const float *b, int n);
 
 #define DECLARE(prefix) \
 	float prefix##_hnsw_l2_squared(const float *a, const float *b, int n); \
-	float prefix##_hnsw_dot(const float *a, const float *b, int n);
+	float prefix##_hnsw_dot(const float *a, const float *b, int n); \
+	int prefix##_hnsw_all_finite(const float *a, int n);
 DECLARE(v4)
 DECLARE(v3)
 DECLARE(base)
 /* the build the extension ships: target_clones, resolved by an ifunc */
 float		hnsw_l2_squared(const float *a, const float *b, int n);
 float		hnsw_dot(const float *a, const float *b, int n);
+int			hnsw_all_finite(const float *a, int n);
 
 typedef struct Variant
 {
@@ -30,13 +34,14 @@ typedef struct Variant
 	const char *cpu;			/* __builtin_cpu_supports name, or NULL */
 	kernel_fn	l2;
 	kernel_fn	dot;
+	int			(*finite) (const float *a, int n);
 } Variant;
 
 static const Variant variants[] = {
-	{"x86-64-v4 (AVX-512)", "x86-64-v4", v4_hnsw_l2_squared, v4_hnsw_dot},
-	{"x86-64-v3 (AVX2+FMA)", "x86-64-v3", v3_hnsw_l2_squared, v3_hnsw_dot},
-	{"x86-64 baseline", NULL, base_hnsw_l2_squared, base_hnsw_dot},
-	{"dispatched (as in engram_hnsw.so)", NULL, hnsw_l2_squared, hnsw_dot},
+	{"x86-64-v4 (AVX-512)", "x86-64-v4", v4_hnsw_l2_squared, v4_hnsw_dot, v4_hnsw_all_finite},
+	{"x86-64-v3 (AVX2+FMA)", "x86-64-v3", v3_hnsw_l2_squared, v3_hnsw_dot, v3_hnsw_all_finite},
+	{"x86-64 baseline", NULL, base_hnsw_l2_squared, base_hnsw_dot, base_hnsw_all_finite},
+	{"dispatched (as in engram_hnsw.so)", NULL, hnsw_l2_squared, hnsw_dot, hnsw_all_finite},
 };
 #define NVARIANTS (sizeof(variants) / sizeof(variants[0]))
 
@@ -200,6 +205,73 @@ main(void)
 					   var->name, kname, bad, cases, first);
 				failed++;
 			}
+		}
+	}
+	for (size_t v = 0; v < NVARIANTS; v++)
+	{
+		const Variant *var = &variants[v];
+		static const float nonfinite[] = {NAN, -NAN, INFINITY, -INFINITY};
+		static const float finite[] = {FLT_MAX, -FLT_MAX, FLT_MIN, 1e-45f, -0.0f};
+		long		cases = 0;
+		char		first[300] = "";
+		int			bad = 0;
+
+		if (var->cpu && !cpu_can(var->cpu))
+		{
+			printf("ok - kernels %s finiteness check # SKIP this CPU cannot run %s\n",
+				   var->name, var->cpu);
+			passed++;
+			continue;
+		}
+		for (int li = 0; li < nlengths; li++)
+		{
+			int			n = lengths[li];
+
+			for (int off = 0; off <= MAXOFF; off++)
+			{
+				float	   *a = abuf + off;
+
+				fill(a, bbuf, n, li % NKINDS);
+				cases++;
+				if (var->finite(a, n) != 1 && bad++ == 0)
+					snprintf(first, sizeof(first), "n=%d offset=%d: finite data reported bad", n, off);
+				for (int p = 0; p < n; p++)
+				{
+					float		saved = a[p];
+
+					for (size_t s = 0; s < sizeof(nonfinite) / sizeof(nonfinite[0]); s++)
+					{
+						a[p] = nonfinite[s];
+						cases++;
+						if (var->finite(a, n) != 0 && bad++ == 0)
+							snprintf(first, sizeof(first), "n=%d offset=%d: %g at %d not seen",
+									 n, off, (double) nonfinite[s], p);
+					}
+					/* extreme finite values, checked at a few positions only */
+					if (p < 2 || p >= n - 2)
+						for (size_t s = 0; s < sizeof(finite) / sizeof(finite[0]); s++)
+						{
+							a[p] = finite[s];
+							cases++;
+							if (var->finite(a, n) != 1 && bad++ == 0)
+								snprintf(first, sizeof(first), "n=%d offset=%d: finite %g at %d reported bad",
+										 n, off, (double) finite[s], p);
+						}
+					a[p] = saved;
+				}
+			}
+		}
+		if (bad == 0)
+		{
+			printf("ok - kernels %s finiteness check (%ld cases: NaN and infinities at every position of the same lengths, 4 alignments)\n",
+				   var->name, cases);
+			passed++;
+		}
+		else
+		{
+			printf("not ok - kernels %s finiteness check: %d of %ld cases wrong; first: %s\n",
+				   var->name, bad, cases, first);
+			failed++;
 		}
 	}
 	printf("# kernels: %d passed, %d failed\n", passed, failed);
