@@ -681,45 +681,31 @@ bench_ann_recall() {
 	bench_val -d "$db" -c "$(bench_recall_sql "$op" bench_ann_res "$items" "$truth" "$queries")"
 }
 
-# bench_loop_cpu DB SQL: run SQL (one value, e.g. a loop returning QPS) in one
-# session and print "VALUE CPU_SECONDS", CPU_SECONDS being the backend's
+# bench_loop_cpu DB SQL [warm]: run SQL (one value, e.g. a loop returning QPS)
+# in one session and print "VALUE CPU_SECONDS", CPU_SECONDS being the backend's
 # user+system time during the statement (/proc, 10 ms ticks): steadier than
-# the wall clock on a shared machine.
+# the wall clock on a shared machine.  With "warm", SQL runs twice in that
+# session and the line is "FIRST VALUE CPU_SECONDS": FIRST from a backend that
+# had not touched the index yet, VALUE and its CPU time from the same backend,
+# warm.  Without huge pages a new backend takes a page fault on the first
+# touch of every 4 kB page of shared buffers it reads, which a graph search
+# does at random over the whole index (0.3-0.6 s for the first 1000
+# Fashion-MNIST queries); a pooled connection has paid that long before.
 bench_loop_cpu() {
-	local db="$1" sql="$2" f="$BENCH_WORK/cpu.$$" v
-	v="$(bench_psql -At -d "$db" <<SQL
+	local db="$1" sql="$2" warm="${3:-}" f="$BENCH_WORK/cpu.$$" v first=""
+	[[ "$warm" == warm ]] && first="$sql;"
+	v="$(bench_psql -At -d "$db" <<SQL | tr '\n' ' '
 SELECT pg_backend_pid() AS bench_bpid \gset
 \setenv BENCH_BPID :bench_bpid
+$first
 \! awk '{ print \$14 + \$15 }' /proc/\$BENCH_BPID/stat > $f.0
 $sql;
 \! awk '{ print \$14 + \$15 }' /proc/\$BENCH_BPID/stat > $f.1
 SQL
 	)" || v=nan
+	v="${v% }"
+	[[ -n "$warm" && "$v" != *" "* ]] && v="nan nan"
 	echo "${v:--} $(awk -v a="$(cat "$f.0" 2>/dev/null)" -v b="$(cat "$f.1" 2>/dev/null)" -v t="$(getconf CLK_TCK)" \
-		'BEGIN { if (a == "" || b == "") print "nan"; else printf "%.3f", (b - a) / t }')"
-	rm -f "$f.0" "$f.1"
-}
-
-# bench_loop_warm DB SQL: run SQL (one value, e.g. a loop returning QPS) twice
-# in one new session and print "FIRST SECOND CPU_SECONDS": FIRST from a backend
-# that has not touched the index yet, SECOND and its backend CPU time from the
-# same backend, warm.  Without huge pages a new backend takes a page fault on
-# the first touch of every 4 kB page of shared buffers it reads, which a graph
-# search does at random over the whole index (0.3-0.6 s for the first 1000
-# Fashion-MNIST queries); a pooled connection has paid that long before.
-bench_loop_warm() {
-	local db="$1" sql="$2" f="$BENCH_WORK/cpu.$$" v
-	v="$(bench_psql -At -d "$db" <<SQL | tr '\n' ' '
-SELECT pg_backend_pid() AS bench_bpid \gset
-\setenv BENCH_BPID :bench_bpid
-$sql;
-\! awk '{ print \$14 + \$15 }' /proc/\$BENCH_BPID/stat > $f.0
-$sql;
-\! awk '{ print \$14 + \$15 }' /proc/\$BENCH_BPID/stat > $f.1
-SQL
-	)" || v="nan nan"
-	read -r a b <<<"$v"
-	echo "${a:-nan} ${b:-nan} $(awk -v a="$(cat "$f.0" 2>/dev/null)" -v b="$(cat "$f.1" 2>/dev/null)" -v t="$(getconf CLK_TCK)" \
 		'BEGIN { if (a == "" || b == "") print "nan"; else printf "%.3f", (b - a) / t }')"
 	rm -f "$f.0" "$f.1"
 }

@@ -211,7 +211,7 @@ SQL
 		for ((r = 0; r < BENCH_RUNS; r++)); do
 			for ef in $EFS; do
 				bench_log "[$tag] run $((r + 1))/$BENCH_RUNS ef=$ef"
-				read -r q0 q c <<<"$(bench_loop_warm "$db" "SELECT bench_ann($ef, $NQ, false)")"
+				read -r q0 q c <<<"$(bench_loop_cpu "$db" "SELECT bench_ann($ef, $NQ, false)" warm)"
 				echo "$ef $q0" >>"$d/loopcold.raw"
 				echo "$ef $q" >>"$d/loop.raw"
 				echo "$ef $(awk -v c="$c" -v n="$NQ" 'BEGIN { if (c > 0) printf "%.1f", n / c; else print "nan" }')" >>"$d/loopcpu.raw"

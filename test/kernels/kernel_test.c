@@ -210,8 +210,15 @@ main(void)
 	for (size_t v = 0; v < NVARIANTS; v++)
 	{
 		const Variant *var = &variants[v];
-		static const float nonfinite[] = {NAN, -NAN, INFINITY, -INFINITY};
-		static const float finite[] = {FLT_MAX, -FLT_MAX, FLT_MIN, 1e-45f, -0.0f};
+		/* one element set to value: what the check must answer */
+		static const struct
+		{
+			float		value;
+			int			expect;
+		}			probes[] = {
+			{NAN, 0}, {-NAN, 0}, {INFINITY, 0}, {-INFINITY, 0},
+			{FLT_MAX, 1}, {-FLT_MAX, 1}, {FLT_MIN, 1}, {1e-45f, 1}, {-0.0f, 1},
+		};
 		long		cases = 0;
 		char		first[300] = "";
 		int			bad = 0;
@@ -239,24 +246,18 @@ main(void)
 				{
 					float		saved = a[p];
 
-					for (size_t s = 0; s < sizeof(nonfinite) / sizeof(nonfinite[0]); s++)
+					for (size_t s = 0; s < sizeof(probes) / sizeof(probes[0]); s++)
 					{
-						a[p] = nonfinite[s];
+						/* the extreme finite values at a few positions only */
+						if (probes[s].expect == 1 && p >= 2 && p < n - 2)
+							continue;
+						a[p] = probes[s].value;
 						cases++;
-						if (var->finite(a, n) != 0 && bad++ == 0)
-							snprintf(first, sizeof(first), "n=%d offset=%d: %g at %d not seen",
-									 n, off, (double) nonfinite[s], p);
+						if (var->finite(a, n) != probes[s].expect && bad++ == 0)
+							snprintf(first, sizeof(first), "n=%d offset=%d: %g at %d reported %s",
+									 n, off, (double) probes[s].value, p,
+									 probes[s].expect ? "bad" : "finite");
 					}
-					/* extreme finite values, checked at a few positions only */
-					if (p < 2 || p >= n - 2)
-						for (size_t s = 0; s < sizeof(finite) / sizeof(finite[0]); s++)
-						{
-							a[p] = finite[s];
-							cases++;
-							if (var->finite(a, n) != 1 && bad++ == 0)
-								snprintf(first, sizeof(first), "n=%d offset=%d: finite %g at %d reported bad",
-										 n, off, (double) finite[s], p);
-						}
 					a[p] = saved;
 				}
 			}
