@@ -341,7 +341,7 @@ if [[ "$SKIP" != *" tap "* ]]; then
 			echo "--- prove $tf"
 			# 1200 s each: 011_crash_rounds took 561 s with the merge worker
 			# (658-713 s before scans started it; 383 s with
-			# engram_hnsw.merge_worker = off; bench/writes_analysis.md, session 11)
+			# engram_hnsw.merge_worker = off; bench/writes_analysis.md, at 8851886)
 			as_pg_in_tree "$(budget_for 1200)" make installcheck PG_CONFIG="$PG_CONFIG" \
 				REGRESS= ISOLATION= PROVE_TESTS="$tf" PROVE_FLAGS=-v 2>&1 | tee "$out"
 			rc="${PIPESTATUS[0]}"
