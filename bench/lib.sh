@@ -247,7 +247,7 @@ bench_cluster_start() {
 # bench/wl_writes.sh, 8 single-row INSERT clients with an engram_hnsw index ran
 # 1.7x faster with huge pages, the table without an index 1.2x
 # (bench/results/writes_hugepages.md against writes.md; bench/writes_analysis.md,
-# session 9).  Off by default so that runs compare
+# measured at 98bb192).  Off by default so that runs compare
 # alike whatever the machine has reserved; runs with it say so.
 bench_huge_pages() {
 	local need have

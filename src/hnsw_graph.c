@@ -393,7 +393,7 @@ hnsw_search_add_entry(HnswSearch *s, HnswNode node)
  *  - in-memory builds prefetch the first kilobyte: their vectors lie in one
  *    allocation that the hardware prefetcher streams, and the whole vector
  *    made CREATE INDEX 1.05x slower.
- * See bench/writes_analysis.md, session 9.
+ * See bench/writes_analysis.md, measured at 98bb192.
  */
 static inline void
 prefetch_vector(HnswGraph *g, HnswNode node)
@@ -552,7 +552,7 @@ hnsw_search_end(HnswSearch *s)
  * ----------------------------------------------------------------
  */
 int
-hnsw_random_level(int m)
+hnsw_random_level(int m, int max_level)
 {
 	double		ml = 1.0 / log((double) m);
 	double		u = pg_prng_double(&pg_global_prng_state);
@@ -560,7 +560,7 @@ hnsw_random_level(int m)
 
 	/* u is in [0, 1); -log(1 - u) is then finite */
 	level = (int) floor(-log(1.0 - u) * ml);
-	return Min(level, hnsw_max_level(m));
+	return Min(level, max_level);
 }
 
 /*
@@ -1141,7 +1141,7 @@ link_stored_node(HnswGraph *g, HnswNode node, const float *vec, HnswNode entry,
 void
 hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 {
-	int			level = hnsw_random_level(g->m);
+	int			level = hnsw_random_level(g->m, g->max_level);
 	HnswCandidate *selected[HNSW_MAX_LEVEL + 1];
 	int			nselected[HNSW_MAX_LEVEL + 1];
 	HnswCandidate *nearest = palloc(sizeof(HnswCandidate) * (g->ef_construction + 1));
