@@ -28,6 +28,35 @@
 #include "hnsw_graph.h"
 
 /* ----------------------------------------------------------------
+ * Retry limits (src/README.md, "Locks")
+ *
+ * Every loop that retries after a concurrent change, or repeats work
+ * until nothing is left, has its bound here.
+ * ----------------------------------------------------------------
+ */
+/* optimistic list replacements (back-link, adoption, VACUUM list repair) */
+#define HNSW_LIST_RETRIES 16
+/* adding one link to a list with room (relinking a pruned element) */
+#define HNSW_ROOM_RETRIES 4
+/* neighbours of a pruned element tried at each relink level but the last */
+#define HNSW_RELINK_TRIES 4
+/* how far hnsw_relink_dropped() follows the elements a forced link pushes out */
+#define HNSW_RELINK_DEPTH 4
+/* searches of a graph whose reachable elements are all deleted, before an
+ * insert stores its element anyway */
+#define HNSW_EMPTY_GRAPH_RETRIES 8
+/* passes of hnsw_reconnect() while they still relink elements */
+#define HNSW_RECONNECT_ROUNDS 4
+/* free space map pages tried (stale or locked ones skipped) before the
+ * relation is extended */
+#define HNSW_FSM_TRIES 8
+/* restarts of place_element() from a fresh meta page when the pending
+ * tail walk fails; one more means the chain is corrupt */
+#define HNSW_PLACE_RESTARTS 2
+/* looks at the space directory cache (a refresh each) before creating */
+#define HNSW_SPACE_LOOKUPS 3
+
+/* ----------------------------------------------------------------
  * hnsw_distance.c: distances and input arrays
  *
  * Inside the index every metric is a "smaller is closer" float:

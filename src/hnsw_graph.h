@@ -223,8 +223,6 @@ extern int	hnsw_find_neighbors(HnswGraph *g, const float *q,
 								HnswCandidate *nearest, int *nnearest);
 extern void hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 								HnswCandidate **selected, int *nselected);
-/* how far hnsw_relink_dropped() follows the elements a forced link pushes out */
-#define HNSW_RELINK_DEPTH 4
 extern void hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth,
 								HnswNode via);
 extern void hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid);

@@ -520,7 +520,7 @@ hnsw_new_buffer(Relation index, ForkNumber fork)
 	Buffer		buf;
 	bool		needlock = !RELATION_IS_LOCAL(index);
 
-	for (int tries = 0; fork == MAIN_FORKNUM && tries < 8; tries++)
+	for (int tries = 0; fork == MAIN_FORKNUM && tries < HNSW_FSM_TRIES; tries++)
 	{
 		BlockNumber blkno = GetFreeIndexPage(index);
 

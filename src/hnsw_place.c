@@ -245,7 +245,7 @@ restart:
 			UnlockReleaseBuffer(buf);
 			if (BufferIsValid(buf2))
 				UnlockReleaseBuffer(buf2);
-			if (++restarts > 2)
+			if (++restarts > HNSW_PLACE_RESTARTS)
 				hnsw_corrupt(index, HNSW_METAPAGE_BLKNO,
 							 psprintf("pending chain %d reaches a page that is not in it",
 									  stripe));
