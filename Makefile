@@ -25,11 +25,12 @@ OBJS = \
 	src/hnsw_worker.o
 
 # The install script lives at the top level, where PGXS looks for DATA.
-DATA = engram_hnsw--0.2.0.sql engram_hnsw--0.1.0--0.2.0.sql engram_hnsw--0.1.0.sql
+DATA = engram_hnsw--0.3.0.sql engram_hnsw--0.2.0--0.3.0.sql engram_hnsw--0.2.0.sql \
+	engram_hnsw--0.1.0--0.2.0.sql engram_hnsw--0.1.0.sql
 PGFILEDESC = "engram_hnsw - HNSW index access method for real[]"
 
 # pg_regress suites: sql/NAME.sql, expected/NAME.out
-REGRESS = distance options build scan insert vacuum check maintenance spaces pending merge_worker
+REGRESS = distance options build scan insert vacuum check maintenance spaces pending merge_worker plans
 REGRESS_OPTS = --load-extension=engram_hnsw
 
 # isolation suites: test/isolation/specs/NAME.spec, test/isolation/expected/NAME.out
