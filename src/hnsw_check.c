@@ -6,11 +6,15 @@
  * Reads every page and every tuple, then checks the graph in memory:
  *	- pages are engram_hnsw pages, tuples lie within them and have valid
  *	  headers (hnsw_check_page, hnsw_page_element, hnsw_page_neighbors);
- *	- every element owns exactly one neighbour tuple of its own level;
+ *	- every element owns exactly one neighbour tuple with room for its
+ *	  level (a reused slot's may have more, left empty);
  *	- lists are contiguous, point at existing elements of a high enough
  *	  level, never at the element itself, never twice, and a live element
  *	  never links to a deleted one (VACUUM repairs such links);
  *	- an element without heap TIDs is marked deleted and vice versa;
+ *	- a free slot (an element VACUUM freed for reuse) is deleted, not
+ *	  pending, has its neighbour tuple on its own page and empty lists, and
+ *	  each data page counts its free slots right;
  *	- the entry point exists and has the level the meta page says;
  *	- the pending chains lead through pending pages of their stripe only,
  *	  every unmerged pending entry is on a chain and points at an element
@@ -57,6 +61,7 @@ typedef struct CheckElement
 	int			level;
 	bool		deleted;
 	bool		pending;		/* HNSW_ELEMENT_PENDING */
+	bool		free;			/* HNSW_ELEMENT_FREE: a slot for reuse */
 	bool		reached;
 } CheckElement;
 
@@ -193,7 +198,8 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 	int64		ndeleted = 0,
 				nheaptids = 0,
 				unreachable = 0,
-				links_to_deleted = 0;
+				links_to_deleted = 0,
+				nfree = 0;
 	HnswSpaceInfo *spaces = NULL;
 	int			nspaces = 0;
 	int			max_level = -1;
@@ -235,6 +241,7 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 	{
 		Buffer		buf;
 		Page		page;
+		int			pagefree = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		page = hnsw_pass_page(index, blkno, BUFFER_LOCK_SHARE, NULL, &buf);
@@ -316,7 +323,17 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 				ce->level = etup->level;
 				ce->deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
 				ce->pending = (etup->flags & HNSW_ELEMENT_PENDING) != 0;
+				ce->free = (etup->flags & HNSW_ELEMENT_FREE) != 0;
 				ce->reached = false;
+				if (ce->free)
+				{
+					if (!ce->deleted || ce->pending ||
+						ItemPointerGetBlockNumber(&etup->neighbortid) != blkno)
+						hnsw_corrupt(index, blkno,
+									 psprintf("free element slot %u is not a deleted element with its neighbour list beside it", off));
+					pagefree++;
+					nfree++;
+				}
 				if (ce->pending && !ce->deleted)
 					npending++;
 				if (ce->deleted)
@@ -355,6 +372,11 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 			else
 				hnsw_corrupt(index, blkno, psprintf("item %u has unknown type %u", off, type));
 		}
+		if (HnswPageGetOpaque(page)->flags == HNSW_PAGE_DATA &&
+			HnswPageGetOpaque(page)->nfree != pagefree)
+			hnsw_corrupt(index, blkno,
+						 psprintf("the page counts %u free element slots, but has %d",
+								  HnswPageGetOpaque(page)->nfree, pagefree));
 		UnlockReleaseBuffer(buf);
 	}
 
@@ -376,9 +398,15 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 			check_fail(index, ce->node, "element (%u,%u) %s", "points to a missing neighbour list");
 		if (cn->owned)
 			check_fail(index, ce->node, "element (%u,%u) %s", "shares its neighbour list with another element");
-		if (cn->level != ce->level)
-			check_fail(index, ce->node, "element (%u,%u) %s", "has a neighbour list of another level");
+		if (cn->level < ce->level)
+			check_fail(index, ce->node, "element (%u,%u) %s", "has a neighbour list of a lower level");
 		cn->owned = true;
+		/* no links above the element's level (a reused slot's extra room), none in a free slot */
+		for (int s = ce->free ? 0 : HnswTotalSlots(meta.m, ce->level);
+			 s < HnswTotalSlots(meta.m, cn->level); s++)
+			if (slots[cn->start + s] != HNSW_INVALID_NODE)
+				check_fail(index, ce->node, "element (%u,%u) %s",
+						   ce->free ? "is a free slot with links" : "has links above its level");
 
 		for (int l = 0; l <= ce->level; l++)
 		{
@@ -429,6 +457,9 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 						 psprintf("a pending entry points to (%u,%u), which is not an element",
 								  (BlockNumber) (pentries[i] >> 16),
 								  (OffsetNumber) (pentries[i] & 0xFFFF)));
+		if (target->free)
+			check_fail(index, pentries[i], "pending entry for (%u,%u) %s",
+					   "points at a free element slot");
 		if (target->space_no != pspaces[i])
 			check_fail(index, pentries[i], "pending element (%u,%u) %s",
 					   "belongs to another memory space than its pending entry");
@@ -568,6 +599,9 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 		}
 		pfree(indeg);
 	}
+	if (nfree > 0)
+		elog(DEBUG1, "engram_hnsw check: " INT64_FORMAT " of the " INT64_FORMAT " deleted elements are free slots",
+			 nfree, ndeleted);
 	if (unreachable > 0)
 		ereport(NOTICE,
 				(errmsg("engram_hnsw index \"%s\" has " INT64_FORMAT " elements not reachable from its entry point",
