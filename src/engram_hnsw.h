@@ -218,7 +218,7 @@ typedef struct HnswPageGraph
 	int			stripe;			/* whose insert page new elements go to */
 	/*
 	 * Merges: distances come from the backend's vector cache (see
-	 * hnsw_page_graph_keep_vectors() in hnsw_pages.c).
+	 * hnsw_page_graph_keep_vectors() in hnsw_veccache.c).
 	 */
 	bool		keep_vectors;
 	/* the last two peek_vector() hits and their slots */
