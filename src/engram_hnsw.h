@@ -50,7 +50,7 @@
 /* free space map pages tried (stale or locked ones skipped) before the
  * relation is extended */
 #define HNSW_FSM_TRIES 8
-/* restarts of place_element() from a fresh meta page when the pending
+/* restarts of hnsw_place_element() from a fresh meta page when the pending
  * tail walk fails; one more means the chain is corrupt */
 #define HNSW_PLACE_RESTARTS 2
 /* looks at the space directory cache (a refresh each) before creating */

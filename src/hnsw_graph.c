@@ -892,7 +892,7 @@ is_deleted(HnswGraph *g, HnswNode node, const float *q)
 }
 
 /*
- * The cases, in order (why: the comment above HNSW_RELINK_TRIES):
+ * The cases, in order (why: the comment above force_link()):
  *	0. y is deleted: nothing to do.
  *	1. y's first neighbours (HNSW_RELINK_TRIES of them, all at depth 0),
  *	   skipping y, via and deleted ones, and, once y is findable, those via
