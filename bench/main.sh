@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 #
-# bench/main.sh: the main job.  On a fresh Debian 12 machine, as root:
+# bench/main.sh: end-to-end demonstration.  On a fresh Debian 12 machine, as root:
 #
 #     sudo bash bench/main.sh
 #
