@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/heaptoast.h"
 #include "access/tableam.h"
 #include "access/xloginsert.h"
 #include "commands/progress.h"
@@ -24,6 +25,9 @@
 #include "optimizer/optimizer.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -880,6 +884,44 @@ build_workers(Relation heap, Relation index)
 	return Min(n, max_parallel_maintenance_workers);
 }
 
+/*
+ * A NOTICE when the indexed column will keep its vectors compressed or out
+ * of line: storage EXTENDED (the default) and a vector long enough that a
+ * row holding little else crosses TOAST_TUPLE_THRESHOLD (497 dims and up).
+ * The executor computes the distance of every row an index scan returns
+ * from the heap's copy, which is then decompressed or fetched from the
+ * TOAST table each time (bench/results/storage.md).  PLAIN can hold a
+ * row with HNSW_MAX_DIMS floats.  Only for a plain column (not an
+ * expression), and once per transaction (not once per partition).
+ */
+static void
+storage_notice(Relation heap, Relation index, IndexInfo *indexInfo, int dims)
+{
+	static LocalTransactionId noticed_lxid = InvalidLocalTransactionId;
+	AttrNumber	heapattno = indexInfo->ii_IndexAttrNumbers[hnsw_vector_attno(index) - 1];
+	Size		rowsize = MAXALIGN(SizeofHeapTupleHeader) + ARR_OVERHEAD_NONULLS(1) +
+		sizeof(float4) * (Size) dims;
+	Form_pg_attribute att;
+
+	StaticAssertStmt(MAXALIGN(SizeofHeapTupleHeader) + ARR_OVERHEAD_NONULLS(1) +
+					 sizeof(float4) * HNSW_MAX_DIMS <= MaxHeapTupleSize,
+					 "a row of HNSW_MAX_DIMS floats must fit a heap page");
+	if (heapattno <= 0 || rowsize <= TOAST_TUPLE_THRESHOLD || noticed_lxid == MyProc->lxid)
+		return;
+	att = TupleDescAttr(RelationGetDescr(heap), heapattno - 1);
+	if (att->attstorage != TYPSTORAGE_EXTENDED)
+		return;
+	noticed_lxid = MyProc->lxid;
+	ereport(NOTICE,
+			(errmsg("column \"%s\" will store vectors of %d dimensions compressed or out of line",
+					NameStr(att->attname), dims),
+			 errdetail("Its storage is EXTENDED: a row over %d bytes has its vector compressed, or moved to the TOAST table, and an index scan reads every row it returns back from there to compute its distance.",
+					   (int) TOAST_TUPLE_THRESHOLD),
+			 errhint("Before loading the table, ALTER TABLE %s ALTER COLUMN %s SET STORAGE PLAIN keeps the vectors inline and uncompressed.",
+					 quote_identifier(RelationGetRelationName(heap)),
+					 quote_identifier(NameStr(att->attname)))));
+}
+
 IndexBuildResult *
 hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 {
@@ -959,6 +1001,7 @@ hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	else if (bs->nspacekeys == 0)
 		relink_spilled(bs);
 	MemoryContextDelete(bs->tmp_cxt);
+	storage_notice(heap, index, indexInfo, bs->dims);
 
 	result = palloc(sizeof(IndexBuildResult));
 	result->heap_tuples = reltuples;

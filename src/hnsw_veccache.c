@@ -67,7 +67,7 @@ typedef struct HnswVecCacheEntry
  * repairs (as with an insert that runs during VACUUM).  It holds one
  * index's vectors, at most engram_hnsw.vector_cache_size of them; between
  * insertions it evicts in CLOCK order (a slot used since the hand last
- * passed is kept).  Measurements: src/README.md, "Vector cache".
+ * passed is kept).  Measurements: bench/notes_design.md, "Vector cache".
  */
 #define HNSW_VC_CHUNK_BYTES	(1024 * 1024)
 
