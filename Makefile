@@ -7,25 +7,30 @@ OBJS = \
 	src/hnsw_build.o \
 	src/hnsw_build_parallel.o \
 	src/hnsw_check.o \
+	src/hnsw_cost.o \
 	src/hnsw_distance.o \
 	src/hnsw_graph.o \
 	src/hnsw_insert.o \
 	src/hnsw_kernels.o \
 	src/hnsw_options.o \
+	src/hnsw_pagegraph.o \
 	src/hnsw_pages.o \
 	src/hnsw_pending.o \
+	src/hnsw_place.o \
 	src/hnsw_scan.o \
 	src/hnsw_space.o \
+	src/hnsw_util.o \
 	src/hnsw_vacuum.o \
+	src/hnsw_veccache.o \
 	src/hnsw_worker.o
 
 # The install script lives at the top level, where PGXS looks for DATA.
-DATA = engram_hnsw--0.2.0.sql engram_hnsw--0.1.0--0.2.0.sql engram_hnsw--0.1.0.sql
+DATA = engram_hnsw--0.3.0.sql engram_hnsw--0.2.0--0.3.0.sql engram_hnsw--0.2.0.sql \
+	engram_hnsw--0.1.0--0.2.0.sql engram_hnsw--0.1.0.sql
 PGFILEDESC = "engram_hnsw - HNSW index access method for real[]"
-HEADERS = src/engram_hnsw.h
 
 # pg_regress suites: sql/NAME.sql, expected/NAME.out
-REGRESS = distance options build scan insert vacuum check maintenance spaces pending merge_worker
+REGRESS = distance options build scan insert vacuum check maintenance spaces pending merge_worker plans
 REGRESS_OPTS = --load-extension=engram_hnsw
 
 # isolation suites: test/isolation/specs/NAME.spec, test/isolation/expected/NAME.out
@@ -51,6 +56,8 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# Every object depends on the shared header (PGXS does not track headers).
-# After the include, so that PGXS's "all" stays the default goal.
-$(OBJS): src/engram_hnsw.h
+# Every object depends on the shared headers (PGXS does not track headers;
+# they are private, not installed).  After the include, so that PGXS's "all"
+# stays the default goal.
+$(OBJS): src/engram_hnsw.h src/hnsw_format.h src/hnsw_graph.h
+src/hnsw_build.o src/hnsw_build_parallel.o: src/hnsw_build.h

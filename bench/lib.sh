@@ -1,18 +1,25 @@
 # shellcheck shell=bash
 #
 # bench/lib.sh: helpers shared by bench/run.sh and the bench/wl_*.sh
-# workloads.  Source it; it only defines functions and variables.
+# workloads.  Source it; it only defines functions and variables.  It
+# sources test/lib.sh, whose engram_* functions install the packages, start
+# and stop clusters and run psql for tests and benchmarks alike; the bench_*
+# names of those (bench_log, bench_die, bench_install_deps, bench_as_pg,
+# bench_cluster_start, bench_cleanup, bench_psql, bench_val) are thin
+# wrappers with the benchmark's defaults.
 #
 #   bench_init NAME           common start of a workload: deps, tools, the
 #                             extension, a results header; sets RESULT_MD
-#   bench_install_deps        apt-get what the suite needs (idempotent)
+#   bench_install_deps        apt-get what the suite needs (test/lib.sh's
+#                             list; idempotent)
 #   bench_build_tools         make -C bench (tools/bin/*)
 #   bench_ext_prepare         build engram_hnsw into a private server tree
 #                             (bench/work/pgtree) if it builds; sets EXT_BUILT,
 #                             EXT_NOTE, PGBIN (call before bench_cluster_start)
 #   bench_cluster_start       throwaway cluster (runs as "postgres", mktemp
 #                             dir, private socket, port $BENCH_PGPORT); it is
-#                             stopped and removed on exit
+#                             stopped and removed on exit; BENCH_TMPDIR,
+#                             BENCH_PGDATA, BENCH_PGLOG name its files
 #   bench_ext_check DB        CREATE EXTENSION + a tiny index in DB; sets
 #                             EXT_OK=1/0 (and EXT_NOTE when 0)
 #   bench_psql / bench_val    psql against the cluster (bench_val: one value)
@@ -65,31 +72,19 @@ BENCH_BIN="$BENCH_DIR/tools/bin"
 QUICK="${QUICK:-0}"
 BENCH_DATA="${BENCH_DATA:-$BENCH_DIR/data}"
 # a quick run must not overwrite the real results
-if [[ "$QUICK" == 1 ]]; then
-	BENCH_RESULTS="${BENCH_RESULTS:-$BENCH_DIR/results/quick}"
-else
-	BENCH_RESULTS="${BENCH_RESULTS:-$BENCH_DIR/results}"
-fi
+BENCH_RESULTS="${BENCH_RESULTS:-$BENCH_DIR/results$([[ "$QUICK" == 1 ]] && echo /quick)}"
+BENCH_RUNS="${BENCH_RUNS:-$([[ "$QUICK" == 1 ]] && echo 2 || echo 3)}"
 BENCH_WORK="${BENCH_WORK:-$BENCH_DIR/work}"
-PG_MAJOR="${PG_MAJOR:-15}"
-PGBIN="${PGBIN:-/usr/lib/postgresql/$PG_MAJOR/bin}"
-PG_CONFIG="${PG_CONFIG:-$PGBIN/pg_config}"
-FMNIST_DIR="${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}"
-if [[ "$QUICK" == 1 ]]; then
-	BENCH_RUNS="${BENCH_RUNS:-2}"
-else
-	BENCH_RUNS="${BENCH_RUNS:-3}"
-fi
 BENCH_PGPORT="${BENCH_PGPORT:-54331}"
 BENCH_STORAGE="${BENCH_STORAGE:-plain}"
 BENCH_PG_OSUSER="${BENCH_PG_OSUSER:-postgres}"
 K=10
-export PG_CONFIG
 
-BENCH_DEB_PACKAGES=(
-	postgresql-15 postgresql-server-dev-15 postgresql-client-15
-	build-essential libhnswlib-dev dataset-fashion-mnist gnuplot-nox
-)
+# Packages, clusters, psql and logging are test/lib.sh's (the engram_*
+# functions); the bench_* names below are kept for the bench scripts.
+ENGRAM_PG_OSUSER="$BENCH_PG_OSUSER"
+# shellcheck source=test/lib.sh
+source "$BENCH_ROOT/test/lib.sh"
 
 BENCH_TMPDIR=""
 BENCH_PGDATA=""
@@ -98,35 +93,20 @@ EXT_BUILT=0
 EXT_OK=0
 EXT_NOTE=""
 
-bench_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-bench_die() {
-	printf 'ERROR: %s\n' "$*" >&2
-	exit 1
-}
+bench_log() { engram_log "$@"; }
+bench_die() { engram_die "$@"; }
 bench_now() { date +%s.%N; }
 bench_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }'; }
 
 # ---------------------------------------------------------------- setup
 
-bench_pkg_present() {
-	dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed'
-}
+bench_pkg_present() { _engram_pkg_present "$@"; }
 
+# test/lib.sh's package list (the suite's needs are part of it); BENCH_SKIP_DEPS=1
+# or ENGRAM_SKIP_DEPS=1 skips it
 bench_install_deps() {
-	if [[ "${BENCH_SKIP_DEPS:-0}" == 1 ]]; then
-		return 0
-	fi
-	local missing=() p
-	for p in "${BENCH_DEB_PACKAGES[@]}"; do
-		bench_pkg_present "$p" || missing+=("$p")
-	done
-	((${#missing[@]} == 0)) && return 0
-	[[ "$(id -u)" -eq 0 ]] || bench_die "missing packages (${missing[*]}): run as root or install them"
-	bench_log "apt-get install ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q >/dev/null || bench_die "apt-get update failed"
-	apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
-		bench_die "apt-get install ${missing[*]} failed"
+	[[ "${BENCH_SKIP_DEPS:-0}" == 1 ]] && return 0
+	(engram_install_deps) || bench_die "installing the Debian packages failed"
 }
 
 bench_build_tools() {
@@ -207,97 +187,58 @@ bench_ext_prepare() {
 
 # ---------------------------------------------------------------- cluster
 
-bench_as_pg() {
-	if [[ "$(id -u)" -eq 0 ]]; then
-		runuser -u "$BENCH_PG_OSUSER" -- "$@"
-	else
-		"$@"
-	fi
-}
+bench_as_pg() { engram_as_pg "$@"; }
 
+# bench_cleanup: the EXIT trap of bench_cluster_start: stops the cluster and
+# removes its directory (engram_cleanup; BENCH_KEEP_TMP=1 keeps it), the
+# memory watcher, the huge pages reserved for it
 bench_cleanup() {
 	local rc=$?
 	if [[ -n "${BENCH_RSSWATCH_PID:-}" ]]; then
 		kill "$BENCH_RSSWATCH_PID" 2>/dev/null || true
 	fi
-	if [[ -n "$BENCH_PGDATA" && -f "$BENCH_PGDATA/postmaster.pid" ]]; then
-		bench_as_pg "$PGBIN/pg_ctl" -D "$BENCH_PGDATA" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-			bench_as_pg "$PGBIN/pg_ctl" -D "$BENCH_PGDATA" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
-	fi
+	ENGRAM_PGDATA="$BENCH_PGDATA"
+	ENGRAM_KEEP_TMP="${BENCH_KEEP_TMP:-${ENGRAM_KEEP_TMP:-0}}" engram_cleanup
 	if [[ -n "${BENCH_HP_SAVED:-}" ]]; then
 		echo "$BENCH_HP_SAVED" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
 		BENCH_HP_SAVED=""
-	fi
-	if [[ -n "$BENCH_TMPDIR" && -d "$BENCH_TMPDIR" ]]; then
-		if [[ "${BENCH_KEEP_TMP:-0}" == 1 ]]; then
-			bench_log "keeping $BENCH_TMPDIR"
-		else
-			rm -rf -- "$BENCH_TMPDIR"
-		fi
 	fi
 	BENCH_PGDATA=""
 	BENCH_TMPDIR=""
 	return "$rc"
 }
 
-# bench_cluster_start [-c name=value ...]: extra settings after ours
+# bench_cluster_start [-c name=value ...]: test/lib.sh's throwaway cluster
+# (port $BENCH_PGPORT) with the benchmark's settings (durable unless
+# BENCH_FSYNC/BENCH_SYNC_COMMIT say otherwise, large memory, no autovacuum),
+# then the extra settings; stopped and removed on exit
 bench_cluster_start() {
-	local extra=() sock
+	local opts=()
+	[[ -z "$BENCH_PGDATA" ]] || bench_die "a cluster is already running"
+	id "$BENCH_PG_OSUSER" >/dev/null 2>&1 || bench_die "no OS user $BENCH_PG_OSUSER (install postgresql-15)"
+	opts=(-c max_connections=40 -c "shared_buffers=${BENCH_SHARED_BUFFERS:-4GB}"
+		-c "maintenance_work_mem=${BENCH_MAINTENANCE_WORK_MEM:-4GB}"
+		-c "max_parallel_maintenance_workers=${BENCH_PARALLEL_WORKERS:-1}"
+		-c max_parallel_workers_per_gather=0 -c max_worker_processes=8 -c work_mem=64MB
+		-c "synchronous_commit=${BENCH_SYNC_COMMIT:-on}" -c "fsync=${BENCH_FSYNC:-on}"
+		-c full_page_writes=on -c max_prepared_transactions=0
+		-c max_wal_size=16GB -c min_wal_size=4GB -c checkpoint_timeout=1h
+		-c autovacuum=off -c jit=off -c "log_line_prefix='%m [%p] '")
 	while (($#)); do
 		case "$1" in
-		-c) extra+=("$2"); shift 2 ;;
+		-c) opts+=(-c "$2"); shift 2 ;;
 		*) bench_die "bench_cluster_start: unknown argument $1" ;;
 		esac
 	done
-	[[ -z "$BENCH_PGDATA" ]] || bench_die "a cluster is already running"
-	id "$BENCH_PG_OSUSER" >/dev/null 2>&1 || bench_die "no OS user $BENCH_PG_OSUSER (install postgresql-15)"
-	BENCH_TMPDIR="$(mktemp -d "${TMPDIR:-/tmp}/engram_bench.XXXXXX")"
-	chmod 755 "$BENCH_TMPDIR"
-	[[ "$(id -u)" -eq 0 ]] && chown "$BENCH_PG_OSUSER:" "$BENCH_TMPDIR"
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
-	BENCH_PGDATA="$BENCH_TMPDIR/data"
-	BENCH_PGLOG="$BENCH_TMPDIR/server.log"
-	sock="$BENCH_TMPDIR/sock"
-	bench_as_pg mkdir -p "$sock"
-	bench_as_pg "$PGBIN/initdb" -D "$BENCH_PGDATA" -U postgres --auth=trust --no-locale -E UTF8 \
-		>"$BENCH_TMPDIR/initdb.log" 2>&1 || {
-		cat "$BENCH_TMPDIR/initdb.log" >&2
-		bench_die "initdb failed"
-	}
-	{
-		echo "port = $BENCH_PGPORT"
-		echo "listen_addresses = ''"
-		echo "unix_socket_directories = '$sock'"
-		echo "max_connections = 40"
-		echo "shared_buffers = ${BENCH_SHARED_BUFFERS:-4GB}"
-		echo "maintenance_work_mem = ${BENCH_MAINTENANCE_WORK_MEM:-4GB}"
-		echo "max_parallel_maintenance_workers = ${BENCH_PARALLEL_WORKERS:-1}"
-		echo "max_parallel_workers_per_gather = 0"
-		echo "max_worker_processes = 8"
-		echo "work_mem = 64MB"
-		echo "synchronous_commit = ${BENCH_SYNC_COMMIT:-on}"
-		echo "fsync = ${BENCH_FSYNC:-on}"
-		echo "max_wal_size = 16GB"
-		echo "min_wal_size = 4GB"
-		echo "checkpoint_timeout = 1h"
-		echo "autovacuum = off"
-		echo "jit = off"
-		echo "log_min_messages = warning"
-		echo "log_line_prefix = '%m [%p] '"
-		local o
-		for o in "${extra[@]}"; do
-			printf '%s = %s\n' "${o%%=*}" "${o#*=}"
-		done
-	} | bench_as_pg tee -a "$BENCH_PGDATA/postgresql.conf" >/dev/null
+	ENGRAM_PGDATA=""
+	ENGRAM_PGPORT="$BENCH_PGPORT" engram_cluster_init "${opts[@]}"
+	BENCH_TMPDIR="$ENGRAM_TMPDIR"
+	BENCH_PGDATA="$ENGRAM_PGDATA"
+	BENCH_PGLOG="$ENGRAM_PGLOG"
 	bench_huge_pages
-	bench_as_pg "$PGBIN/pg_ctl" -D "$BENCH_PGDATA" -l "$BENCH_PGLOG" -w -t 120 start >/dev/null || {
-		tail -n 30 "$BENCH_PGLOG" >&2
-		bench_die "cluster did not start"
-	}
-	export PGHOST="$sock" PGPORT="$BENCH_PGPORT" PGUSER=postgres PGDATABASE=postgres
-	unset PGSERVICE PGPASSWORD PGHOSTADDR PGSSLMODE PGOPTIONS
-	bench_log "cluster up (PGHOST=$PGHOST PGPORT=$PGPORT, log $BENCH_PGLOG)"
+	engram_cluster_up
 }
 
 # Huge pages for the cluster's shared memory (BENCH_HUGE_PAGES=1), else none.
@@ -306,7 +247,7 @@ bench_cluster_start() {
 # bench/wl_writes.sh, 8 single-row INSERT clients with an engram_hnsw index ran
 # 1.7x faster with huge pages, the table without an index 1.2x
 # (bench/results/writes_hugepages.md against writes.md; bench/writes_analysis.md,
-# session 9).  Off by default so that runs compare
+# measured at 98bb192).  Off by default so that runs compare
 # alike whatever the machine has reserved; runs with it say so.
 bench_huge_pages() {
 	local need have
@@ -338,8 +279,8 @@ bench_wal_warmup() {
 
 bench_postmaster_pid() { head -n 1 "$BENCH_PGDATA/postmaster.pid"; }
 
-bench_psql() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
-bench_val() { bench_psql -At "$@"; }
+bench_psql() { engram_psql "$@"; }
+bench_val() { engram_psql_val "$@"; }
 
 # Markdown: the machine and the cluster's settings
 bench_settings_md() {
@@ -713,22 +654,17 @@ SQL
 # ---------------------------------------------------------------- pgbench
 
 # bench_pgbench_tps SCRIPT CLIENTS SECONDS [pgbench args...]: prints tps
-bench_pgbench_tps() {
-	local script="$1" c="$2" secs="$3" out
-	shift 3
-	out="$("$PGBIN/pgbench" -n -M prepared -f "$script" -c "$c" -j "$c" -T "$secs" "$@" 2>&1)" || {
-		echo "$out" | tail -n 5 >&2
-		echo "nan"
-		return 0
-	}
-	echo "$out" | awk '/^tps = / { print $3; exit }'
-}
+bench_pgbench_tps() { _bench_pgbench -T "$@"; }
 
 # same with a fixed number of transactions per client
-bench_pgbench_tps_t() {
-	local script="$1" c="$2" tx="$3" out
-	shift 3
-	out="$("$PGBIN/pgbench" -n -M prepared -f "$script" -c "$c" -j "$c" -t "$tx" "$@" 2>&1)" || {
+bench_pgbench_tps_t() { _bench_pgbench -t "$@"; }
+
+# _bench_pgbench -T|-t SCRIPT CLIENTS N [pgbench args...]: prints tps ("nan"
+# and the tail of pgbench's output on stderr when it fails)
+_bench_pgbench() {
+	local mode="$1" script="$2" c="$3" n="$4" out
+	shift 4
+	out="$("$PGBIN/pgbench" -n -M prepared -f "$script" -c "$c" -j "$c" "$mode" "$n" "$@" 2>&1)" || {
 		echo "$out" | tail -n 5 >&2
 		echo "nan"
 		return 0

@@ -394,7 +394,7 @@ diff2() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" ||
 	echo "| (direct path: $NEW rows inserted with fastupdate = off) | $N1 | 0 | | | | $(med direct_recall) |"
 	echo
 	echo "Recall after rows arrived by inserts and merges vs a bulk build (CREATE INDEX) of the same rows"
-	echo "(issue 5: within 0.01):"
+	echo "(target: within 0.01):"
 	echo
 	echo "| index | rows | recall@10 ef=$EF | ef=100 | bulk build ef=$EF | ef=100 | difference ef=$EF | ef=100 |"
 	echo "|---|---|---|---|---|---|---|---|"

@@ -53,7 +53,7 @@ BEGIN
 END
 $$;
 
--- The space directory, read with pageinspect (layout of src/engram_hnsw.h):
+-- The space directory, read with pageinspect (layout of src/hnsw_format.h):
 -- its entries, those flagged empty, and the entry count on the meta page.
 CREATE EXTENSION pageinspect;
 CREATE FUNCTION sp_dir(idx regclass, OUT entries int, OUT empty_spaces int, OUT meta_count bigint)

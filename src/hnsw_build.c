@@ -833,6 +833,7 @@ hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs->graph.ops = &arena_graph_ops;
 	bs->graph.dims = bs->dims;
 	bs->graph.m = hnsw_index_m(index);
+	bs->graph.max_level = hnsw_max_level(bs->graph.m);
 	bs->graph.ef_construction = hnsw_index_ef_construction(index);
 	bs->graph.metric = bs->metric;
 	bs->graph.dist = hnsw_metric_distance(bs->metric);

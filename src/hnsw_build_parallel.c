@@ -449,6 +449,7 @@ par_participate(HnswParShared *sh, dsa_area *area, Relation heap, Relation index
 	pg.graph.ops = &par_graph_ops;
 	pg.graph.dims = pg_atomic_read_u32(&sh->dims);
 	pg.graph.m = sh->m;
+	pg.graph.max_level = hnsw_max_level(sh->m);
 	pg.graph.ef_construction = sh->ef_construction;
 	pg.graph.metric = sh->metric;
 	pg.graph.dist = hnsw_metric_distance(sh->metric);

@@ -393,7 +393,7 @@ hnsw_search_add_entry(HnswSearch *s, HnswNode node)
  *  - in-memory builds prefetch the first kilobyte: their vectors lie in one
  *    allocation that the hardware prefetcher streams, and the whole vector
  *    made CREATE INDEX 1.05x slower.
- * See bench/writes_analysis.md, session 9.
+ * See bench/writes_analysis.md, measured at 98bb192.
  */
 static inline void
 prefetch_vector(HnswGraph *g, HnswNode node)
@@ -552,7 +552,7 @@ hnsw_search_end(HnswSearch *s)
  * ----------------------------------------------------------------
  */
 int
-hnsw_random_level(int m)
+hnsw_random_level(int m, int max_level)
 {
 	double		ml = 1.0 / log((double) m);
 	double		u = pg_prng_double(&pg_global_prng_state);
@@ -560,7 +560,7 @@ hnsw_random_level(int m)
 
 	/* u is in [0, 1); -log(1 - u) is then finite */
 	level = (int) floor(-log(1.0 - u) * ml);
-	return Min(level, hnsw_max_level(m));
+	return Min(level, max_level);
 }
 
 /*
@@ -723,7 +723,7 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
 	bool		linked = false;
 	int			attempt;
 
-	for (attempt = 0; attempt < 16; attempt++)
+	for (attempt = 0; attempt < HNSW_LIST_RETRIES; attempt++)
 	{
 		int			nold = g->ops->neighbors(g, target, layer, old);
 		int			nnew;
@@ -797,7 +797,7 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
-	if (attempt == 16)
+	if (attempt == HNSW_LIST_RETRIES)
 		elog(DEBUG1, "engram_hnsw: gave up linking back to a busy neighbour list");
 
 	pfree(old);
@@ -815,7 +815,7 @@ static bool
 link_if_room(HnswGraph *g, HnswNode z, HnswNode y, int layer, int cap,
 			 HnswNode *zlist, HnswNode *newz)
 {
-	for (int attempt = 0; attempt < 4; attempt++)
+	for (int attempt = 0; attempt < HNSW_ROOM_RETRIES; attempt++)
 	{
 		int			nz = g->ops->neighbors(g, z, layer, zlist);
 
@@ -868,7 +868,6 @@ list_has(const HnswNode *list, int n, HnswNode x)
  * every element of via's list for a free slot.  VACUUM calls this too, for
  * live elements its list repairs leave out.
  */
-#define HNSW_RELINK_TRIES 4
 
 /* take y into target's list by the heuristic, else by force; relink whoever that pushes out */
 static void
@@ -1058,7 +1057,7 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 		}
 
 		/* adopt the dropped ones, while the new node's list has room */
-		for (int attempt = 0; ndropped > 0 && attempt < 16; attempt++)
+		for (int attempt = 0; ndropped > 0 && attempt < HNSW_LIST_RETRIES; attempt++)
 		{
 			int			nold = g->ops->neighbors(g, node, l, old);
 
@@ -1147,7 +1146,7 @@ link_stored_node(HnswGraph *g, HnswNode node, const float *vec, HnswNode entry,
 void
 hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 {
-	int			level = hnsw_random_level(g->m);
+	int			level = hnsw_random_level(g->m, g->max_level);
 	HnswCandidate *selected[HNSW_MAX_LEVEL + 1];
 	int			nselected[HNSW_MAX_LEVEL + 1];
 	HnswCandidate *nearest = palloc(sizeof(HnswCandidate) * (g->ef_construction + 1));
@@ -1191,7 +1190,7 @@ hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid)
 				g->ops->add_heaptid(g, nearest[i].node, vec, heaptid))
 				return;
 		}
-		if (nselected[0] > 0 || attempt >= 8)
+		if (nselected[0] > 0 || attempt >= HNSW_EMPTY_GRAPH_RETRIES)
 		{
 			node = g->ops->create_node(g, vec, level, heaptid, selected, nselected);
 			break;
@@ -1480,7 +1479,7 @@ hnsw_reconnect(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode entry, int
 {
 	int64		total = 0;
 
-	for (int round = 0; round < 4; round++)
+	for (int round = 0; round < HNSW_RECONNECT_ROUNDS; round++)
 	{
 		int64		fixed = reconnect_once(g, nodes, n, entry, entry_level);
 

@@ -1,8 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * hnsw_options.c
- *	  The access method handler, index options, GUCs, operator class
- *	  validation, cost estimation and input vector validation.
+ *	  The access method handler, the reloptions and GUCs, the operator
+ *	  class support functions and their validation (amvalidate), and the
+ *	  build phase names.  Cost estimation is in hnsw_cost.c; the helpers
+ *	  lower layers call (option reads, input vectors, opening an index for
+ *	  maintenance) are in hnsw_util.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -148,116 +151,6 @@ hnsw_options(Datum reloptions, bool validate)
 	return (bytea *) opts;
 }
 
-int
-hnsw_index_m(Relation index)
-{
-	HnswOptions *opts = (HnswOptions *) index->rd_options;
-
-	return opts ? opts->m : HNSW_DEFAULT_M;
-}
-
-int
-hnsw_index_ef_construction(Relation index)
-{
-	HnswOptions *opts = (HnswOptions *) index->rd_options;
-
-	return opts ? opts->ef_construction : HNSW_DEFAULT_EF_CONSTRUCTION;
-}
-
-int
-hnsw_index_dims_option(Relation index)
-{
-	HnswOptions *opts = (HnswOptions *) index->rd_options;
-
-	return opts ? opts->dims : 0;
-}
-
-bool
-hnsw_index_fastupdate(Relation index)
-{
-	HnswOptions *opts = (HnswOptions *) index->rd_options;
-
-	return opts ? opts->fastupdate : true;
-}
-
-/* the pending list size (bytes of pending elements) that triggers a merge */
-int64
-hnsw_pending_limit_bytes(Relation index)
-{
-	HnswOptions *opts = (HnswOptions *) index->rd_options;
-	int			kb = (opts && opts->pending_list_limit > 0) ?
-		opts->pending_list_limit : hnsw_pending_list_limit;
-
-	return (int64) kb * 1024;
-}
-
-/* the vector is the last key column (leading columns are space keys) */
-int
-hnsw_vector_attno(Relation index)
-{
-	return IndexRelationGetNumberOfKeyAttributes(index);
-}
-
-/* support function 1 of a column's operator class: a metric, or 0 for a space key */
-static int
-column_metric(Relation index, int attno)
-{
-	FmgrInfo   *proc = index_getprocinfo(index, attno, HNSW_METRIC_PROC);
-	int			metric = DatumGetInt32(FunctionCall1(proc, PointerGetDatum(NULL)));
-
-	if (metric != HNSW_METRIC_NONE && metric != HNSW_METRIC_L2 &&
-		metric != HNSW_METRIC_COSINE && metric != HNSW_METRIC_IP)
-		elog(ERROR, "engram_hnsw support function returned unknown metric %d", metric);
-	return metric;
-}
-
-/* the metric of the index: that of its vector (last) column */
-int
-hnsw_index_metric(Relation index)
-{
-	int			metric = column_metric(index, hnsw_vector_attno(index));
-
-	if (metric == HNSW_METRIC_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-				 errmsg("the last column of engram_hnsw index \"%s\" must be a real[] vector column",
-						RelationGetRelationName(index))));
-	return metric;
-}
-
-/*
- * Check the shape of the index: an optional space key column, then the
- * vector column.  Returns the number of space key columns (0 or 1).
- */
-int
-hnsw_index_nspacekeys(Relation index)
-{
-	int			natts = IndexRelationGetNumberOfKeyAttributes(index);
-
-	if (natts > 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("engram_hnsw index \"%s\" has %d columns, but at most 2 are supported",
-						RelationGetRelationName(index), natts),
-				 errhint("Use one space key column (int4, int8, text or uuid) followed by one real[] vector column.")));
-	(void) hnsw_index_metric(index);
-	if (natts == 2)
-	{
-		Oid			coll = index->rd_indcollation[0];
-
-		if (column_metric(index, 1) != HNSW_METRIC_NONE)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_OBJECT_DEFINITION),
-					 errmsg("the first column of engram_hnsw index \"%s\" must be a space key (int4, int8, text or uuid)",
-							RelationGetRelationName(index))));
-		if (OidIsValid(coll) && !get_collation_isdeterministic(coll))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("engram_hnsw space keys do not support nondeterministic collations")));
-	}
-	return natts - 1;
-}
-
 PG_FUNCTION_INFO_V1(engram_hnsw_space_support);
 Datum
 engram_hnsw_space_support(PG_FUNCTION_ARGS)
@@ -284,42 +177,6 @@ Datum
 engram_hnsw_ip_support(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_INT32(HNSW_METRIC_IP);
-}
-
-/*
- * Turn an indexed or query value into the float vector the index works
- * with: validated, of the expected dimension (if expect_dims > 0), and
- * unit-normalised for cosine.  *skip is set for vectors the index does not
- * hold (zero vectors under cosine).  Returns a palloc'd copy.
- */
-float *
-hnsw_prepare_vector(Relation index, int metric, Datum value, int expect_dims,
-					int *dims, bool *skip)
-{
-	ArrayType  *arr = DatumGetArrayTypeP(value);
-	const float *data;
-	float	   *vec;
-	int			n;
-
-	*skip = false;
-	data = hnsw_array_vector(arr, &n, "vector");
-	if (n > HNSW_MAX_DIMS)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("vector has %d dimensions, engram_hnsw indexes at most %d",
-						n, HNSW_MAX_DIMS)));
-	if (expect_dims > 0 && n != expect_dims)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg_plural("vector has %d dimension, but index \"%s\" has %d",
-							   "vector has %d dimensions, but index \"%s\" has %d",
-							   n, n, RelationGetRelationName(index), expect_dims)));
-	vec = palloc(sizeof(float) * n);
-	memcpy(vec, data, sizeof(float) * n);
-	if (metric == HNSW_METRIC_COSINE && !hnsw_normalize(vec, n))
-		*skip = true;
-	*dims = n;
-	return vec;
 }
 
 /*
@@ -440,90 +297,6 @@ hnsw_validate(Oid opclassoid)
 	return result;
 }
 
-/*
- * Cost: an HNSW scan only serves ORDER BY distance.  Without an ordering
- * clause the path is priced out.  With one, the work is about ef_search
- * expansions of 2m neighbours on layer 0 plus the descent, nearly all of it
- * before the first row comes back, so it is all startup cost.  The pages
- * an HNSW search visits are the same few hot ones query after query, so
- * they are charged as sequential, not random, reads, and never more pages
- * than the index has.
- */
-void
-hnsw_costestimate(PlannerInfo *root, IndexPath *path, double loop_count,
-				  Cost *indexStartupCost, Cost *indexTotalCost,
-				  Selectivity *indexSelectivity, double *indexCorrelation,
-				  double *indexPages)
-{
-	GenericCosts costs;
-	IndexOptInfo *index = path->indexinfo;
-	double		ntuples = Max(index->tuples, 1.0);
-	double		m = HNSW_DEFAULT_M;
-	double		visited;
-	double		pages;
-	double		nspaces = 1.0;
-	double		per_space;
-	double		pending = 0.0;
-	HnswMetaInfo meta;
-	Relation	rel;
-
-	/*
-	 * Never without ORDER BY: NULL vectors are not in the index, so a scan
-	 * without an ordering operator cannot return every row.  Priced above
-	 * disable_cost, so that not even enable_seqscan = off picks it.
-	 */
-	if (path->indexorderbys == NIL)
-	{
-		*indexStartupCost = DBL_MAX;
-		*indexTotalCost = DBL_MAX;
-		*indexSelectivity = 0.0;
-		*indexCorrelation = 0.0;
-		*indexPages = 0;
-		return;
-	}
-
-	rel = index_open(index->indexoid, NoLock);
-	m = hnsw_index_m(rel);
-	hnsw_read_meta(rel, &meta);
-	index_close(rel, NoLock);
-
-	/* a space qual narrows the search to that space's graph */
-	MemSet(&costs, 0, sizeof(costs));
-	genericcostestimate(root, path, loop_count, &costs);
-	if (meta.nspacekeys > 0)
-	{
-		/*
-		 * One search per graph: every space without a qual, about
-		 * selectivity * spaces with one (1 for "= value", k for "= ANY" of k
-		 * values).
-		 */
-		nspaces = Max(meta.dir_count, 1);
-		if (path->indexclauses != NIL)
-			nspaces = Max(rint(nspaces * costs.indexSelectivity), 1.0);
-		ntuples = Max(ntuples * (path->indexclauses != NIL ? costs.indexSelectivity : 1.0), 1.0);
-	}
-	per_space = Max(ntuples / nspaces, 1.0);
-	visited = nspaces * Min(hnsw_ef_search * 2.0 * m + log(per_space) * m, per_space);
-
-	/* pending rows (fastupdate) are all read, with an exact distance each */
-	for (int s = 0; s < meta.nstripes; s++)
-		if (meta.pending_head[s] != InvalidBlockNumber)
-			pending += (Max(meta.pending_pages[s], 1) - 0.5) * HNSW_PENDING_PER_PAGE;
-	if (meta.nspacekeys > 0 && path->indexclauses != NIL)
-		pending *= costs.indexSelectivity;
-	visited += pending;
-
-	pages = Min(visited * Max(index->pages, 1) / Max(index->tuples, 1.0),
-				Max(index->pages, 1));
-
-	*indexStartupCost = pages * seq_page_cost +
-		visited * (cpu_index_tuple_cost + cpu_operator_cost);
-	*indexTotalCost = *indexStartupCost;
-	*indexSelectivity = costs.indexSelectivity;
-	*indexCorrelation = 0.0;
-	*indexPages = pages;
-}
-
 char *
 hnsw_buildphasename(int64 phasenum)
 {
@@ -590,44 +363,4 @@ engram_hnsw_handler(PG_FUNCTION_ARGS)
 	amroutine->amparallelrescan = NULL;
 
 	PG_RETURN_POINTER(amroutine);
-}
-
-/*
- * Open an engram_hnsw index (and its table) for a maintenance function:
- * engram_hnsw_check(), engram_hnsw_merge_pending().  Only the owner (or a
- * superuser) may; a partitioned index has no pages of its own.  Both are
- * locked in lockmode; close them with hnsw_close_maintenance().
- */
-Relation
-hnsw_open_maintenance(Oid indexoid, LOCKMODE lockmode, Relation *heap)
-{
-	Oid			heapoid = IndexGetRelation(indexoid, true);
-	Relation	index;
-
-	if (!OidIsValid(heapoid))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("relation with OID %u is not an index", indexoid)));
-	if (get_rel_relkind(indexoid) == RELKIND_PARTITIONED_INDEX)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is a partitioned index", get_rel_name(indexoid)),
-				 errhint("Use the index of each partition.")));
-	if (!pg_class_ownercheck(indexoid, GetUserId()))
-		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_INDEX, get_rel_name(indexoid));
-
-	*heap = table_open(heapoid, lockmode);
-	index = index_open(indexoid, lockmode);
-	if (index->rd_indam->ambuild != hnsw_build)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not an engram_hnsw index", RelationGetRelationName(index))));
-	return index;
-}
-
-void
-hnsw_close_maintenance(Relation index, Relation heap, LOCKMODE lockmode)
-{
-	index_close(index, lockmode);
-	table_close(heap, lockmode);
 }

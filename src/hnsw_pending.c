@@ -218,7 +218,8 @@ hnsw_pending_insert(Relation index, HnswMetaInfo *meta, const float *vec,
 	pg.stripe = hnsw_stripe_of(meta, space_no, has_space);
 
 	ensure_chain(index, meta, pg.stripe);
-	hnsw_store_pending(&pg, vec, hnsw_random_level(meta->m), heaptid, &tailcount);
+	hnsw_store_pending(&pg, vec, hnsw_random_level(meta->m, pg.graph.max_level), heaptid,
+					   &tailcount);
 
 	/*
 	 * The stripe's unmerged entries: all entries on its pages (known

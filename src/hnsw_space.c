@@ -440,7 +440,7 @@ hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
 	SpaceCacheState *st = cache_state(index);
 	SpaceCacheEntry *e;
 
-	for (int attempt = 0; attempt < 3; attempt++)
+	for (int attempt = 0; attempt < HNSW_SPACE_LOOKUPS; attempt++)
 	{
 		cache_refresh(index, st, attempt > 0);
 		e = cache_lookup(index, key);

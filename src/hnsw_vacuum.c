@@ -466,7 +466,7 @@ repair_layer(HnswGraph *g, VacState *vs, HnswNode node, int layer)
 	HnswNode   *newlist = palloc(sizeof(HnswNode) * cap);
 	bool		changed = false;
 
-	for (int attempt = 0; attempt < 16; attempt++)
+	for (int attempt = 0; attempt < HNSW_LIST_RETRIES; attempt++)
 	{
 		int			nold = g->ops->neighbors(g, node, layer, old);
 		int			npool = 0;

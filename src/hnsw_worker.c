@@ -12,7 +12,7 @@
  * writer merges inline, every new connection pays that again, and each
  * merges only a stripe's share at a time.  One long-lived merger per index
  * pays it once: with 8 single-row writers it gave 1.56x their rate and
- * 1.35x the sustained rate (bench/writes_analysis.md, session 10).
+ * 1.35x the sustained rate (bench/writes_analysis.md, measured at 63507df).
  *
  * Life cycle:
  *	- An insert that finds its stripe over its share of the pending list
@@ -105,7 +105,7 @@
  * behind and the machine has an idle core (helper_wanted()).  One process
  * merges on one core: two writers of 100-row INSERTs on two cores outran
  * it (fastupdate on at 0.73x of fastupdate off, bench/writes_analysis.md,
- * session 11), while the writers, far over their share, paused and left
+ * at 8851886), while the writers, far over their share, paused and left
  * the other core idle.  But where the writers themselves need the CPU (8
  * single-row writers), a second merger took it from them (0.41-0.43x the
  * no-index rate against 0.46-0.48x): so the helper runs only on CPU nobody

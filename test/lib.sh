@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 #
-# test/lib.sh: shared helpers for test/run_all.sh, test/recall/recall.sh and
-# bench/main.sh.  Source it; it defines functions and a few variables and
-# does nothing by itself.
+# test/lib.sh: the helpers of every test and benchmark script (test/*,
+# bench/main.sh, bench/spaces_writes.sh, and bench/lib.sh, which builds the
+# bench_* functions on these).  Source it; it defines functions and a few
+# variables and does nothing by itself.
 #
 #   engram_install_deps        apt-get the Debian packages we need (idempotent;
 #                              ENGRAM_SKIP_DEPS=1 skips it)
@@ -11,10 +12,15 @@
 #   engram_cluster_start [-c name=value ...]
 #                              initdb + start a throwaway cluster as "postgres"
 #                              in a mktemp dir; exports PGHOST/PGPORT/PGUSER
+#                              (= engram_cluster_init + engram_cluster_up, for
+#                              a caller that edits the configuration between)
 #   engram_cluster_stop        stop it (engram_cleanup removes the temp dir)
 #   engram_cleanup             stop/remove everything this shell started
 #                              (install it with: trap engram_cleanup EXIT)
 #   engram_psql ARGS...        psql -X -q -v ON_ERROR_STOP=1 against it
+#   engram_psql_val ARGS...    the same, unaligned, tuples only (one value)
+#   engram_as_pg CMD...        run CMD as the PostgreSQL OS user
+#   engram_log / engram_die    a timestamped line on stderr / an error and exit 1
 #   engram_load_fmnist TABLE train|test COUNT [OFFSET] [pk|nopk] [--normalize]
 #                              create TABLE(id int, embedding real[]) and COPY
 #                              Fashion-MNIST images into it (ids 1..COUNT);
@@ -40,7 +46,7 @@ ENGRAM_PG_OSUSER="${ENGRAM_PG_OSUSER:-postgres}"
 export PG_CONFIG
 
 ENGRAM_DEB_PACKAGES=(
-	postgresql-15 postgresql-server-dev-15 postgresql-contrib-15
+	postgresql-15 postgresql-server-dev-15 postgresql-contrib-15 postgresql-client-15
 	libipc-run-perl dataset-fashion-mnist libhnswlib-dev gnuplot-nox
 	build-essential
 	clang libclang-rt-14-dev llvm valgrind
@@ -50,6 +56,8 @@ ENGRAM_DEB_PACKAGES=(
 ENGRAM_TMPDIR=""
 ENGRAM_PGDATA=""
 ENGRAM_PGLOG=""
+ENGRAM_PGSOCK=""
+ENGRAM_PGPORT_USED=""
 ENGRAM_TMPDIRS=()
 
 engram_log() {
@@ -93,7 +101,6 @@ engram_install_deps() {
 		engram_log "ENGRAM_SKIP_DEPS=1: not installing packages"
 		return 0
 	fi
-	engram_require_root "installing packages"
 	local missing=() pkg
 	for pkg in "${ENGRAM_DEB_PACKAGES[@]}"; do
 		_engram_pkg_present "$pkg" || missing+=("$pkg")
@@ -101,6 +108,7 @@ engram_install_deps() {
 	if ((${#missing[@]} == 0)); then
 		engram_log "all Debian packages present"
 	else
+		engram_require_root "installing ${missing[*]}"
 		engram_log "installing: ${missing[*]}"
 		export DEBIAN_FRONTEND=noninteractive
 		if [[ -z "${ENGRAM_APT_UPDATED:-}" ]]; then
@@ -151,14 +159,22 @@ engram_mktemp_pg() {
 }
 
 # engram_cluster_start [-c name=value ...]
-# initdb + pg_ctl start a throwaway cluster.  Port: $ENGRAM_PGPORT or 54329
-# (no TCP listener, socket in a private dir, so the port cannot clash).
+# initdb + pg_ctl start a throwaway cluster: engram_cluster_init, then
+# engram_cluster_up.
 engram_cluster_start() {
+	engram_cluster_init "$@" && engram_cluster_up
+}
+
+# engram_cluster_init [-c name=value ...]: initdb a throwaway cluster in a
+# mktemp dir and write its settings (ours, then the -c ones: the last of a
+# name wins), without starting it.  Port: $ENGRAM_PGPORT or 54329 (no TCP
+# listener, socket in a private dir, so the port cannot clash).
+engram_cluster_init() {
 	local opts=() port="${ENGRAM_PGPORT:-54329}"
 	while (($#)); do
 		case "$1" in
-		-c) opts+=(-c "$2"); shift 2 ;;
-		*) engram_die "engram_cluster_start: unknown argument $1" ;;
+		-c) opts+=("$2"); shift 2 ;;
+		*) engram_die "engram_cluster_init: unknown argument $1" ;;
 		esac
 	done
 	[[ -z "$ENGRAM_PGDATA" ]] || engram_die "a cluster is already running ($ENGRAM_PGDATA)"
@@ -166,8 +182,9 @@ engram_cluster_start() {
 	ENGRAM_TMPDIR="$ENGRAM_LAST_TMPDIR"
 	ENGRAM_PGDATA="$ENGRAM_TMPDIR/data"
 	ENGRAM_PGLOG="$ENGRAM_TMPDIR/server.log"
-	local sock="$ENGRAM_TMPDIR/sock"
-	engram_as_pg mkdir -p "$sock"
+	ENGRAM_PGSOCK="$ENGRAM_TMPDIR/sock"
+	ENGRAM_PGPORT_USED="$port"
+	engram_as_pg mkdir -p "$ENGRAM_PGSOCK"
 	engram_log "initdb in $ENGRAM_PGDATA"
 	engram_as_pg "$PGBIN/initdb" -D "$ENGRAM_PGDATA" -U postgres --auth=trust \
 		--no-locale -E UTF8 --no-sync >"$ENGRAM_TMPDIR/initdb.log" 2>&1 || {
@@ -177,24 +194,28 @@ engram_cluster_start() {
 	{
 		echo "port = $port"
 		echo "listen_addresses = ''"
-		echo "unix_socket_directories = '$sock'"
+		echo "unix_socket_directories = '$ENGRAM_PGSOCK'"
 		echo "fsync = off"
 		echo "synchronous_commit = off"
 		echo "full_page_writes = off"
 		echo "max_prepared_transactions = 10"
 		echo "log_min_messages = warning"
 		echo "log_line_prefix = '%m [%p] %q%a '"
+		local o
+		for o in "${opts[@]}"; do
+			printf '%s = %s\n' "${o%%=*}" "${o#*=}"
+		done
 	} | engram_as_pg tee -a "$ENGRAM_PGDATA/postgresql.conf" >/dev/null
-	local o
-	for o in "${opts[@]}"; do
-		[[ "$o" == -c ]] && continue
-		printf '%s = %s\n' "${o%%=*}" "${o#*=}"
-	done | engram_as_pg tee -a "$ENGRAM_PGDATA/postgresql.conf" >/dev/null
+}
+
+# engram_cluster_up: start the cluster engram_cluster_init made; exports
+# PGHOST/PGPORT/PGUSER/PGDATABASE for it.
+engram_cluster_up() {
 	if ! engram_as_pg "$PGBIN/pg_ctl" -D "$ENGRAM_PGDATA" -l "$ENGRAM_PGLOG" -w -t 120 start >/dev/null; then
 		tail -n 50 "$ENGRAM_PGLOG" >&2 || true
 		engram_die "could not start the throwaway cluster"
 	fi
-	export PGHOST="$sock" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
+	export PGHOST="$ENGRAM_PGSOCK" PGPORT="$ENGRAM_PGPORT_USED" PGUSER=postgres PGDATABASE=postgres
 	unset PGSERVICE PGPASSWORD PGHOSTADDR PGSSLMODE PGOPTIONS
 	engram_log "cluster up: PGHOST=$PGHOST PGPORT=$PGPORT (log: $ENGRAM_PGLOG)"
 }

@@ -23,7 +23,7 @@
 #     row found by its own vector and a recall pass (one test per check)
 #  6. test/fuzz/run.sh: the libFuzzer harness of the page-reading code for
 #     FUZZ_SECONDS (default 60) -- one test
-#  7. test/asan.sh: the pg_regress and isolation suites again, on a private
+#  7. test/valgrind.sh: the pg_regress and isolation suites again, on a private
 #     copy of the installation whose server runs under valgrind; fails on a
 #     suite failure or a valgrind error with a frame in engram_hnsw.so -- one
 #     test.  VALGRIND_SKIP_TESTS (default "vacuum", the slowest suite under
@@ -245,80 +245,72 @@ chown -R "$ENGRAM_PG_OSUSER:" "$TREE"
 echo "test tree: $TREE"
 engram_cluster_start -c shared_buffers=256MB -c max_connections=50
 
-# ---------------------------------------------------------------- pg_regress
-if [[ "$SKIP" != *" regress "* ]]; then
-	section "pg_regress (make installcheck, REGRESS part)"
-	regress_list="$(make_var REGRESS)"
-	echo "REGRESS = $regress_list"
-	if [[ -z "$regress_list" ]]; then
-		echo "no REGRESS tests defined"
-	else
-		for f in "$TREE"/sql/*.sql; do
-			[[ -e "$f" ]] || continue
-			b="$(basename "$f" .sql)"
-			[[ " $regress_list " == *" $b "* ]] || echo "WARNING: sql/$b.sql is not listed in REGRESS"
-		done
-		out="$TREE/regress.out"
-		as_pg_in_tree "$(budget_for 1200)" make installcheck PG_CONFIG="$PG_CONFIG" \
-			ISOLATION= TAP_TESTS= 2>&1 | tee "$out"
-		rc="${PIPESTATUS[0]}"
-		read -r ok bad < <(count_regress "$out")
-		echo "pg_regress: $ok ok, $bad failed (make exit status $rc)"
-		pass regress "$ok"
-		((bad > 0)) && fail regress "$bad" && fail_detail regress "$out" ' \.\.\. FAILED|^not ok '
-		# listed tests that produced no result line (missing file, crash, timeout)
-		read -r -a listed <<<"$regress_list"
-		noresult=$((${#listed[@]} - ok - bad))
-		if ((noresult > 0)); then
-			echo "not ok - $noresult pg_regress test(s) produced no result (make exit status $rc)"
-			fail regress-no-result "$noresult"
-		elif ((rc != 0 && bad == 0)); then
-			echo "not ok - pg_regress suite exited with status $rc without a failed test (crash/timeout?)"
-			fail regress-suite
-		fi
-		if [[ -s "$TREE/regression.diffs" ]]; then
-			echo "---- regression.diffs (first 400 lines) ----"
-			head -n 400 "$TREE/regression.diffs"
-			echo "---- end of regression.diffs ----"
-		fi
-		((rc != 0)) && engram_cluster_log_tail 40
+# run_pg_suite regress|isolation: one part of `make installcheck` (the other
+# parts switched off), counted per test.  Every suite file (sql/*.sql, or
+# test/isolation/specs/*.spec) must be listed in the Makefile variable
+# (REGRESS, ISOLATION): an unlisted file is a failed test, as is a listed
+# test that gives no result line or a suite that fails without a failed test.
+run_pg_suite() {
+	local kind="$1" var title label budget diffs glob ext list f b out rc ok bad noresult
+	local off=() listed=()
+	case "$kind" in
+	regress)
+		var=REGRESS title=pg_regress label=pg_regress budget=1200
+		off=(ISOLATION= TAP_TESTS=)
+		diffs=regression.diffs glob="sql/*.sql" ext=.sql
+		;;
+	isolation)
+		var=ISOLATION title=pg_isolation_regress label=isolation budget=900
+		off=(REGRESS= TAP_TESTS=)
+		diffs=output_iso/regression.diffs glob="test/isolation/specs/*.spec" ext=.spec
+		;;
+	*) engram_die "run_pg_suite: unknown suite $kind" ;;
+	esac
+	section "$title (make installcheck, $var part)"
+	list="$(make_var "$var")"
+	echo "$var = $list"
+	if [[ -z "$list" ]]; then
+		echo "no $var tests defined"
+		return
 	fi
-fi
+	for f in "$TREE"/$glob; do
+		[[ -e "$f" ]] || continue
+		b="$(basename "$f" "$ext")"
+		if [[ " $list " != *" $b "* ]]; then
+			echo "not ok - ${f#"$TREE"/} is not listed in $var (Makefile)"
+			fail "$kind-unlisted"
+			FAILED_DETAILS+=("[$kind] ${f#"$TREE"/} is not listed in $var (Makefile)")
+		fi
+	done
+	out="$TREE/$kind.out"
+	as_pg_in_tree "$(budget_for "$budget")" make installcheck PG_CONFIG="$PG_CONFIG" \
+		"${off[@]}" 2>&1 | tee "$out"
+	rc="${PIPESTATUS[0]}"
+	read -r ok bad < <(count_regress "$out")
+	echo "$label: $ok ok, $bad failed (make exit status $rc)"
+	pass "$kind" "$ok"
+	((bad > 0)) && fail "$kind" "$bad" && fail_detail "$kind" "$out" ' \.\.\. FAILED|^not ok '
+	# listed tests that produced no result line (missing file, crash, timeout)
+	read -r -a listed <<<"$list"
+	noresult=$((${#listed[@]} - ok - bad))
+	if ((noresult > 0)); then
+		echo "not ok - $noresult $label test(s) produced no result (make exit status $rc)"
+		fail "$kind-no-result" "$noresult"
+	elif ((rc != 0 && bad == 0)); then
+		echo "not ok - $label suite exited with status $rc without a failed test (crash/timeout?)"
+		fail "$kind-suite"
+	fi
+	if [[ -s "$TREE/$diffs" ]]; then
+		echo "---- $diffs (first 400 lines) ----"
+		head -n 400 "$TREE/$diffs"
+		echo "---- end of $diffs ----"
+	fi
+	((rc != 0)) && engram_cluster_log_tail 40
+}
 
-# ---------------------------------------------------------------- isolation
-if [[ "$SKIP" != *" isolation "* ]]; then
-	section "pg_isolation_regress (make installcheck, ISOLATION part)"
-	iso_list="$(make_var ISOLATION)"
-	echo "ISOLATION = $iso_list"
-	if [[ -z "$iso_list" ]]; then
-		echo "no ISOLATION tests defined"
-	else
-		out="$TREE/isolation.out"
-		as_pg_in_tree "$(budget_for 900)" make installcheck PG_CONFIG="$PG_CONFIG" \
-			REGRESS= TAP_TESTS= 2>&1 | tee "$out"
-		rc="${PIPESTATUS[0]}"
-		read -r ok bad < <(count_regress "$out")
-		echo "isolation: $ok ok, $bad failed (make exit status $rc)"
-		pass isolation "$ok"
-		((bad > 0)) && fail isolation "$bad" && fail_detail isolation "$out" ' \.\.\. FAILED|^not ok '
-		# listed tests that produced no result line (missing file, crash, timeout)
-		read -r -a listed <<<"$iso_list"
-		noresult=$((${#listed[@]} - ok - bad))
-		if ((noresult > 0)); then
-			echo "not ok - $noresult isolation test(s) produced no result (make exit status $rc)"
-			fail isolation-no-result "$noresult"
-		elif ((rc != 0 && bad == 0)); then
-			echo "not ok - isolation suite exited with status $rc without a failed test (crash/timeout?)"
-			fail isolation-suite
-		fi
-		if [[ -s "$TREE/output_iso/regression.diffs" ]]; then
-			echo "---- output_iso/regression.diffs (first 400 lines) ----"
-			head -n 400 "$TREE/output_iso/regression.diffs"
-			echo "---- end of output_iso/regression.diffs ----"
-		fi
-		((rc != 0)) && engram_cluster_log_tail 40
-	fi
-fi
+# ---------------------------------------------------------------- pg_regress, isolation
+[[ "$SKIP" == *" regress "* ]] || run_pg_suite regress
+[[ "$SKIP" == *" isolation "* ]] || run_pg_suite isolation
 
 # ---------------------------------------------------------------- TAP
 if [[ "$SKIP" != *" tap "* ]]; then
@@ -341,7 +333,7 @@ if [[ "$SKIP" != *" tap "* ]]; then
 			echo "--- prove $tf"
 			# 1200 s each: 011_crash_rounds took 561 s with the merge worker
 			# (658-713 s before scans started it; 383 s with
-			# engram_hnsw.merge_worker = off; bench/writes_analysis.md, session 11)
+			# engram_hnsw.merge_worker = off; bench/writes_analysis.md)
 			as_pg_in_tree "$(budget_for 1200)" make installcheck PG_CONFIG="$PG_CONFIG" \
 				REGRESS= ISOLATION= PROVE_TESTS="$tf" PROVE_FLAGS=-v 2>&1 | tee "$out"
 			rc="${PIPESTATUS[0]}"
@@ -433,7 +425,7 @@ fi
 
 # ---------------------------------------------------------------- valgrind
 if [[ "$SKIP" != *" valgrind "* ]]; then
-	section "valgrind: pg_regress + isolation suites under valgrind (test/asan.sh)"
+	section "valgrind: pg_regress + isolation suites under valgrind (test/valgrind.sh)"
 	out="$ENGRAM_TMPDIR/valgrind.out"
 	vg_skip=" ${VALGRIND_SKIP_TESTS-vacuum} "
 	vg_regress=""
@@ -445,16 +437,16 @@ if [[ "$SKIP" != *" valgrind "* ]]; then
 		[[ "$vg_skip" == *" $t "* ]] || vg_iso+="${vg_iso:+ }$t"
 	done
 	echo "under valgrind: REGRESS = $vg_regress; ISOLATION = $vg_iso (left out:${vg_skip% })"
-	ASAN_REGRESS="$vg_regress" ASAN_ISOLATION="$vg_iso" timeout -k 60 "$(budget_for 1500)" \
-		bash "$ENGRAM_ROOT/test/asan.sh" 2>&1 | tee "$out"
+	VALGRIND_REGRESS="$vg_regress" VALGRIND_ISOLATION="$vg_iso" timeout -k 60 "$(budget_for 1500)" \
+		bash "$ENGRAM_ROOT/test/valgrind.sh" 2>&1 | tee "$out"
 	rc="${PIPESTATUS[0]}"
-	if ((rc == 0)) && grep -q '^asan.sh: suites passed, no valgrind error in the extension' "$out"; then
+	if ((rc == 0)) && grep -q '^valgrind.sh: suites passed, no valgrind error in the extension' "$out"; then
 		echo "ok - valgrind: suites passed, no valgrind error in engram_hnsw.so"
 		pass valgrind
 	else
 		echo "not ok - valgrind: exit status $rc"
 		fail valgrind
-		fail_detail valgrind "$out" '^asan.sh: |^not ok|FAILED|==[0-9]+== (Invalid|Conditional|Use of|Syscall|Mismatched)'
+		fail_detail valgrind "$out" '^valgrind.sh: |^not ok|FAILED|==[0-9]+== (Invalid|Conditional|Use of|Syscall|Mismatched)'
 	fi
 fi
 

@@ -2,9 +2,10 @@
  *
  * pg_stubs.c
  *	  Stand-ins for the PostgreSQL backend symbols that the extension's
- *	  page-reading code (src/hnsw_pages.c, hnsw_graph.c, hnsw_space.c,
- *	  hnsw_distance.c, hnsw_scan.c, hnsw_insert.c, hnsw_vacuum.c, compiled
- *	  unchanged) references, so that it can run inside a libFuzzer process
+ *	  page-reading code (src/hnsw_pages.c, hnsw_place.c, hnsw_veccache.c,
+ *	  hnsw_pagegraph.c, hnsw_graph.c, hnsw_space.c, hnsw_distance.c,
+ *	  hnsw_scan.c, hnsw_insert.c, hnsw_vacuum.c, compiled unchanged)
+ *	  references, so that it can run inside a libFuzzer process
  *	  without a server.  Written for this harness; see test/fuzz/README.md.
  *
  * Sections (each symbol says what it stands for and how it differs):
@@ -15,7 +16,7 @@
  *		 pins and content locks tracked and checked)
  *	  4. page functions of bufpage.c, GenericXLog (page images, no WAL)
  *	  5. hash tables (dynahash stand-in, emptied per input)
- *	  6. extension functions of files not linked (hnsw_options.c)
+ *	  6. extension functions of files not linked (hnsw_options.c, hnsw_util.c)
  *	  7. symbols that must never be reached by this harness (abort)
  *
  * Adding a symbol: when src/ starts calling a new backend function, the
@@ -1410,7 +1411,7 @@ int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
  */
 int			hnsw_vector_cache_kb = 256;
 
-/* hnsw_options.c: the fastupdate reloption and the pending list limit */
+/* hnsw_util.c: the fastupdate reloption and the pending list limit */
 bool
 hnsw_index_fastupdate(Relation index)
 {
@@ -1423,7 +1424,7 @@ hnsw_pending_limit_bytes(Relation index)
 	return fz_pending_limit;
 }
 
-/* hnsw_options.c: the vector column is the last key column */
+/* hnsw_util.c: the vector column is the last key column */
 int
 hnsw_vector_attno(Relation index)
 {
@@ -1431,7 +1432,7 @@ hnsw_vector_attno(Relation index)
 }
 
 /*
- * hnsw_options.c: the real one parses a real[] Datum; here the Datum points
+ * hnsw_util.c: the real one parses a real[] Datum; here the Datum points
  * to an FzVector built by the driver.  Same checks and results otherwise.
  */
 float *
@@ -1518,7 +1519,7 @@ get_typlenbyvalalign(Oid typid, int16 *typlen, bool *typbyval, char *typalign)
 	FZ_UNREACHABLE("get_typlenbyvalalign");
 }
 
-/* hnsw_check.c: opening an index for a SQL-callable maintenance function */
+/* hnsw_util.c: opening an index for a SQL-callable maintenance function */
 Relation
 hnsw_open_maintenance(Oid indexoid, LOCKMODE lockmode, Relation *heap)
 {

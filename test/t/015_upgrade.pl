@@ -2,13 +2,17 @@
 # Copyright: engram_hnsw authors; PostgreSQL licence.
 #
 # 015_upgrade.pl: ALTER EXTENSION engram_hnsw UPDATE from every earlier
-# release (0.1.0), and indexes in the page format of that release.
+# release (0.1.0, 0.2.0), and indexes in the page format of 0.1.0.
 #
 #  1. CREATE EXTENSION engram_hnsw VERSION '0.1.0', tables with an L2 index
 #     and a memory-space index; ALTER EXTENSION engram_hnsw UPDATE: the
-#     version is 0.2.0, the objects of 0.2.0 exist (engram_hnsw_check with
-#     its "pending" column, engram_hnsw_merge_pending), the object list
-#     equals that of a fresh 0.2.0 install, and the indexes keep answering.
+#     version is the default (0.3.0), the objects of 0.2.0 exist
+#     (engram_hnsw_check with its "pending" column,
+#     engram_hnsw_merge_pending) and those of 0.3.0 (the distance functions'
+#     planner support function), the object list equals that of a fresh
+#     install, and the indexes keep answering.  The same from 0.2.0: the
+#     distance functions get their support function, and the planner's
+#     cost of a distance call then grows with the vectors' length.
 #  2. Page format 1 (what 0.1.0 writes): the meta page of 0.1.0 is the
 #     prefix of format 2 with version 1, and every other page is unchanged,
 #     so an index is put into format 1 by rewriting the version field of
@@ -46,22 +50,52 @@ is($node->safe_psql('old', "SELECT extversion FROM pg_extension WHERE extname = 
 	'0.1.0', 'installed as 0.1.0');
 $node->safe_psql('old', 'ALTER EXTENSION engram_hnsw UPDATE');
 is($node->safe_psql('old', "SELECT extversion FROM pg_extension WHERE extname = 'engram_hnsw'"),
-	'0.2.0', 'ALTER EXTENSION UPDATE reaches 0.2.0');
+	'0.3.0', 'ALTER EXTENSION UPDATE reaches 0.3.0');
 
 # the same objects as a fresh install of the default version
 my $objects = q{
-SELECT string_agg(pg_describe_object(classid, objid, 0), E'\n' ORDER BY 1)
+SELECT string_agg(d, E'\n' ORDER BY d) FROM (SELECT pg_describe_object(classid, objid, 0) AS d
   FROM pg_depend
  WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
-   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'engram_hnsw')};
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'engram_hnsw')) s};
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION engram_hnsw');
 is($node->safe_psql('old', $objects), $node->safe_psql('fresh', $objects),
-	'updated extension has the objects of a fresh 0.2.0 install');
+	'updated extension has the objects of a fresh install');
 my $sig = q{SELECT pg_get_function_result('engram_hnsw_check'::regproc) || ' / ' ||
 	pg_get_function_arguments('engram_hnsw_check'::regproc)};
 is($node->safe_psql('old', $sig), $node->safe_psql('fresh', $sig),
 	'engram_hnsw_check has the 0.2.0 signature');
+
+# 0.3.0: every distance function has the planner support function
+my $support = q{SELECT string_agg(p.proname || ':' || p.prosupport::regproc::text, ' ' ORDER BY p.proname)
+  FROM pg_proc p
+ WHERE p.proname IN ('l2_distance', 'cosine_distance', 'inner_product', 'negative_inner_product')};
+my $want_support = join(' ', map { "$_:engram_hnsw_distance_support" }
+	  qw(cosine_distance inner_product l2_distance negative_inner_product));
+is($node->safe_psql('fresh', $support), $want_support, 'a fresh install has the distance support function');
+is($node->safe_psql('old', $support), $want_support, 'updated from 0.1.0: the distance support function');
+
+# from 0.2.0: the same objects, and the estimated cost of a distance call
+# now depends on the vectors' length (0.2.0: a fixed COST 1, so equal)
+$node->safe_psql('postgres', 'CREATE DATABASE v02');
+$node->safe_psql('v02', "CREATE EXTENSION engram_hnsw VERSION '0.2.0'; CREATE TABLE vv (v real[])");
+my $cost = sub {
+	my ($db, $dims) = @_;
+	my $plan = $node->safe_psql($db, qq{
+EXPLAIN SELECT l2_distance(v, array_fill(1::real, ARRAY[$dims])) FROM vv});
+	return $plan =~ /cost=[\d.]+\.\.([\d.]+)/ ? $1 : "?";
+};
+my $cost_02 = $cost->('v02', 1536);
+is($cost_02, $cost->('v02', 8), '0.2.0: a distance call costs the same for 8 and 1536 dims');
+$node->safe_psql('v02', 'ALTER EXTENSION engram_hnsw UPDATE');
+is($node->safe_psql('v02', "SELECT extversion FROM pg_extension WHERE extname = 'engram_hnsw'"),
+	'0.3.0', 'ALTER EXTENSION UPDATE from 0.2.0 reaches 0.3.0');
+is($node->safe_psql('v02', $objects), $node->safe_psql('fresh', $objects),
+	'updated from 0.2.0: the objects of a fresh install');
+is($node->safe_psql('v02', $support), $want_support, 'updated from 0.2.0: the distance support function');
+cmp_ok($cost->('v02', 1536), '>', $cost->('v02', 8),
+	'updated from 0.2.0: a distance call on 1536 dims is estimated dearer than on 8');
 
 # the indexes keep working, and new rows go through the pending list
 $node->safe_psql('old', 'INSERT INTO items SELECT i, vec(i, 8) FROM generate_series(2001, 2300) i');
@@ -75,7 +109,7 @@ my $fmt = sub {
 SELECT get_byte(b, 28) + 256 * get_byte(b, 29)
   FROM (SELECT pg_read_binary_file(pg_relation_filepath('$idx'), 0, 32) AS b) s});
 };
-is($fmt->('old', 'items_idx'), '2', 'an index built after the update has page format 2 (as 0.2.0 builds)');
+is($fmt->('old', 'items_idx'), '2', 'an index built after the update has page format 2 (as 0.2.0 and 0.3.0 build)');
 for my $idx ('items_idx', 'sp_idx')
 {
 	my $tab = $idx eq 'items_idx' ? 'items' : 'sp';

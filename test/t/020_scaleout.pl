@@ -8,10 +8,18 @@
 #    partitioned by space_id, whose two partitions are foreign tables on two
 #    shard servers; each shard stores its rows in an ordinary table with an
 #    engram_hnsw (space_id, embedding real_l2_ops) index.  The foreign
-#    servers list engram_hnsw in their "extensions" option, so its operators
-#    are shippable.  Rows are inserted (batched) and deleted through the
-#    coordinator; a table holding all rows on the coordinator itself, with
-#    the same index, is the single-server reference.
+#    servers are those of README's recipe: engram_hnsw in their "extensions"
+#    option (so its operators are shippable), fetch_size 10, ef_search in
+#    "options".  Rows are inserted and deleted through the coordinator; a
+#    table holding all rows on the coordinator itself, with the same index,
+#    is the single-server reference.
+#     - README's recipe as written ("memories": 128-d vectors in spaces of
+#       1 000 rows): before ANALYZE on the coordinator one space's query
+#       ships no ORDER BY (postgres_fdw guesses a few rows and sorts them
+#       locally); after it, EXPLAIN VERBOSE shows ORDER BY embedding <->
+#       const in the Remote SQL of every shard (all spaces) and of the one
+#       pruned shard (one space), and ORDER BY ... LIMIT 10 for a query on
+#       one foreign table, with or without a space qual.
 #     - EXPLAIN VERBOSE of ORDER BY embedding <-> const LIMIT 10 over the
 #       parent: a Merge Append of one Foreign Scan per shard, each shipping
 #       ORDER BY (embedding OPERATOR(public.<->) ...).  PostgreSQL 15 pushes
@@ -118,7 +126,7 @@ for my $s (1, 2)
 	$coord_sql .= qq{
 CREATE SERVER shard$s FOREIGN DATA WRAPPER postgres_fdw
 	OPTIONS (host '$host', port '$port', dbname 'postgres',
-	         extensions 'engram_hnsw', fetch_size '10', batch_size '100',
+	         extensions 'engram_hnsw', fetch_size '10',
 	         options '-c engram_hnsw.ef_search=200');
 CREATE USER MAPPING FOR CURRENT_USER SERVER shard$s;
 };
@@ -137,8 +145,63 @@ INSERT INTO items_one SELECT i, i % 8, vec(i, $DIMS) FROM generate_series(1, 400
 CREATE INDEX items_one_ann ON items_one $index_sql;
 };
 $coord->safe_psql('postgres', $coord_sql);
-$_->safe_psql('postgres', 'ANALYZE items') for @shards;
+$_->safe_psql('postgres', 'ANALYZE items') for @shards;    # autovacuum's job; it is off here
 $coord->safe_psql('postgres', 'ANALYZE items; ANALYZE items_one');
+
+# ---------------------------------------------------------------- the README recipe
+# README's "Sharding with postgres_fdw" as written: its shard and coordinator
+# statements (servers as above), 128-d vectors in spaces of 1 000 rows
+# inserted through the coordinator, then ANALYZE on the coordinator.
+my $recipe_shard = q{
+CREATE TABLE memories (id bigint PRIMARY KEY, space_id int NOT NULL, embedding real[]);
+CREATE INDEX ON memories USING engram_hnsw (space_id, embedding real_l2_ops);
+};
+$_->safe_psql('postgres', $recipe_shard) for @shards;
+$coord->safe_psql(
+	'postgres', q{
+CREATE TABLE memories (id bigint NOT NULL, space_id int NOT NULL, embedding real[])
+	PARTITION BY HASH (space_id);
+CREATE FOREIGN TABLE memories_1 PARTITION OF memories
+	FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER shard1 OPTIONS (table_name 'memories');
+CREATE FOREIGN TABLE memories_2 PARTITION OF memories
+	FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER shard2 OPTIONS (table_name 'memories');
+INSERT INTO memories SELECT i, i / 1000, vec(i, 128) FROM generate_series(0, 7999) i;
+});
+$_->safe_psql('postgres', 'ANALYZE memories') for @shards;
+my $m_lit   = $coord->safe_psql('postgres', 'SELECT vec(100001, 128)::text');
+my $m_order = "ORDER BY embedding <-> '$m_lit'::real[] LIMIT 10";
+my $m_sp1   = $coord->safe_psql('postgres', 'SELECT min(space_id) FROM memories_1');
+my $m_sp2   = $coord->safe_psql('postgres', 'SELECT min(space_id) FROM memories_2');
+my $shipped = qr/ORDER BY \(embedding OPERATOR\(public\.<->\) '\{[^']+\}'\) ASC NULLS LAST/;
+sub remote_sql
+{
+	my ($query) = @_;
+	my $p = $coord->safe_psql('postgres', "EXPLAIN (VERBOSE, COSTS OFF) $query");
+	return ($p, [ $p =~ /Remote SQL: (.*)$/mg ]);
+}
+
+# without the coordinator's ANALYZE, postgres_fdw guesses a few rows for one
+# space, sorts them locally and ships no ORDER BY: why the recipe has it
+my ($p0, $r0) = remote_sql("SELECT id FROM memories WHERE space_id = $m_sp2 $m_order");
+ok(@$r0 == 1 && $r0->[0] !~ /ORDER BY/ && $p0 =~ /Sort Key/,
+	'recipe before ANALYZE: one space is fetched whole and sorted on the coordinator') or diag($p0);
+
+$coord->safe_psql('postgres', 'ANALYZE memories');
+my ($p1, $r1) = remote_sql("SELECT id FROM memories $m_order");
+ok($p1 =~ /Merge Append/ && @$r1 == 2 && (grep { /$shipped$/ } @$r1) == 2,
+	'recipe: all spaces, each shard receives ORDER BY embedding <-> const (Merge Append)') or diag($p1);
+my ($p2, $r2) = remote_sql("SELECT id FROM memories WHERE space_id = $m_sp2 $m_order");
+ok(@$r2 == 1 && $r2->[0] =~ /WHERE \(\(space_id = $m_sp2\)\) $shipped$/ && $p2 !~ /Sort Key/,
+	'recipe: one space, pruned to its shard, receives WHERE space_id and ORDER BY') or diag($p2);
+for my $where ('', "WHERE space_id = $m_sp1 ")
+{
+	my ($p3, $r3) = remote_sql("SELECT id FROM memories_1 $where$m_order");
+	ok(@$r3 == 1 && $r3->[0] =~ /$shipped LIMIT 10::bigint$/ && $p3 !~ /Limit|Sort Key/,
+		"recipe: one foreign table ${where}receives ORDER BY ... <-> ... LIMIT 10") or diag($p3);
+}
+is(ordered_ids($coord, 'postgres', "SELECT id FROM memories WHERE space_id = $m_sp2 $m_order"),
+	ordered_ids($shards[1], 'postgres', "SELECT id FROM memories WHERE space_id = $m_sp2 $m_order"),
+	'recipe: the coordinator returns the exact answer of the shard');
 
 # where the rows went
 my @on_shard = map { $_->safe_psql('postgres', 'SELECT count(*) FROM items') } @shards;

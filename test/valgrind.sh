@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 #
-# test/asan.sh: memory-error run of engram_hnsw's regression suites under
-# valgrind (memcheck); test/run_all.sh runs it as the "valgrind" step.
-# Despite the name it runs valgrind, see "Why not AddressSanitizer" below
-# (the page-reading code is also fuzzed under ASan: test/fuzz/).
+# test/valgrind.sh: memory-error run of engram_hnsw's regression suites
+# under valgrind (memcheck); test/run_all.sh runs it as the "valgrind" step.
+# Why valgrind and not AddressSanitizer: see below (the page-reading code is
+# fuzzed under ASan: test/fuzz/).
 #
-#     sudo bash test/asan.sh              pg_regress + isolation suites
-#     ASAN_KEEP=1 ...                     keep the temp dir (logs, reports)
-#     ASAN_REGRESS="build scan"           only these pg_regress suites
-#     ASAN_ISOLATION=""                   no isolation suites (default: all)
+#     sudo bash test/valgrind.sh          pg_regress + isolation suites
+#     VALGRIND_KEEP=1 ...                 keep the temp dir (logs, reports)
+#     VALGRIND_REGRESS="build scan"       only these pg_regress suites
+#     VALGRIND_ISOLATION=""               no isolation suites (default: all)
+#     VALGRIND_PGPORT=N                   the cluster's port (default
+#                                         ENGRAM_PGPORT + 1000, or 54339)
 #
 # (The TAP tests start clusters of their own, which do not run under
 # valgrind; they are not part of this run.)
@@ -57,11 +59,11 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 PG_MAJOR="${PG_MAJOR:-15}"
 PGOS="${ENGRAM_PG_OSUSER:-postgres}"
-KEEP="${ASAN_KEEP:-0}"
+KEEP="${VALGRIND_KEEP:-0}"
 START_TS="$(date +%s)"
 
 die() {
-	echo "asan.sh: $*" >&2
+	echo "valgrind.sh: $*" >&2
 	exit 2
 }
 
@@ -70,14 +72,14 @@ die() {
 [[ -d "/usr/include/postgresql/$PG_MAJOR/server" ]] || die "postgresql-server-dev-$PG_MAJOR not installed"
 command -v valgrind >/dev/null || die "valgrind not installed (apt-get install valgrind)"
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/engram_asan.XXXXXX")" || die "mktemp failed"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/engram_valgrind.XXXXXX")" || die "mktemp failed"
 chmod 755 "$WORK"
 PRIV="$WORK/pg"
 TREE="$WORK/tree"
 VG="$WORK/valgrind"
 DATA="$WORK/data"
 SOCK="$WORK/sock"
-PORT="${ASAN_PGPORT:-54339}"
+PORT="${VALGRIND_PGPORT:-$((${ENGRAM_PGPORT:-53339} + 1000))}"
 PGBIN="$PRIV/usr/lib/postgresql/$PG_MAJOR/bin"
 PG_CONFIG="$PGBIN/pg_config"
 
@@ -92,7 +94,7 @@ cleanup() {
 		done < <(find "$TREE/tmp_check" -name postmaster.pid 2>/dev/null)
 	fi
 	if [[ "$KEEP" == 1 ]]; then
-		echo "asan.sh: keeping $WORK"
+		echo "valgrind.sh: keeping $WORK"
 	else
 		rm -rf "$WORK"
 	fi
@@ -152,8 +154,8 @@ run_as_pg() {
 
 echo "== pg_regress + isolation suites"
 regress=()
-[[ -n "${ASAN_REGRESS:-}" ]] && regress=(REGRESS="$ASAN_REGRESS")
-[[ -n "${ASAN_ISOLATION+set}" ]] && regress+=(ISOLATION="$ASAN_ISOLATION")
+[[ -n "${VALGRIND_REGRESS:-}" ]] && regress=(REGRESS="$VALGRIND_REGRESS")
+[[ -n "${VALGRIND_ISOLATION+set}" ]] && regress+=(ISOLATION="$VALGRIND_ISOLATION")
 if ! run_as_pg make installcheck PG_CONFIG="$PG_CONFIG" TAP_TESTS= "${regress[@]}" 2>&1 |
 	tee "$WORK/installcheck.out"; then
 	status=1
@@ -195,11 +197,11 @@ for f in "$VG"/vg.*.log; do
 done
 
 echo
-echo "asan.sh: $errors valgrind error(s) in engram_hnsw.so; $others elsewhere (PostgreSQL's own, not counted); $(($(date +%s) - START_TS))s"
+echo "valgrind.sh: $errors valgrind error(s) in engram_hnsw.so; $others elsewhere (PostgreSQL's own, not counted); $(($(date +%s) - START_TS))s"
 ((errors > 0)) && status=1
 if ((status == 0)); then
-	echo "asan.sh: suites passed, no valgrind error in the extension"
+	echo "valgrind.sh: suites passed, no valgrind error in the extension"
 else
-	echo "asan.sh: FAILED"
+	echo "valgrind.sh: FAILED"
 fi
 exit "$status"

@@ -1,0 +1,248 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_format.h
+ *	  The on-disk format of an engram_hnsw index: constants, page layout and
+ *	  tuple structs.  Changing anything here changes the format (see
+ *	  HNSW_FORMAT_VERSION).
+ *
+ * See src/README.md for the full picture: page layout, lock order and the
+ * WAL story.  In short:
+ *
+ * Block 0 is the meta page (HnswMetaPageData after the page header).  Every
+ * other block is a data page holding two kinds of tuples:
+ *
+ *	- element tuples (HnswElementTupleData): level, flags, up to
+ *	  HNSW_HEAPTIDS heap TIDs (identical vectors share one element), the TID
+ *	  of the element's neighbour tuple, and the vector itself;
+ *	- neighbour tuples (HnswNeighborTupleData): one fixed-size array of
+ *	  element TIDs, 2*m slots for layer 0 followed by m slots for every layer
+ *	  above, up to the element's level.  An unused slot holds an invalid
+ *	  ItemPointer; a layer's list ends at the first unused slot.
+ *
+ * An element and its neighbour tuple are placed on the same page when they
+ * fit, so a search reads one page per visited node.  Tuples never change
+ * size after creation, so every later change is an in-place overwrite.
+ *
+ * Every page ends with HnswPageOpaqueData in the special space, whose last
+ * field is HNSW_PAGE_ID.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HNSW_FORMAT_H
+#define HNSW_FORMAT_H
+
+#include "storage/bufpage.h"
+#include "storage/itemptr.h"
+
+/* ----------------------------------------------------------------
+ * Constants
+ * ----------------------------------------------------------------
+ */
+#define HNSW_MAGIC				0x454E4757	/* "ENGW" */
+#define HNSW_FORMAT_VERSION		2	/* 1: 0.1.0, no stripes or pending list */
+#define HNSW_PAGE_ID			0xE4A7
+#define HNSW_METAPAGE_BLKNO		0
+
+#define HNSW_DEFAULT_M			16
+#define HNSW_MIN_M				2
+#define HNSW_MAX_M				100
+#define HNSW_DEFAULT_EF_CONSTRUCTION 64
+#define HNSW_MIN_EF_CONSTRUCTION 4
+#define HNSW_MAX_EF_CONSTRUCTION 1000
+#define HNSW_DEFAULT_EF_SEARCH	40
+#define HNSW_MIN_EF_SEARCH		1
+#define HNSW_MAX_EF_SEARCH		1000
+#define HNSW_MAX_DIMS			2000
+#define HNSW_MAX_LEVEL			16
+#define HNSW_HEAPTIDS			10
+#define HNSW_STRIPES			8	/* insert pages and pending lists */
+#define HNSW_DEFAULT_PENDING_LIMIT 4096 /* kB, engram_hnsw.pending_list_limit */
+#define HNSW_DEFAULT_VECTOR_CACHE 0	/* kB, engram_hnsw.vector_cache_size: off */
+#define HNSW_DEFAULT_MAX_MERGE_WORKERS 4	/* engram_hnsw.max_merge_workers */
+#define HNSW_MAX_MERGE_WORKER_SLOTS 64
+#define HNSW_DEFAULT_HELPER_IDLE_CPUS 0.4	/* engram_hnsw.merge_helper_idle_cpus */
+
+/* metrics; the value is what support function 1 of the opclass returns */
+#define HNSW_METRIC_NONE		0	/* a space key column */
+#define HNSW_METRIC_L2			1
+#define HNSW_METRIC_COSINE		2
+#define HNSW_METRIC_IP			3
+
+/* support function numbers */
+#define HNSW_METRIC_PROC		1
+#define HNSW_NPROCS				1
+
+/* strategy numbers: the vector class orders, a space key class searches */
+#define HNSW_DISTANCE_STRATEGY	1
+#define HNSW_SPACE_EQ_STRATEGY	1
+#define HNSW_NSTRATEGIES		1
+
+/* page flags */
+#define HNSW_PAGE_META			(1 << 0)
+#define HNSW_PAGE_DATA			(1 << 1)
+#define HNSW_PAGE_DIR			(1 << 2)
+#define HNSW_PAGE_PENDING		(1 << 3)
+#define HNSW_PAGE_DETACHED		(1 << 4)	/* with PENDING: left the chain */
+
+/* tuple types (first byte of every tuple) */
+#define HNSW_TUPLE_ELEMENT		1
+#define HNSW_TUPLE_NEIGHBORS	2
+#define HNSW_TUPLE_SPACE		3
+#define HNSW_TUPLE_PENDING		4
+
+/* element flags */
+#define HNSW_ELEMENT_DELETED	(1 << 0)
+#define HNSW_ELEMENT_PENDING	(1 << 1)	/* stored, not linked into the graph yet */
+
+/* pending entry flags */
+#define HNSW_PENDING_MERGED		(1 << 0)	/* its element is linked */
+
+/* space directory entry flags */
+#define HNSW_SPACE_EMPTY		(1 << 0)	/* all its rows were vacuumed away */
+
+#define HNSW_MAX_SPACE_KEY		256 /* bytes of a space key */
+
+/* build phases for pg_stat_progress_create_index */
+#define HNSW_PHASE_LOAD			2
+#define HNSW_PHASE_WRITE		3
+
+/* ----------------------------------------------------------------
+ * On-page structures
+ * ----------------------------------------------------------------
+ */
+typedef struct HnswPageOpaqueData
+{
+	BlockNumber next;			/* directory pages: the next one in the chain */
+	Oid			indexoid;		/* the index this page belongs to */
+	uint16		flags;			/* HNSW_PAGE_* */
+	uint16		stripe;			/* pending pages: the stripe's chain */
+	uint16		pad;
+	uint16		page_id;		/* HNSW_PAGE_ID, always last */
+} HnswPageOpaqueData;
+
+typedef HnswPageOpaqueData *HnswPageOpaque;
+
+#define HnswPageGetOpaque(page) ((HnswPageOpaque) PageGetSpecialPointer(page))
+
+typedef struct HnswMetaPageData
+{
+	uint32		magic;
+	uint32		version;
+	uint32		dims;			/* 0 until the first vector fixes it */
+	uint16		m;
+	uint16		ef_construction;
+	uint16		metric;			/* HNSW_METRIC_* */
+	uint16		nspacekeys;		/* number of leading space key columns */
+	int16		entry_level;	/* level of the entry point, -1 if none */
+	uint16		vacuum_gen;		/* bumped by each VACUUM that marks elements
+								 * deleted (0.1.0 left it 0): backends' vector
+								 * caches drop their deleted flags then */
+	ItemPointerData entry;		/* entry point element, invalid if empty */
+	BlockNumber insert_page;	/* page new tuples are appended to */
+	uint64		inserted;		/* elements ever created (statistics) */
+	/* memory spaces (nspacekeys = 1): the directory chain */
+	BlockNumber dir_head;		/* first directory page, or invalid */
+	BlockNumber dir_tail;		/* last directory page, or invalid */
+	uint32		dir_count;		/* directory entries ever appended */
+	uint32		next_space_no;	/* next space number to hand out */
+	/* format 2: stripes (insert pages and pending lists) */
+	uint32		nstripes;		/* HNSW_STRIPES */
+	uint32		pending_pages[HNSW_STRIPES];	/* pages in each chain */
+	BlockNumber stripe_insert[HNSW_STRIPES];	/* per-stripe insert page */
+	BlockNumber pending_head[HNSW_STRIPES]; /* first page of the chain */
+	BlockNumber pending_tail[HNSW_STRIPES]; /* a hint: follow "next" */
+} HnswMetaPageData;
+
+/* the meta page of format 1 ended before nstripes */
+#define HNSW_META_V1_SIZE offsetof(HnswMetaPageData, nstripes)
+
+typedef HnswMetaPageData *HnswMetaPage;
+
+#define HnswPageGetMeta(page) ((HnswMetaPage) PageGetContents(page))
+
+typedef struct HnswElementTupleData
+{
+	uint8		type;			/* HNSW_TUPLE_ELEMENT */
+	uint8		level;
+	uint8		flags;			/* HNSW_ELEMENT_* */
+	uint8		ntids;			/* valid entries in heaptids[] */
+	uint32		space_no;		/* its memory space (0 without spaces) */
+	ItemPointerData neighbortid;	/* this element's neighbour tuple */
+	ItemPointerData heaptids[HNSW_HEAPTIDS];
+	float		vec[FLEXIBLE_ARRAY_MEMBER];
+} HnswElementTupleData;
+
+typedef HnswElementTupleData *HnswElementTuple;
+
+#define HNSW_ELEMENT_TUPLE_SIZE(dims) \
+	MAXALIGN(offsetof(HnswElementTupleData, vec) + sizeof(float) * (dims))
+
+typedef struct HnswNeighborTupleData
+{
+	uint8		type;			/* HNSW_TUPLE_NEIGHBORS */
+	uint8		level;			/* level of the owning element */
+	uint16		nslots;			/* total slots over all layers */
+	ItemPointerData tids[FLEXIBLE_ARRAY_MEMBER];
+} HnswNeighborTupleData;
+
+typedef HnswNeighborTupleData *HnswNeighborTuple;
+
+/*
+ * A memory space's directory entry: the key (its bytes: the value of a
+ * fixed-length type, the payload of a varlena), the space's number and its
+ * graph's entry point.  Entries never move or go away; an emptied space is
+ * flagged and revived in place if its key comes back.
+ */
+typedef struct HnswSpaceTupleData
+{
+	uint8		type;			/* HNSW_TUPLE_SPACE */
+	uint8		flags;			/* HNSW_SPACE_* */
+	int16		entry_level;	/* -1: no entry point */
+	uint32		space_no;
+	uint32		hash;			/* hash of the key bytes */
+	ItemPointerData entry;
+	uint16		keylen;
+	char		key[FLEXIBLE_ARRAY_MEMBER];
+} HnswSpaceTupleData;
+
+typedef HnswSpaceTupleData *HnswSpaceTuple;
+
+/*
+ * A pending-list entry: an element stored with HNSW_ELEMENT_PENDING and
+ * empty neighbour lists, waiting to be linked into its graph by a merge.
+ * Pending pages (HNSW_PAGE_PENDING) hold only these, and are chained per
+ * stripe through the opaque "next".
+ */
+typedef struct HnswPendingTupleData
+{
+	uint8		type;			/* HNSW_TUPLE_PENDING */
+	uint8		flags;			/* HNSW_PENDING_* */
+	uint16		unused;
+	uint32		space_no;		/* its memory space (0 without spaces) */
+	ItemPointerData elem;		/* the element */
+	ItemPointerData dirtid;		/* its space's directory entry, or invalid */
+} HnswPendingTupleData;
+
+typedef HnswPendingTupleData *HnswPendingTuple;
+
+#define HNSW_PENDING_TUPLE_SIZE MAXALIGN(sizeof(HnswPendingTupleData))
+
+#define HNSW_SPACE_TUPLE_SIZE(keylen) \
+	MAXALIGN(offsetof(HnswSpaceTupleData, key) + (keylen))
+
+
+/* slots of layer 0, and of each layer above */
+#define HnswLayerCapacity(m, layer) ((layer) == 0 ? 2 * (m) : (m))
+#define HnswLayerOffset(m, layer) ((layer) == 0 ? 0 : 2 * (m) + ((layer) - 1) * (m))
+#define HnswTotalSlots(m, level) (2 * (m) + (level) * (m))
+#define HNSW_NEIGHBOR_TUPLE_SIZE(m, level) \
+	MAXALIGN(offsetof(HnswNeighborTupleData, tids) + \
+			 sizeof(ItemPointerData) * HnswTotalSlots(m, level))
+
+/* usable space on an empty data page (one line pointer per tuple) */
+#define HNSW_PAGE_FREE_SPACE \
+	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(HnswPageOpaqueData)))
+#define HNSW_PENDING_PER_PAGE \
+	((int) (HNSW_PAGE_FREE_SPACE / (HNSW_PENDING_TUPLE_SIZE + sizeof(ItemIdData))))
+
+#endif							/* HNSW_FORMAT_H */

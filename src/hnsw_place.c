@@ -1,0 +1,373 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_place.c
+ *	  Element placement and the pending chains: storing a new element and
+ *	  its neighbour tuple on a stripe's insert page (or new pages), appending
+ *	  pending entries to a stripe's chain, and the meta page bookkeeping of
+ *	  insert pages and chains.
+ *
+ * Locking: hnsw_place_element() may hold the current insert page and one or
+ * two pages it has just added to the relation (not yet reachable by anyone
+ * else), then the chain's tail (and a new tail page); every other function
+ * here holds at most one buffer content lock at a time.  The meta page is
+ * only ever locked alone.  See src/README.md.
+ *
+ * Built on hnsw_pages.c only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/generic_xlog.h"
+#include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "utils/rel.h"
+
+#include "engram_hnsw.h"
+
+/* advance a stripe's insert page (never backwards) */
+static void
+set_insert_page(Relation index, int stripe, BlockNumber blkno)
+{
+	MetaChange	mc;
+	HnswMetaPage meta = hnsw_meta_begin(index, &mc);
+
+	meta->inserted++;
+	if (meta->version == 1)
+	{
+		if (meta->insert_page == InvalidBlockNumber || meta->insert_page < blkno)
+			meta->insert_page = blkno;
+	}
+	else
+		meta->stripe_insert[stripe] = blkno;	/* may be a recycled page */
+	hnsw_meta_end(&mc, true);
+}
+
+static OffsetNumber
+add_item(Relation index, Page page, BlockNumber blkno, void *item, Size size)
+{
+	OffsetNumber off = PageAddItem(page, (Item) item, size, InvalidOffsetNumber,
+								   false, false);
+
+	if (off == InvalidOffsetNumber)
+		elog(ERROR, "failed to add tuple of %zu bytes to engram_hnsw index \"%s\" block %u",
+			 size, RelationGetRelationName(index), blkno);
+	return off;
+}
+
+/*
+ * Lock the last page of a stripe's pending chain exclusively, starting from
+ * the meta page's tail hint (from_head: from the head instead).  The hint
+ * may lag (follow "next"), or point at a page that has left the chain and
+ * been reused since.  Pages that left the chain but are not reused yet
+ * still lead on through "next".
+ *
+ * held[] are the buffers the caller has locked already (the new element's
+ * pages).  A lagging hint can lead to one of them: a page that left the
+ * chain, was recycled and is now being reused by this very insert (the
+ * buffer still shows the detached pending page until the WAL record is
+ * finished).  Locking it again would wait for ourselves forever, so it is
+ * read under the lock we hold.
+ *
+ * Returns InvalidBuffer when the walk has to start over from the head of a
+ * fresh copy of the meta page: the caller releases its locks first, since
+ * the meta page is only ever locked alone (src/README.md, rule 4).
+ */
+static Buffer
+lock_pending_tail(Relation index, HnswMetaInfo *meta, int stripe, bool from_head,
+				  const Buffer *held, int nheld)
+{
+	BlockNumber blkno = meta->pending_tail[stripe];
+	int			hops = 0;
+
+	if (blkno == InvalidBlockNumber || from_head)
+		blkno = meta->pending_head[stripe];
+	for (;;)
+	{
+		Buffer		buf = InvalidBuffer;
+		Page		page;
+		HnswPageOpaque opaque;
+		bool		mine = false;
+
+		if (blkno == InvalidBlockNumber || blkno == HNSW_METAPAGE_BLKNO ||
+			!hnsw_block_exists(index, blkno))
+			hnsw_corrupt(index, HNSW_METAPAGE_BLKNO,
+						 psprintf("pending chain %d leads to block %u", stripe, blkno));
+		for (int i = 0; i < nheld && !mine; i++)
+		{
+			if (BufferIsValid(held[i]) && BufferGetBlockNumber(held[i]) == blkno)
+			{
+				buf = held[i];
+				mine = true;
+			}
+		}
+		if (!mine)
+		{
+			buf = ReadBuffer(index, blkno);
+			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		}
+		page = BufferGetPage(buf);
+		if (PageIsNew(page) || !(HnswPageGetOpaque(page)->flags & HNSW_PAGE_PENDING) ||
+			HnswPageGetOpaque(page)->stripe != stripe)
+		{
+			/* not (any more) a page of this chain */
+			if (!mine)
+				UnlockReleaseBuffer(buf);
+			return InvalidBuffer;
+		}
+		hnsw_check_page(index, page, blkno);
+		opaque = HnswPageGetOpaque(page);
+		if (opaque->next == InvalidBlockNumber && !(opaque->flags & HNSW_PAGE_DETACHED))
+		{
+			/* the tail; one of our own pages only in a corrupt chain */
+			if (mine)
+				hnsw_corrupt(index, blkno,
+							 psprintf("pending chain %d ends at a page in use for data", stripe));
+			return buf;
+		}
+		blkno = opaque->next;
+		if (!mine)
+			UnlockReleaseBuffer(buf);
+		if (++hops > 10000000)
+			hnsw_corrupt(index, blkno, "pending chain has a cycle");
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Store a new element and its neighbour tuple, WAL-logged as one record so
+ * that after a crash an element always has its neighbour tuple.  Tries the
+ * stripe's insert page first, otherwise adds pages.  The element's TID is
+ * returned in *etid.
+ *
+ * With pend, the element is pending: its pending entry is appended to the
+ * stripe's pending chain in the same WAL record, so an element is never
+ * pending without an entry that leads a scan or a merge to it.  Lock
+ * order: the data page(s), then the chain's tail (and a new tail page);
+ * the meta page is only locked after all of these are released.
+ */
+void
+hnsw_place_element(Relation index, HnswMetaInfo *meta, int stripe,
+			  HnswElementTuple etup, Size esize,
+			  HnswNeighborTuple ntup, Size nsize, ItemPointer etid,
+			  HnswPendingTuple pend, int *tailcount)
+{
+	GenericXLogState *state = NULL;
+	Buffer		buf = InvalidBuffer;
+	Buffer		buf2 = InvalidBuffer;
+	Buffer		tbuf = InvalidBuffer;
+	Buffer		tbuf2 = InvalidBuffer;
+	Page		page;
+	BlockNumber blkno;
+	BlockNumber eblkno;
+	BlockNumber newtail = InvalidBlockNumber;
+	OffsetNumber noff;
+	OffsetNumber eoff;
+	bool		newpage;
+	int			restarts = 0;
+
+restart:
+	blkno = meta->stripe_insert[stripe];
+	newpage = true;
+	buf = InvalidBuffer;
+	buf2 = InvalidBuffer;
+
+	if (blkno != InvalidBlockNumber && hnsw_block_exists(index, blkno))
+	{
+		buf = ReadBuffer(index, blkno);
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		page = BufferGetPage(buf);
+		if (!PageIsNew(page))
+		{
+			hnsw_check_page(index, page, blkno);
+			if (HnswPageGetOpaque(page)->flags == HNSW_PAGE_DATA &&
+				PageGetFreeSpace(page) >= esize + nsize + sizeof(ItemIdData))
+			{
+				state = GenericXLogStart(index);
+				page = GenericXLogRegisterBuffer(state, buf, 0);
+				noff = add_item(index, page, blkno, ntup, nsize);
+				ItemPointerSet(&etup->neighbortid, blkno, noff);
+				eoff = add_item(index, page, blkno, etup, esize);
+				eblkno = blkno;
+				newpage = false;
+			}
+		}
+		if (newpage)
+		{
+			UnlockReleaseBuffer(buf);
+			buf = InvalidBuffer;
+		}
+	}
+
+	if (newpage)
+	{
+		/* a fresh page; a second one if the pair does not fit on one */
+		buf = hnsw_new_buffer(index, MAIN_FORKNUM);
+		blkno = BufferGetBlockNumber(buf);
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
+		hnsw_init_page(page, HNSW_PAGE_DATA, RelationGetRelid(index));
+		noff = add_item(index, page, blkno, ntup, nsize);
+		ItemPointerSet(&etup->neighbortid, blkno, noff);
+		if (PageGetFreeSpace(page) >= esize)
+		{
+			eblkno = blkno;
+			eoff = add_item(index, page, blkno, etup, esize);
+		}
+		else
+		{
+			Page		page2;
+
+			buf2 = hnsw_new_buffer(index, MAIN_FORKNUM);
+			eblkno = BufferGetBlockNumber(buf2);
+			page2 = GenericXLogRegisterBuffer(state, buf2, GENERIC_XLOG_FULL_IMAGE);
+			hnsw_init_page(page2, HNSW_PAGE_DATA, RelationGetRelid(index));
+			eoff = add_item(index, page2, eblkno, etup, esize);
+		}
+	}
+	ItemPointerSet(etid, eblkno, eoff);
+
+	if (pend)
+	{
+		Page		tpage;
+		BlockNumber tblkno;
+
+		Buffer		held[2];
+
+		pend->elem = *etid;
+		held[0] = buf;
+		held[1] = buf2;
+		tbuf = lock_pending_tail(index, meta, stripe, restarts > 0, held, 2);
+		if (!BufferIsValid(tbuf))
+		{
+			/* let go of everything, read the meta page, start over */
+			GenericXLogAbort(state);
+			UnlockReleaseBuffer(buf);
+			if (BufferIsValid(buf2))
+				UnlockReleaseBuffer(buf2);
+			if (++restarts > HNSW_PLACE_RESTARTS)
+				hnsw_corrupt(index, HNSW_METAPAGE_BLKNO,
+							 psprintf("pending chain %d reaches a page that is not in it",
+									  stripe));
+			hnsw_read_meta(index, meta);
+			CHECK_FOR_INTERRUPTS();
+			goto restart;
+		}
+		tblkno = BufferGetBlockNumber(tbuf);
+		tpage = GenericXLogRegisterBuffer(state, tbuf, 0);
+		if (PageGetFreeSpace(tpage) >= HNSW_PENDING_TUPLE_SIZE)
+		{
+			OffsetNumber last = add_item(index, tpage, tblkno, pend, HNSW_PENDING_TUPLE_SIZE);
+
+			/* entries a merge has not taken yet (merges mark them on the tail too) */
+			*tailcount = 0;
+			for (OffsetNumber o = FirstOffsetNumber; o <= last; o++)
+				if (!(hnsw_page_pending(index, tpage, tblkno, o)->flags & HNSW_PENDING_MERGED))
+					(*tailcount)++;
+		}
+		else
+		{
+			Page		tpage2;
+
+			/* the tail is full: a new tail page */
+			tbuf2 = hnsw_new_buffer(index, MAIN_FORKNUM);
+			newtail = BufferGetBlockNumber(tbuf2);
+			tpage2 = GenericXLogRegisterBuffer(state, tbuf2, GENERIC_XLOG_FULL_IMAGE);
+			hnsw_init_page(tpage2, HNSW_PAGE_PENDING, RelationGetRelid(index));
+			HnswPageGetOpaque(tpage2)->stripe = stripe;
+			*tailcount = add_item(index, tpage2, newtail, pend, HNSW_PENDING_TUPLE_SIZE);
+			HnswPageGetOpaque(tpage)->next = newtail;
+		}
+	}
+
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+	if (BufferIsValid(buf2))
+		UnlockReleaseBuffer(buf2);
+	if (BufferIsValid(tbuf))
+		UnlockReleaseBuffer(tbuf);
+	if (BufferIsValid(tbuf2))
+		UnlockReleaseBuffer(tbuf2);
+
+	/* the meta page is locked alone, after everything else */
+	if (newpage)
+	{
+		set_insert_page(index, stripe, eblkno);
+		meta->stripe_insert[stripe] = eblkno;
+		if (meta->version == 1)
+			meta->insert_page = eblkno;
+	}
+	if (newtail != InvalidBlockNumber)
+	{
+		hnsw_set_pending_tail(index, stripe, newtail);
+		meta->pending_tail[stripe] = newtail;
+		meta->pending_pages[stripe]++;
+	}
+}
+
+/*
+ * Meta page bookkeeping of the pending chains.  hnsw_set_pending_tail: a
+ * page was added at the end of the stripe's chain.  hnsw_set_pending_head: a merge detached the first
+ * page; the head moves on to blkno, if it still is "expect".
+ */
+void
+hnsw_set_pending_tail(Relation index, int stripe, BlockNumber blkno)
+{
+	MetaChange	mc;
+	HnswMetaPage meta = hnsw_meta_begin(index, &mc);
+
+	meta->pending_tail[stripe] = blkno;
+	meta->pending_pages[stripe]++;
+	hnsw_meta_end(&mc, true);
+}
+
+/* a stripe's first chain page; false if the stripe has a chain already */
+bool
+hnsw_init_pending_chain(Relation index, int stripe, BlockNumber blkno)
+{
+	MetaChange	mc;
+	HnswMetaPage meta = hnsw_meta_begin(index, &mc);
+	bool		done = (meta->pending_head[stripe] == InvalidBlockNumber);
+
+	if (done)
+	{
+		meta->pending_head[stripe] = blkno;
+		meta->pending_tail[stripe] = blkno;
+		meta->pending_pages[stripe] = 1;
+	}
+	hnsw_meta_end(&mc, done);
+	return done;
+}
+
+bool
+hnsw_set_pending_head(Relation index, int stripe, BlockNumber expect, BlockNumber blkno)
+{
+	MetaChange	mc;
+	HnswMetaPage meta = hnsw_meta_begin(index, &mc);
+	bool		done = (meta->pending_head[stripe] == expect);
+
+	if (done)
+	{
+		meta->pending_head[stripe] = blkno;
+		if (meta->pending_tail[stripe] == expect || blkno == InvalidBlockNumber)
+			meta->pending_tail[stripe] = blkno;
+		if (meta->pending_pages[stripe] > 0)
+			meta->pending_pages[stripe]--;
+	}
+	hnsw_meta_end(&mc, done);
+	return done;
+}
+
+/* a pending entry, checked like every other tuple */
+HnswPendingTuple
+hnsw_page_pending(Relation index, Page page, BlockNumber blkno, OffsetNumber off)
+{
+	Size		len;
+	HnswPendingTuple ptup = (HnswPendingTuple) hnsw_page_item(index, page, blkno, off, &len);
+
+	if (len != HNSW_PENDING_TUPLE_SIZE || ptup->type != HNSW_TUPLE_PENDING ||
+		!ItemPointerIsValid(&ptup->elem))
+		hnsw_corrupt(index, blkno, psprintf("item %u is not a valid pending entry", off));
+	return ptup;
+}
+
