@@ -5,10 +5,12 @@
  *	  insertion.
  *
  * This is the only implementation of the algorithm.  It works on any
- * storage that implements HnswGraphOps: the in-memory arena of the bulk
- * build (hnsw_build.c) and the buffer-managed pages used by single-row
- * inserts, scans and vacuum (hnsw_pages.c).  Storage-specific concerns
- * (locking, WAL, caching) live behind the ops.
+ * storage that implements HnswGraphOps; there are three: the in-memory
+ * arena of the bulk build (hnsw_build.c), the shared-memory (DSA) graph of
+ * a parallel build (hnsw_build_parallel.c), and the buffer-managed pages
+ * used by inserts, merges, scans and vacuum (hnsw_pagegraph.c).
+ * Storage-specific concerns (locking, WAL, caching, the highest level a
+ * node may have) live behind the ops and in HnswGraph.
  *
  *-------------------------------------------------------------------------
  */
@@ -895,6 +897,23 @@ is_deleted(HnswGraph *g, HnswNode node, const float *q)
 	return deleted;
 }
 
+/*
+ * The cases, in order (why: the comment above force_link()):
+ *	0. y is deleted: nothing to do.
+ *	1. y's first neighbours (HNSW_RELINK_TRIES of them, all at depth 0),
+ *	   skipping y, via and deleted ones, and, once y is findable, those via
+ *	   does not link to: the first with room takes y.  The nearest live one
+ *	   and the first anchored one are remembered.
+ *	2. Not findable yet and depth > 0: the nearest takes y by force.
+ *	3. Reachable (no via, via still links to y, or an anchored neighbour
+ *	   took y): done.
+ *	4. Further anchored neighbours of y, as many tries again, by room.
+ *	5. No anchored neighbour at all: the live element of via's list nearest
+ *	   to y becomes the anchor and takes y if it has room.
+ *	6. Depth 0: any live element of via's list with room takes y.
+ *	7. Still unreachable and depth > 0: the anchor takes y by force;
+ *	   force_link() relinks whoever that pushes out, one level deeper.
+ */
 void
 hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via)
 {
