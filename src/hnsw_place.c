@@ -56,6 +56,21 @@ add_item(Relation index, Page page, BlockNumber blkno, void *item, Size size)
 }
 
 /*
+ * A page for new tuples (hnsw_new_buffer()), initialised with flags and
+ * registered as a full image in the caller's WAL record.
+ */
+static Page
+new_page(Relation index, GenericXLogState *state, uint16 flags, Buffer *buf)
+{
+	Page		page;
+
+	*buf = hnsw_new_buffer(index, MAIN_FORKNUM);
+	page = GenericXLogRegisterBuffer(state, *buf, GENERIC_XLOG_FULL_IMAGE);
+	hnsw_init_page(page, flags, RelationGetRelid(index));
+	return page;
+}
+
+/*
  * Lock the last page of a stripe's pending chain exclusively, starting from
  * the meta page's tail hint (from_head: from the head instead).  The hint
  * may lag (follow "next"), or point at a page that has left the chain and
@@ -148,9 +163,9 @@ lock_pending_tail(Relation index, HnswMetaInfo *meta, int stripe, bool from_head
  */
 void
 hnsw_place_element(Relation index, HnswMetaInfo *meta, int stripe,
-			  HnswElementTuple etup, Size esize,
-			  HnswNeighborTuple ntup, Size nsize, ItemPointer etid,
-			  HnswPendingTuple pend, int *tailcount)
+				   HnswElementTuple etup, Size esize,
+				   HnswNeighborTuple ntup, Size nsize, ItemPointer etid,
+				   HnswPendingTuple pend, int *tailcount)
 {
 	GenericXLogState *state = NULL;
 	Buffer		buf = InvalidBuffer;
@@ -202,11 +217,9 @@ restart:
 	if (newpage)
 	{
 		/* a fresh page; a second one if the pair does not fit on one */
-		buf = hnsw_new_buffer(index, MAIN_FORKNUM);
-		blkno = BufferGetBlockNumber(buf);
 		state = GenericXLogStart(index);
-		page = GenericXLogRegisterBuffer(state, buf, GENERIC_XLOG_FULL_IMAGE);
-		hnsw_init_page(page, HNSW_PAGE_DATA, RelationGetRelid(index));
+		page = new_page(index, state, HNSW_PAGE_DATA, &buf);
+		blkno = BufferGetBlockNumber(buf);
 		noff = add_item(index, page, blkno, ntup, nsize);
 		ItemPointerSet(&etup->neighbortid, blkno, noff);
 		if (PageGetFreeSpace(page) >= esize)
@@ -216,12 +229,9 @@ restart:
 		}
 		else
 		{
-			Page		page2;
+			Page		page2 = new_page(index, state, HNSW_PAGE_DATA, &buf2);
 
-			buf2 = hnsw_new_buffer(index, MAIN_FORKNUM);
 			eblkno = BufferGetBlockNumber(buf2);
-			page2 = GenericXLogRegisterBuffer(state, buf2, GENERIC_XLOG_FULL_IMAGE);
-			hnsw_init_page(page2, HNSW_PAGE_DATA, RelationGetRelid(index));
 			eoff = add_item(index, page2, eblkno, etup, esize);
 		}
 	}
@@ -267,13 +277,10 @@ restart:
 		}
 		else
 		{
-			Page		tpage2;
-
 			/* the tail is full: a new tail page */
-			tbuf2 = hnsw_new_buffer(index, MAIN_FORKNUM);
+			Page		tpage2 = new_page(index, state, HNSW_PAGE_PENDING, &tbuf2);
+
 			newtail = BufferGetBlockNumber(tbuf2);
-			tpage2 = GenericXLogRegisterBuffer(state, tbuf2, GENERIC_XLOG_FULL_IMAGE);
-			hnsw_init_page(tpage2, HNSW_PAGE_PENDING, RelationGetRelid(index));
 			HnswPageGetOpaque(tpage2)->stripe = stripe;
 			*tailcount = add_item(index, tpage2, newtail, pend, HNSW_PENDING_TUPLE_SIZE);
 			HnswPageGetOpaque(tpage)->next = newtail;
