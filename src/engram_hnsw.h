@@ -69,6 +69,7 @@ extern int	hnsw_all_finite(const float *a, int n);
 extern float hnsw_dot(const float *a, const float *b, int n);
 extern float hnsw_neg_dot(const float *a, const float *b, int n);
 extern HnswDistanceFn hnsw_metric_distance(int metric);
+extern HnswDistanceFn hnsw_selection_distance(int metric);
 extern bool hnsw_normalize(float *v, int n);
 extern const float *hnsw_array_vector(ArrayType *arr, int *dims, const char *what);
 

@@ -571,6 +571,10 @@ hnsw_random_level(int m, int max_level)
  * the base than to every neighbour kept so far, which spreads the links in
  * different directions.  With keep_pruned, the candidates it pruned then
  * fill the remaining slots, nearest first ("keepPrunedConnections").
+ * "Nearer" is measured by the metric's selection distance
+ * (hnsw_selection_distance(): euclidean for inner product, whose own
+ * distance would let one large-norm neighbour prune every other candidate);
+ * the candidates and their order come from the index's distance.
  *
  * Inserts do not keep pruned candidates: measured on Fashion-MNIST (60k,
  * m=16, efc=64), full lists made the build 3x slower (every back-link then
@@ -588,6 +592,7 @@ hnsw_select_neighbors(HnswGraph *g, const float *base, HnswCandidate *cands,
 	int			npruned = 0;
 	HnswCandidate *pruned;
 	const float **outvec;
+	HnswDistanceFn sel = hnsw_selection_distance(g->metric);
 
 	if (ncands <= limit)
 	{
@@ -601,6 +606,7 @@ hnsw_select_neighbors(HnswGraph *g, const float *base, HnswCandidate *cands,
 	{
 		const float *cv = g->ops->vector(g, cands[i].node);
 		bool		keep = true;
+		float		dbase = (sel == g->dist) ? cands[i].dist : sel(cv, base, g->dims);
 
 		for (int j = 0; j < nout; j++)
 		{
@@ -609,7 +615,7 @@ hnsw_select_neighbors(HnswGraph *g, const float *base, HnswCandidate *cands,
 			 * an exact copy of a kept neighbour (ties at distance zero would
 			 * otherwise let many identical vectors crowd out the rest).
 			 */
-			if (g->dist(cv, outvec[j], g->dims) < cands[i].dist ||
+			if (sel(cv, outvec[j], g->dims) < dbase ||
 				memcmp(cv, outvec[j], sizeof(float) * g->dims) == 0)
 			{
 				keep = false;
