@@ -324,7 +324,8 @@ CREATE INDEX build_par_bad ON build_par USING engram_hnsw (v);
 \set VERBOSITY default
 UPDATE build_par SET v = build_vec(2500, 16) WHERE id = 2500;
 -- out of maintenance_work_mem: the parallel attempt gives up (a NOTICE),
--- the serial build that follows spills to disk (another NOTICE)
+-- the serial build that follows spills to disk (another NOTICE); 512 dims
+-- under storage EXTENDED go to the TOAST table (a third)
 INSERT INTO build_par SELECT i, build_vec(i, 512) FROM generate_series(20001, 22000) i;
 DELETE FROM build_par WHERE id < 20000;
 SET maintenance_work_mem = '1MB';
@@ -338,6 +339,31 @@ SELECT count(*) FILTER (WHERE (SELECT b2.id FROM build_par b2 ORDER BY b2.v <-> 
 FROM build_par b;
 RESET max_parallel_maintenance_workers;
 DROP TABLE build_par;
+
+--
+-- a NOTICE at CREATE INDEX when the column keeps its vectors compressed or
+-- out of line: storage EXTENDED and rows over TOAST_TUPLE_THRESHOLD
+--
+CREATE TABLE build_toast (id int, v real[], w real[]);
+INSERT INTO build_toast SELECT i, build_vec(i, 600), build_vec(i, 400) FROM generate_series(1, 20) i;
+-- 600 dims: the rows went to the TOAST table, and the NOTICE says so
+SELECT pg_relation_size(reltoastrelid) > 0 AS toasted FROM pg_class WHERE relname = 'build_toast';
+CREATE INDEX build_toast_v ON build_toast USING engram_hnsw (v);
+-- 400 dims (a row under the threshold), an expression: none
+CREATE INDEX build_toast_w ON build_toast USING engram_hnsw (w);
+CREATE INDEX build_toast_e ON build_toast USING engram_hnsw ((v[1:600]));
+-- once per transaction
+BEGIN;
+CREATE INDEX build_toast_v2 ON build_toast USING engram_hnsw (v real_cosine_ops);
+CREATE INDEX build_toast_v3 ON build_toast USING engram_hnsw (v real_ip_ops);
+COMMIT;
+-- PLAIN, MAIN: none
+ALTER TABLE build_toast ALTER COLUMN v SET STORAGE PLAIN;
+CREATE INDEX build_toast_p ON build_toast USING engram_hnsw (v);
+ALTER TABLE build_toast ALTER COLUMN v SET STORAGE MAIN;
+CREATE INDEX build_toast_m ON build_toast USING engram_hnsw (v);
+SELECT id FROM build_toast ORDER BY v <-> build_vec(7, 600) LIMIT 1;
+DROP TABLE build_toast;
 
 RESET engram_hnsw.ef_search;
 RESET enable_seqscan;

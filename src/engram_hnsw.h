@@ -50,7 +50,7 @@
 /* free space map pages tried (stale or locked ones skipped) before the
  * relation is extended */
 #define HNSW_FSM_TRIES 8
-/* restarts of place_element() from a fresh meta page when the pending
+/* restarts of hnsw_place_element() from a fresh meta page when the pending
  * tail walk fails; one more means the chain is corrupt */
 #define HNSW_PLACE_RESTARTS 2
 /* looks at the space directory cache (a refresh each) before creating */
@@ -69,6 +69,7 @@ extern int	hnsw_all_finite(const float *a, int n);
 extern float hnsw_dot(const float *a, const float *b, int n);
 extern float hnsw_neg_dot(const float *a, const float *b, int n);
 extern HnswDistanceFn hnsw_metric_distance(int metric);
+extern HnswDistanceFn hnsw_selection_distance(int metric);
 extern bool hnsw_normalize(float *v, int n);
 extern const float *hnsw_array_vector(ArrayType *arr, int *dims, const char *what);
 
@@ -218,7 +219,7 @@ typedef struct HnswPageGraph
 	int			stripe;			/* whose insert page new elements go to */
 	/*
 	 * Merges: distances come from the backend's vector cache (see
-	 * hnsw_page_graph_keep_vectors() in hnsw_pages.c).
+	 * hnsw_page_graph_keep_vectors() in hnsw_veccache.c).
 	 */
 	bool		keep_vectors;
 	/* the last two peek_vector() hits and their slots */

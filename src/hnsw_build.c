@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/heaptoast.h"
 #include "access/tableam.h"
 #include "access/xloginsert.h"
 #include "commands/progress.h"
@@ -24,6 +25,9 @@
 #include "optimizer/optimizer.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -298,123 +302,131 @@ placement_order(HnswBuildState *bs, const HnswNode *grouped)
 }
 
 /*
- * Write the meta page and every element of the arena, then WAL-log all of
- * it.  Placement is planned first (neighbour lists need the final TIDs of
- * elements on later pages), then each page is filled and written once.
+ * The nodes grouped by space (a counting sort, ascending within a space):
+ * start[no] .. start[no + 1] are space no's nodes in all[].  Returns start.
  */
-static void
-write_arena(HnswBuildState *bs)
+static uint32 *
+group_by_space(HnswBuildState *bs, HnswNode *all)
+{
+	uint32	   *start = palloc0(sizeof(uint32) * (bs->nspaces + 2));
+	uint32	   *fill = palloc(sizeof(uint32) * (bs->nspaces + 1));
+
+	for (uint32 i = 0; i < bs->nnodes; i++)
+		start[bs->nodes[i].space_no + 1]++;
+	for (uint32 s = 1; s <= bs->nspaces + 1; s++)
+		start[s] += start[s - 1];
+	memcpy(fill, start, sizeof(uint32) * (bs->nspaces + 1));
+	for (uint32 i = 0; i < bs->nnodes; i++)
+		all[fill[bs->nodes[i].space_no]++] = i;
+	pfree(fill);
+	return start;
+}
+
+/*
+ * Leave no element without a link to it (per space graph), then return the
+ * order the elements are placed on pages in (see placement_order()).
+ */
+static uint32 *
+reconnect_and_order(HnswBuildState *bs)
 {
 	HnswGraph  *g = &bs->graph;
-	int			m = g->m;
-	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(bs->dims);
-	ItemPointerData *etids = palloc_extended(sizeof(ItemPointerData) * Max(bs->nnodes, 1),
-											 MCXT_ALLOC_HUGE);
-	ItemPointerData *ntids = palloc_extended(sizeof(ItemPointerData) * Max(bs->nnodes, 1),
-											 MCXT_ALLOC_HUGE);
-	BlockNumber blkno = 1;
-	Size		avail = HNSW_PAGE_FREE_SPACE;
-	OffsetNumber off = 0;
-	BlockNumber nblocks;
-	PGAlignedBlock meta_image;
-	PGAlignedBlock image;
-	HnswMetaPage meta;
-	HnswElementTuple etup;
-	HnswNeighborTuple ntup;
-	BlockNumber curblk;
-	uint32	   *ord = NULL;
+	HnswNode   *all = palloc_extended(sizeof(HnswNode) * bs->nnodes, MCXT_ALLOC_HUGE);
+	int64		fixed = 0;
+	uint32	   *ord;
 
-	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
-
-	/* no element may be left without a link to it (per space graph) */
-	if (bs->nnodes > 0)
+	if (bs->nspacekeys == 0)
 	{
-		HnswNode   *all = palloc_extended(sizeof(HnswNode) * bs->nnodes, MCXT_ALLOC_HUGE);
-		int64		fixed = 0;
-
-		if (bs->nspacekeys == 0)
-		{
-			for (uint32 i = 0; i < bs->nnodes; i++)
-				all[i] = i;
-			fixed = hnsw_reconnect(g, all, bs->nnodes, bs->entry, bs->entry_level);
-		}
-		else
-		{
-			/* group the nodes by space (counting sort, ascending within) */
-			uint32	   *start = palloc0(sizeof(uint32) * (bs->nspaces + 2));
-
-			for (uint32 i = 0; i < bs->nnodes; i++)
-				start[bs->nodes[i].space_no + 1]++;
-			for (uint32 s = 1; s <= bs->nspaces + 1; s++)
-				start[s] += start[s - 1];
-			{
-				uint32	   *fill = palloc(sizeof(uint32) * (bs->nspaces + 1));
-
-				memcpy(fill, start, sizeof(uint32) * (bs->nspaces + 1));
-				for (uint32 i = 0; i < bs->nnodes; i++)
-					all[fill[bs->nodes[i].space_no]++] = i;
-				pfree(fill);
-			}
-			for (uint32 s = 0; s < bs->nspaces; s++)
-			{
-				BuildSpace *sp = bs->space_list[s];
-				uint32		from = start[sp->space_no];
-				uint32		to = start[sp->space_no + 1];
-
-				CHECK_FOR_INTERRUPTS();
-				fixed += hnsw_reconnect(g, all + from, to - from, sp->entry, sp->entry_level);
-			}
-			pfree(start);
-		}
-		elog(DEBUG2, "engram_hnsw build relinked " INT64_FORMAT " unreachable elements", fixed);
-		ord = placement_order(bs, all);
-		pfree(all);
+		for (uint32 i = 0; i < bs->nnodes; i++)
+			all[i] = i;
+		fixed = hnsw_reconnect(g, all, bs->nnodes, bs->entry, bs->entry_level);
 	}
+	else
+	{
+		uint32	   *start = group_by_space(bs, all);
 
-	/* plan: an element and its neighbours on one page whenever they fit */
+		for (uint32 s = 0; s < bs->nspaces; s++)
+		{
+			BuildSpace *sp = bs->space_list[s];
+			uint32		from = start[sp->space_no];
+			uint32		to = start[sp->space_no + 1];
+
+			CHECK_FOR_INTERRUPTS();
+			fixed += hnsw_reconnect(g, all + from, to - from, sp->entry, sp->entry_level);
+		}
+		pfree(start);
+	}
+	elog(DEBUG2, "engram_hnsw build relinked " INT64_FORMAT " unreachable elements", fixed);
+	ord = placement_order(bs, all);
+	pfree(all);
+	return ord;
+}
+
+/* the page being planned: its block, free space and last offset */
+typedef struct PagePlan
+{
+	BlockNumber blkno;
+	Size		avail;
+	OffsetNumber off;
+} PagePlan;
+
+static void
+plan_new_page(PagePlan *p)
+{
+	p->blkno++;
+	p->avail = HNSW_PAGE_FREE_SPACE;
+	p->off = 0;
+}
+
+/* the TID of a tuple of size bytes (line pointer included): here or next page */
+static void
+plan_tuple(PagePlan *p, Size size, ItemPointer tid)
+{
+	if (size > p->avail)
+		plan_new_page(p);
+	ItemPointerSet(tid, p->blkno, ++p->off);
+	p->avail -= size;
+}
+
+/*
+ * Plan where each element and its neighbour tuple go, in the order ord:
+ * both on one page whenever they fit together (a new page if the current
+ * one is too full), else (very high dimensions) each where it fits.
+ * Returns the number of blocks up to the last data page.
+ */
+static BlockNumber
+plan_placement(HnswBuildState *bs, const uint32 *ord, ItemPointerData *etids,
+			   ItemPointerData *ntids)
+{
+	PagePlan	p = {1, HNSW_PAGE_FREE_SPACE, 0};
+	Size		es = HNSW_ELEMENT_TUPLE_SIZE(bs->dims) + sizeof(ItemIdData);
+
 	for (uint32 k = 0; k < bs->nnodes; k++)
 	{
 		uint32		i = ord[k];
-		Size		es = esize + sizeof(ItemIdData);
-		Size		ns = HNSW_NEIGHBOR_TUPLE_SIZE(m, bs->nodes[i].level) + sizeof(ItemIdData);
+		Size		ns = HNSW_NEIGHBOR_TUPLE_SIZE(bs->graph.m, bs->nodes[i].level) +
+			sizeof(ItemIdData);
 
-		if (es + ns > avail && es + ns <= HNSW_PAGE_FREE_SPACE)
-		{
-			blkno++;
-			avail = HNSW_PAGE_FREE_SPACE;
-			off = 0;
-		}
-		if (es + ns <= avail)
-		{
-			ItemPointerSet(&ntids[i], blkno, ++off);
-			ItemPointerSet(&etids[i], blkno, ++off);
-			avail -= es + ns;
-			continue;
-		}
-		/* too large to share a page (very high dimensions) */
-		if (ns > avail)
-		{
-			blkno++;
-			avail = HNSW_PAGE_FREE_SPACE;
-			off = 0;
-		}
-		ItemPointerSet(&ntids[i], blkno, ++off);
-		avail -= ns;
-		if (es > avail)
-		{
-			blkno++;
-			avail = HNSW_PAGE_FREE_SPACE;
-			off = 0;
-		}
-		ItemPointerSet(&etids[i], blkno, ++off);
-		avail -= es;
+		if (es + ns <= HNSW_PAGE_FREE_SPACE && es + ns > p.avail)
+			plan_new_page(&p);
+		plan_tuple(&p, ns, &ntids[i]);
+		plan_tuple(&p, es, &etids[i]);
 	}
-	nblocks = bs->nnodes > 0 ? blkno + 1 : 1;
+	return bs->nnodes > 0 ? p.blkno + 1 : 1;
+}
 
-	/* meta page */
-	hnsw_fill_meta(meta_image.data, RelationGetRelid(bs->index), bs->dims, m, g->ef_construction, bs->metric,
-				   bs->nspacekeys);
-	meta = HnswPageGetMeta(meta_image.data);
+/*
+ * The meta page: the entry point, insert page and, with spaces, where the
+ * directory pages (after the data pages, up to nblocks) will be.
+ */
+static void
+fill_build_meta(HnswBuildState *bs, Page image, const ItemPointerData *etids,
+				BlockNumber nblocks)
+{
+	HnswMetaPage meta;
+
+	hnsw_fill_meta(image, RelationGetRelid(bs->index), bs->dims, bs->graph.m,
+				   bs->graph.ef_construction, bs->metric, bs->nspacekeys);
+	meta = HnswPageGetMeta(image);
 	if (bs->nnodes > 0)
 	{
 		if (bs->nspacekeys == 0)
@@ -428,7 +440,6 @@ write_arena(HnswBuildState *bs)
 	}
 	if (bs->nspacekeys > 0)
 	{
-		/* the directory pages follow the data pages */
 		BlockNumber dblk = nblocks;
 		Size		davail = HNSW_PAGE_FREE_SPACE;
 
@@ -450,119 +461,193 @@ write_arena(HnswBuildState *bs)
 		if (bs->nspaces > 0)
 			meta->dir_tail = dblk;
 	}
-	write_page(bs->index, HNSW_METAPAGE_BLKNO, meta_image.data);
+}
 
-	/* data pages, in order */
-	etup = palloc0(esize);
-	ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(m, hnsw_max_level(m)));
-	curblk = 1;
+/* an arena node's neighbour tuple, its lists as the planned TIDs */
+static Size
+fill_neighbor_tuple(HnswBuildState *bs, ArenaNode *an, HnswNeighborTuple ntup,
+					const ItemPointerData *etids)
+{
+	int			m = bs->graph.m;
+	Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(m, an->level);
+
+	memset(ntup, 0, nsize);
+	ntup->type = HNSW_TUPLE_NEIGHBORS;
+	ntup->level = an->level;
+	ntup->nslots = HnswTotalSlots(m, an->level);
+	for (int s = 0; s < ntup->nslots; s++)
+		ItemPointerSetInvalid(&ntup->tids[s]);
+	for (int l = 0; l <= an->level; l++)
+	{
+		uint32	   *list = an->nbr + arena_layer_start(m, l);
+
+		for (uint32 k = 0; k < list[0]; k++)
+			ntup->tids[HnswLayerOffset(m, l) + k] = etids[list[k + 1]];
+	}
+	return nsize;
+}
+
+/* an arena node's element tuple */
+static void
+fill_element_tuple(HnswBuildState *bs, ArenaNode *an, HnswElementTuple etup, Size esize,
+				   ItemPointer ntid)
+{
+	memset(etup, 0, esize);
+	etup->type = HNSW_TUPLE_ELEMENT;
+	etup->level = an->level;
+	etup->ntids = an->ntids;
+	etup->space_no = an->space_no;
+	for (int t = 0; t < HNSW_HEAPTIDS; t++)
+	{
+		if (t < an->ntids)
+			etup->heaptids[t] = an->tids[t];
+		else
+			ItemPointerSetInvalid(&etup->heaptids[t]);
+	}
+	etup->neighbortid = *ntid;
+	memcpy(etup->vec, an->vec, sizeof(float) * bs->dims);
+}
+
+/*
+ * Add a tuple to the page image where the plan put it, writing out and
+ * starting over the image until it is the planned page (*curblk).
+ */
+static void
+add_planned(HnswBuildState *bs, Page image, BlockNumber *curblk,
+			const ItemPointerData *tid, Item item, Size size)
+{
+	OffsetNumber got;
+
+	while (ItemPointerGetBlockNumber(tid) != *curblk)
+	{
+		write_page(bs->index, *curblk, image);
+		(*curblk)++;
+		hnsw_init_page(image, HNSW_PAGE_DATA, RelationGetRelid(bs->index));
+	}
+	got = PageAddItem(image, item, size, InvalidOffsetNumber, false, false);
+	if (got != ItemPointerGetOffsetNumber(tid))
+		elog(ERROR, "engram_hnsw build: tuple placed at offset %u, planned %u",
+			 got, ItemPointerGetOffsetNumber(tid));
+}
+
+/* the data pages, in order, each filled and written once */
+static void
+write_data_pages(HnswBuildState *bs, const uint32 *ord, const ItemPointerData *etids,
+				 ItemPointerData *ntids, BlockNumber nblocks)
+{
+	int			m = bs->graph.m;
+	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(bs->dims);
+	HnswElementTuple etup = palloc0(esize);
+	HnswNeighborTuple ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(m, hnsw_max_level(m)));
+	PGAlignedBlock image;
+	BlockNumber curblk = 1;
+
 	hnsw_init_page(image.data, HNSW_PAGE_DATA, RelationGetRelid(bs->index));
 	for (uint32 k = 0; k < bs->nnodes; k++)
 	{
 		uint32		i = ord[k];
 		ArenaNode  *an = &bs->nodes[i];
-		Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(m, an->level);
-		OffsetNumber got;
+		Size		nsize;
 
 		CHECK_FOR_INTERRUPTS();
-
-		/* neighbour tuple */
-		memset(ntup, 0, nsize);
-		ntup->type = HNSW_TUPLE_NEIGHBORS;
-		ntup->level = an->level;
-		ntup->nslots = HnswTotalSlots(m, an->level);
-		for (int s = 0; s < ntup->nslots; s++)
-			ItemPointerSetInvalid(&ntup->tids[s]);
-		for (int l = 0; l <= an->level; l++)
-		{
-			uint32	   *list = an->nbr + arena_layer_start(m, l);
-
-			for (uint32 k = 0; k < list[0]; k++)
-				ntup->tids[HnswLayerOffset(m, l) + k] = etids[list[k + 1]];
-		}
-
-		/* element tuple */
-		memset(etup, 0, esize);
-		etup->type = HNSW_TUPLE_ELEMENT;
-		etup->level = an->level;
-		etup->ntids = an->ntids;
-		etup->space_no = an->space_no;
-		for (int t = 0; t < HNSW_HEAPTIDS; t++)
-		{
-			if (t < an->ntids)
-				etup->heaptids[t] = an->tids[t];
-			else
-				ItemPointerSetInvalid(&etup->heaptids[t]);
-		}
-		etup->neighbortid = ntids[i];
-		memcpy(etup->vec, an->vec, sizeof(float) * bs->dims);
-
-		/* add both where the plan put them */
-		for (int part = 0; part < 2; part++)
-		{
-			ItemPointer tid = part == 0 ? &ntids[i] : &etids[i];
-			Item		item = part == 0 ? (Item) ntup : (Item) etup;
-			Size		size = part == 0 ? nsize : esize;
-
-			while (ItemPointerGetBlockNumber(tid) != curblk)
-			{
-				write_page(bs->index, curblk, image.data);
-				curblk++;
-				hnsw_init_page(image.data, HNSW_PAGE_DATA, RelationGetRelid(bs->index));
-			}
-			got = PageAddItem(image.data, item, size, InvalidOffsetNumber, false, false);
-			if (got != ItemPointerGetOffsetNumber(tid))
-				elog(ERROR, "engram_hnsw build: tuple placed at offset %u, planned %u",
-					 got, ItemPointerGetOffsetNumber(tid));
-		}
+		nsize = fill_neighbor_tuple(bs, an, ntup, etids);
+		fill_element_tuple(bs, an, etup, esize, &ntids[i]);
+		add_planned(bs, image.data, &curblk, &ntids[i], (Item) ntup, nsize);
+		add_planned(bs, image.data, &curblk, &etids[i], (Item) etup, esize);
 	}
 	if (bs->nnodes > 0)
 		write_page(bs->index, curblk, image.data);
 	Assert(bs->nnodes == 0 || curblk == nblocks - 1);
+	pfree(etup);
+	pfree(ntup);
+}
 
-	/* the space directory, chained in order */
+/* a space's directory entry */
+static HnswSpaceTuple
+make_space_tuple(BuildSpace *sp, const ItemPointerData *etids, Size sz)
+{
+	HnswSpaceTuple stup = palloc0(sz);
+
+	stup->type = HNSW_TUPLE_SPACE;
+	stup->flags = 0;
+	stup->space_no = sp->space_no;
+	stup->hash = sp->hash;
+	if (sp->entry != HNSW_INVALID_NODE)
+	{
+		stup->entry = etids[sp->entry];
+		stup->entry_level = sp->entry_level;
+	}
+	else
+	{
+		ItemPointerSetInvalid(&stup->entry);
+		stup->entry_level = -1;
+	}
+	stup->keylen = sp->key.len;
+	memcpy(stup->key, sp->key.bytes, sp->key.len);
+	return stup;
+}
+
+/*
+ * The space directory, chained in order from block dblk (where the meta
+ * page says it is).  Returns the number of blocks of the index.
+ */
+static BlockNumber
+write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber dblk)
+{
+	PGAlignedBlock image;
+
+	hnsw_init_page(image.data, HNSW_PAGE_DIR, RelationGetRelid(bs->index));
+	for (uint32 s = 0; s < bs->nspaces; s++)
+	{
+		BuildSpace *sp = bs->space_list[s];
+		Size		sz = HNSW_SPACE_TUPLE_SIZE(sp->key.len);
+		HnswSpaceTuple stup = make_space_tuple(sp, etids, sz);
+
+		if (PageGetFreeSpace(image.data) < sz)
+		{
+			HnswPageGetOpaque(image.data)->next = dblk + 1;
+			write_page(bs->index, dblk, image.data);
+			dblk++;
+			hnsw_init_page(image.data, HNSW_PAGE_DIR, RelationGetRelid(bs->index));
+		}
+		if (PageAddItem(image.data, (Item) stup, sz, InvalidOffsetNumber,
+						false, false) == InvalidOffsetNumber)
+			elog(ERROR, "engram_hnsw build: failed to add a space directory entry");
+		pfree(stup);
+	}
+	write_page(bs->index, dblk, image.data);
+	return dblk + 1;
+}
+
+/*
+ * Write the meta page and every element of the arena, then WAL-log all of
+ * it.  Placement is planned first (neighbour lists need the final TIDs of
+ * elements on later pages), then each page is filled and written once.
+ */
+static void
+write_arena(HnswBuildState *bs)
+{
+	ItemPointerData *etids = palloc_extended(sizeof(ItemPointerData) * Max(bs->nnodes, 1),
+											 MCXT_ALLOC_HUGE);
+	ItemPointerData *ntids = palloc_extended(sizeof(ItemPointerData) * Max(bs->nnodes, 1),
+											 MCXT_ALLOC_HUGE);
+	BlockNumber nblocks;
+	PGAlignedBlock meta_image;
+	uint32	   *ord = NULL;
+
+	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
+
+	if (bs->nnodes > 0)
+		ord = reconnect_and_order(bs);
+	nblocks = plan_placement(bs, ord, etids, ntids);
+
+	fill_build_meta(bs, meta_image.data, etids, nblocks);
+	write_page(bs->index, HNSW_METAPAGE_BLKNO, meta_image.data);
+	write_data_pages(bs, ord, etids, ntids, nblocks);
 	if (bs->nspacekeys > 0 && bs->nspaces > 0)
 	{
-		BlockNumber dblk = nblocks;
-
-		hnsw_init_page(image.data, HNSW_PAGE_DIR, RelationGetRelid(bs->index));
-		for (uint32 s = 0; s < bs->nspaces; s++)
-		{
-			BuildSpace *sp = bs->space_list[s];
-			Size		sz = HNSW_SPACE_TUPLE_SIZE(sp->key.len);
-			HnswSpaceTuple stup = palloc0(sz);
-
-			stup->type = HNSW_TUPLE_SPACE;
-			stup->flags = 0;
-			stup->space_no = sp->space_no;
-			stup->hash = sp->hash;
-			if (sp->entry != HNSW_INVALID_NODE)
-			{
-				stup->entry = etids[sp->entry];
-				stup->entry_level = sp->entry_level;
-			}
-			else
-			{
-				ItemPointerSetInvalid(&stup->entry);
-				stup->entry_level = -1;
-			}
-			stup->keylen = sp->key.len;
-			memcpy(stup->key, sp->key.bytes, sp->key.len);
-			if (PageGetFreeSpace(image.data) < sz)
-			{
-				HnswPageGetOpaque(image.data)->next = dblk + 1;
-				write_page(bs->index, dblk, image.data);
-				dblk++;
-				hnsw_init_page(image.data, HNSW_PAGE_DIR, RelationGetRelid(bs->index));
-			}
-			if (PageAddItem(image.data, (Item) stup, sz, InvalidOffsetNumber,
-							false, false) == InvalidOffsetNumber)
-				elog(ERROR, "engram_hnsw build: failed to add a space directory entry");
-			pfree(stup);
-		}
-		write_page(bs->index, dblk, image.data);
-		Assert(dblk == meta->dir_tail);
-		nblocks = dblk + 1;
+		nblocks = write_directory(bs, etids, nblocks);
+		Assert(nblocks - 1 == HnswPageGetMeta(meta_image.data)->dir_tail);
 	}
 
 	if (RelationNeedsWAL(bs->index))
@@ -570,8 +655,6 @@ write_arena(HnswBuildState *bs)
 
 	pfree(etids);
 	pfree(ntids);
-	pfree(etup);
-	pfree(ntup);
 	if (ord)
 		pfree(ord);
 }
@@ -801,6 +884,44 @@ build_workers(Relation heap, Relation index)
 	return Min(n, max_parallel_maintenance_workers);
 }
 
+/*
+ * A NOTICE when the indexed column will keep its vectors compressed or out
+ * of line: storage EXTENDED (the default) and a vector long enough that a
+ * row holding little else crosses TOAST_TUPLE_THRESHOLD (497 dims and up).
+ * The executor computes the distance of every row an index scan returns
+ * from the heap's copy, which is then decompressed or fetched from the
+ * TOAST table each time (bench/results/storage.md).  PLAIN can hold a
+ * row with HNSW_MAX_DIMS floats.  Only for a plain column (not an
+ * expression), and once per transaction (not once per partition).
+ */
+static void
+storage_notice(Relation heap, Relation index, IndexInfo *indexInfo, int dims)
+{
+	static LocalTransactionId noticed_lxid = InvalidLocalTransactionId;
+	AttrNumber	heapattno = indexInfo->ii_IndexAttrNumbers[hnsw_vector_attno(index) - 1];
+	Size		rowsize = MAXALIGN(SizeofHeapTupleHeader) + ARR_OVERHEAD_NONULLS(1) +
+		sizeof(float4) * (Size) dims;
+	Form_pg_attribute att;
+
+	StaticAssertStmt(MAXALIGN(SizeofHeapTupleHeader) + ARR_OVERHEAD_NONULLS(1) +
+					 sizeof(float4) * HNSW_MAX_DIMS <= MaxHeapTupleSize,
+					 "a row of HNSW_MAX_DIMS floats must fit a heap page");
+	if (heapattno <= 0 || rowsize <= TOAST_TUPLE_THRESHOLD || noticed_lxid == MyProc->lxid)
+		return;
+	att = TupleDescAttr(RelationGetDescr(heap), heapattno - 1);
+	if (att->attstorage != TYPSTORAGE_EXTENDED)
+		return;
+	noticed_lxid = MyProc->lxid;
+	ereport(NOTICE,
+			(errmsg("column \"%s\" will store vectors of %d dimensions compressed or out of line",
+					NameStr(att->attname), dims),
+			 errdetail("Its storage is EXTENDED: a row over %d bytes has its vector compressed, or moved to the TOAST table, and an index scan reads every row it returns back from there to compute its distance.",
+					   (int) TOAST_TUPLE_THRESHOLD),
+			 errhint("Before loading the table, ALTER TABLE %s ALTER COLUMN %s SET STORAGE PLAIN keeps the vectors inline and uncompressed.",
+					 quote_identifier(RelationGetRelationName(heap)),
+					 quote_identifier(NameStr(att->attname)))));
+}
+
 IndexBuildResult *
 hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 {
@@ -880,6 +1001,7 @@ hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	else if (bs->nspacekeys == 0)
 		relink_spilled(bs);
 	MemoryContextDelete(bs->tmp_cxt);
+	storage_notice(heap, index, indexInfo, bs->dims);
 
 	result = palloc(sizeof(IndexBuildResult));
 	result->heap_tuples = reltuples;

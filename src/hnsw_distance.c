@@ -43,6 +43,26 @@ hnsw_metric_distance(int metric)
 }
 
 /*
+ * The distance the neighbour-selection heuristic tests redundancy with
+ * ("nearer to a kept neighbour than to the base"): a metric, in which a
+ * vector is nearest to itself.  For L2 and cosine (unit vectors: the
+ * negative inner product orders pairs as the euclidean distance does) that
+ * is the index-internal distance.  The negative inner product is no
+ * metric: a candidate is "nearer" to any neighbour of larger norm in its
+ * direction than to the base, or even to itself, so the first neighbour
+ * kept, usually one of the largest vectors, would prune every other
+ * candidate.  Inner-product indexes test redundancy by euclidean distance;
+ * candidates are still found and ranked by inner product.
+ */
+HnswDistanceFn
+hnsw_selection_distance(int metric)
+{
+	if (metric == HNSW_METRIC_IP)
+		return hnsw_l2_squared;
+	return hnsw_metric_distance(metric);
+}
+
+/*
  * Scale v to unit length.  Returns false for a zero vector (left as it is).
  */
 bool

@@ -5,10 +5,12 @@
  *	  insertion.
  *
  * This is the only implementation of the algorithm.  It works on any
- * storage that implements HnswGraphOps: the in-memory arena of the bulk
- * build (hnsw_build.c) and the buffer-managed pages used by single-row
- * inserts, scans and vacuum (hnsw_pages.c).  Storage-specific concerns
- * (locking, WAL, caching) live behind the ops.
+ * storage that implements HnswGraphOps; there are three: the in-memory
+ * arena of the bulk build (hnsw_build.c), the shared-memory (DSA) graph of
+ * a parallel build (hnsw_build_parallel.c), and the buffer-managed pages
+ * used by inserts, merges, scans and vacuum (hnsw_pagegraph.c).
+ * Storage-specific concerns (locking, WAL, caching, the highest level a
+ * node may have) live behind the ops and in HnswGraph.
  *
  *-------------------------------------------------------------------------
  */
@@ -569,6 +571,10 @@ hnsw_random_level(int m, int max_level)
  * the base than to every neighbour kept so far, which spreads the links in
  * different directions.  With keep_pruned, the candidates it pruned then
  * fill the remaining slots, nearest first ("keepPrunedConnections").
+ * "Nearer" is measured by the metric's selection distance
+ * (hnsw_selection_distance(): euclidean for inner product, whose own
+ * distance would let one large-norm neighbour prune every other candidate);
+ * the candidates and their order come from the index's distance.
  *
  * Inserts do not keep pruned candidates: measured on Fashion-MNIST (60k,
  * m=16, efc=64), full lists made the build 3x slower (every back-link then
@@ -586,6 +592,7 @@ hnsw_select_neighbors(HnswGraph *g, const float *base, HnswCandidate *cands,
 	int			npruned = 0;
 	HnswCandidate *pruned;
 	const float **outvec;
+	HnswDistanceFn sel = hnsw_selection_distance(g->metric);
 
 	if (ncands <= limit)
 	{
@@ -599,6 +606,7 @@ hnsw_select_neighbors(HnswGraph *g, const float *base, HnswCandidate *cands,
 	{
 		const float *cv = g->ops->vector(g, cands[i].node);
 		bool		keep = true;
+		float		dbase = (sel == g->dist) ? cands[i].dist : sel(cv, base, g->dims);
 
 		for (int j = 0; j < nout; j++)
 		{
@@ -607,7 +615,7 @@ hnsw_select_neighbors(HnswGraph *g, const float *base, HnswCandidate *cands,
 			 * an exact copy of a kept neighbour (ties at distance zero would
 			 * otherwise let many identical vectors crowd out the rest).
 			 */
-			if (g->dist(cv, outvec[j], g->dims) < cands[i].dist ||
+			if (sel(cv, outvec[j], g->dims) < dbase ||
 				memcmp(cv, outvec[j], sizeof(float) * g->dims) == 0)
 			{
 				keep = false;
@@ -889,6 +897,23 @@ is_deleted(HnswGraph *g, HnswNode node, const float *q)
 	return deleted;
 }
 
+/*
+ * The cases, in order (why: the comment above force_link()):
+ *	0. y is deleted: nothing to do.
+ *	1. y's first neighbours (HNSW_RELINK_TRIES of them, all at depth 0),
+ *	   skipping y, via and deleted ones, and, once y is findable, those via
+ *	   does not link to: the first with room takes y.  The nearest live one
+ *	   and the first anchored one are remembered.
+ *	2. Not findable yet and depth > 0: the nearest takes y by force.
+ *	3. Reachable (no via, via still links to y, or an anchored neighbour
+ *	   took y): done.
+ *	4. Further anchored neighbours of y, as many tries again, by room.
+ *	5. No anchored neighbour at all: the live element of via's list nearest
+ *	   to y becomes the anchor and takes y if it has room.
+ *	6. Depth 0: any live element of via's list with room takes y.
+ *	7. Still unreachable and depth > 0: the anchor takes y by force;
+ *	   force_link() relinks whoever that pushes out, one level deeper.
+ */
 void
 hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via)
 {

@@ -7,7 +7,7 @@
  * (hnsw_pending.c): no graph search at insert time.  With fastupdate = off,
  * or on an index of page format 1, it goes into the graph at once.  The
  * algorithm is hnsw_insert_element() (hnsw_graph.c) running on the
- * page-backed graph (hnsw_pages.c): search with one buffer lock at a time,
+ * page-backed graph (hnsw_pagegraph.c): search with one buffer lock at a time,
  * store the element and its neighbour tuple in one WAL record, then link it
  * back into each neighbour's list with an optimistic compare-and-replace,
  * and finally move the entry point if the element reached a new top level.

@@ -283,7 +283,7 @@ store_element(HnswPageGraph *pg, const float *vec, int level, ItemPointer heapti
 			ItemPointerSetInvalid(&pend->dirtid);
 	}
 	hnsw_place_element(pg->index, pg->meta, pg->stripe, etup, esize, ntup, nsize, &etid,
-				  pend, tailcount);
+					   pend, tailcount);
 	pfree(etup);
 	pfree(ntup);
 	if (pend)

@@ -130,6 +130,21 @@ read_dir_buffer(Relation index, BlockNumber blkno)
 	return ReadBuffer(index, blkno);
 }
 
+/* pin and share-lock a page the directory chain leads to, which must be one */
+static Page
+lock_chain_page(Relation index, BlockNumber blkno, Buffer *buf)
+{
+	Page		page;
+
+	*buf = read_dir_buffer(index, blkno);
+	LockBuffer(*buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(*buf);
+	hnsw_check_page(index, page, blkno);
+	if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DIR)
+		hnsw_corrupt(index, blkno, "the space directory chain leads to a page that is not a directory page");
+	return page;
+}
+
 /* read a directory entry; false if it is not the given key (stale cache) */
 static bool
 read_space(Relation index, ItemPointer tid, HnswSpaceKey *key, HnswSpaceInfo *info)
@@ -286,16 +301,11 @@ cache_refresh(Relation index, SpaceCacheState *st, bool force)
 	blkno = st->next_blk;
 	while (blkno != InvalidBlockNumber)
 	{
-		Buffer		buf = read_dir_buffer(index, blkno);
-		Page		page;
+		Buffer		buf;
+		Page		page = lock_chain_page(index, blkno, &buf);
 		OffsetNumber maxoff;
 		BlockNumber next;
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		hnsw_check_page(index, page, blkno);
-		if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DIR)
-			hnsw_corrupt(index, blkno, "the space directory chain leads to a page that is not a directory page");
 		maxoff = PageGetMaxOffsetNumber(page);
 		for (OffsetNumber off = st->next_off; off <= maxoff; off++)
 		{
@@ -550,14 +560,9 @@ hnsw_space_list(Relation index, HnswSpaceInfo **out)
 	blkno = meta.dir_head;
 	while (blkno != InvalidBlockNumber)
 	{
-		Buffer		buf = read_dir_buffer(index, blkno);
-		Page		page;
+		Buffer		buf;
+		Page		page = lock_chain_page(index, blkno, &buf);
 
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		hnsw_check_page(index, page, blkno);
-		if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DIR)
-			hnsw_corrupt(index, blkno, "the space directory chain leads to a page that is not a directory page");
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 		{
 			if (n == max)

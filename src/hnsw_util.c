@@ -24,47 +24,52 @@
 
 #include "engram_hnsw.h"
 
+/* the index's reloptions, or the defaults if it was created without any */
+static const HnswOptions *
+index_options(Relation index)
+{
+	static const HnswOptions defaults = {
+		.m = HNSW_DEFAULT_M,
+		.ef_construction = HNSW_DEFAULT_EF_CONSTRUCTION,
+		.dims = 0,
+		.fastupdate = true,
+		.pending_list_limit = -1,
+	};
+
+	return index->rd_options ? (const HnswOptions *) index->rd_options : &defaults;
+}
+
 int
 hnsw_index_m(Relation index)
 {
-	HnswOptions *opts = (HnswOptions *) index->rd_options;
-
-	return opts ? opts->m : HNSW_DEFAULT_M;
+	return index_options(index)->m;
 }
 
 int
 hnsw_index_ef_construction(Relation index)
 {
-	HnswOptions *opts = (HnswOptions *) index->rd_options;
-
-	return opts ? opts->ef_construction : HNSW_DEFAULT_EF_CONSTRUCTION;
+	return index_options(index)->ef_construction;
 }
 
 int
 hnsw_index_dims_option(Relation index)
 {
-	HnswOptions *opts = (HnswOptions *) index->rd_options;
-
-	return opts ? opts->dims : 0;
+	return index_options(index)->dims;
 }
 
 bool
 hnsw_index_fastupdate(Relation index)
 {
-	HnswOptions *opts = (HnswOptions *) index->rd_options;
-
-	return opts ? opts->fastupdate : true;
+	return index_options(index)->fastupdate;
 }
 
 /* the pending list size (bytes of pending elements) that triggers a merge */
 int64
 hnsw_pending_limit_bytes(Relation index)
 {
-	HnswOptions *opts = (HnswOptions *) index->rd_options;
-	int			kb = (opts && opts->pending_list_limit > 0) ?
-		opts->pending_list_limit : hnsw_pending_list_limit;
+	int			kb = index_options(index)->pending_list_limit;
 
-	return (int64) kb * 1024;
+	return (int64) (kb > 0 ? kb : hnsw_pending_list_limit) * 1024;
 }
 
 /* the vector is the last key column (leading columns are space keys) */

@@ -36,8 +36,9 @@ PG_CONFIG="${PG_CONFIG:-pg_config}"
 KEEP="${FUZZ_KEEP:-0}"
 
 # the extension files the harness compiles, unchanged: every one that reads
-# pages (hnsw_check.c and hnsw_build.c need the catalog and the executor,
-# hnsw_options.c the GUC and reloption machinery: not linked)
+# pages (hnsw_check.c, hnsw_build.c and hnsw_util.c need the catalog and the
+# executor, hnsw_options.c and hnsw_cost.c the GUC, reloption and planner
+# machinery: not linked)
 SRC_FILES=(hnsw_pages hnsw_place hnsw_veccache hnsw_pagegraph hnsw_graph hnsw_distance hnsw_kernels hnsw_space hnsw_scan hnsw_insert hnsw_vacuum hnsw_pending)
 
 die() {

@@ -41,6 +41,10 @@
 #                      (test image q searches space (q - 1) % 100) with exact
 #                      per-space truth; every query must return 10 rows of
 #                      its space and recall@10 must be >= 0.99
+#   ip_varnorm3_bulk, ip_varnorm3_direct, ip_varnorm3_merged,
+#   ip_varnorm128_l2, ip_varnorm128_ip
+#                      inner product on vectors whose norms vary (described
+#                      at ipvar_cases below)
 #   planner_default    with default planner settings a LIMIT 10 KNN query
 #                      uses the index
 #
@@ -62,7 +66,10 @@
 # RECALL_PLANNER_CHECK (1; 0 skips the planner_default case),
 # RECALL_SPACES (100), RECALL_SPACE_ROWS (200), RECALL_SPACES_MIN (0.99),
 # RECALL_SPACES_CHECK (1; 0 skips the spaces_l2 case), RECALL_BT_BASE (40000),
-# RECALL_BT_MORE (5000), RECALL_BULK_THEN_DIRECT (1; 0 skips that case).
+# RECALL_BT_MORE (5000), RECALL_BULK_THEN_DIRECT (1; 0 skips that case),
+# RECALL_IPVAR (1; 0 skips the ip_varnorm cases), RECALL_IPVAR_MIN (0.98),
+# RECALL_IPVAR128_ROWS (20000), RECALL_CASES (a regular expression: only
+# the run_case cases whose names match run).
 
 set -euo pipefail
 
@@ -73,6 +80,7 @@ source "$HERE/../lib.sh"
 N_ITEMS="${RECALL_ITEMS:-10000}"
 N_QUERIES="${RECALL_QUERIES:-100}"
 MIN_RECALL="${RECALL_MIN:-0.95}"
+RECALL_MIN_DEFAULT="$MIN_RECALL"
 INSERT_SLACK="${RECALL_INSERT_SLACK:-0.01}"
 L2_BULK_RECALL=""
 MAX_UNREACH_FRAC="${RECALL_MAX_UNREACHABLE_FRAC:-0.01}"
@@ -153,9 +161,10 @@ engram_log "exact ground truth for 3 metrics: $(elapsed "$t0")s"
 ntruth="$(qv -c "SELECT count(*) FROM truth_l2")"
 [[ "$ntruth" == $((N_QUERIES * K)) ]] || engram_die "ground truth has $ntruth rows, expected $((N_QUERIES * K))"
 
-# recall_of RESULT_TABLE TRUTH_TABLE QUERIES_TABLE -> prints recall (3 decimals)
+# recall_of RESULT_TABLE TRUTH_TABLE QUERIES_TABLE [k] -> prints recall@k
+# (3 decimals; k defaults to K)
 recall_of() {
-	local res="$1" tru="$2" queries="$3"
+	local res="$1" tru="$2" queries="$3" K="${4:-$K}"
 	qv -c "
 		WITH kth AS (
 			SELECT qid, max(dist) AS kd FROM $tru GROUP BY qid
@@ -183,10 +192,49 @@ report() {
 	fi
 }
 
+# check_recall NAME MODE k RECALL RESULT_TABLE: run_case's recall@k checks,
+# appended to its why[] (dynamic scope).  The floor is MIN_RECALL; with
+# CASE_WITHIN=CASE, recall must also be at most INSERT_SLACK below that
+# earlier case's recall@k (RECALLS[CASE@k]).
+declare -A RECALLS=()
+check_recall() {
+	local name="$1" mode="$2" k="$3" recall="$4" res="$5" nres ref
+	RECALLS["$name@$k"]="$recall"
+	nres="$(qv -c "SELECT count(*) FROM $res")"
+	[[ "$nres" == $((N_QUERIES * k)) ]] || why+=("index returned $nres rows, expected $((N_QUERIES * k))")
+	awk -v r="$recall" -v m="$MIN_RECALL" 'BEGIN { exit !(r + 0 >= m + 0) }' ||
+		why+=("recall@$k $recall < $MIN_RECALL")
+	if [[ -n "${CASE_WITHIN:-}" ]]; then
+		ref="${RECALLS["$CASE_WITHIN@$k"]:-}"
+		if [[ -z "$ref" ]]; then
+			why+=("no recall@$k of $CASE_WITHIN to compare with")
+		else
+			awk -v r="$recall" -v b="$ref" -v s="$INSERT_SLACK" 'BEGIN { exit !(r + 0 >= b - s) }' ||
+				why+=("recall@$k $recall is more than $INSERT_SLACK below $CASE_WITHIN's $ref")
+		fi
+	fi
+	[[ "$name" == l2_bulk ]] && L2_BULK_RECALL="$recall"
+	[[ "$name" == l2_* ]] || return 0
+	if [[ "$mode" == bulk_serial && -n "${L2_BULK_RECALL:-}" ]]; then
+		awk -v r="$recall" -v b="$L2_BULK_RECALL" -v s="$INSERT_SLACK" \
+			'BEGIN { d = r - b; if (d < 0) d = -d; exit !(d <= s) }' ||
+			why+=("recall $recall differs from the parallel build's $L2_BULK_RECALL by more than $INSERT_SLACK")
+	fi
+	if [[ "$mode" == insert* && -n "${L2_BULK_RECALL:-}" ]]; then
+		awk -v r="$recall" -v b="$L2_BULK_RECALL" -v s="$INSERT_SLACK" \
+			'BEGIN { exit !(r + 0 >= b - s) }' ||
+			why+=("recall $recall is more than $INSERT_SLACK below l2_bulk's $L2_BULK_RECALL")
+	fi
+}
+
 # run_case NAME bulk|insert|insert_merged|insert_direct TABLE QUERIES OPCLASS OP TRUTH
+# (dynamic scope: a caller may set K, N_ITEMS, N_QUERIES, MIN_RECALL, and
+# CASE_KS / CASE_WITHIN as check_recall describes)
 run_case() {
 	local name="$1" mode="$2" src="$3" queries="$4" opclass="$5" op="$6" tru="$7"
 	local table="$src" idx="${name}_idx" why=() out t0 build_s recall="n/a" chk=""
+
+	[[ "$name" =~ ${RECALL_CASES:-.} ]] || return 0
 	local withopts="WITH (m = $M, ef_construction = $EF_CONSTRUCTION)"
 
 	[[ "$mode" == insert_direct ]] &&
@@ -282,29 +330,26 @@ run_case() {
 		why+=("EXPLAIN failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
 	fi
 
-	# approximate results and recall
-	local res="result_${name}"
-	if out="$(q -c "SET enable_seqscan = off" -c "DROP TABLE IF EXISTS $res" \
-		-c "CREATE TABLE $res AS $knn" 2>&1)"; then
-		recall="$(recall_of "$res" "$tru" "$queries")"
-		local nres
-		nres="$(qv -c "SELECT count(*) FROM $res")"
-		[[ "$nres" == $((N_QUERIES * K)) ]] || why+=("index returned $nres rows, expected $((N_QUERIES * K))")
-		awk -v r="$recall" -v m="$MIN_RECALL" 'BEGIN { exit !(r + 0 >= m + 0) }' ||
-			why+=("recall $recall < $MIN_RECALL")
-		[[ "$name" == l2_bulk ]] && L2_BULK_RECALL="$recall"
-		if [[ "$mode" == bulk_serial && -n "${L2_BULK_RECALL:-}" ]]; then
-			awk -v r="$recall" -v b="$L2_BULK_RECALL" -v s="$INSERT_SLACK" \
-				'BEGIN { d = r - b; if (d < 0) d = -d; exit !(d <= s) }' ||
-				why+=("recall $recall differs from the parallel build's $L2_BULK_RECALL by more than $INSERT_SLACK")
+	# approximate results and recall@k for each k of CASE_KS (truth
+	# table TRUTH$k), or recall@K (truth table TRUTH)
+	local k ks="${CASE_KS:-$K}" res tk all_recall=""
+	for k in $ks; do
+		res="result_${name}_$k"
+		tk="$tru"
+		[[ -n "${CASE_KS:-}" ]] && tk="$tru$k"
+		if out="$(q -c "SET enable_seqscan = off" -c "DROP TABLE IF EXISTS $res" \
+			-c "CREATE TABLE $res AS ${knn/LIMIT $K)/LIMIT $k)}" 2>&1)"; then
+			recall="$(recall_of "$res" "$tk" "$queries" "$k")"
+			check_recall "$name" "$mode" "$k" "$recall" "$res"
+		else
+			why+=("KNN query failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
 		fi
-		if [[ "$mode" == insert* && -n "${L2_BULK_RECALL:-}" ]]; then
-			awk -v r="$recall" -v b="$L2_BULK_RECALL" -v s="$INSERT_SLACK" \
-				'BEGIN { exit !(r + 0 >= b - s) }' ||
-				why+=("recall $recall is more than $INSERT_SLACK below l2_bulk's $L2_BULK_RECALL")
+		if [[ -n "${CASE_KS:-}" ]]; then
+			all_recall+="${all_recall:+ }@$k=$recall"
 		fi
-	else
-		why+=("KNN query failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
+	done
+	if [[ -n "$all_recall" ]]; then
+		recall="$all_recall"
 	fi
 
 	# every row findable by its own vector (after concurrent merges)
@@ -339,6 +384,76 @@ run_case l2_insert_direct insert_direct items queries real_l2_ops '<->' truth_l2
 run_case l2_insert_concurrent insert_concurrent items queries real_l2_ops '<->' truth_l2
 run_case cosine_bulk bulk items queries real_cosine_ops '<=>' truth_cos
 run_case ip_bulk bulk "$IP_ITEMS" "$IP_QUERIES" real_ip_ops '<#>' truth_ip
+
+# Inner product with norms that vary: the largest vectors are everyone's
+# nearest neighbours.  The neighbour-selection heuristic must not let one
+# of them prune every other candidate (see hnsw_selection_distance()).
+#
+#   ip_varnorm3_*      10 000 3-d rows, each component the product of two
+#                      uniform [0,1) numbers; 100 queries with uniform [0,1)
+#                      components; recall@10 and @20 >= 0.98
+#                      (RECALL_IPVAR_MIN) when bulk-built (_bulk), inserted
+#                      one by one with fastupdate = off (_direct) and through
+#                      the pending list and engram_hnsw_merge_pending()
+#                      (_merged)
+#   ip_varnorm128_*    20 000 (RECALL_IPVAR128_ROWS) 128-d rows of a
+#                      Gaussian mixture (64 centres, coordinate j scaled by
+#                      1/sqrt(j), as bench/tools/gen.c draws), offset by 0.5
+#                      and scaled by a per-row factor uniform in (0, 1];
+#                      100 queries from the mixture; both bulk-built:
+#                      real_l2_ops (_l2, the reference: recall >= 0.9) and
+#                      real_ip_ops (_ip), whose recall@10 and @20 must be at
+#                      most 0.01 below the L2 index's and >= 0.95 (RECALL_MIN)
+# Rows are drawn by random() after setseed(), so every run has the same.
+IPVAR_MIN="${RECALL_IPVAR_MIN:-0.98}"
+IPVAR128_ROWS="${RECALL_IPVAR128_ROWS:-20000}"
+GAUSS="(sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))"
+ipvar_cases() {
+	local N_ITEMS=10000 N_QUERIES=100 MIN_RECALL="$IPVAR_MIN" CASE_KS="10 20" K
+
+	engram_log "varying-norm inner product sets: 3-d x $N_ITEMS, 128-d x $IPVAR128_ROWS"
+	q -c "SET client_min_messages = warning" -c "SELECT setseed(0.42)" \
+		-c "DROP TABLE IF EXISTS ipv3, ipv3_q" \
+		-c "CREATE TABLE ipv3 (id int primary key, embedding real[])" \
+		-c "INSERT INTO ipv3 SELECT i, ARRAY[random() * random(), random() * random(), random() * random()]::real[]
+			FROM generate_series(1, $N_ITEMS) i" \
+		-c "CREATE TABLE ipv3_q AS SELECT i AS id, ARRAY[random(), random(), random()]::real[] AS embedding
+			FROM generate_series(1, $N_QUERIES) i" \
+		-c "ANALYZE ipv3" >/dev/null
+	for K in $CASE_KS; do
+		truth "ipv3_truth$K" ipv3 ipv3_q '<#>'
+	done
+	run_case ip_varnorm3_bulk bulk ipv3 ipv3_q real_ip_ops '<#>' ipv3_truth
+	run_case ip_varnorm3_direct insert_direct ipv3 ipv3_q real_ip_ops '<#>' ipv3_truth
+	run_case ip_varnorm3_merged insert_merged ipv3 ipv3_q real_ip_ops '<#>' ipv3_truth
+
+	N_ITEMS="$IPVAR128_ROWS"
+	q -c "SET client_min_messages = warning" -c "SELECT setseed(0.17)" \
+		-c "DROP TABLE IF EXISTS ipv128_c, ipv128, ipv128_q" \
+		-c "CREATE TABLE ipv128_c AS SELECT c, j, (2 * $GAUSS / sqrt(j))::real AS x
+			FROM generate_series(0, 63) c, generate_series(1, 128) j ORDER BY c, j" \
+		-c "CREATE TABLE ipv128 AS SELECT r.id, array_agg(((c.x + $GAUSS / sqrt(c.j) + 0.5) * r.f)::real ORDER BY c.j) AS embedding
+			FROM (SELECT i AS id, floor(random() * 64)::int AS c, 1 - random() AS f
+				FROM generate_series(1, $N_ITEMS) i) r JOIN ipv128_c c ON c.c = r.c
+			GROUP BY r.id ORDER BY r.id" \
+		-c "CREATE TABLE ipv128_q AS SELECT r.id, array_agg((c.x + $GAUSS / sqrt(c.j))::real ORDER BY c.j) AS embedding
+			FROM (SELECT i AS id, floor(random() * 64)::int AS c FROM generate_series(1, $N_QUERIES) i) r
+			JOIN ipv128_c c ON c.c = r.c GROUP BY r.id ORDER BY r.id" \
+		-c "ALTER TABLE ipv128 ADD PRIMARY KEY (id)" -c "ANALYZE ipv128" >/dev/null
+	for K in $CASE_KS; do
+		truth "ipv128_l2_truth$K" ipv128 ipv128_q '<->'
+		truth "ipv128_ip_truth$K" ipv128 ipv128_q '<#>'
+	done
+	# the L2 index is the reference (0.96-0.99 over builds: random levels)
+	MIN_RECALL=0.9
+	run_case ip_varnorm128_l2 bulk ipv128 ipv128_q real_l2_ops '<->' ipv128_l2_truth
+	MIN_RECALL="$RECALL_MIN_DEFAULT"
+	CASE_WITHIN=ip_varnorm128_l2 run_case ip_varnorm128_ip bulk ipv128 ipv128_q real_ip_ops '<#>' ipv128_ip_truth
+	q -c "DROP TABLE IF EXISTS ipv3, ipv3_q, ipv128_c, ipv128, ipv128_q" || true
+}
+if [[ "${RECALL_IPVAR:-1}" == 1 ]]; then
+	ipvar_cases
+fi
 
 # l2_bulk_then_direct: rows inserted one by one into a big bulk-built graph
 # must not cut its old elements off.  The first $BT_BASE train images are
