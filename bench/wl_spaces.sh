@@ -30,43 +30,23 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init spaces
 
-if [[ "$QUICK" == 1 ]]; then
-	SETS="${SPACES_SETS:-spaces128-20x500}"
-	EFS="${SPACES_EF:-40}"
-	WSECS="${SPACES_WRITE_SECS:-2}"
-else
-	SETS="${SPACES_SETS:-spaces128-100x1000 spaces128-10000x100}"
-	EFS="${SPACES_EF:-40 100}"
-	WSECS="${SPACES_WRITE_SECS:-5}"
-fi
+SETS="${SPACES_SETS:-$(bench_quick spaces128-20x500 "spaces128-100x1000 spaces128-10000x100")}"
+EFS="${SPACES_EF:-$(bench_quick 40 "40 100")}"
+WSECS="${SPACES_WRITE_SECS:-$(bench_quick 2 5)}"
 NQ="${SPACES_NQ:-500}"
 FILTER_NQ="${SPACES_FILTER_NQ:-50}"
 TIMEOUT="${SPACES_TIMEOUT:-300s}"
 MAXPART="${SPACES_MAX_PARTITIONS:-1000}"
-M="${INDEX_M:-16}"
-EFC="${INDEX_EFC:-64}"
-WITH="m = $M, ef_construction = $EFC${INDEX_OPTS:+, $INDEX_OPTS}"
 METRIC=l2
 OP='<->'
 OPC=real_l2_ops
-OUT="$BENCH_WORK/spaces"
-rm -rf "$OUT"
-mkdir -p "$OUT"
-TSV="$BENCH_RESULTS/spaces.tsv"
 # BENCH_MERGE=1: the sets of the previous report that are not run now are kept
-KEPT=()
-if [[ "${BENCH_MERGE:-0}" == 1 && -f "$BENCH_RESULTS/spaces.md" ]]; then
-	cp "$BENCH_RESULTS/spaces.md" "$OUT/old.md"
-	[[ -f "$TSV" ]] && cp "$TSV" "$OUT/old.tsv"
-	while read -r t; do
-		[[ " $SETS " == *" $t "* ]] || KEPT+=("$t")
-	done < <(awk '/<!-- summary -->/ { on = 1 } /<!-- \/summary -->/ { on = 0 } on && /^## / { sub(/:$/, "", $2); print $2 }' "$OUT/old.md")
-fi
+# shellcheck disable=SC2086
+bench_merge_kept '/<!-- summary -->/ { on = 1 } /<!-- \/summary -->/ { on = 0 } on && /^## / { sub(/:$/, "", $2); print $2 }' $SETS
 printf 'set\tvariant\tmeasure\tef\trun\tvalue\n' >"$TSV"
 bench_merge_tsv "$OUT/old.tsv" "$TSV" 1 "${KEPT[@]}"
 
-bench_ext_prepare
-bench_cluster_start
+bench_start
 bench_wal_warmup
 
 # loop function over one table; p_filter: WHERE space_id = query's space
