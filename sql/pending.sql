@@ -151,7 +151,7 @@ INSERT INTO pend_c SELECT i, pend_rvec(i, 16) FROM generate_series(1401, 1800) i
 SELECT engram_hnsw_merge_pending('pend_c_idx') AS merged;
 SELECT elements, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
 -- the meta page's vacuum_gen (uint16 at byte 46 of block 0) moves on a VACUUM
--- that marks elements deleted, and only then
+-- that marks elements deleted (and again as it frees their slots), and only then
 CREATE EXTENSION IF NOT EXISTS pageinspect;
 CREATE FUNCTION pend_vacuum_gen() RETURNS int LANGUAGE sql AS
 $$ SELECT get_byte(p, 46) + 256 * get_byte(p, 47) FROM get_raw_page('pend_c_idx', 0) p $$;
@@ -166,11 +166,11 @@ DROP EXTENSION pageinspect;
 SELECT elements, deleted_elements, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
 INSERT INTO pend_c SELECT i, pend_rvec(i, 16) FROM generate_series(1801, 2400) i;
 SELECT engram_hnsw_merge_pending('pend_c_idx') AS merged;
-SELECT elements, deleted_elements, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
+SELECT elements - deleted_elements AS live, elements < 2400 AS slots_reused, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
 SET engram_hnsw.vector_cache_size = 0;
 INSERT INTO pend_c SELECT i, pend_rvec(i, 16) FROM generate_series(2401, 2600) i;
 SELECT engram_hnsw_merge_pending('pend_c_idx') AS merged;
-SELECT elements, deleted_elements, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
+SELECT elements - deleted_elements AS live, elements < 2600 AS slots_reused, unreachable, pending FROM engram_hnsw_check('pend_c_idx');
 RESET engram_hnsw.vector_cache_size;
 SET enable_seqscan = off;
 SET engram_hnsw.ef_search = 100;

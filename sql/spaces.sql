@@ -270,11 +270,11 @@ SELECT count(*) FILTER (WHERE (SELECT b.id FROM sp_tmp b WHERE b.space_id = a.sp
                                ORDER BY b.embedding <-> a.embedding LIMIT 1) = a.id) AS found_first,
        count(*) AS all_rows
 FROM sp_tmp a;
-SELECT elements, deleted_elements, heap_tids, unreachable FROM engram_hnsw_check('sp_tmp_idx');
+SELECT elements - deleted_elements AS live, elements < 434 AS slots_reused, heap_tids, unreachable FROM engram_hnsw_check('sp_tmp_idx');
 -- delete the revived rows and one row of every other space, vacuum again
 DELETE FROM sp_tmp WHERE space_id = 4 OR id % 10 = 7;
 VACUUM sp_tmp;
-SELECT elements, deleted_elements, heap_tids, unreachable FROM engram_hnsw_check('sp_tmp_idx');
+SELECT elements - deleted_elements AS live, elements < 434 AS slots_reused, heap_tids, unreachable FROM engram_hnsw_check('sp_tmp_idx');
 SELECT * FROM sp_dir('sp_tmp_idx');
 SELECT count(*) AS space4 FROM (SELECT id FROM sp_tmp WHERE space_id = 4 ORDER BY embedding <-> sp_vec(1) LIMIT 1000) s;
 SELECT sp_same('SELECT id FROM sp_tmp WHERE space_id = ANY (''{3,4,7}'') ORDER BY embedding <-> sp_vec(7002) LIMIT 1000', 'sp_tmp_idx') AS after_second_delete;

@@ -6,11 +6,16 @@
  * Reads every page and every tuple, then checks the graph in memory:
  *	- pages are engram_hnsw pages, tuples lie within them and have valid
  *	  headers (hnsw_check_page, hnsw_page_element, hnsw_page_neighbors);
- *	- every element owns exactly one neighbour tuple of its own level;
+ *	- every element owns exactly one neighbour tuple with room for its
+ *	  level (a reused slot's may have more, left empty);
  *	- lists are contiguous, point at existing elements of a high enough
  *	  level, never at the element itself, never twice, and a live element
  *	  never links to a deleted one (VACUUM repairs such links);
  *	- an element without heap TIDs is marked deleted and vice versa;
+ *	- a free slot (an element VACUUM freed for reuse) is deleted, not
+ *	  pending, has its neighbour tuple on its own page and empty lists, no
+ *	  unmerged pending entry points at it, and each data page counts its
+ *	  free slots right;
  *	- the entry point exists and has the level the meta page says;
  *	- the pending chains lead through pending pages of their stripe only,
  *	  every unmerged pending entry is on a chain and points at an element
@@ -58,6 +63,7 @@ typedef struct CheckElement
 	int			level;
 	bool		deleted;
 	bool		pending;		/* HNSW_ELEMENT_PENDING */
+	bool		free;			/* HNSW_ELEMENT_FREE: a slot for reuse */
 	bool		reached;
 } CheckElement;
 
@@ -203,6 +209,8 @@ typedef struct CheckState
 	int64		npending;
 	int64		unreachable;
 	int64		links_to_deleted;
+	int64		nfree;			/* free slots */
+	int			pagefree;		/* ... on the page being read */
 	int			max_level;
 } CheckState;
 
@@ -296,7 +304,17 @@ collect_element(CheckState *st, Page page, BlockNumber blkno, OffsetNumber off)
 	ce->level = etup->level;
 	ce->deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
 	ce->pending = (etup->flags & HNSW_ELEMENT_PENDING) != 0;
+	ce->free = (etup->flags & HNSW_ELEMENT_FREE) != 0;
 	ce->reached = false;
+	if (ce->free)
+	{
+		if (!ce->deleted || ce->pending ||
+			ItemPointerGetBlockNumber(&etup->neighbortid) != blkno)
+			hnsw_corrupt(index, blkno,
+						 psprintf("free element slot %u is not a deleted element with its neighbour list beside it", off));
+		st->pagefree++;
+		st->nfree++;
+	}
 	if (ce->pending && !ce->deleted)
 		st->npending++;
 	if (ce->deleted)
@@ -381,8 +399,14 @@ check_pages(CheckState *st)
 		page = hnsw_pass_page(st->index, blkno, BUFFER_LOCK_SHARE, NULL, &buf);
 		if (page == NULL)
 			continue;			/* added to the relation, never used */
+		st->pagefree = 0;
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 			collect_item(st, page, blkno, off);
+		if (HnswPageGetOpaque(page)->flags == HNSW_PAGE_DATA &&
+			HnswPageGetOpaque(page)->nfree != st->pagefree)
+			hnsw_corrupt(st->index, blkno,
+						 psprintf("the page counts %u free element slots, but has %d",
+								  HnswPageGetOpaque(page)->nfree, st->pagefree));
 		UnlockReleaseBuffer(buf);
 	}
 
@@ -447,9 +471,15 @@ check_links(CheckState *st)
 			check_fail(st->index, ce->node, "element (%u,%u) %s", "points to a missing neighbour list");
 		if (cn->owned)
 			check_fail(st->index, ce->node, "element (%u,%u) %s", "shares its neighbour list with another element");
-		if (cn->level != ce->level)
-			check_fail(st->index, ce->node, "element (%u,%u) %s", "has a neighbour list of another level");
+		if (cn->level < ce->level)
+			check_fail(st->index, ce->node, "element (%u,%u) %s", "has a neighbour list of a lower level");
 		cn->owned = true;
+		/* no links above the element's level (a reused slot's extra room), none in a free slot */
+		for (int s = ce->free ? 0 : HnswTotalSlots(st->meta.m, ce->level);
+			 s < HnswTotalSlots(st->meta.m, cn->level); s++)
+			if (st->slots[cn->start + s] != HNSW_INVALID_NODE)
+				check_fail(st->index, ce->node, "element (%u,%u) %s",
+						   ce->free ? "is a free slot with links" : "has links above its level");
 
 		for (int l = 0; l <= ce->level; l++)
 			check_list(st, ce, st->slots + cn->start + HnswLayerOffset(st->meta.m, l), l);
@@ -475,6 +505,9 @@ check_pending_and_lists(CheckState *st)
 						 psprintf("a pending entry points to (%u,%u), which is not an element",
 								  (BlockNumber) (node >> 16),
 								  (OffsetNumber) (node & 0xFFFF)));
+		if (target->free)
+			check_fail(index, node, "pending entry for (%u,%u) %s",
+					   "points at a free element slot");
 		if (target->space_no != st->pspaces[i])
 			check_fail(index, node, "pending element (%u,%u) %s",
 					   "belongs to another memory space than its pending entry");
@@ -639,6 +672,9 @@ report_findings(CheckState *st)
 			st->unreachable++;
 	if (st->unreachable > 0 && message_level_is_interesting(DEBUG1))
 		log_unreachable(st);
+	if (st->nfree > 0)
+		elog(DEBUG1, "engram_hnsw check: " INT64_FORMAT " of the " INT64_FORMAT " deleted elements are free slots",
+			 st->nfree, st->ndeleted);
 	if (st->unreachable > 0)
 		ereport(NOTICE,
 				(errmsg("engram_hnsw index \"%s\" has " INT64_FORMAT " elements not reachable from its entry point",

@@ -22,6 +22,9 @@
  * An element and its neighbour tuple are placed on the same page when they
  * fit, so a search reads one page per visited node.  Tuples never change
  * size after creation, so every later change is an in-place overwrite.
+ * VACUUM flags a deleted element's slot FREE (HNSW_ELEMENT_FREE, counted
+ * in the page's nfree) and a new element of at most the neighbour tuple's
+ * level may take it over in place.
  *
  * Every page ends with HnswPageOpaqueData in the special space, whose last
  * field is HNSW_PAGE_ID.
@@ -62,6 +65,13 @@
 #define HNSW_MAX_MERGE_WORKER_SLOTS 64
 #define HNSW_DEFAULT_HELPER_IDLE_CPUS 0.4	/* engram_hnsw.merge_helper_idle_cpus */
 
+/*
+ * What VACUUM records in the free space map for a data page with free
+ * element slots: less than the half page GetFreeIndexPage() asks for, so
+ * hnsw_new_buffer() never takes such a page for a new one.
+ */
+#define HNSW_FSM_SLOTS			(BLCKSZ / 4)
+
 /* metrics; the value is what support function 1 of the opclass returns */
 #define HNSW_METRIC_NONE		0	/* a space key column */
 #define HNSW_METRIC_L2			1
@@ -93,6 +103,8 @@
 /* element flags */
 #define HNSW_ELEMENT_DELETED	(1 << 0)
 #define HNSW_ELEMENT_PENDING	(1 << 1)	/* stored, not linked into the graph yet */
+#define HNSW_ELEMENT_FREE		(1 << 2)	/* with DELETED: a slot VACUUM freed for
+											 * a new element */
 
 /* pending entry flags */
 #define HNSW_PENDING_MERGED		(1 << 0)	/* its element is linked */
@@ -116,7 +128,7 @@ typedef struct HnswPageOpaqueData
 	Oid			indexoid;		/* the index this page belongs to */
 	uint16		flags;			/* HNSW_PAGE_* */
 	uint16		stripe;			/* pending pages: the stripe's chain */
-	uint16		pad;
+	uint16		nfree;			/* data pages: elements flagged FREE */
 	uint16		page_id;		/* HNSW_PAGE_ID, always last */
 } HnswPageOpaqueData;
 
@@ -135,8 +147,8 @@ typedef struct HnswMetaPageData
 	uint16		nspacekeys;		/* number of leading space key columns */
 	int16		entry_level;	/* level of the entry point, -1 if none */
 	uint16		vacuum_gen;		/* bumped by each VACUUM that marks elements
-								 * deleted (0.1.0 left it 0): backends' vector
-								 * caches drop their deleted flags then */
+								 * deleted or frees slots (0.1.0 left it 0):
+								 * backends' vector caches are dropped then */
 	ItemPointerData entry;		/* entry point element, invalid if empty */
 	BlockNumber insert_page;	/* page new tuples are appended to */
 	uint64		inserted;		/* elements ever created (statistics) */
@@ -180,7 +192,9 @@ typedef HnswElementTupleData *HnswElementTuple;
 typedef struct HnswNeighborTupleData
 {
 	uint8		type;			/* HNSW_TUPLE_NEIGHBORS */
-	uint8		level;			/* level of the owning element */
+	uint8		level;			/* layers it has room for: its element's level,
+								 * or more in a reused slot (lists above the
+								 * element's level stay empty) */
 	uint16		nslots;			/* total slots over all layers */
 	ItemPointerData tids[FLEXIBLE_ARRAY_MEMBER];
 } HnswNeighborTupleData;

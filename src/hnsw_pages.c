@@ -50,7 +50,7 @@ hnsw_init_page(Page page, uint16 flags, Oid indexoid)
 	opaque->indexoid = indexoid;
 	opaque->flags = flags;
 	opaque->stripe = 0;
-	opaque->pad = 0;
+	opaque->nfree = 0;
 	opaque->page_id = HNSW_PAGE_ID;
 }
 
@@ -191,9 +191,10 @@ hnsw_page_neighbors(Relation index, Page page, BlockNumber blkno, OffsetNumber o
 
 	if (ntup->type != HNSW_TUPLE_NEIGHBORS)
 		hnsw_corrupt(index, blkno, psprintf("item %u is not a neighbour list", off));
-	if (ntup->level != level ||
-		ntup->nslots != HnswTotalSlots(m, level) ||
-		len != HNSW_NEIGHBOR_TUPLE_SIZE(m, level))
+	/* a reused slot's tuple may have room for more layers than its element */
+	if (ntup->level < level || ntup->level > HNSW_MAX_LEVEL ||
+		ntup->nslots != HnswTotalSlots(m, ntup->level) ||
+		len != HNSW_NEIGHBOR_TUPLE_SIZE(m, ntup->level))
 		hnsw_corrupt(index, blkno, psprintf("neighbour list %u does not match its element", off));
 	return ntup;
 }
@@ -519,6 +520,7 @@ hnsw_new_buffer(Relation index, ForkNumber fork)
 {
 	Buffer		buf;
 	bool		needlock = !RELATION_IS_LOCAL(index);
+	bool		contended = false;
 
 	for (int tries = 0; fork == MAIN_FORKNUM && tries < HNSW_FSM_TRIES; tries++)
 	{
@@ -538,8 +540,11 @@ hnsw_new_buffer(Relation index, ForkNumber fork)
 		ReleaseBuffer(buf);
 	}
 
-	if (needlock)
+	if (needlock && !ConditionalLockRelationForExtension(index, ExclusiveLock))
+	{
 		LockRelationForExtension(index, ExclusiveLock);
+		contended = true;
+	}
 	buf = ReadBufferExtended(index, fork, P_NEW, RBM_NORMAL, NULL);
 
 	/*
@@ -547,9 +552,11 @@ hnsw_new_buffer(Relation index, ForkNumber fork)
 	 * few rows): add pages for them while we hold the lock, and leave them in
 	 * the free space map, where the waiters look first (as hio.c does for
 	 * heaps).  The pages stay all-zero until used, which every page pass
-	 * skips; after a crash they are just free.
+	 * skips; after a crash they are just free.  Only when we had to wait:
+	 * the lock's count of requests includes its holder, so a lone writer
+	 * added four spare pages every time.
 	 */
-	if (needlock && fork == MAIN_FORKNUM)
+	if (contended && fork == MAIN_FORKNUM)
 	{
 		int			waiters = RelationExtensionLockWaiterCount(index);
 

@@ -21,6 +21,7 @@
 #include "access/generic_xlog.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
+#include "storage/freespace.h"
 #include "utils/rel.h"
 
 #include "engram_hnsw.h"
@@ -150,10 +151,213 @@ lock_pending_tail(Relation index, HnswMetaInfo *meta, int stripe, bool from_head
 }
 
 /*
+ * Reusing free element slots (src/README.md, "Reusing the space of deleted
+ * elements").  VACUUM records the data pages holding free slots in the
+ * free space map (HNSW_FSM_SLOTS); a backend keeps, per stripe, the page
+ * it takes slots from, so concurrent writers mostly use different pages
+ * (the map hands pages out round robin).  A level 0 element that found no
+ * slot makes the next HNSW_REUSE_SKIP ones skip the map, so an index
+ * without free slots pays one look-up in that many (one that finds the map
+ * empty costs a read of its root page).  All of it is reset when the meta
+ * page's vacuum_gen changes (a VACUUM freed slots) or another index is
+ * written.
+ */
+#define HNSW_REUSE_TRIES	8
+#define HNSW_REUSE_SKIP		16
+
+typedef struct HnswReuseState
+{
+	bool		valid;
+	RelFileNode rnode;
+	uint16		vacuum_gen;
+	BlockNumber page[HNSW_STRIPES];
+	uint32		skip;			/* level 0 inserts that skip the map */
+} HnswReuseState;
+
+static HnswReuseState reuse_state;
+
+/*
+ * The best free slot on an exclusively locked data page for an element of
+ * etup's level and space: the one whose neighbour tuple (on the same page)
+ * has the least room at or above that level.  Returns that room (the
+ * neighbour tuple's level), or -1 if there is none; the element's offset
+ * goes to *eoff, its neighbour tuple's to *noff.
+ */
+static int
+find_free_slot(Relation index, Page page, BlockNumber blkno, HnswElementTuple etup,
+			   Size esize, OffsetNumber *eoff, OffsetNumber *noff)
+{
+	int			best = HNSW_MAX_LEVEL + 1;
+
+	if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DATA || HnswPageGetOpaque(page)->nfree == 0)
+		return -1;
+	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		HnswElementTuple slot;
+		HnswNeighborTuple ntup;
+		OffsetNumber nofs;
+
+		if (hnsw_page_item_type(index, page, blkno, off) != HNSW_TUPLE_ELEMENT ||
+			ItemIdGetLength(PageGetItemId(page, off)) != esize)
+			continue;
+		slot = (HnswElementTuple) PageGetItem(page, PageGetItemId(page, off));
+		if (!(slot->flags & HNSW_ELEMENT_FREE) || slot->space_no != etup->space_no ||
+			ItemPointerGetBlockNumber(&slot->neighbortid) != blkno)
+			continue;
+		nofs = ItemPointerGetOffsetNumber(&slot->neighbortid);
+		if (hnsw_page_item_type(index, page, blkno, nofs) != HNSW_TUPLE_NEIGHBORS)
+			hnsw_corrupt(index, blkno, psprintf("free element slot %u has no neighbour list", off));
+		ntup = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page, nofs));
+		if (ntup->level < etup->level || ntup->level >= best)
+			continue;
+		best = ntup->level;
+		*eoff = off;
+		*noff = nofs;
+		if (best == etup->level)
+			break;
+	}
+	return best <= HNSW_MAX_LEVEL ? best : -1;
+}
+
+/*
+ * A data page with a free slot that fits etup, exclusively locked, or
+ * InvalidBuffer: the backend's page for the stripe, else one from the free
+ * space map.  Called holding no buffer lock; the map is only written with
+ * no lock held either.
+ */
+static Buffer
+lock_slot_page(Relation index, HnswMetaInfo *meta, int stripe, HnswElementTuple etup,
+			   Size esize, OffsetNumber *eoff, OffsetNumber *noff)
+{
+	HnswReuseState *rs = &reuse_state;
+	BlockNumber blkno;
+	BlockNumber spent = InvalidBlockNumber;
+	BlockNumber first = InvalidBlockNumber;
+	BlockNumber roomier = InvalidBlockNumber;
+
+	if (!rs->valid || !RelFileNodeEquals(rs->rnode, index->rd_node) ||
+		rs->vacuum_gen != meta->vacuum_gen)
+	{
+		memset(rs, 0, sizeof(HnswReuseState));
+		rs->valid = true;
+		rs->rnode = index->rd_node;
+		rs->vacuum_gen = meta->vacuum_gen;
+		for (int i = 0; i < HNSW_STRIPES; i++)
+			rs->page[i] = InvalidBlockNumber;
+	}
+	blkno = rs->page[stripe];
+	/* higher levels are rare and need a slot with room: look harder */
+	for (int tries = 0; tries <= HNSW_REUSE_TRIES * (etup->level > 0 ? 4 : 1); tries++)
+	{
+		Buffer		buf;
+		Page		page;
+
+		if (spent != InvalidBlockNumber)
+			RecordPageWithFreeSpace(index, spent, 0);	/* no free slot left */
+		spent = InvalidBlockNumber;
+		if (tries > 0)
+		{
+			if (rs->skip > 0)
+			{
+				rs->skip--;
+				return InvalidBuffer;
+			}
+			blkno = GetPageWithFreeSpace(index, HNSW_FSM_SLOTS);
+			if (blkno == InvalidBlockNumber || blkno == first)
+				break;			/* none at all, or round the map once */
+			if (first == InvalidBlockNumber)
+				first = blkno;
+		}
+		if (blkno == InvalidBlockNumber)
+			continue;
+		if (blkno == HNSW_METAPAGE_BLKNO || !hnsw_block_exists(index, blkno))
+		{
+			spent = blkno == HNSW_METAPAGE_BLKNO ? InvalidBlockNumber : blkno;
+			continue;
+		}
+		buf = ReadBuffer(index, blkno);
+		if (tries == 0)
+			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		else if (!ConditionalLockBuffer(buf))
+		{
+			ReleaseBuffer(buf);
+			continue;
+		}
+		page = BufferGetPage(buf);
+		if (!PageIsNew(page))
+		{
+			int			room;
+
+			hnsw_check_page(index, page, blkno);
+			room = find_free_slot(index, page, blkno, etup, esize, eoff, noff);
+			if (room == etup->level)
+			{
+				/* higher levels are rarer: they do not move level 0 on */
+				if (etup->level == 0 || rs->page[stripe] == InvalidBlockNumber)
+					rs->page[stripe] = blkno;
+				return buf;
+			}
+			/* a slot with more room is kept for an element that needs it */
+			if (room > etup->level && roomier == InvalidBlockNumber)
+				roomier = blkno;
+			if (HnswPageGetOpaque(page)->flags == HNSW_PAGE_DATA &&
+				HnswPageGetOpaque(page)->nfree == 0)
+				spent = blkno;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	if (spent != InvalidBlockNumber)
+		RecordPageWithFreeSpace(index, spent, 0);
+	if (roomier != InvalidBlockNumber)
+	{
+		/* no exact fit anywhere we looked: take the roomier slot after all */
+		Buffer		buf = ReadBuffer(index, roomier);
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		hnsw_check_page(index, BufferGetPage(buf), roomier);
+		if (find_free_slot(index, BufferGetPage(buf), roomier, etup, esize, eoff, noff) >= 0)
+		{
+			if (etup->level == 0 || rs->page[stripe] == InvalidBlockNumber)
+				rs->page[stripe] = roomier;
+			return buf;
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	/* level 0 is most inserts; an element of a higher level just looks again */
+	if (etup->level == 0)
+		rs->skip = HNSW_REUSE_SKIP;
+	return InvalidBuffer;
+}
+
+/*
+ * Put the new element and its lists into the free slot at eoff (neighbour
+ * tuple at noff) of a page registered with GenericXLog, in place.  The
+ * neighbour tuple keeps its size and level (its room): the new element's
+ * layers are its first slots, the rest stays empty.
+ */
+static void
+fill_slot(Page page, BlockNumber blkno, HnswElementTuple etup, Size esize,
+		  HnswNeighborTuple ntup, OffsetNumber eoff, OffsetNumber noff)
+{
+	HnswNeighborTuple room = (HnswNeighborTuple) PageGetItem(page, PageGetItemId(page, noff));
+
+	ItemPointerSet(&etup->neighbortid, blkno, noff);
+	memcpy(PageGetItem(page, PageGetItemId(page, eoff)), etup, esize);
+	for (int i = 0; i < room->nslots; i++)
+	{
+		if (i < ntup->nslots)
+			room->tids[i] = ntup->tids[i];
+		else
+			ItemPointerSetInvalid(&room->tids[i]);
+	}
+	HnswPageGetOpaque(page)->nfree--;
+}
+
+/*
  * Store a new element and its neighbour tuple, WAL-logged as one record so
- * that after a crash an element always has its neighbour tuple.  Tries the
- * stripe's insert page first, otherwise adds pages.  The element's TID is
- * returned in *etid.
+ * that after a crash an element always has its neighbour tuple.  Tries a
+ * free slot first (lock_slot_page()), then the stripe's insert page,
+ * otherwise adds pages.  The element's TID is returned in *etid.
  *
  * With pend, the element is pending: its pending entry is appended to the
  * stripe's pending chain in the same WAL record, so an element is never
@@ -184,10 +388,19 @@ hnsw_place_element(Relation index, HnswMetaInfo *meta, int stripe,
 restart:
 	blkno = meta->stripe_insert[stripe];
 	newpage = true;
-	buf = InvalidBuffer;
 	buf2 = InvalidBuffer;
+	buf = lock_slot_page(index, meta, stripe, etup, esize, &eoff, &noff);
 
-	if (blkno != InvalidBlockNumber && hnsw_block_exists(index, blkno))
+	if (BufferIsValid(buf))
+	{
+		/* a free slot: no new page, no meta page change */
+		eblkno = BufferGetBlockNumber(buf);
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		fill_slot(page, eblkno, etup, esize, ntup, eoff, noff);
+		newpage = false;
+	}
+	else if (blkno != InvalidBlockNumber && hnsw_block_exists(index, blkno))
 	{
 		buf = ReadBuffer(index, blkno);
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);

@@ -387,9 +387,33 @@ start_scan(IndexScanDesc scan)
 	return true;
 }
 
-/* load the heap TIDs of an element; false if it has none (deleted) */
+/*
+ * Is etup still the element the scan saw at this slot, at distance dist?
+ * VACUUM may have freed the slot since and an insert reused it for a new
+ * element (src/README.md, "Reusing the space of deleted elements"): that
+ * one is no result of this scan, at least not at this place in its
+ * order.  An element of the same space at exactly the same distance is as
+ * good an answer here as the old one was.
+ */
 static bool
-load_tids(IndexScanDesc scan, HnswNode node)
+same_element(HnswScanOpaque so, HnswElementTuple etup, float dist)
+{
+	HnswGraph  *g = &so->pg.graph;
+	bool		wanted = so->all_spaces;
+
+	for (int i = 0; i < so->nspace_nos && !wanted; i++)
+		wanted = (so->space_nos[i] == etup->space_no);
+	if (so->meta.nspacekeys > 0 && !wanted)
+		return false;
+	return g->dist(so->query, etup->vec, g->dims) == dist;
+}
+
+/*
+ * Load the heap TIDs of a result c; false if it has none (deleted, or its
+ * slot holds another element by now).
+ */
+static bool
+load_tids(IndexScanDesc scan, HnswCandidate c)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	ItemPointerData tid;
@@ -397,14 +421,15 @@ load_tids(IndexScanDesc scan, HnswNode node)
 	Page		page;
 	HnswElementTuple etup;
 
-	HnswNodeToTid(node, &tid);
+	HnswNodeToTid(c.node, &tid);
 	buf = hnsw_read_buffer(&so->pg, ItemPointerGetBlockNumber(&tid));
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	hnsw_check_page(scan->indexRelation, page, ItemPointerGetBlockNumber(&tid));
 	etup = hnsw_page_element(scan->indexRelation, page, ItemPointerGetBlockNumber(&tid),
 							 ItemPointerGetOffsetNumber(&tid), so->meta.dims);
-	so->ntids = (etup->flags & HNSW_ELEMENT_DELETED) ? 0 : etup->ntids;
+	so->ntids = (etup->flags & HNSW_ELEMENT_DELETED) || !same_element(so, etup, c.dist) ?
+		0 : etup->ntids;
 	memcpy(so->tids, etup->heaptids, sizeof(ItemPointerData) * so->ntids);
 	so->tidpos = 0;
 	UnlockReleaseBuffer(buf);
@@ -516,7 +541,7 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 				c = so->peeked[i];
 			advance_search(so, i);
 		}
-		load_tids(scan, c.node);
+		load_tids(scan, c);
 	}
 
 	if (!found)

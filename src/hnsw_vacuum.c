@@ -26,7 +26,9 @@
  * inserted meanwhile are neither live nor deleted for this VACUUM: they are
  * not in the graph yet.
  *
- * Deleted elements are not reused yet: their space comes back with REINDEX.
+ * Last, cleanup frees the slots of the deleted elements it no longer needs
+ * (free_slots()): inserts put new elements there (src/README.md, "Reusing
+ * the space of deleted elements").
  *
  *-------------------------------------------------------------------------
  */
@@ -37,6 +39,7 @@
 #include "miscadmin.h"
 #include "postmaster/autovacuum.h"
 #include "storage/bufmgr.h"
+#include "storage/freespace.h"
 #include "storage/indexfsm.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -142,6 +145,18 @@ typedef struct VacState
 	double		ntids;
 	BlockNumber nblocks;
 	BlockNumber nfree;			/* pages given to the free space map */
+	/* deleted elements whose slots may be freed, ascending */
+	HnswNode   *tofree;
+	int			ntofree;
+	int			maxtofree;
+	/* elements of unmerged pending entries: their slots stay, ascending */
+	HnswNode   *pendrefs;
+	int			npendrefs;
+	int			maxpendrefs;
+	/* data pages with free slots already (re-recorded in the FSM) */
+	BlockNumber *slotpages;
+	int			nslotpages;
+	int			maxslotpages;
 	/* every element (any state) and every link, to find dangling links */
 	HnswNode   *elems;
 	int64		nelems;
@@ -174,6 +189,18 @@ vac_space_first(const void *a, const void *b)
 
 	return x->space_no < y->space_no ? -1 : (x->space_no > y->space_no ? 1 : 0);
 }
+
+/* append x to a growing array */
+#define VAC_PUSH(arr, n, max, x) \
+	do { \
+		if ((n) == (max)) \
+		{ \
+			(max) = Max((max) * 2, 64); \
+			(arr) = (arr) ? repalloc_huge((arr), sizeof(*(arr)) * (max)) : \
+				palloc_extended(sizeof(*(arr)) * (max), MCXT_ALLOC_HUGE); \
+		} \
+		(arr)[(n)++] = (x); \
+	} while (0)
 
 static inline bool
 is_dead(VacState *vs, HnswNode node)
@@ -321,6 +348,26 @@ live_heir(HnswPageGraph *pg, HnswMetaInfo *meta, HnswNode from)
 	return heir;
 }
 
+/*
+ * The elements of a chain page's unmerged entries.  A merge leaves none
+ * behind that point at deleted elements (VACUUM merged the list first),
+ * but a crash between linking an element and marking its entry can: such
+ * an element keeps its slot, or the entry would lead the next merge and
+ * scans to whatever element took the slot.
+ */
+static void
+note_pending_refs(Relation index, Page page, BlockNumber blkno, VacState *vs)
+{
+	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		HnswPendingTuple ptup = hnsw_page_pending(index, page, blkno, off);
+
+		if (!(ptup->flags & HNSW_PENDING_MERGED))
+			VAC_PUSH(vs->pendrefs, vs->npendrefs, vs->maxpendrefs,
+					 HnswNodeFromTid(&ptup->elem));
+	}
+}
+
 /* one pass over the pages: who is live, who is deleted */
 static void
 collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
@@ -360,9 +407,13 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 				RecordFreeIndexPage(index, blkno);
 				vs->nfree++;
 			}
+			else if (!(HnswPageGetOpaque(page)->flags & HNSW_PAGE_DETACHED))
+				note_pending_refs(index, page, blkno, vs);
 			UnlockReleaseBuffer(buf);
 			continue;
 		}
+		if (HnswPageGetOpaque(page)->nfree > 0)
+			VAC_PUSH(vs->slotpages, vs->nslotpages, vs->maxslotpages, blkno);
 		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
 		{
 			HnswElementTuple etup;
@@ -403,6 +454,10 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 					vs->dead = repalloc_huge(vs->dead, sizeof(HnswNode) * maxdead);
 				}
 				vs->dead[vs->ndead++] = HnswNodeFromTid(&tid);
+				/* only a slot with its neighbour tuple beside it is reused */
+				if (!(etup->flags & (HNSW_ELEMENT_FREE | HNSW_ELEMENT_PENDING)) &&
+					ItemPointerGetBlockNumber(&etup->neighbortid) == blkno)
+					VAC_PUSH(vs->tofree, vs->ntofree, vs->maxtofree, HnswNodeFromTid(&tid));
 				continue;
 			}
 			if (vs->nlive == maxlive)
@@ -537,6 +592,136 @@ repair_layer(HnswGraph *g, VacState *vs, HnswNode node, int layer)
 	return changed;
 }
 
+/* sorted, without the nodes of sorted out[] */
+static int
+remove_nodes(HnswNode *nodes, int n, const HnswNode *out, int nout)
+{
+	int			keep = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!bsearch(&nodes[i], out, nout, sizeof(HnswNode), hnsw_node_cmp))
+			nodes[keep++] = nodes[i];
+	return keep;
+}
+
+/*
+ * Free the slots of one page's deleted elements (nodes[], all on blkno):
+ * flag them free, empty their lists, count them on the page, one WAL
+ * record.  Returns how many it freed.
+ */
+static int
+free_page_slots(Relation index, HnswMetaInfo *meta, BlockNumber blkno,
+				const HnswNode *nodes, int n, BufferAccessStrategy strategy)
+{
+	Buffer		buf;
+	Page		page;
+	GenericXLogState *state;
+	int			freed = 0;
+
+	buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_NORMAL, strategy);
+	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+	hnsw_check_page(index, BufferGetPage(buf), blkno);
+	state = GenericXLogStart(index);
+	page = GenericXLogRegisterBuffer(state, buf, 0);
+	for (int i = 0; i < n; i++)
+	{
+		OffsetNumber off = (OffsetNumber) (nodes[i] & 0xFFFF);
+		HnswElementTuple etup = hnsw_page_element(index, page, blkno, off, meta->dims);
+		HnswNeighborTuple ntup;
+
+		/* deleted stays deleted; nobody else frees or reuses it meanwhile */
+		if ((etup->flags & (HNSW_ELEMENT_DELETED | HNSW_ELEMENT_FREE | HNSW_ELEMENT_PENDING)) !=
+			HNSW_ELEMENT_DELETED ||
+			ItemPointerGetBlockNumber(&etup->neighbortid) != blkno)
+			continue;
+		ntup = hnsw_page_neighbors(index, page, blkno,
+								   ItemPointerGetOffsetNumber(&etup->neighbortid),
+								   meta->m, etup->level);
+		for (int t = 0; t < ntup->nslots; t++)
+			ItemPointerSetInvalid(&ntup->tids[t]);
+		etup->flags |= HNSW_ELEMENT_FREE;
+		HnswPageGetOpaque(page)->nfree++;
+		freed++;
+	}
+	if (freed > 0)
+		GenericXLogFinish(state);
+	else
+		GenericXLogAbort(state);
+	UnlockReleaseBuffer(buf);
+	return freed;
+}
+
+/*
+ * Make the slots of the deleted elements this VACUUM found reusable.  By
+ * now the repair pass has replaced the links to them and deleted entry
+ * points have been handed over; an entry point (still) on one of them, or
+ * an unmerged pending entry pointing at one, keeps it.  Links that
+ * inserts added behind the repair pass may still lead to a freed slot:
+ * readers take it for a deleted element without neighbours, or, once
+ * reused, for the new element, and scans check that an element they
+ * return is the one they saw (src/README.md).  Every page with free slots
+ * goes to the free space map, where inserts look for them.
+ */
+static void
+free_slots(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
+{
+	Relation	index = info->index;
+	HnswNode   *keep = NULL;
+	int			nkeep = 0;
+	int			maxkeep = 0;
+	int64		freed = 0;
+	int			i = 0;
+
+	/* the entry points as they are now */
+	hnsw_read_meta(index, meta);
+	if (meta->nspacekeys == 0 && ItemPointerIsValid(&meta->entry))
+		VAC_PUSH(keep, nkeep, maxkeep, HnswNodeFromTid(&meta->entry));
+	else if (meta->nspacekeys > 0)
+	{
+		HnswSpaceInfo *spaces;
+		int			nspaces = hnsw_space_list(index, &spaces);
+
+		for (int k = 0; k < nspaces; k++)
+			if (ItemPointerIsValid(&spaces[k].entry))
+				VAC_PUSH(keep, nkeep, maxkeep, HnswNodeFromTid(&spaces[k].entry));
+	}
+	for (int k = 0; k < vs->npendrefs; k++)
+		VAC_PUSH(keep, nkeep, maxkeep, vs->pendrefs[k]);
+	if (nkeep > 0)
+		qsort(keep, nkeep, sizeof(HnswNode), hnsw_node_cmp);
+	qsort(vs->tofree, vs->ntofree, sizeof(HnswNode), hnsw_node_cmp);
+	vs->ntofree = remove_nodes(vs->tofree, vs->ntofree, keep, nkeep);
+
+	while (i < vs->ntofree)
+	{
+		BlockNumber blkno = (BlockNumber) (vs->tofree[i] >> 16);
+		int			n = 1;
+		int			done;
+
+		while (i + n < vs->ntofree && (BlockNumber) (vs->tofree[i + n] >> 16) == blkno)
+			n++;
+		vacuum_delay_point();
+		done = free_page_slots(index, meta, blkno, vs->tofree + i, n, info->strategy);
+		if (done > 0)
+		{
+			freed += done;
+			VAC_PUSH(vs->slotpages, vs->nslotpages, vs->maxslotpages, blkno);
+		}
+		i += n;
+	}
+	/* pages of earlier VACUUMs too: an insert that took one may have left it */
+	for (int k = 0; k < vs->nslotpages; k++)
+		RecordPageWithFreeSpace(index, vs->slotpages[k], HNSW_FSM_SLOTS);
+	if (vs->nslotpages > 0)
+		IndexFreeSpaceMapVacuum(index);
+	/* after the marks: backends drop their vector caches (a slot's vector changes) */
+	if (freed > 0)
+	{
+		hnsw_bump_vacuum_gen(index);
+		elog(DEBUG1, "engram_hnsw vacuum freed " INT64_FORMAT " element slots", freed);
+	}
+}
+
 IndexBulkDeleteResult *
 hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 {
@@ -656,6 +841,9 @@ hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 				hnsw_space_update_entry(index, &sp->tid, NULL, -1, &sp->entry, true, NULL);
 		}
 	}
+
+	if (vs.ntofree > 0 || vs.nslotpages > 0)
+		free_slots(info, &meta, &vs);
 
 	/* relink live elements that pruning or deletion left unreachable */
 	if (vs.nlive > 0)

@@ -58,13 +58,17 @@ typedef struct HnswVecCacheEntry
  * repair) gets a private cache, dropped by hnsw_page_graph_reset().  With
  * engram_hnsw.vector_cache_size > 0, merges and direct inserts use the
  * backend's cache instead (hnsw_page_graph_keep_vectors()), which outlives
- * them: elements never move and their vectors never change while the
- * index keeps its relfilenode (only flags, heap TIDs and lists do), so a
- * copy stays right.  Its deleted flags can go stale: the cache is dropped
- * when the meta page's vacuum_gen shows a VACUUM marked elements deleted
- * since, and within one operation a stale flag only costs a link to a
- * deleted element, which searches walk through and the next VACUUM
- * repairs (as with an insert that runs during VACUUM).  It holds one
+ * them: an element's vector never changes while it lives (only flags,
+ * heap TIDs and lists do), so a copy stays right.  Its deleted flag can go
+ * stale, and so can the whole entry once VACUUM has freed the slot and an
+ * insert has put a new element there (src/README.md, "Reusing the space
+ * of deleted elements"): VACUUM bumps the meta page's vacuum_gen after
+ * marking elements deleted and again after freeing slots, and the cache is
+ * dropped when it sees a new value.  Within one operation a stale entry
+ * only costs link quality: a link to a deleted element, which searches
+ * walk through and the next VACUUM repairs (as with an insert that runs
+ * during VACUUM), or neighbour choices made with the old vector of a
+ * reused slot; add_heaptid compares the vector on the page.  It holds one
  * index's vectors, at most engram_hnsw.vector_cache_size of them; between
  * insertions it evicts in CLOCK order (a slot used since the hand last
  * passed is kept).  Measurements: bench/notes_design.md, "Vector cache".
