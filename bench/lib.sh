@@ -684,6 +684,20 @@ SQL
 	rm -f "$f.0" "$f.1"
 }
 
+# bench_per_cpu N CPU_SECONDS: N per CPU second (one decimal); nan without
+# CPU time
+bench_per_cpu() { awk -v c="$2" -v n="$1" 'BEGIN { if (c > 0) printf "%.1f\n", n / c; else print "nan" }'; }
+
+# bench_loop_record DB SQL N QPS_FILE CPU_FILE: bench_loop_cpu DB SQL warm;
+# appends the warm run's value (SQL's QPS) to QPS_FILE and N (the queries
+# SQL ran) per CPU second to CPU_FILE
+bench_loop_record() {
+	local q c
+	read -r _ q c <<<"$(bench_loop_cpu "$1" "$2" warm)"
+	echo "$q" >>"$4"
+	bench_per_cpu "$3" "$c" >>"$5"
+}
+
 # ---------------------------------------------------------------- pgbench
 
 # bench_pgbench_tps SCRIPT CLIENTS SECONDS [pgbench args...]: prints tps

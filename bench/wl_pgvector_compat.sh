@@ -141,9 +141,8 @@ for metric in $METRICS; do
 		for ef in $EFS; do
 			for method in pgvector engram; do
 				bench_log "[$metric] run $((r + 1))/$BENCH_RUNS ef=$ef $method"
-				read -r _ q c <<<"$(bench_loop_cpu "$DB" "SELECT loop_${method}_$metric($ef, $NQ, false)" warm)"
-				echo "$q" >>"$OUT/qps.$metric.$ef.$method"
-				awk -v c="$c" -v n="$NQ" 'BEGIN { if (c > 0) printf "%.1f\n", n / c; else print "nan" }' >>"$OUT/cpu.$metric.$ef.$method"
+				bench_loop_record "$DB" "SELECT loop_${method}_$metric($ef, $NQ, false)" "$NQ" \
+					"$OUT/qps.$metric.$ef.$method" "$OUT/cpu.$metric.$ef.$method"
 			done
 		done
 	done

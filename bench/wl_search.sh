@@ -164,7 +164,7 @@ SQL
 				read -r q0 q c <<<"$(bench_loop_cpu "$db" "SELECT bench_ann($ef, $NQ, false)" warm)"
 				echo "$ef $q0" >>"$d/loopcold.raw"
 				echo "$ef $q" >>"$d/loop.raw"
-				echo "$ef $(awk -v c="$c" -v n="$NQ" 'BEGIN { if (c > 0) printf "%.1f", n / c; else print "nan" }')" >>"$d/loopcpu.raw"
+				echo "$ef $(bench_per_cpu "$NQ" "$c")" >>"$d/loopcpu.raw"
 				for c in 1 2; do
 					echo "$ef $(PGOPTIONS="-c engram_hnsw.ef_search=$ef -c enable_seqscan=off" \
 						bench_pgbench_tps "$d/pgbench.sql" "$c" "$SECS" -d "$db")" >>"$d/pgb$c.raw"

@@ -73,6 +73,24 @@ END \$f\$;
 SQL
 }
 
+# build_measure SET VARIANT TABLE COLUMNS SIZE_SQL NQ FAIL: build (runs times)
+# the index TABLE_ann USING engram_hnsw (COLUMNS), then measure VARIANT on
+# TABLE at every ef with NQ queries; when CREATE INDEX fails, the variant's
+# note is FAIL (a printf format) with the error
+build_measure() {
+	local set="$1" var="$2" table="$3" cols="$4" size="$5" nq="$6" fail="$7" ef
+	if ! build "$set" "$var" "DROP INDEX IF EXISTS ${table}_ann" \
+		"CREATE INDEX ${table}_ann ON $table USING engram_hnsw ($cols) WITH ($WITH)" "$size" "$runs"; then
+		# shellcheck disable=SC2059 # FAIL is the format
+		NOTE[$var]="$(printf "$fail" "$BUILD_ERR")"
+		bench_log "[$set] $var: ${NOTE[$var]}"
+		return 0
+	fi
+	VARS+=("$var")
+	make_loop "$DB" "$table"
+	for ef in $EFS; do measure "$set" "$var" "$table" "$ef" "$nq"; done
+}
+
 # measure SET VARIANT TABLE EF NQ: recall pass + BENCH_RUNS timed passes
 measure() {
 	local set="$1" var="$2" table="$3" ef="$4" nq="$5" r q rec rows
@@ -179,16 +197,9 @@ for set in $SETS; do
 	if [[ "$EXT_OK" == 1 ]]; then
 		# filter: one index over all rows, WHERE space_id filter
 		bench_psql -d "$DB" -c "CREATE TABLE t_filter AS SELECT * FROM items" -c "VACUUM ANALYZE t_filter"
-		if build "$set" filter "DROP INDEX IF EXISTS t_filter_ann" \
-			"CREATE INDEX t_filter_ann ON t_filter USING engram_hnsw (embedding $OPC) WITH ($WITH)" \
-			"SELECT round(pg_relation_size('t_filter_ann') / 1048576.0, 1)" "$runs"; then
-			VARS+=(filter)
-			make_loop "$DB" t_filter
-			((fnq < NQ)) && NOTE[filter]="only the first $fnq queries (a filtered scan over $S spaces is slow)"
-			for ef in $EFS; do measure "$set" filter t_filter "$ef" "$fnq"; done
-		else
-			NOTE[filter]="CREATE INDEX failed: $BUILD_ERR"
-		fi
+		((fnq < NQ)) && NOTE[filter]="only the first $fnq queries (a filtered scan over $S spaces is slow)"
+		build_measure "$set" filter t_filter "embedding $OPC" \
+			"SELECT round(pg_relation_size('t_filter_ann') / 1048576.0, 1)" "$fnq" "CREATE INDEX failed: %s"
 
 		# partition: LIST-partitioned table, one index per partition
 		if ((S <= MAXPART)); then
@@ -203,31 +214,18 @@ for set in $SETS; do
 				echo "INSERT INTO t_part SELECT * FROM items;"
 				echo "VACUUM ANALYZE t_part;"
 			} | bench_psql -d "$DB" >/dev/null
-			if build "$set" partition "DROP INDEX IF EXISTS t_part_ann" \
-				"CREATE INDEX t_part_ann ON t_part USING engram_hnsw (embedding $OPC) WITH ($WITH)" \
-				"SELECT round(sum(pg_relation_size(indexrelid)) / 1048576.0, 1) FROM pg_index WHERE indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 't_part'::regclass)" "$runs"; then
-				VARS+=(partition)
-				make_loop "$DB" t_part
-				for ef in $EFS; do measure "$set" partition t_part "$ef" "$NQ"; done
-			else
-				NOTE[partition]="CREATE INDEX failed: $BUILD_ERR"
-			fi
+			build_measure "$set" partition t_part "embedding $OPC" \
+				"SELECT round(sum(pg_relation_size(indexrelid)) / 1048576.0, 1) FROM pg_index WHERE indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 't_part'::regclass)" \
+				"$NQ" "CREATE INDEX failed: %s"
 		else
 			NOTE[partition]="skipped: $S partitions is more than SPACES_MAX_PARTITIONS=$MAXPART"
 		fi
 
 		# spacecol: one index on (space_id, embedding)
 		bench_psql -d "$DB" -c "CREATE TABLE t_spacecol AS SELECT * FROM items" -c "VACUUM ANALYZE t_spacecol"
-		if build "$set" spacecol "DROP INDEX IF EXISTS t_spacecol_ann" \
-			"CREATE INDEX t_spacecol_ann ON t_spacecol USING engram_hnsw (space_id, embedding $OPC) WITH ($WITH)" \
-			"SELECT round(pg_relation_size('t_spacecol_ann') / 1048576.0, 1)" "$runs"; then
-			VARS+=(spacecol)
-			make_loop "$DB" t_spacecol
-			for ef in $EFS; do measure "$set" spacecol t_spacecol "$ef" "$NQ"; done
-		else
-			NOTE[spacecol]="not measured: CREATE INDEX ... (space_id, embedding) is not accepted yet ($BUILD_ERR)"
-			bench_log "[$set] spacecol: ${NOTE[spacecol]}"
-		fi
+		build_measure "$set" spacecol t_spacecol "space_id, embedding $OPC" \
+			"SELECT round(pg_relation_size('t_spacecol_ann') / 1048576.0, 1)" "$NQ" \
+			"not measured: CREATE INDEX ... (space_id, embedding) is not accepted yet (%s)"
 	fi
 
 	# writes

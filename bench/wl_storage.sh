@@ -103,9 +103,8 @@ for set in $SETS; do
 		for ef in $EFS; do
 			for v in $variants; do
 				bench_log "[$set] run $((r + 1))/$BENCH_RUNS ef=$ef $v"
-				read -r _ q c <<<"$(bench_loop_cpu "$DB" "SELECT loop_${v/:/_}($ef, $NQ, $REPS, false)" warm)"
-				echo "$q" >>"$d/qps.$ef.${v/:/_}"
-				awk -v c="$c" -v n="$((NQ * REPS))" 'BEGIN { if (c > 0) printf "%.1f\n", n / c; else print "nan" }' >>"$d/cpu.$ef.${v/:/_}"
+				bench_loop_record "$DB" "SELECT loop_${v/:/_}($ef, $NQ, $REPS, false)" "$((NQ * REPS))" \
+					"$d/qps.$ef.${v/:/_}" "$d/cpu.$ef.${v/:/_}"
 			done
 		done
 	done

@@ -230,6 +230,33 @@ check_recall() {
 # run_case NAME bulk|insert|insert_merged|insert_direct TABLE QUERIES OPCLASS OP TRUTH
 # (dynamic scope: a caller may set K, N_ITEMS, N_QUERIES, MIN_RECALL, and
 # CASE_KS / CASE_WITHIN as check_recall describes)
+# check_structure NAME IDX NROWS ERRF [exact]: engram_hnsw_check of IDX
+# (NOTICEs to ERRF): NROWS heap TIDs, no deleted elements, unreachable
+# elements at most MAX_UNREACH_FRAC of them (with "exact": none); sets the
+# caller's chk and adds the failures to its why
+check_structure() {
+	local name="$1" idx="$2" nrows="$3" errf="$4" exact="${5:-}" out
+	local pages elements deleted heap_tids max_level unreachable
+	if ! out="$(qv -F ' ' -c "SELECT pages, elements, deleted_elements, heap_tids, max_level, unreachable FROM engram_hnsw_check('$idx'::regclass)" 2>"$errf")"; then
+		why+=("engram_hnsw_check failed: $(head -n 3 "$errf" | tr '\n' ' ')")
+		return 0
+	fi
+	read -r pages elements deleted heap_tids max_level unreachable <<<"$out"
+	chk="pages=$pages elements=$elements heap_tids=$heap_tids max_level=$max_level unreachable=$unreachable"
+	[[ "$heap_tids" == "$nrows" ]] || why+=("heap_tids=$heap_tids, expected $nrows")
+	[[ "$deleted" == 0 ]] || why+=("deleted_elements=$deleted, expected 0")
+	if ! awk -v u="$unreachable" -v e="$elements" -v f="$MAX_UNREACH_FRAC" 'BEGIN { exit !(u + 0 <= f * e) }'; then
+		why+=("unreachable=$unreachable exceeds ${MAX_UNREACH_FRAC} of $elements elements")
+	fi
+	if [[ -n "$exact" && "$unreachable" != 0 ]]; then
+		why+=("unreachable=$unreachable after concurrent merges, expected 0")
+	fi
+	# NOTICEs of the checker (e.g. about unreachable elements)
+	if [[ -s "$errf" ]]; then
+		engram_log "$name: $(tr '\n' ' ' <"$errf")"
+	fi
+}
+
 run_case() {
 	local name="$1" mode="$2" src="$3" queries="$4" opclass="$5" op="$6" tru="$7"
 	local table="$src" idx="${name}_idx" why=() out t0 build_s recall="n/a" chk=""
@@ -300,24 +327,7 @@ run_case() {
 	build_s="$(elapsed "$t0")"
 
 	# structural check
-	local errf="$WORK/check.err"
-	if out="$(qv -F ' ' -c "SELECT pages, elements, deleted_elements, heap_tids, max_level, unreachable FROM engram_hnsw_check('$idx'::regclass)" 2>"$errf")"; then
-		local pages elements deleted heap_tids max_level unreachable
-		read -r pages elements deleted heap_tids max_level unreachable <<<"$out"
-		chk="pages=$pages elements=$elements heap_tids=$heap_tids max_level=$max_level unreachable=$unreachable"
-		[[ "$heap_tids" == "$N_ITEMS" ]] || why+=("heap_tids=$heap_tids, expected $N_ITEMS")
-		[[ "$deleted" == 0 ]] || why+=("deleted_elements=$deleted, expected 0")
-		if ! awk -v u="$unreachable" -v e="$elements" -v f="$MAX_UNREACH_FRAC" 'BEGIN { exit !(u + 0 <= f * e) }'; then
-			why+=("unreachable=$unreachable exceeds ${MAX_UNREACH_FRAC} of $elements elements")
-		fi
-		if [[ "$mode" == insert_concurrent && "$unreachable" != 0 ]]; then
-			why+=("unreachable=$unreachable after concurrent merges, expected 0")
-		fi
-		# NOTICEs of the checker (e.g. about unreachable elements)
-		[[ -s "$errf" ]] && engram_log "$name: $(tr '\n' ' ' <"$errf")"
-	else
-		why+=("engram_hnsw_check failed: $(head -n 3 "$errf" | tr '\n' ' ')")
-	fi
+	check_structure "$name" "$idx" "$N_ITEMS" "$WORK/check.err" "$([[ "$mode" == insert_concurrent ]] && echo exact)"
 
 	# the KNN query must be an index scan on our index
 	local knn="SELECT qq.id AS qid, r.id AS nid, r.dist FROM $queries qq CROSS JOIN LATERAL (
@@ -538,20 +548,7 @@ spaces_case() {
 	build_s="$(elapsed "$t0")"
 
 	# structural check
-	local errf="$WORK/check_sp.err"
-	if out="$(qv -F ' ' -c "SELECT pages, elements, deleted_elements, heap_tids, max_level, unreachable FROM engram_hnsw_check('$idx'::regclass)" 2>"$errf")"; then
-		local pages elements deleted heap_tids max_level unreachable
-		read -r pages elements deleted heap_tids max_level unreachable <<<"$out"
-		chk="pages=$pages elements=$elements heap_tids=$heap_tids max_level=$max_level unreachable=$unreachable"
-		[[ "$heap_tids" == "$nrows" ]] || why+=("heap_tids=$heap_tids, expected $nrows")
-		[[ "$deleted" == 0 ]] || why+=("deleted_elements=$deleted, expected 0")
-		if ! awk -v u="$unreachable" -v e="$elements" -v f="$MAX_UNREACH_FRAC" 'BEGIN { exit !(u + 0 <= f * e) }'; then
-			why+=("unreachable=$unreachable exceeds ${MAX_UNREACH_FRAC} of $elements elements")
-		fi
-		[[ -s "$errf" ]] && engram_log "$name: $(tr '\n' ' ' <"$errf")"
-	else
-		why+=("engram_hnsw_check failed: $(head -n 3 "$errf" | tr '\n' ' ')")
-	fi
+	check_structure "$name" "$idx" "$nrows" "$WORK/check_sp.err"
 
 	# the KNN query must be an index scan with the space as Index Cond
 	local knn="SELECT qq.id AS qid, r.id AS nid, r.space_id, r.dist FROM sp_queries qq CROSS JOIN LATERAL (
