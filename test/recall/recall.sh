@@ -96,30 +96,8 @@ K=10
 PASSED=0
 FAILED=0
 
-trap engram_cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [[ "${ENGRAM_SKIP_SETUP:-0}" != 1 ]]; then
-	engram_install_deps
-	engram_log "building and installing engram_hnsw"
-	engram_build_install || engram_die "build failed"
-fi
+engram_suite_start RECALL "$DB" 15min -c shared_buffers=256MB -c maintenance_work_mem=256MB
 engram_build_idx2copy
-engram_mktemp_pg
-WORK="$ENGRAM_LAST_TMPDIR"
-
-if [[ "${RECALL_USE_CLUSTER:-0}" == 1 ]]; then
-	[[ -n "${PGHOST:-}" && -n "${PGPORT:-}" ]] || engram_die "RECALL_USE_CLUSTER=1 needs PGHOST and PGPORT"
-	export PGUSER="${PGUSER:-postgres}"
-	export PGDATABASE=postgres
-else
-	engram_cluster_start -c shared_buffers=256MB -c maintenance_work_mem=256MB
-fi
-
-engram_psql -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" \
-	-c "CREATE DATABASE $DB" \
-	-c "ALTER DATABASE $DB SET statement_timeout = '15min'"
-export PGDATABASE=$DB
 engram_psql -c "CREATE EXTENSION engram_hnsw"
 
 q() { engram_psql "$@"; }
@@ -230,6 +208,9 @@ check_recall() {
 # run_case NAME bulk|insert|insert_merged|insert_direct TABLE QUERIES OPCLASS OP TRUTH
 # (dynamic scope: a caller may set K, N_ITEMS, N_QUERIES, MIN_RECALL, and
 # CASE_KS / CASE_WITHIN as check_recall describes)
+# the server's engram_hnsw.ef_search ("?" when it cannot tell)
+ef_search_now() { qv -c "LOAD 'engram_hnsw'" -c "SHOW engram_hnsw.ef_search" 2>/dev/null || echo '?'; }
+
 # check_structure NAME IDX NROWS ERRF [exact]: engram_hnsw_check of IDX
 # (NOTICEs to ERRF): NROWS heap TIDs, no deleted elements, unreachable
 # elements at most MAX_UNREACH_FRAC of them (with "exact": none); sets the
@@ -378,10 +359,7 @@ run_case() {
 		fi
 	fi
 
-	local ef
-	ef="$(qv -c "LOAD 'engram_hnsw'" -c "SHOW engram_hnsw.ef_search" 2>/dev/null || echo '?')"
-	local detail="recall=$recall (ef_search=$ef build=${build_s}s $chk)"
-	report_why "$name" "$detail" "${why[@]}"
+	report_why "$name" "recall=$recall (ef_search=$(ef_search_now) build=${build_s}s $chk)" "${why[@]}"
 	q -c "DROP INDEX IF EXISTS $idx" || true
 }
 
@@ -579,10 +557,7 @@ spaces_case() {
 		why+=("KNN query failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
 	fi
 
-	local ef
-	ef="$(qv -c "LOAD 'engram_hnsw'" -c "SHOW engram_hnsw.ef_search" 2>/dev/null || echo '?')"
-	local detail="recall=$recall (spaces=$SP_SPACES rows_per_space=$SP_ROWS queries=$N_QUERIES ef_search=$ef build=${build_s}s $chk)"
-	report_why "$name" "$detail" "${why[@]}"
+	report_why "$name" "recall=$recall (spaces=$SP_SPACES rows_per_space=$SP_ROWS queries=$N_QUERIES ef_search=$(ef_search_now) build=${build_s}s $chk)" "${why[@]}"
 	q -c "DROP TABLE IF EXISTS sp_items, sp_queries, truth_sp, $res" || true
 }
 if [[ "${RECALL_SPACES_CHECK:-1}" == 1 ]]; then
@@ -608,11 +583,6 @@ if [[ "${RECALL_PLANNER_CHECK:-1}" == 1 ]]; then
 	planner_case
 fi
 
-if ((FAILED > 0)) && [[ "${RECALL_USE_CLUSTER:-0}" != 1 ]]; then
-	engram_cluster_log_tail 40
-fi
-if [[ "${RECALL_KEEP_DB:-0}" != 1 ]]; then
-	PGDATABASE=postgres engram_psql -c "DROP DATABASE IF EXISTS $DB" || true
-fi
+engram_suite_end RECALL "$DB"
 echo "# recall: $PASSED passed, $FAILED failed"
 ((FAILED == 0 && PASSED > 0))

@@ -1,7 +1,7 @@
 
 # Copyright: engram_hnsw authors; PostgreSQL licence.
 #
-# EngramTAP.pm: helpers shared by the TAP tests (001, 010-014).  Load it with
+# EngramTAP.pm: helpers shared by the TAP tests (test/t/*.pl).  Load it with
 #
 #     use FindBin;
 #     use lib $FindBin::RealBin;
