@@ -72,7 +72,7 @@ BENCH_BIN="$BENCH_DIR/tools/bin"
 QUICK="${QUICK:-0}"
 BENCH_DATA="${BENCH_DATA:-$BENCH_DIR/data}"
 # a quick run must not overwrite the real results
-BENCH_RESULTS="${BENCH_RESULTS:-$BENCH_DIR/results$([[ "$QUICK" == 1 ]] && echo /quick)}"
+BENCH_RESULTS="${BENCH_RESULTS:-$BENCH_DIR/results$([[ "$QUICK" == 1 ]] && echo /quick || true)}"
 BENCH_RUNS="${BENCH_RUNS:-$([[ "$QUICK" == 1 ]] && echo 2 || echo 3)}"
 BENCH_WORK="${BENCH_WORK:-$BENCH_DIR/work}"
 BENCH_PGPORT="${BENCH_PGPORT:-54331}"
