@@ -8,8 +8,16 @@
 # bench_cluster_start, bench_cleanup, bench_psql, bench_val) are thin
 # wrappers with the benchmark's defaults.
 #
-#   bench_init NAME           common start of a workload: deps, tools, the
-#                             extension, a results header; sets RESULT_MD
+#   bench_init NAME           common start of a workload: deps, tools; sets
+#                             RESULT_MD, TSV, OUT (emptied), M, EFC, WITH
+#   bench_quick Q FULL        a knob's default: Q when QUICK=1, else FULL
+#   bench_start               bench_ext_prepare + bench_cluster_start
+#   bench_start_db DB         the same, then DB with the extension in it
+#   bench_merge_kept AWK SETS...
+#                             BENCH_MERGE=1: the sets of the old report kept
+#   bench_qps_fn, bench_knn_loop
+#                             SQL of a PL/pgSQL query loop returning QPS
+#   bench_loop_record         a warm run of such a loop: QPS and CPU-QPS
 #   bench_install_deps        apt-get what the suite needs (test/lib.sh's
 #                             list; idempotent)
 #   bench_build_tools         make -C bench (tools/bin/*)
@@ -630,9 +638,9 @@ bench_ann_recall() {
 # transaction (value is an SQL expression), runs BODY (with the variables
 # r record, v int[]) and returns COUNT (default p_nq) per second
 bench_qps_fn() {
-	local name="$1" args="$2" settings="$3" body="$4" count="${5:-p_nq}" s
+	local name="$1" params="$2" settings="$3" body="$4" count="${5:-p_nq}" s
 	cat <<SQL
-CREATE OR REPLACE FUNCTION $name($args) RETURNS float8
+CREATE OR REPLACE FUNCTION $name($params) RETURNS float8
 LANGUAGE plpgsql AS \$f\$
 DECLARE r record; v int[]; t0 timestamptz;
 BEGIN
@@ -827,6 +835,7 @@ bench_init() {
 	mkdir -p "$OUT"
 	M="${INDEX_M:-16}"
 	EFC="${INDEX_EFC:-64}"
+	# shellcheck disable=SC2034 # for the workloads
 	WITH="m = $M, ef_construction = $EFC${INDEX_OPTS:+, $INDEX_OPTS}"
 	BENCH_T0="$(bench_now)"
 	BENCH_LOAD_START="$(cut -d' ' -f1 /proc/loadavg)"
@@ -862,7 +871,9 @@ bench_wait_quiet() {
 	BENCH_LOAD_START="$(cut -d' ' -f1 /proc/loadavg)"
 }
 
-# bench_start: the extension (bench_ext_prepare), then the cluster
+# bench_start [-c name=value ...]: the extension (bench_ext_prepare), then
+# the cluster (bench_cluster_start)
+# shellcheck disable=SC2120 # the workloads call it
 bench_start() {
 	bench_ext_prepare
 	bench_cluster_start "$@"
@@ -878,6 +889,7 @@ bench_db_ext() {
 
 # bench_start_db DB: bench_start, then bench_db_ext DB
 bench_start_db() {
+	# shellcheck disable=SC2119 # the cluster's default settings
 	bench_start
 	bench_db_ext "$1"
 }
@@ -887,15 +899,15 @@ bench_start_db() {
 # KEPT to the sets it has (AWK prints them from old.md) that are not among
 # SETS; else KEPT=()
 bench_merge_kept() {
-	local prog="$1" now t
+	local prog="$1" sets t
 	shift
-	now=" $* "
+	sets=" $* "
 	KEPT=()
 	[[ "${BENCH_MERGE:-0}" == 1 && -f "$RESULT_MD" ]] || return 0
 	cp "$RESULT_MD" "$OUT/old.md"
 	[[ -f "$TSV" ]] && cp "$TSV" "$OUT/old.tsv"
 	while read -r t; do
-		[[ "$now" == *" $t "* ]] || KEPT+=("$t")
+		[[ "$sets" == *" $t "* ]] || KEPT+=("$t")
 	done < <(awk "$prog" "$OUT/old.md")
 }
 

@@ -27,6 +27,7 @@ PW="${BENCH_PARALLEL_WORKERS:-1}"
 # BENCH_MERGE=1: the sets of the previous report that are not run now are kept
 now=()
 for spec in $SETS; do now+=("$(sed 's/-/_/g' <<<"${spec%%:*}")_${spec#*:}"); done
+# shellcheck disable=SC2016 # an awk program
 bench_merge_kept '/<!-- summary -->/ { on = 1 } /<!-- \/summary -->/ { on = 0 } on && /^## / { print $2 }' "${now[@]}"
 printf 'set\tmethod\trun\tseconds\tindex_mb\tpeak_mb\tworkers\tcpu_s\n' >"$TSV"
 bench_merge_tsv "$OUT/old.tsv" "$TSV" 1 "${KEPT[@]}"

@@ -30,7 +30,7 @@ SECS="${PGBENCH_SECS:-$(bench_quick 2 5)}"
 EXACT_NQ="${EXACT_NQ:-$(bench_quick 10 50)}"
 [[ "${BENCH_BIG:-0}" == 1 ]] && SETS="$SETS gauss128-1m:l2"
 # BENCH_MERGE=1: the sets (name:metric) of the previous report not run now are kept
-# shellcheck disable=SC2086
+# shellcheck disable=SC2016,SC2086 # an awk program; the sets, split
 bench_merge_kept '/<!-- \/summary -->/ { on = 1 } on && /^## / && $2 ~ /,$/ { sub(/,$/, "", $2); print $2 ":" $3 }' $SETS
 printf 'set\tmethod\tef\trecall\tqps\n' >"$TSV"
 keptt=()

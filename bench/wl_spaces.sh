@@ -41,7 +41,7 @@ METRIC=l2
 OP='<->'
 OPC=real_l2_ops
 # BENCH_MERGE=1: the sets of the previous report that are not run now are kept
-# shellcheck disable=SC2086
+# shellcheck disable=SC2016,SC2086 # an awk program; the sets, split
 bench_merge_kept '/<!-- summary -->/ { on = 1 } /<!-- \/summary -->/ { on = 0 } on && /^## / { sub(/:$/, "", $2); print $2 }' $SETS
 printf 'set\tvariant\tmeasure\tef\trun\tvalue\n' >"$TSV"
 bench_merge_tsv "$OUT/old.tsv" "$TSV" 1 "${KEPT[@]}"

@@ -36,6 +36,7 @@ VARIANTS="plain:plain main:plain external:plain extended:plain extended:extended
 DB=storage
 if [[ "${STORAGE_REPORT_ONLY:-0}" == 1 ]]; then
 	SETS=""
+	# shellcheck disable=SC2034 # read by bench_md_header
 	EXT_OK=1
 	EXT_REV="$(git -C "$BENCH_ROOT" rev-parse --short HEAD), figures of storage.tsv"
 else

@@ -271,6 +271,7 @@ engram_suite_start() {
 		engram_build_install || engram_die "build failed"
 	fi
 	engram_mktemp_pg
+	# shellcheck disable=SC2034 # the caller's work directory
 	WORK="$ENGRAM_LAST_TMPDIR"
 	if [[ "${!use:-0}" == 1 ]]; then
 		[[ -n "${PGHOST:-}" && -n "${PGPORT:-}" ]] || engram_die "$use=1 needs PGHOST and PGPORT"
