@@ -164,6 +164,7 @@ lock_pending_tail(Relation index, HnswMetaInfo *meta, int stripe, bool from_head
  */
 #define HNSW_REUSE_TRIES	8
 #define HNSW_REUSE_SKIP		16
+#define HNSW_REUSE_OTHERS	64	/* wholly free pages passed over per look-up */
 
 typedef struct HnswReuseState
 {
@@ -234,6 +235,8 @@ lock_slot_page(Relation index, HnswMetaInfo *meta, int stripe, HnswElementTuple 
 	BlockNumber spent = InvalidBlockNumber;
 	BlockNumber first = InvalidBlockNumber;
 	BlockNumber roomier = InvalidBlockNumber;
+	int			others = 0;
+	bool		skipped = false;
 
 	if (!rs->valid || !RelFileNodeEquals(rs->rnode, index->rd_node) ||
 		rs->vacuum_gen != meta->vacuum_gen)
@@ -260,7 +263,8 @@ lock_slot_page(Relation index, HnswMetaInfo *meta, int stripe, HnswElementTuple 
 			if (rs->skip > 0)
 			{
 				rs->skip--;
-				return InvalidBuffer;
+				skipped = true;
+				break;
 			}
 			blkno = GetPageWithFreeSpace(index, HNSW_FSM_SLOTS);
 			if (blkno == InvalidBlockNumber || blkno == first)
@@ -304,6 +308,13 @@ lock_slot_page(Relation index, HnswMetaInfo *meta, int stripe, HnswElementTuple 
 				HnswPageGetOpaque(page)->nfree == 0)
 				spent = blkno;
 		}
+		/*
+		 * Wholly free pages (recycled pending pages, spare new ones) are in
+		 * the map too, often in runs: they do not count as tries.
+		 */
+		if ((PageIsNew(page) || HnswPageGetOpaque(page)->flags != HNSW_PAGE_DATA) &&
+			tries > 0 && ++others < HNSW_REUSE_OTHERS)
+			tries--;
 		UnlockReleaseBuffer(buf);
 	}
 	if (spent != InvalidBlockNumber)
@@ -324,7 +335,7 @@ lock_slot_page(Relation index, HnswMetaInfo *meta, int stripe, HnswElementTuple 
 		UnlockReleaseBuffer(buf);
 	}
 	/* level 0 is most inserts; an element of a higher level just looks again */
-	if (etup->level == 0)
+	if (etup->level == 0 && !skipped)
 		rs->skip = HNSW_REUSE_SKIP;
 	return InvalidBuffer;
 }
