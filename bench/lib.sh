@@ -8,8 +8,16 @@
 # bench_cluster_start, bench_cleanup, bench_psql, bench_val) are thin
 # wrappers with the benchmark's defaults.
 #
-#   bench_init NAME           common start of a workload: deps, tools, the
-#                             extension, a results header; sets RESULT_MD
+#   bench_init NAME           common start of a workload: deps, tools; sets
+#                             RESULT_MD, TSV, OUT (emptied), M, EFC, WITH
+#   bench_quick Q FULL        a knob's default: Q when QUICK=1, else FULL
+#   bench_start               bench_ext_prepare + bench_cluster_start
+#   bench_start_db DB         the same, then DB with the extension in it
+#   bench_merge_kept AWK SETS...
+#                             BENCH_MERGE=1: the sets of the old report kept
+#   bench_qps_fn, bench_knn_loop
+#                             SQL of a PL/pgSQL query loop returning QPS
+#   bench_loop_record         a warm run of such a loop: QPS and CPU-QPS
 #   bench_install_deps        apt-get what the suite needs (test/lib.sh's
 #                             list; idempotent)
 #   bench_build_tools         make -C bench (tools/bin/*)
@@ -92,6 +100,9 @@ BENCH_PGLOG=""
 EXT_BUILT=0
 EXT_OK=0
 EXT_NOTE=""
+
+# bench_quick QUICK_VALUE FULL_VALUE: the default of a knob, by QUICK
+bench_quick() { [[ "$QUICK" == 1 ]] && echo "$1" || echo "$2"; }
 
 bench_log() { engram_log "$@"; }
 bench_die() { engram_die "$@"; }
@@ -622,6 +633,36 @@ bench_ann_recall() {
 	bench_val -d "$db" -c "$(bench_recall_sql "$op" bench_ann_res "$items" "$truth" "$queries")"
 }
 
+# bench_qps_fn NAME ARGS SETTINGS BODY [COUNT]: SQL creating the PL/pgSQL
+# function NAME(ARGS) that sets each "name=value" of SETTINGS for its
+# transaction (value is an SQL expression), runs BODY (with the variables
+# r record, v int[]) and returns COUNT (default p_nq) per second
+bench_qps_fn() {
+	local name="$1" params="$2" settings="$3" body="$4" count="${5:-p_nq}" s
+	cat <<SQL
+CREATE OR REPLACE FUNCTION $name($params) RETURNS float8
+LANGUAGE plpgsql AS \$f\$
+DECLARE r record; v int[]; t0 timestamptz;
+BEGIN
+$(for s in $settings; do echo "	PERFORM set_config('${s%%=*}', ${s#*=}, true);"; done)
+	t0 := clock_timestamp();
+$body
+	RETURN $count / extract(epoch FROM clock_timestamp() - t0)::float8;
+END \$f\$;
+SQL
+}
+
+# bench_knn_loop QUERIES ITEMS ORDER [ROW]: PL/pgSQL loop over the first p_nq
+# rows r of QUERIES (by id): v = the ids of the K rows i of ITEMS first by
+# ORDER; with p_store, the values ROW go into the table res
+bench_knn_loop() {
+	local queries="$1" items="$2" order="$3" row="${4:-}"
+	echo "	FOR r IN SELECT id, embedding FROM $queries ORDER BY id LIMIT p_nq LOOP"
+	echo "		SELECT array_agg(s.id) INTO v FROM (SELECT i.id FROM $items i ORDER BY $order LIMIT $K) s;"
+	[[ -z "$row" ]] || echo "		IF p_store THEN INSERT INTO res VALUES ($row); END IF;"
+	echo "	END LOOP;"
+}
+
 # bench_loop_cpu DB SQL [warm]: run SQL (one value, e.g. a loop returning QPS)
 # in one session and print "VALUE CPU_SECONDS", CPU_SECONDS being the backend's
 # user+system time during the statement (/proc, 10 ms ticks): steadier than
@@ -649,6 +690,20 @@ SQL
 	echo "${v:--} $(awk -v a="$(cat "$f.0" 2>/dev/null)" -v b="$(cat "$f.1" 2>/dev/null)" -v t="$(getconf CLK_TCK)" \
 		'BEGIN { if (a == "" || b == "") print "nan"; else printf "%.3f", (b - a) / t }')"
 	rm -f "$f.0" "$f.1"
+}
+
+# bench_per_cpu N CPU_SECONDS: N per CPU second (one decimal); nan without
+# CPU time
+bench_per_cpu() { awk -v c="$2" -v n="$1" 'BEGIN { if (c > 0) printf "%.1f\n", n / c; else print "nan" }'; }
+
+# bench_loop_record DB SQL N QPS_FILE CPU_FILE: bench_loop_cpu DB SQL warm;
+# appends the warm run's value (SQL's QPS) to QPS_FILE and N (the queries
+# SQL ran) per CPU second to CPU_FILE
+bench_loop_record() {
+	local q c
+	read -r _ q c <<<"$(bench_loop_cpu "$1" "$2" warm)"
+	echo "$q" >>"$4"
+	bench_per_cpu "$3" "$c" >>"$5"
 }
 
 # ---------------------------------------------------------------- pgbench
@@ -764,13 +819,24 @@ GP
 
 # ---------------------------------------------------------------- workload start
 
-# bench_init NAME: deps, tools, extension build; RESULT_MD=bench/results/NAME.md
+# bench_init NAME: deps, tools; RESULT_MD=bench/results/NAME.md,
+# TSV=bench/results/NAME.tsv, OUT=bench/work/NAME (emptied), and the index
+# options every workload shares: M (INDEX_M, 16), EFC (INDEX_EFC, 64) and
+# WITH ("m = M, ef_construction = EFC" plus INDEX_OPTS)
 bench_init() {
 	BENCH_NAME="$1"
 	mkdir -p "$BENCH_RESULTS" "$BENCH_WORK" "$BENCH_DATA"
 	bench_install_deps
 	bench_build_tools
 	RESULT_MD="$BENCH_RESULTS/$BENCH_NAME.md"
+	TSV="$BENCH_RESULTS/$BENCH_NAME.tsv"
+	OUT="$BENCH_WORK/$BENCH_NAME"
+	rm -rf "$OUT"
+	mkdir -p "$OUT"
+	M="${INDEX_M:-16}"
+	EFC="${INDEX_EFC:-64}"
+	# shellcheck disable=SC2034 # for the workloads
+	WITH="m = $M, ef_construction = $EFC${INDEX_OPTS:+, $INDEX_OPTS}"
 	BENCH_T0="$(bench_now)"
 	BENCH_LOAD_START="$(cut -d' ' -f1 /proc/loadavg)"
 	bench_renice
@@ -803,6 +869,46 @@ bench_wait_quiet() {
 		t=$((t + 10))
 	done
 	BENCH_LOAD_START="$(cut -d' ' -f1 /proc/loadavg)"
+}
+
+# bench_start [-c name=value ...]: the extension (bench_ext_prepare), then
+# the cluster (bench_cluster_start)
+# shellcheck disable=SC2120 # the workloads call it
+bench_start() {
+	bench_ext_prepare
+	bench_cluster_start "$@"
+}
+
+# bench_db_ext DB: create DB with the extension in it; dies when
+# engram_hnsw is not usable there
+bench_db_ext() {
+	bench_psql -c "CREATE DATABASE $1"
+	bench_ext_check "$1"
+	[[ "$EXT_OK" == 1 ]] || bench_die "engram_hnsw is not usable: $EXT_NOTE"
+}
+
+# bench_start_db DB: bench_start, then bench_db_ext DB
+bench_start_db() {
+	# shellcheck disable=SC2119 # the cluster's default settings
+	bench_start
+	bench_db_ext "$1"
+}
+
+# bench_merge_kept AWK SETS...: with BENCH_MERGE=1 and a report already in
+# RESULT_MD, copy it and its TSV to $OUT/old.md and $OUT/old.tsv, and set
+# KEPT to the sets it has (AWK prints them from old.md) that are not among
+# SETS; else KEPT=()
+bench_merge_kept() {
+	local prog="$1" sets t
+	shift
+	sets=" $* "
+	KEPT=()
+	[[ "${BENCH_MERGE:-0}" == 1 && -f "$RESULT_MD" ]] || return 0
+	cp "$RESULT_MD" "$OUT/old.md"
+	[[ -f "$TSV" ]] && cp "$TSV" "$OUT/old.tsv"
+	while read -r t; do
+		[[ "$sets" == *" $t "* ]] || KEPT+=("$t")
+	done < <(awk "$prog" "$OUT/old.md")
 }
 
 # bench_md_header TITLE: the common top of a results file

@@ -21,36 +21,18 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init build
 
-if [[ "$QUICK" == 1 ]]; then
-	SETS="${BUILD_SETS:-fmnist-10k:l2}"
-else
-	SETS="${BUILD_SETS:-fmnist:l2 gauss128-100k:l2 gauss1536n-100k:cosine}"
-fi
+SETS="${BUILD_SETS:-$(bench_quick fmnist-10k:l2 "fmnist:l2 gauss128-100k:l2 gauss1536n-100k:cosine")}"
 [[ "${BENCH_BIG:-0}" == 1 ]] && SETS="$SETS gauss128-1m:l2"
-M="${INDEX_M:-16}"
-EFC="${INDEX_EFC:-64}"
-WITH="m = $M, ef_construction = $EFC${INDEX_OPTS:+, $INDEX_OPTS}"
 PW="${BENCH_PARALLEL_WORKERS:-1}"
-OUT="$BENCH_WORK/build"
-rm -rf "$OUT"
-mkdir -p "$OUT"
-TSV="$BENCH_RESULTS/build.tsv"
 # BENCH_MERGE=1: the sets of the previous report that are not run now are kept
-KEPT=()
-if [[ "${BENCH_MERGE:-0}" == 1 && -f "$BENCH_RESULTS/build.md" ]]; then
-	cp "$BENCH_RESULTS/build.md" "$OUT/old.md"
-	[[ -f "$TSV" ]] && cp "$TSV" "$OUT/old.tsv"
-	now=" "
-	for spec in $SETS; do now+="$(sed 's/-/_/g' <<<"${spec%%:*}")_${spec#*:} "; done
-	while read -r t; do
-		[[ "$now" == *" $t "* ]] || KEPT+=("$t")
-	done < <(awk '/<!-- summary -->/ { on = 1 } /<!-- \/summary -->/ { on = 0 } on && /^## / { print $2 }' "$OUT/old.md")
-fi
+now=()
+for spec in $SETS; do now+=("$(sed 's/-/_/g' <<<"${spec%%:*}")_${spec#*:}"); done
+# shellcheck disable=SC2016 # an awk program
+bench_merge_kept '/<!-- summary -->/ { on = 1 } /<!-- \/summary -->/ { on = 0 } on && /^## / { print $2 }' "${now[@]}"
 printf 'set\tmethod\trun\tseconds\tindex_mb\tpeak_mb\tworkers\tcpu_s\n' >"$TSV"
 bench_merge_tsv "$OUT/old.tsv" "$TSV" 1 "${KEPT[@]}"
 
-bench_ext_prepare
-bench_cluster_start
+bench_start
 
 pg_build() { # db opclass workers tag run
 	local db="$1" opc="$2" w="$3" tag="$4" run="$5" t0 secs mb cpu

@@ -28,29 +28,16 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init churn
 
-if [[ "$QUICK" == 1 ]]; then
-	SET="${CHURN_SET:-gauss128-20k}"
-	NQ="${CHURN_NQ:-50}"
-else
-	SET="${CHURN_SET:-gauss128-100k}"
-	NQ="${CHURN_NQ:-200}"
-fi
+SET="${CHURN_SET:-$(bench_quick gauss128-20k gauss128-100k)}"
+NQ="${CHURN_NQ:-$(bench_quick 50 200)}"
 [[ "$SET" == gauss* ]] || bench_die "CHURN_SET must be a gaussian set (new rows come from the same mixture)"
-M="${INDEX_M:-16}"
-EFC="${INDEX_EFC:-64}"
-WITH="m = $M, ef_construction = $EFC${INDEX_OPTS:+, $INDEX_OPTS}"
 METRIC=l2
 OP='<->'
 OPC=real_l2_ops
 EFS="10 40"
-OUT="$BENCH_WORK/churn"
-rm -rf "$OUT"
-mkdir -p "$OUT"
-TSV="$BENCH_RESULTS/churn.tsv"
 printf 'run\tmeasure\tvalue\n' >"$TSV"
 
-bench_ext_prepare
-bench_cluster_start
+bench_start
 DB=churn
 bench_load_set "$DB" "$SET" "$METRIC" "$NQ"
 bench_ext_check "$DB"

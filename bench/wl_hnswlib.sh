@@ -18,8 +18,6 @@ NQ="${HNSW_NQ:-$([[ "$QUICK" == 1 ]] && echo 1000 || echo 10000)}"
 EFS="${HNSW_EF:-10 20 40 80 120 200 400}"
 M="${HNSW_M:-16}"
 EFC="${HNSW_EFC:-64}"
-OUT="$BENCH_WORK/hnswlib_fmnist"
-mkdir -p "$OUT"
 
 bench_truth "$DS" l2 "$NQ"
 for th in 1 2; do

@@ -37,32 +37,18 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init merge
 
-if [[ "$QUICK" == 1 ]]; then
-	NB="${MERGE_BASE:-5000}"
-	NEW="${MERGE_NEW:-2000}"
-	NQ="${MERGE_NQ:-100}"
-	SECS="${MERGE_SECS:-2}"
-	FULL_ROWS="${MERGE_FULL_ROWS:-10000}"
-else
-	NB="${MERGE_BASE:-40000}"
-	NEW="${MERGE_NEW:-10000}"
-	NQ="${MERGE_NQ:-500}"
-	SECS="${MERGE_SECS:-8}"
-	FULL_ROWS="${MERGE_FULL_ROWS:-60000}"
-fi
+NB="${MERGE_BASE:-$(bench_quick 5000 40000)}"
+NEW="${MERGE_NEW:-$(bench_quick 2000 10000)}"
+NQ="${MERGE_NQ:-$(bench_quick 100 500)}"
+SECS="${MERGE_SECS:-$(bench_quick 2 8)}"
+FULL_ROWS="${MERGE_FULL_ROWS:-$(bench_quick 10000 60000)}"
 EF="${MERGE_EF:-40}"
 FULL="${MERGE_FULL:-1}"
-M="${INDEX_M:-16}"
-EFC="${INDEX_EFC:-64}"
 WITH_FAST="m = $M, ef_construction = $EFC, fastupdate = on, pending_list_limit = 2000000"
 WITH_DIRECT="m = $M, ef_construction = $EFC, fastupdate = off"
 WITH_BULK="m = $M, ef_construction = $EFC"
 OP='<->'
-OUT="$BENCH_WORK/merge"
-rm -rf "$OUT"
-mkdir -p "$OUT"
 chmod 777 "$OUT"
-TSV="$BENCH_RESULTS/merge.tsv"
 printf 'run\tmeasure\tvalue\n' >"$TSV"
 tsv() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$TSV"; }
 
@@ -82,12 +68,8 @@ for n in $NB $N1 $N2 $FULL_ROWS; do
 done
 bench_dataset fmnist
 
-bench_ext_prepare
-bench_cluster_start
 DB=merge
-bench_psql -c "CREATE DATABASE $DB"
-bench_ext_check "$DB"
-[[ "$EXT_OK" == 1 ]] || bench_die "engram_hnsw is not usable: $EXT_NOTE"
+bench_start_db "$DB"
 bench_wal_warmup
 bench_log "loading $ALL_N train images, $DS_NQ test images, truth for ${!TRUTHF[*]} rows"
 bench_psql -d "$DB" -c "SET client_min_messages = warning" \

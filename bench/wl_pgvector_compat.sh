@@ -41,20 +41,12 @@ if [[ -z "$tarball" || ! -f "$tarball" ]]; then
 fi
 
 bench_init pgvector_compat
-if [[ "$QUICK" == 1 ]]; then
-	SET="${COMPAT_SET:-gauss128-2k}"
-	NQ="${COMPAT_NQ:-200}"
-else
-	SET="${COMPAT_SET:-gauss128-10k}"
-	NQ="${COMPAT_NQ:-1000}"
-fi
+SET="${COMPAT_SET:-$(bench_quick gauss128-2k gauss128-10k)}"
+NQ="${COMPAT_NQ:-$(bench_quick 200 1000)}"
 METRICS="${COMPAT_METRICS:-l2 cosine ip}"
 EFS="${COMPAT_EF:-20 40 100}"
 WITH="m = ${INDEX_M:-16}, ef_construction = ${INDEX_EFC:-64}"
 DB=compat
-OUT="$BENCH_WORK/pgvector_compat"
-rm -rf "$OUT"
-mkdir -p "$OUT"
 
 bench_ext_prepare
 [[ "$EXT_BUILT" == 1 ]] || bench_die "engram_hnsw did not build: $EXT_NOTE"
@@ -72,9 +64,7 @@ if [[ ! -f "$tree$libdir/vector.so" ]]; then
 		bench_die "building pgvector failed (see $BENCH_WORK/pgvector_build.log)"
 fi
 bench_cluster_start
-bench_psql -c "CREATE DATABASE $DB"
-bench_ext_check "$DB"
-[[ "$EXT_OK" == 1 ]] || bench_die "engram_hnsw is not usable: $EXT_NOTE"
+bench_db_ext "$DB"
 bench_psql -d "$DB" -c "CREATE EXTENSION vector"
 PGVECTOR_SQL_VERSION="$(bench_val -d "$DB" -c "SELECT extversion FROM pg_extension WHERE extname = 'vector'")"
 
@@ -106,21 +96,9 @@ order_by() {
 make_loop() {
 	local method="$1" metric="$2" op="$3" guc
 	[[ "$method" == pgvector ]] && guc=hnsw.ef_search || guc=engram_hnsw.ef_search
-	bench_psql -d "$DB" <<SQL
-CREATE OR REPLACE FUNCTION loop_${method}_$metric(p_ef int, p_nq int, p_store bool) RETURNS float8
-LANGUAGE plpgsql AS \$f\$
-DECLARE r record; v int[]; t0 timestamptz;
-BEGIN
-	PERFORM set_config('$guc', p_ef::text, true);
-	PERFORM set_config('enable_seqscan', 'off', true);
-	t0 := clock_timestamp();
-	FOR r IN SELECT id, embedding FROM queries ORDER BY id LIMIT p_nq LOOP
-		SELECT array_agg(s.id) INTO v FROM (SELECT i.id FROM items i ORDER BY $(order_by "$method" "$op") LIMIT $K) s;
-		IF p_store THEN INSERT INTO res VALUES ('$method', '$metric', p_ef, r.id, v); END IF;
-	END LOOP;
-	RETURN p_nq / extract(epoch FROM clock_timestamp() - t0)::float8;
-END \$f\$;
-SQL
+	bench_qps_fn "loop_${method}_$metric" "p_ef int, p_nq int, p_store bool" "$guc=p_ef::text enable_seqscan='off'" \
+		"$(bench_knn_loop queries items "$(order_by "$method" "$op")" "'$method', '$metric', p_ef, r.id, v")" |
+		bench_psql -d "$DB"
 }
 
 : >"$OUT/plans.md"
@@ -163,9 +141,8 @@ for metric in $METRICS; do
 		for ef in $EFS; do
 			for method in pgvector engram; do
 				bench_log "[$metric] run $((r + 1))/$BENCH_RUNS ef=$ef $method"
-				read -r _ q c <<<"$(bench_loop_cpu "$DB" "SELECT loop_${method}_$metric($ef, $NQ, false)" warm)"
-				echo "$q" >>"$OUT/qps.$metric.$ef.$method"
-				awk -v c="$c" -v n="$NQ" 'BEGIN { if (c > 0) printf "%.1f\n", n / c; else print "nan" }' >>"$OUT/cpu.$metric.$ef.$method"
+				bench_loop_record "$DB" "SELECT loop_${method}_$metric($ef, $NQ, false)" "$NQ" \
+					"$OUT/qps.$metric.$ef.$method" "$OUT/cpu.$metric.$ef.$method"
 			done
 		done
 	done

@@ -36,21 +36,15 @@ bench_init plans
 ROWS="${PLANS_ROWS:-1000 10000 100000}"
 DIMS="${PLANS_DIMS:-128 784 1536}"
 NQ="${PLANS_NQ:-5}"
-M="${INDEX_M:-16}"
 EFC="${INDEX_EFC:-40}"
 BEFORE="${PLANS_BEFORE:-}"
-OUT="$BENCH_WORK/plans"
-rm -rf "$OUT"
-mkdir -p "$OUT"
 [[ -z "$BEFORE" ]] || cp "$BEFORE" "$OUT/before.tsv"
-TSV="$BENCH_RESULTS/plans.tsv"
 DB=plans
 FILTERS="none f50 b50 f1 b1 f01 b01 bound"
 MAXROWS=0
 for r in $ROWS; do ((r > MAXROWS)) && MAXROWS=$r; done
 
-bench_ext_prepare
-bench_cluster_start
+bench_start
 bench_psql -c "CREATE DATABASE $DB" -c "ALTER DATABASE $DB SET engram_plans.hz = $(getconf CLK_TCK)"
 bench_ext_check "$DB"
 [[ "$EXT_OK" == 1 ]] || bench_die "engram_hnsw is not usable: $EXT_NOTE"

@@ -29,30 +29,16 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init scaleout
 
-if [[ "$QUICK" == 1 ]]; then
-	SET="${SCALE_SET:-gauss128-20k}"
-	NQ="${SCALE_NQ:-200}"
-	SECS="${PGBENCH_SECS:-2}"
-else
-	SET="${SCALE_SET:-gauss128-100k}"
-	NQ="${SCALE_NQ:-1000}"
-	SECS="${PGBENCH_SECS:-5}"
-fi
+SET="${SCALE_SET:-$(bench_quick gauss128-20k gauss128-100k)}"
+NQ="${SCALE_NQ:-$(bench_quick 200 1000)}"
+SECS="${PGBENCH_SECS:-$(bench_quick 2 5)}"
 EF="${SCALE_EF:-40}"
 FETCH="${SCALE_FETCH:-10}"
-M="${INDEX_M:-16}"
-EFC="${INDEX_EFC:-64}"
-WITH="m = $M, ef_construction = $EFC${INDEX_OPTS:+, $INDEX_OPTS}"
 export BENCH_SHARED_BUFFERS="${SCALE_SHARED_BUFFERS:-1GB}"
 DB=scaleout
-OUT="$BENCH_WORK/scaleout"
-rm -rf "$OUT"
-mkdir -p "$OUT"
-TSV="$BENCH_RESULTS/scaleout.tsv"
 printf 'variant\tmeasure\tclients\trun\tvalue\n' >"$TSV"
 
-bench_ext_prepare
-bench_cluster_start # the coordinator
+bench_start # the coordinator
 
 # ---------------------------------------------------------------- data servers
 # Each is started by bench_cluster_start in a subshell (its own mktemp dir,

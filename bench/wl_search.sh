@@ -23,91 +23,41 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init search
 
-if [[ "$QUICK" == 1 ]]; then
-	SETS="${SEARCH_SETS:-fmnist-10k:l2}"
-	NQ="${SEARCH_NQ:-200}"
-	EFS="${SEARCH_EF:-10 40 100 400}"
-	SECS="${PGBENCH_SECS:-2}"
-	EXACT_NQ="${EXACT_NQ:-10}"
-else
-	SETS="${SEARCH_SETS:-fmnist:l2 gauss128-100k:l2 gauss1536n-100k:cosine gauss128-100k:ip}"
-	NQ="${SEARCH_NQ:-1000}"
-	EFS="${SEARCH_EF:-10 20 40 80 120 200 400}"
-	SECS="${PGBENCH_SECS:-5}"
-	EXACT_NQ="${EXACT_NQ:-50}"
-fi
+SETS="${SEARCH_SETS:-$(bench_quick fmnist-10k:l2 "fmnist:l2 gauss128-100k:l2 gauss1536n-100k:cosine gauss128-100k:ip")}"
+NQ="${SEARCH_NQ:-$(bench_quick 200 1000)}"
+EFS="${SEARCH_EF:-$(bench_quick "10 40 100 400" "10 20 40 80 120 200 400")}"
+SECS="${PGBENCH_SECS:-$(bench_quick 2 5)}"
+EXACT_NQ="${EXACT_NQ:-$(bench_quick 10 50)}"
 [[ "${BENCH_BIG:-0}" == 1 ]] && SETS="$SETS gauss128-1m:l2"
-M="${INDEX_M:-16}"
-EFC="${INDEX_EFC:-64}"
-WITH="m = $M, ef_construction = $EFC${INDEX_OPTS:+, $INDEX_OPTS}"
-OUT="$BENCH_WORK/search"
-rm -rf "$OUT"
-mkdir -p "$OUT"
-TSV="$BENCH_RESULTS/search.tsv"
 # BENCH_MERGE=1: the sets (name:metric) of the previous report not run now are kept
-KEPT=()
-if [[ "${BENCH_MERGE:-0}" == 1 && -f "$BENCH_RESULTS/search.md" ]]; then
-	cp "$BENCH_RESULTS/search.md" "$OUT/old.md"
-	[[ -f "$TSV" ]] && cp "$TSV" "$OUT/old.tsv"
-	while read -r t; do
-		[[ " $SETS " == *" $t "* ]] || KEPT+=("$t")
-	done < <(awk '/<!-- \/summary -->/ { on = 1 } on && /^## / && $2 ~ /,$/ { sub(/,$/, "", $2); print $2 ":" $3 }' "$OUT/old.md")
-fi
+# shellcheck disable=SC2016,SC2086 # an awk program; the sets, split
+bench_merge_kept '/<!-- \/summary -->/ { on = 1 } on && /^## / && $2 ~ /,$/ { sub(/,$/, "", $2); print $2 ":" $3 }' $SETS
 printf 'set\tmethod\tef\trecall\tqps\n' >"$TSV"
 keptt=()
 for t in "${KEPT[@]}"; do keptt+=("$(sed 's/-/_/g' <<<"${t%%:*}")_${t#*:}"); done
 bench_merge_tsv "$OUT/old.tsv" "$TSV" 1 "${keptt[@]}"
 
-bench_ext_prepare
-bench_cluster_start
+bench_start
 
 # PL/pgSQL loops, templated with the operator
 make_functions() {
-	local db="$1" op="$2"
-	bench_psql -d "$db" <<SQL
-SET client_min_messages = warning;
-DROP TABLE IF EXISTS res;
-CREATE TABLE res (ef int, qid int, ids int[]);
--- ANN: the first p_nq queries, each an ORDER BY ... LIMIT $K through the index; returns QPS
-CREATE OR REPLACE FUNCTION bench_ann(p_ef int, p_nq int, p_store bool) RETURNS float8
-LANGUAGE plpgsql AS \$f\$
-DECLARE r record; v int[]; t0 timestamptz;
-BEGIN
-	PERFORM set_config('engram_hnsw.ef_search', p_ef::text, true);
-	PERFORM set_config('enable_seqscan', 'off', true);
-	t0 := clock_timestamp();
-	FOR r IN SELECT id, embedding FROM queries ORDER BY id LIMIT p_nq LOOP
-		SELECT array_agg(s.id) INTO v FROM (SELECT i.id FROM items i ORDER BY i.embedding $op r.embedding LIMIT $K) s;
-		IF p_store THEN INSERT INTO res VALUES (p_ef, r.id, v); END IF;
-	END LOOP;
-	RETURN p_nq / extract(epoch FROM clock_timestamp() - t0)::float8;
-END \$f\$;
--- exact: the same query with index scans off (sequential scan + top-N sort)
-CREATE OR REPLACE FUNCTION bench_exact(p_nq int, p_store bool) RETURNS float8
-LANGUAGE plpgsql AS \$f\$
-DECLARE r record; v int[]; t0 timestamptz;
-BEGIN
-	PERFORM set_config('enable_indexscan', 'off', true);
-	PERFORM set_config('enable_bitmapscan', 'off', true);
-	t0 := clock_timestamp();
-	FOR r IN SELECT id, embedding FROM queries ORDER BY id LIMIT p_nq LOOP
-		SELECT array_agg(s.id) INTO v FROM (SELECT i.id FROM items i ORDER BY i.embedding $op r.embedding LIMIT $K) s;
-		IF p_store THEN INSERT INTO res VALUES (0, r.id, v); END IF;
-	END LOOP;
-	RETURN p_nq / extract(epoch FROM clock_timestamp() - t0)::float8;
-END \$f\$;
--- trivial: a primary-key lookup per query, the executor's fixed cost
-CREATE OR REPLACE FUNCTION bench_trivial(p_nq int) RETURNS float8
-LANGUAGE plpgsql AS \$f\$
-DECLARE r record; v int[]; t0 timestamptz;
-BEGIN
-	t0 := clock_timestamp();
-	FOR r IN SELECT id, embedding FROM queries ORDER BY id LIMIT p_nq LOOP
+	local db="$1" op="$2" knn="i.embedding $2 r.embedding"
+	{
+		echo "SET client_min_messages = warning;"
+		echo "DROP TABLE IF EXISTS res;"
+		echo "CREATE TABLE res (ef int, qid int, ids int[]);"
+		# ANN: the first p_nq queries, each an ORDER BY ... LIMIT K through the index
+		bench_qps_fn bench_ann "p_ef int, p_nq int, p_store bool" \
+			"engram_hnsw.ef_search=p_ef::text enable_seqscan='off'" \
+			"$(bench_knn_loop queries items "$knn" "p_ef, r.id, v")"
+		# exact: the same query with index scans off (sequential scan + top-N sort)
+		bench_qps_fn bench_exact "p_nq int, p_store bool" "enable_indexscan='off' enable_bitmapscan='off'" \
+			"$(bench_knn_loop queries items "$knn" "0, r.id, v")"
+		# trivial: a primary-key lookup per query, the executor's fixed cost
+		bench_qps_fn bench_trivial "p_nq int" "" "	FOR r IN SELECT id, embedding FROM queries ORDER BY id LIMIT p_nq LOOP
 		SELECT array_agg(s.id) INTO v FROM (SELECT i.id FROM items i WHERE i.id = r.id) s;
-	END LOOP;
-	RETURN p_nq / extract(epoch FROM clock_timestamp() - t0)::float8;
-END \$f\$;
-SQL
+	END LOOP;"
+	} | bench_psql -d "$db"
 }
 
 # median over runs of a SQL expression returning QPS
@@ -214,7 +164,7 @@ SQL
 				read -r q0 q c <<<"$(bench_loop_cpu "$db" "SELECT bench_ann($ef, $NQ, false)" warm)"
 				echo "$ef $q0" >>"$d/loopcold.raw"
 				echo "$ef $q" >>"$d/loop.raw"
-				echo "$ef $(awk -v c="$c" -v n="$NQ" 'BEGIN { if (c > 0) printf "%.1f", n / c; else print "nan" }')" >>"$d/loopcpu.raw"
+				echo "$ef $(bench_per_cpu "$NQ" "$c")" >>"$d/loopcpu.raw"
 				for c in 1 2; do
 					echo "$ef $(PGOPTIONS="-c engram_hnsw.ef_search=$ef -c enable_seqscan=off" \
 						bench_pgbench_tps "$d/pgbench.sql" "$c" "$SECS" -d "$db")" >>"$d/pgb$c.raw"

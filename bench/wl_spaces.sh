@@ -30,43 +30,23 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init spaces
 
-if [[ "$QUICK" == 1 ]]; then
-	SETS="${SPACES_SETS:-spaces128-20x500}"
-	EFS="${SPACES_EF:-40}"
-	WSECS="${SPACES_WRITE_SECS:-2}"
-else
-	SETS="${SPACES_SETS:-spaces128-100x1000 spaces128-10000x100}"
-	EFS="${SPACES_EF:-40 100}"
-	WSECS="${SPACES_WRITE_SECS:-5}"
-fi
+SETS="${SPACES_SETS:-$(bench_quick spaces128-20x500 "spaces128-100x1000 spaces128-10000x100")}"
+EFS="${SPACES_EF:-$(bench_quick 40 "40 100")}"
+WSECS="${SPACES_WRITE_SECS:-$(bench_quick 2 5)}"
 NQ="${SPACES_NQ:-500}"
 FILTER_NQ="${SPACES_FILTER_NQ:-50}"
 TIMEOUT="${SPACES_TIMEOUT:-300s}"
 MAXPART="${SPACES_MAX_PARTITIONS:-1000}"
-M="${INDEX_M:-16}"
-EFC="${INDEX_EFC:-64}"
-WITH="m = $M, ef_construction = $EFC${INDEX_OPTS:+, $INDEX_OPTS}"
 METRIC=l2
 OP='<->'
 OPC=real_l2_ops
-OUT="$BENCH_WORK/spaces"
-rm -rf "$OUT"
-mkdir -p "$OUT"
-TSV="$BENCH_RESULTS/spaces.tsv"
 # BENCH_MERGE=1: the sets of the previous report that are not run now are kept
-KEPT=()
-if [[ "${BENCH_MERGE:-0}" == 1 && -f "$BENCH_RESULTS/spaces.md" ]]; then
-	cp "$BENCH_RESULTS/spaces.md" "$OUT/old.md"
-	[[ -f "$TSV" ]] && cp "$TSV" "$OUT/old.tsv"
-	while read -r t; do
-		[[ " $SETS " == *" $t "* ]] || KEPT+=("$t")
-	done < <(awk '/<!-- summary -->/ { on = 1 } /<!-- \/summary -->/ { on = 0 } on && /^## / { sub(/:$/, "", $2); print $2 }' "$OUT/old.md")
-fi
+# shellcheck disable=SC2016,SC2086 # an awk program; the sets, split
+bench_merge_kept '/<!-- summary -->/ { on = 1 } /<!-- \/summary -->/ { on = 0 } on && /^## / { sub(/:$/, "", $2); print $2 }' $SETS
 printf 'set\tvariant\tmeasure\tef\trun\tvalue\n' >"$TSV"
 bench_merge_tsv "$OUT/old.tsv" "$TSV" 1 "${KEPT[@]}"
 
-bench_ext_prepare
-bench_cluster_start
+bench_start
 bench_wal_warmup
 
 # loop function over one table; p_filter: WHERE space_id = query's space
@@ -91,6 +71,24 @@ BEGIN
 	RETURN p_nq / extract(epoch FROM clock_timestamp() - t0)::float8;
 END \$f\$;
 SQL
+}
+
+# build_measure SET VARIANT TABLE COLUMNS SIZE_SQL NQ FAIL: build (runs times)
+# the index TABLE_ann USING engram_hnsw (COLUMNS), then measure VARIANT on
+# TABLE at every ef with NQ queries; when CREATE INDEX fails, the variant's
+# note is FAIL (a printf format) with the error
+build_measure() {
+	local set="$1" var="$2" table="$3" cols="$4" size="$5" nq="$6" fail="$7" ef
+	if ! build "$set" "$var" "DROP INDEX IF EXISTS ${table}_ann" \
+		"CREATE INDEX ${table}_ann ON $table USING engram_hnsw ($cols) WITH ($WITH)" "$size" "$runs"; then
+		# shellcheck disable=SC2059 # FAIL is the format
+		NOTE[$var]="$(printf "$fail" "$BUILD_ERR")"
+		bench_log "[$set] $var: ${NOTE[$var]}"
+		return 0
+	fi
+	VARS+=("$var")
+	make_loop "$DB" "$table"
+	for ef in $EFS; do measure "$set" "$var" "$table" "$ef" "$nq"; done
 }
 
 # measure SET VARIANT TABLE EF NQ: recall pass + BENCH_RUNS timed passes
@@ -199,16 +197,9 @@ for set in $SETS; do
 	if [[ "$EXT_OK" == 1 ]]; then
 		# filter: one index over all rows, WHERE space_id filter
 		bench_psql -d "$DB" -c "CREATE TABLE t_filter AS SELECT * FROM items" -c "VACUUM ANALYZE t_filter"
-		if build "$set" filter "DROP INDEX IF EXISTS t_filter_ann" \
-			"CREATE INDEX t_filter_ann ON t_filter USING engram_hnsw (embedding $OPC) WITH ($WITH)" \
-			"SELECT round(pg_relation_size('t_filter_ann') / 1048576.0, 1)" "$runs"; then
-			VARS+=(filter)
-			make_loop "$DB" t_filter
-			((fnq < NQ)) && NOTE[filter]="only the first $fnq queries (a filtered scan over $S spaces is slow)"
-			for ef in $EFS; do measure "$set" filter t_filter "$ef" "$fnq"; done
-		else
-			NOTE[filter]="CREATE INDEX failed: $BUILD_ERR"
-		fi
+		((fnq < NQ)) && NOTE[filter]="only the first $fnq queries (a filtered scan over $S spaces is slow)"
+		build_measure "$set" filter t_filter "embedding $OPC" \
+			"SELECT round(pg_relation_size('t_filter_ann') / 1048576.0, 1)" "$fnq" "CREATE INDEX failed: %s"
 
 		# partition: LIST-partitioned table, one index per partition
 		if ((S <= MAXPART)); then
@@ -223,31 +214,18 @@ for set in $SETS; do
 				echo "INSERT INTO t_part SELECT * FROM items;"
 				echo "VACUUM ANALYZE t_part;"
 			} | bench_psql -d "$DB" >/dev/null
-			if build "$set" partition "DROP INDEX IF EXISTS t_part_ann" \
-				"CREATE INDEX t_part_ann ON t_part USING engram_hnsw (embedding $OPC) WITH ($WITH)" \
-				"SELECT round(sum(pg_relation_size(indexrelid)) / 1048576.0, 1) FROM pg_index WHERE indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 't_part'::regclass)" "$runs"; then
-				VARS+=(partition)
-				make_loop "$DB" t_part
-				for ef in $EFS; do measure "$set" partition t_part "$ef" "$NQ"; done
-			else
-				NOTE[partition]="CREATE INDEX failed: $BUILD_ERR"
-			fi
+			build_measure "$set" partition t_part "embedding $OPC" \
+				"SELECT round(sum(pg_relation_size(indexrelid)) / 1048576.0, 1) FROM pg_index WHERE indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 't_part'::regclass)" \
+				"$NQ" "CREATE INDEX failed: %s"
 		else
 			NOTE[partition]="skipped: $S partitions is more than SPACES_MAX_PARTITIONS=$MAXPART"
 		fi
 
 		# spacecol: one index on (space_id, embedding)
 		bench_psql -d "$DB" -c "CREATE TABLE t_spacecol AS SELECT * FROM items" -c "VACUUM ANALYZE t_spacecol"
-		if build "$set" spacecol "DROP INDEX IF EXISTS t_spacecol_ann" \
-			"CREATE INDEX t_spacecol_ann ON t_spacecol USING engram_hnsw (space_id, embedding $OPC) WITH ($WITH)" \
-			"SELECT round(pg_relation_size('t_spacecol_ann') / 1048576.0, 1)" "$runs"; then
-			VARS+=(spacecol)
-			make_loop "$DB" t_spacecol
-			for ef in $EFS; do measure "$set" spacecol t_spacecol "$ef" "$NQ"; done
-		else
-			NOTE[spacecol]="not measured: CREATE INDEX ... (space_id, embedding) is not accepted yet ($BUILD_ERR)"
-			bench_log "[$set] spacecol: ${NOTE[spacecol]}"
-		fi
+		build_measure "$set" spacecol t_spacecol "space_id, embedding $OPC" \
+			"SELECT round(pg_relation_size('t_spacecol_ann') / 1048576.0, 1)" "$NQ" \
+			"not measured: CREATE INDEX ... (space_id, embedding) is not accepted yet (%s)"
 	fi
 
 	# writes

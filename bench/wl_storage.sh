@@ -26,56 +26,31 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init storage
 BENCH_STORAGE="one table per storage, see the table"
 
-if [[ "$QUICK" == 1 ]]; then
-	SETS="${STORAGE_SETS:-fmnist-2k gauss1024-2k}"
-	NQ="${STORAGE_NQ:-200}"
-else
-	SETS="${STORAGE_SETS:-fmnist-10k gauss128-10k gauss512-10k gauss1024-10k gauss2000-10k}"
-	NQ="${STORAGE_NQ:-1000}"
-fi
+SETS="${STORAGE_SETS:-$(bench_quick "fmnist-2k gauss1024-2k" "fmnist-10k gauss128-10k gauss512-10k gauss1024-10k gauss2000-10k")}"
+NQ="${STORAGE_NQ:-$(bench_quick 200 1000)}"
 REPS="${STORAGE_REPS:-3}"
 EFS="${STORAGE_EF:-20}"
 WITH="m = ${INDEX_M:-16}, ef_construction = ${INDEX_EFC:-64}"
 # items storage : query table storage
 VARIANTS="plain:plain main:plain external:plain extended:plain extended:extended plain:extended"
 DB=storage
-OUT="$BENCH_WORK/storage"
-TSV="$BENCH_RESULTS/storage.tsv"
-rm -rf "$OUT"
-mkdir -p "$OUT"
 if [[ "${STORAGE_REPORT_ONLY:-0}" == 1 ]]; then
 	SETS=""
+	# shellcheck disable=SC2034 # read by bench_md_header
 	EXT_OK=1
 	EXT_REV="$(git -C "$BENCH_ROOT" rev-parse --short HEAD), figures of storage.tsv"
 else
 	printf 'set\tdims\titems\tqueries\tef\trecall\tqps\tcpu_qps\tavg_bytes\ttoast_mb\n' >"$TSV"
-	bench_ext_prepare
-	bench_cluster_start
-	bench_psql -c "CREATE DATABASE $DB"
-	bench_ext_check "$DB"
-	[[ "$EXT_OK" == 1 ]] || bench_die "engram_hnsw is not usable: $EXT_NOTE"
+	bench_start_db "$DB"
 fi
 
 # q(ITEMS, QUERIES): the loop over the first p_nq queries, p_reps times; QPS
 make_loop() {
 	local it="$1" qt="$2"
-	bench_psql -d "$DB" <<SQL
-CREATE OR REPLACE FUNCTION loop_${it}_${qt}(p_ef int, p_nq int, p_reps int, p_store bool) RETURNS float8
-LANGUAGE plpgsql AS \$f\$
-DECLARE r record; v int[]; t0 timestamptz;
-BEGIN
-	PERFORM set_config('engram_hnsw.ef_search', p_ef::text, true);
-	PERFORM set_config('enable_seqscan', 'off', true);
-	t0 := clock_timestamp();
-	FOR i IN 1 .. p_reps LOOP
-		FOR r IN SELECT id, embedding FROM q_$qt ORDER BY id LIMIT p_nq LOOP
-			SELECT array_agg(s.id) INTO v FROM (SELECT t.id FROM i_$it t ORDER BY t.embedding <-> r.embedding LIMIT $K) s;
-			IF p_store THEN INSERT INTO res VALUES ('${it}_${qt}', r.id, v); END IF;
-		END LOOP;
-	END LOOP;
-	RETURN p_nq * p_reps / extract(epoch FROM clock_timestamp() - t0)::float8;
-END \$f\$;
-SQL
+	bench_qps_fn "loop_${it}_${qt}" "p_ef int, p_nq int, p_reps int, p_store bool" \
+		"engram_hnsw.ef_search=p_ef::text enable_seqscan='off'" "	FOR rep IN 1 .. p_reps LOOP
+$(bench_knn_loop "q_$qt" "i_$it" "i.embedding <-> r.embedding" "'${it}_${qt}', r.id, v")
+	END LOOP;" "p_nq * p_reps" | bench_psql -d "$DB"
 }
 
 for set in $SETS; do
@@ -129,9 +104,8 @@ for set in $SETS; do
 		for ef in $EFS; do
 			for v in $variants; do
 				bench_log "[$set] run $((r + 1))/$BENCH_RUNS ef=$ef $v"
-				read -r _ q c <<<"$(bench_loop_cpu "$DB" "SELECT loop_${v/:/_}($ef, $NQ, $REPS, false)" warm)"
-				echo "$q" >>"$d/qps.$ef.${v/:/_}"
-				awk -v c="$c" -v n="$((NQ * REPS))" 'BEGIN { if (c > 0) printf "%.1f\n", n / c; else print "nan" }' >>"$d/cpu.$ef.${v/:/_}"
+				bench_loop_record "$DB" "SELECT loop_${v/:/_}($ef, $NQ, $REPS, false)" "$((NQ * REPS))" \
+					"$d/qps.$ef.${v/:/_}" "$d/cpu.$ef.${v/:/_}"
 			done
 		done
 	done

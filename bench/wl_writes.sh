@@ -40,29 +40,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init writes
 
 SET_NAME="${WRITES_SET:-fmnist}"
-if [[ "$QUICK" == 1 ]]; then
-	NB="${WRITES_BASE:-5000}"
-	POOL="${WRITES_POOL:-5000}"
-	COPY_ROWS="${COPY_ROWS:-10000}"
-	SECS="${WRITES_SECS:-1}"
-	NQ="${WRITES_NQ:-50}"
-else
-	NB="${WRITES_BASE:-40000}"
-	POOL="${WRITES_POOL:-20000}"
-	COPY_ROWS="${COPY_ROWS:-$([[ "$SET_NAME" == fmnist ]] && echo 60000 || echo 100000)}"
-	SECS="${WRITES_SECS:-5}"
-	NQ="${WRITES_NQ:-100}"
-fi
+NB="${WRITES_BASE:-$(bench_quick 5000 40000)}"
+POOL="${WRITES_POOL:-$(bench_quick 5000 20000)}"
+COPY_ROWS="${COPY_ROWS:-$(bench_quick 10000 "$([[ "$SET_NAME" == fmnist ]] && echo 60000 || echo 100000)")}"
+SECS="${WRITES_SECS:-$(bench_quick 1 5)}"
+NQ="${WRITES_NQ:-$(bench_quick 50 100)}"
 CLIENTS="${WRITES_CLIENTS:-1 2 8}"
-M="${INDEX_M:-16}"
-EFC="${INDEX_EFC:-64}"
 VARIANTS="${WRITES_INDEX_VARIANTS:-engram_hnsw=}"
 METRIC=l2
 OP='<->'
-OUT="$BENCH_WORK/writes"
-rm -rf "$OUT"
-mkdir -p "$OUT"
-TSV="$BENCH_RESULTS/writes.tsv"
 printf 'table\tworkload\tclients\trun\trows_per_s\trows\tpending\n' >"$TSV"
 WAITS_ON="${WRITES_WAITS:-1}"
 WAIT_CLIENTS="${WRITES_WAIT_CLIENTS:-8}"
@@ -98,8 +84,7 @@ gauss*)
 esac
 read -r _ DIM < <("$BENCH_BIN/gen" info "$W.base.fvecs")
 
-bench_ext_prepare
-bench_cluster_start
+bench_start
 DB=writes
 bench_psql -c "CREATE DATABASE $DB"
 bench_ext_check "$DB"

@@ -21,6 +21,9 @@
 #   engram_psql_val ARGS...    the same, unaligned, tuples only (one value)
 #   engram_as_pg CMD...        run CMD as the PostgreSQL OS user
 #   engram_log / engram_die    a timestamped line on stderr / an error and exit 1
+#   engram_suite_start PREFIX DB TIMEOUT [-c name=value ...]
+#                              the start of recall.sh and soak.sh (see below)
+#   engram_suite_end PREFIX DB and their end
 #   engram_load_fmnist TABLE train|test COUNT [OFFSET] [pk|nopk] [--normalize]
 #                              create TABLE(id int, embedding real[]) and COPY
 #                              Fashion-MNIST images into it (ids 1..COUNT);
@@ -251,6 +254,51 @@ engram_stop_servers_under() {
 
 # Stop the cluster and remove every temp dir we made.  Keep them with
 # ENGRAM_KEEP_TMP=1 (for debugging).
+# engram_suite_start PREFIX DB TIMEOUT [-c name=value ...]: the start of a
+# suite script (test/recall/recall.sh, test/soak/soak.sh) run alone or from
+# run_all.sh: the cleanup trap; unless ENGRAM_SKIP_SETUP=1, the packages and
+# a build + install; WORK, a temp dir; with PREFIX_USE_CLUSTER=1 the cluster
+# of PGHOST/PGPORT, else a throwaway one with the settings given; then the
+# database DB, created anew with statement_timeout TIMEOUT, as PGDATABASE
+engram_suite_start() {
+	local use="${1}_USE_CLUSTER" db="$2" timeout="$3"
+	shift 3
+	trap engram_cleanup EXIT
+	trap 'exit 130' INT TERM
+	if [[ "${ENGRAM_SKIP_SETUP:-0}" != 1 ]]; then
+		engram_install_deps
+		engram_log "building and installing engram_hnsw"
+		engram_build_install || engram_die "build failed"
+	fi
+	engram_mktemp_pg
+	# shellcheck disable=SC2034 # the caller's work directory
+	WORK="$ENGRAM_LAST_TMPDIR"
+	if [[ "${!use:-0}" == 1 ]]; then
+		[[ -n "${PGHOST:-}" && -n "${PGPORT:-}" ]] || engram_die "$use=1 needs PGHOST and PGPORT"
+		export PGUSER="${PGUSER:-postgres}"
+		export PGDATABASE=postgres
+	else
+		engram_cluster_start "$@"
+	fi
+	engram_psql -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" \
+		-c "CREATE DATABASE $db" \
+		-c "ALTER DATABASE $db SET statement_timeout = '$timeout'"
+	export PGDATABASE="$db"
+}
+
+# engram_suite_end PREFIX DB: the end of such a script: when a case failed
+# (FAILED > 0), the tail of the server log of its own cluster; DB dropped
+# unless PREFIX_KEEP_DB=1
+engram_suite_end() {
+	local use="${1}_USE_CLUSTER" keep="${1}_KEEP_DB" db="$2"
+	if ((FAILED > 0)) && [[ "${!use:-0}" != 1 ]]; then
+		engram_cluster_log_tail 40
+	fi
+	if [[ "${!keep:-0}" != 1 ]]; then
+		PGDATABASE=postgres engram_psql -c "DROP DATABASE IF EXISTS $db" || true
+	fi
+}
+
 engram_cleanup() {
 	local rc=$?
 	engram_cluster_stop

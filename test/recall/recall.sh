@@ -96,30 +96,8 @@ K=10
 PASSED=0
 FAILED=0
 
-trap engram_cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [[ "${ENGRAM_SKIP_SETUP:-0}" != 1 ]]; then
-	engram_install_deps
-	engram_log "building and installing engram_hnsw"
-	engram_build_install || engram_die "build failed"
-fi
+engram_suite_start RECALL "$DB" 15min -c shared_buffers=256MB -c maintenance_work_mem=256MB
 engram_build_idx2copy
-engram_mktemp_pg
-WORK="$ENGRAM_LAST_TMPDIR"
-
-if [[ "${RECALL_USE_CLUSTER:-0}" == 1 ]]; then
-	[[ -n "${PGHOST:-}" && -n "${PGPORT:-}" ]] || engram_die "RECALL_USE_CLUSTER=1 needs PGHOST and PGPORT"
-	export PGUSER="${PGUSER:-postgres}"
-	export PGDATABASE=postgres
-else
-	engram_cluster_start -c shared_buffers=256MB -c maintenance_work_mem=256MB
-fi
-
-engram_psql -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" \
-	-c "CREATE DATABASE $DB" \
-	-c "ALTER DATABASE $DB SET statement_timeout = '15min'"
-export PGDATABASE=$DB
 engram_psql -c "CREATE EXTENSION engram_hnsw"
 
 q() { engram_psql "$@"; }
@@ -230,6 +208,36 @@ check_recall() {
 # run_case NAME bulk|insert|insert_merged|insert_direct TABLE QUERIES OPCLASS OP TRUTH
 # (dynamic scope: a caller may set K, N_ITEMS, N_QUERIES, MIN_RECALL, and
 # CASE_KS / CASE_WITHIN as check_recall describes)
+# the server's engram_hnsw.ef_search ("?" when it cannot tell)
+ef_search_now() { qv -c "LOAD 'engram_hnsw'" -c "SHOW engram_hnsw.ef_search" 2>/dev/null || echo '?'; }
+
+# check_structure NAME IDX NROWS ERRF [exact]: engram_hnsw_check of IDX
+# (NOTICEs to ERRF): NROWS heap TIDs, no deleted elements, unreachable
+# elements at most MAX_UNREACH_FRAC of them (with "exact": none); sets the
+# caller's chk and adds the failures to its why
+check_structure() {
+	local name="$1" idx="$2" nrows="$3" errf="$4" exact="${5:-}" out
+	local pages elements deleted heap_tids max_level unreachable
+	if ! out="$(qv -F ' ' -c "SELECT pages, elements, deleted_elements, heap_tids, max_level, unreachable FROM engram_hnsw_check('$idx'::regclass)" 2>"$errf")"; then
+		why+=("engram_hnsw_check failed: $(head -n 3 "$errf" | tr '\n' ' ')")
+		return 0
+	fi
+	read -r pages elements deleted heap_tids max_level unreachable <<<"$out"
+	chk="pages=$pages elements=$elements heap_tids=$heap_tids max_level=$max_level unreachable=$unreachable"
+	[[ "$heap_tids" == "$nrows" ]] || why+=("heap_tids=$heap_tids, expected $nrows")
+	[[ "$deleted" == 0 ]] || why+=("deleted_elements=$deleted, expected 0")
+	if ! awk -v u="$unreachable" -v e="$elements" -v f="$MAX_UNREACH_FRAC" 'BEGIN { exit !(u + 0 <= f * e) }'; then
+		why+=("unreachable=$unreachable exceeds ${MAX_UNREACH_FRAC} of $elements elements")
+	fi
+	if [[ -n "$exact" && "$unreachable" != 0 ]]; then
+		why+=("unreachable=$unreachable after concurrent merges, expected 0")
+	fi
+	# NOTICEs of the checker (e.g. about unreachable elements)
+	if [[ -s "$errf" ]]; then
+		engram_log "$name: $(tr '\n' ' ' <"$errf")"
+	fi
+}
+
 run_case() {
 	local name="$1" mode="$2" src="$3" queries="$4" opclass="$5" op="$6" tru="$7"
 	local table="$src" idx="${name}_idx" why=() out t0 build_s recall="n/a" chk=""
@@ -300,24 +308,7 @@ run_case() {
 	build_s="$(elapsed "$t0")"
 
 	# structural check
-	local errf="$WORK/check.err"
-	if out="$(qv -F ' ' -c "SELECT pages, elements, deleted_elements, heap_tids, max_level, unreachable FROM engram_hnsw_check('$idx'::regclass)" 2>"$errf")"; then
-		local pages elements deleted heap_tids max_level unreachable
-		read -r pages elements deleted heap_tids max_level unreachable <<<"$out"
-		chk="pages=$pages elements=$elements heap_tids=$heap_tids max_level=$max_level unreachable=$unreachable"
-		[[ "$heap_tids" == "$N_ITEMS" ]] || why+=("heap_tids=$heap_tids, expected $N_ITEMS")
-		[[ "$deleted" == 0 ]] || why+=("deleted_elements=$deleted, expected 0")
-		if ! awk -v u="$unreachable" -v e="$elements" -v f="$MAX_UNREACH_FRAC" 'BEGIN { exit !(u + 0 <= f * e) }'; then
-			why+=("unreachable=$unreachable exceeds ${MAX_UNREACH_FRAC} of $elements elements")
-		fi
-		if [[ "$mode" == insert_concurrent && "$unreachable" != 0 ]]; then
-			why+=("unreachable=$unreachable after concurrent merges, expected 0")
-		fi
-		# NOTICEs of the checker (e.g. about unreachable elements)
-		[[ -s "$errf" ]] && engram_log "$name: $(tr '\n' ' ' <"$errf")"
-	else
-		why+=("engram_hnsw_check failed: $(head -n 3 "$errf" | tr '\n' ' ')")
-	fi
+	check_structure "$name" "$idx" "$N_ITEMS" "$WORK/check.err" "$([[ "$mode" == insert_concurrent ]] && echo exact)"
 
 	# the KNN query must be an index scan on our index
 	local knn="SELECT qq.id AS qid, r.id AS nid, r.dist FROM $queries qq CROSS JOIN LATERAL (
@@ -368,10 +359,7 @@ run_case() {
 		fi
 	fi
 
-	local ef
-	ef="$(qv -c "LOAD 'engram_hnsw'" -c "SHOW engram_hnsw.ef_search" 2>/dev/null || echo '?')"
-	local detail="recall=$recall (ef_search=$ef build=${build_s}s $chk)"
-	report_why "$name" "$detail" "${why[@]}"
+	report_why "$name" "recall=$recall (ef_search=$(ef_search_now) build=${build_s}s $chk)" "${why[@]}"
 	q -c "DROP INDEX IF EXISTS $idx" || true
 }
 
@@ -538,20 +526,7 @@ spaces_case() {
 	build_s="$(elapsed "$t0")"
 
 	# structural check
-	local errf="$WORK/check_sp.err"
-	if out="$(qv -F ' ' -c "SELECT pages, elements, deleted_elements, heap_tids, max_level, unreachable FROM engram_hnsw_check('$idx'::regclass)" 2>"$errf")"; then
-		local pages elements deleted heap_tids max_level unreachable
-		read -r pages elements deleted heap_tids max_level unreachable <<<"$out"
-		chk="pages=$pages elements=$elements heap_tids=$heap_tids max_level=$max_level unreachable=$unreachable"
-		[[ "$heap_tids" == "$nrows" ]] || why+=("heap_tids=$heap_tids, expected $nrows")
-		[[ "$deleted" == 0 ]] || why+=("deleted_elements=$deleted, expected 0")
-		if ! awk -v u="$unreachable" -v e="$elements" -v f="$MAX_UNREACH_FRAC" 'BEGIN { exit !(u + 0 <= f * e) }'; then
-			why+=("unreachable=$unreachable exceeds ${MAX_UNREACH_FRAC} of $elements elements")
-		fi
-		[[ -s "$errf" ]] && engram_log "$name: $(tr '\n' ' ' <"$errf")"
-	else
-		why+=("engram_hnsw_check failed: $(head -n 3 "$errf" | tr '\n' ' ')")
-	fi
+	check_structure "$name" "$idx" "$nrows" "$WORK/check_sp.err"
 
 	# the KNN query must be an index scan with the space as Index Cond
 	local knn="SELECT qq.id AS qid, r.id AS nid, r.space_id, r.dist FROM sp_queries qq CROSS JOIN LATERAL (
@@ -582,10 +557,7 @@ spaces_case() {
 		why+=("KNN query failed: $(echo "$out" | head -n 3 | tr '\n' ' ')")
 	fi
 
-	local ef
-	ef="$(qv -c "LOAD 'engram_hnsw'" -c "SHOW engram_hnsw.ef_search" 2>/dev/null || echo '?')"
-	local detail="recall=$recall (spaces=$SP_SPACES rows_per_space=$SP_ROWS queries=$N_QUERIES ef_search=$ef build=${build_s}s $chk)"
-	report_why "$name" "$detail" "${why[@]}"
+	report_why "$name" "recall=$recall (spaces=$SP_SPACES rows_per_space=$SP_ROWS queries=$N_QUERIES ef_search=$(ef_search_now) build=${build_s}s $chk)" "${why[@]}"
 	q -c "DROP TABLE IF EXISTS sp_items, sp_queries, truth_sp, $res" || true
 }
 if [[ "${RECALL_SPACES_CHECK:-1}" == 1 ]]; then
@@ -611,11 +583,6 @@ if [[ "${RECALL_PLANNER_CHECK:-1}" == 1 ]]; then
 	planner_case
 fi
 
-if ((FAILED > 0)) && [[ "${RECALL_USE_CLUSTER:-0}" != 1 ]]; then
-	engram_cluster_log_tail 40
-fi
-if [[ "${RECALL_KEEP_DB:-0}" != 1 ]]; then
-	PGDATABASE=postgres engram_psql -c "DROP DATABASE IF EXISTS $DB" || true
-fi
+engram_suite_end RECALL "$DB"
 echo "# recall: $PASSED passed, $FAILED failed"
 ((FAILED == 0 && PASSED > 0))

@@ -109,37 +109,18 @@ K=10
 PASSED=0
 FAILED=0
 
-trap engram_cleanup EXIT
-trap 'exit 130' INT TERM
-
 T_START="$(date +%s)"
 
-if [[ "${ENGRAM_SKIP_SETUP:-0}" != 1 ]]; then
-	engram_install_deps
-	engram_log "building and installing engram_hnsw"
-	engram_build_install || engram_die "build failed"
-fi
-engram_mktemp_pg
-WORK="$ENGRAM_LAST_TMPDIR"
-
+engram_suite_start SOAK "$DB" 10min -c shared_buffers=256MB -c max_connections=50
 if [[ "${SOAK_USE_CLUSTER:-0}" == 1 ]]; then
-	[[ -n "${PGHOST:-}" && -n "${PGPORT:-}" ]] || engram_die "SOAK_USE_CLUSTER=1 needs PGHOST and PGPORT"
-	export PGUSER="${PGUSER:-postgres}"
-	export PGDATABASE=postgres
 	SERVER_LOG="${SOAK_SERVER_LOG:-}"
 else
-	engram_cluster_start -c shared_buffers=256MB -c max_connections=50
 	SERVER_LOG="$ENGRAM_PGLOG"
 fi
 LOG_OFFSET=0
 if [[ -n "$SERVER_LOG" && -r "$SERVER_LOG" ]]; then
 	LOG_OFFSET="$(stat -c %s "$SERVER_LOG")"
 fi
-
-engram_psql -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" \
-	-c "CREATE DATABASE $DB" \
-	-c "ALTER DATABASE $DB SET statement_timeout = '10min'"
-export PGDATABASE=$DB
 
 q() { engram_psql "$@"; }
 qv() { engram_psql_val "$@"; }
@@ -616,12 +597,7 @@ else
 	echo "# server log not available (SOAK_SERVER_LOG unset): not scanned"
 fi
 
-if ((FAILED > 0)) && [[ "${SOAK_USE_CLUSTER:-0}" != 1 ]]; then
-	engram_cluster_log_tail 40
-fi
-if [[ "${SOAK_KEEP_DB:-0}" != 1 ]]; then
-	PGDATABASE=postgres engram_psql -c "DROP DATABASE IF EXISTS $DB" || true
-fi
+engram_suite_end SOAK "$DB"
 echo "# soak: transactions=${tx:-?} failed=${failed:-?} tps=${tps:-?} in ${SECONDS_RUN}s; total time $(($(date +%s) - T_START))s"
 echo "# soak: $PASSED passed, $FAILED failed"
 ((FAILED == 0 && PASSED > 0))

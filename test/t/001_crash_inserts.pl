@@ -35,24 +35,14 @@ use IPC::Run;
 use Time::HiRes qw(usleep time);
 use FindBin;
 use lib $FindBin::RealBin;
-use EngramTAP qw(crash_server self_find);
+use EngramTAP qw(start_node crash_server self_find);
 
 my $seed   = $ENV{ENGRAM_TAP_SEED}     // 20240917;
 my $rounds = $ENV{ENGRAM_CRASH_ROUNDS} // 5;
 srand($seed);
 note "seed $seed, $rounds rounds";
 
-my $node = PostgreSQL::Test::Cluster->new('engram_crash');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_buffers = 1MB
-max_connections = 20
-log_statement = none
-autovacuum = off
-checkpoint_timeout = 30s
-});
-$node->start;
+my $node = start_node('engram_crash', shared_buffers => '1MB', checkpoint_timeout => '30s');
 
 # vec(id): 8 pseudo-random values in [-0.5, 0.5), a sin() hash of id and
 # position: deterministic, distinct, and spread like random data.  (Smooth

@@ -21,17 +21,28 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use EngramTAP qw(start_node);
 
-my $primary = PostgreSQL::Test::Cluster->new('engram_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf(
-	'postgresql.conf', qq{
-shared_buffers = 16MB
-max_connections = 20
-autovacuum = off
-log_statement = none
-});
-$primary->start;
+# SQL: a DO block inserting the rows $from .. $to (vec(i)) into each of
+# @tables, each row in a transaction of its own
+sub insert_each_sql
+{
+	my ($from, $to, @tables) = @_;
+	my $ins = join("\n", map { "\t\tINSERT INTO $_ VALUES (i, vec(i));" } @tables);
+	return qq{
+DO \$\$
+BEGIN
+	FOR i IN $from .. $to LOOP
+$ins
+		COMMIT;
+	END LOOP;
+END \$\$;
+};
+}
+
+my $primary = start_node('engram_primary', { allows_streaming => 1 }, shared_buffers => '16MB');
 
 # vec(id): 8 pseudo-random values in [-0.5, 0.5) (a sin() hash)
 $primary->safe_psql(
@@ -61,28 +72,11 @@ CREATE INDEX t_cos ON t USING engram_hnsw (embedding real_cosine_ops)
 CREATE TABLE u (id int PRIMARY KEY, embedding real[]);
 CREATE INDEX u_l2 ON u USING engram_hnsw (embedding) WITH (m = 8, ef_construction = 32);
 });
-$primary->safe_psql(
-	'postgres', q{
-DO $$
-BEGIN
-	FOR i IN 3001 .. 3600 LOOP
-		INSERT INTO t VALUES (i, vec(i));
-		INSERT INTO u VALUES (i, vec(i));
-		COMMIT;
-	END LOOP;
-END $$;
-});
+$primary->safe_psql('postgres', insert_each_sql(3001, 3600, 't', 'u'));
 $primary->safe_psql('postgres', 'DELETE FROM t WHERE id % 3 = 0');
 $primary->safe_psql('postgres', 'VACUUM t');
 $primary->safe_psql(
-	'postgres', q{
-DO $$
-BEGIN
-	FOR i IN 3601 .. 4000 LOOP
-		INSERT INTO t VALUES (i, vec(i));
-		COMMIT;
-	END LOOP;
-END $$;
+	'postgres', insert_each_sql(3601, 4000, 't') . q{
 INSERT INTO t SELECT 10000 + i, vec(i) FROM generate_series(3, 300, 3) i;
 DELETE FROM u WHERE id % 2 = 0;
 });

@@ -70,19 +70,8 @@ srand($seed);
 note "seed $seed; rounds: $nbuild build, $ninsert insert, $nvacuum vacuum, $nmerge merge";
 my $t_start = time;
 
-my $node = PostgreSQL::Test::Cluster->new('engram_crash_rounds');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_buffers = 16MB
-max_connections = 20
-autovacuum = off
-checkpoint_timeout = 30s
-log_statement = none
-log_min_messages = warning
-statement_timeout = '10min'
-});
-$node->start;
+my $node = start_node('engram_crash_rounds', shared_buffers => '16MB', checkpoint_timeout => '30s',
+	log_min_messages => 'warning', statement_timeout => "'10min'");
 
 my $opts = 'WITH (m = 16, ef_construction = 64)';
 my $build_rows = 12000;
@@ -181,6 +170,20 @@ sub present
 	  $node->safe_psql('postgres',
 		"SELECT id FROM $table WHERE id = ANY ('{" . join(',', @ids) . "}'::int[])");
 	return \%h;
+}
+
+# the acknowledged inserts @ids into $table all survived the crash (counted
+# in %counts)
+sub acked_survived
+{
+	my ($what, $table, @ids) = @_;
+	my $have = present($table, @ids);
+	my $lost = grep { !$have->{$_} } @ids;
+	$counts{acked} += @ids;
+	$counts{lost}  += $lost;
+	ok($lost == 0, sprintf("%s: all %d acknowledged inserts survived", $what, scalar @ids))
+	  or diag("$lost acknowledged inserts lost");
+	return;
 }
 
 # ---------------------------------------------------------------- baseline
@@ -356,13 +359,8 @@ for my $round (1 .. $nvacuum)
 	my @acks = lines_of("$tmp/vac$round.out");
 	my @ins  = grep { $_ > 0 } @acks;
 	my @del  = map { -$_ } grep { $_ < 0 } @acks;
-	my $have_ins = present('d', @ins);
+	acked_survived($what, 'd', @ins);
 	my $have_del = present('d', @del);
-	my $lost = grep { !$have_ins->{$_} } @ins;
-	$counts{acked} += @ins;
-	$counts{lost}  += $lost;
-	ok($lost == 0, sprintf("%s: all %d acknowledged inserts survived", $what, scalar @ins))
-	  or diag("$lost acknowledged inserts lost");
 	is(scalar(keys %$have_del), 0,
 		sprintf("%s: all %d acknowledged deletes stay deleted", $what, scalar @del));
 	note sprintf("%s: %d rows inserted, %d deleted before the kill", $what, scalar @ins, scalar @del);
@@ -410,12 +408,7 @@ for my $round (0 .. $nmerge)
 	$ih->finish;
 
 	my @ids = lines_of("$tmp/mins$round.out");
-	my $have = present('m', @ids);
-	my $lost = grep { !$have->{$_} } @ids;
-	$counts{acked} += @ids;
-	$counts{lost}  += $lost;
-	ok($lost == 0, sprintf("%s: all %d acknowledged inserts survived", $what, scalar @ids))
-	  or diag("$lost acknowledged inserts lost");
+	acked_survived($what, 'm', @ids);
 	my $left = $node->safe_psql('postgres', "SELECT pending FROM engram_hnsw_check('m_idx')");
 	note "$what: $left rows still pending after the restart";
 	check_all($what);

@@ -57,18 +57,8 @@ my $seed = $ENV{ENGRAM_TAP_SEED} // 20240917;
 srand($seed);
 my $t_start = time;
 
-my $node = PostgreSQL::Test::Cluster->new('engram_faults');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_buffers = 32MB
-max_connections = 20
-autovacuum = off
-log_statement = none
-log_min_messages = warning
-statement_timeout = '10min'
-});
-$node->start;
+my $node = start_node('engram_faults', shared_buffers => '32MB', log_min_messages => 'warning',
+	statement_timeout => "'10min'");
 
 my $opts = 'WITH (m = 16, ef_construction = 64)';
 $node->safe_psql('postgres',

@@ -36,16 +36,26 @@ $node->init;
 $node->append_conf('postgresql.conf', "autovacuum = off\n");
 $node->start;
 
-# ---------------------------------------------------------------- 1. UPDATE
-$node->safe_psql('postgres', 'CREATE DATABASE old');
-$node->safe_psql('old', "CREATE EXTENSION engram_hnsw VERSION '0.1.0';" . vec_function_sql() . q{
+# a database $db with the extension (created by $create), vec(), and $n rows
+# in items (index items_idx on v) and in sp (index sp_idx on (space_id, v),
+# 10 spaces); $more: statements run after
+sub items_db
+{
+	my ($db, $create, $n, $more) = @_;
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, $create . vec_function_sql() . qq{
 CREATE TABLE items (id int PRIMARY KEY, v real[]);
-INSERT INTO items SELECT i, vec(i, 8) FROM generate_series(1, 2000) i;
+INSERT INTO items SELECT i, vec(i, 8) FROM generate_series(1, $n) i;
 CREATE INDEX items_idx ON items USING engram_hnsw (v);
 CREATE TABLE sp (id int PRIMARY KEY, space_id int, v real[]);
-INSERT INTO sp SELECT i, i % 10, vec(i, 8) FROM generate_series(1, 2000) i;
+INSERT INTO sp SELECT i, i % 10, vec(i, 8) FROM generate_series(1, $n) i;
 CREATE INDEX sp_idx ON sp USING engram_hnsw (space_id, v);
-});
+} . ($more // ''));
+	return;
+}
+
+# ---------------------------------------------------------------- 1. UPDATE
+items_db('old', "CREATE EXTENSION engram_hnsw VERSION '0.1.0';", 2000);
 is($node->safe_psql('old', "SELECT extversion FROM pg_extension WHERE extname = 'engram_hnsw'"),
 	'0.1.0', 'installed as 0.1.0');
 $node->safe_psql('old', 'ALTER EXTENSION engram_hnsw UPDATE');
@@ -126,16 +136,7 @@ is($node->safe_psql('old', "SELECT engram_hnsw_merge_pending('items_idx') > 0"),
 	'engram_hnsw_merge_pending works after the update');
 
 # ---------------------------------------------------------------- 2. format 1
-$node->safe_psql('postgres', 'CREATE DATABASE f1');
-$node->safe_psql('f1', 'CREATE EXTENSION engram_hnsw;' . vec_function_sql() . q{
-CREATE TABLE items (id int PRIMARY KEY, v real[]);
-INSERT INTO items SELECT i, vec(i, 8) FROM generate_series(1, 3000) i;
-CREATE INDEX items_idx ON items USING engram_hnsw (v);
-CREATE TABLE sp (id int PRIMARY KEY, space_id int, v real[]);
-INSERT INTO sp SELECT i, i % 10, vec(i, 8) FROM generate_series(1, 3000) i;
-CREATE INDEX sp_idx ON sp USING engram_hnsw (space_id, v);
-CHECKPOINT;
-});
+items_db('f1', 'CREATE EXTENSION engram_hnsw;', 3000, 'CHECKPOINT;');
 my %path;
 for my $idx ('items_idx', 'sp_idx')
 {

@@ -29,19 +29,9 @@ use IPC::Run;
 use Time::HiRes qw(usleep time);
 use FindBin;
 use lib $FindBin::RealBin;
-use EngramTAP qw(vec_function_sql self_find check_index);
+use EngramTAP qw(start_node vec_function_sql self_find check_index);
 
-my $node = PostgreSQL::Test::Cluster->new('engram_worker');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_buffers = 32MB
-max_connections = 20
-autovacuum = off
-restart_after_crash = on
-log_statement = none
-});
-$node->start;
+my $node = start_node('engram_worker', shared_buffers => '32MB', restart_after_crash => 'on');
 
 my $dims = 8;
 $node->safe_psql('postgres', 'CREATE EXTENSION engram_hnsw');

@@ -25,18 +25,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use FindBin;
 use lib $FindBin::RealBin;
-use EngramTAP qw(vec_function_sql self_find check_index);
+use EngramTAP qw(start_node vec_function_sql self_find check_index);
 
-my $node = PostgreSQL::Test::Cluster->new('engram_reuse');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', qq{
-shared_buffers = 32MB
-max_connections = 20
-autovacuum = off
-log_statement = none
-});
-$node->start;
+my $node = start_node('engram_reuse', shared_buffers => '32MB');
 $node->safe_psql('postgres', 'CREATE EXTENSION engram_hnsw');
 $node->safe_psql('postgres', vec_function_sql());
 

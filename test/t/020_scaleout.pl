@@ -98,6 +98,21 @@ sub vec_literal
 	return $node->safe_psql('postgres', "SELECT vec($i, $DIMS)::text");
 }
 
+# SQL: TABLE (COLS) on the coordinator, hash-partitioned by space_id over
+# the tables of that name on shard1 and shard2 (partitions PART1, PART2)
+sub sharded_table_sql
+{
+	my ($table, $cols, $part) = @_;
+	return qq{
+CREATE TABLE $table ($cols)
+	PARTITION BY HASH (space_id);
+CREATE FOREIGN TABLE ${part}1 PARTITION OF $table
+	FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER shard1 OPTIONS (table_name '$table');
+CREATE FOREIGN TABLE ${part}2 PARTITION OF $table
+	FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER shard2 OPTIONS (table_name '$table');
+};
+}
+
 my $index_sql = "USING engram_hnsw (space_id, embedding real_l2_ops) WITH (m = 8, ef_construction = 32)";
 
 # ======================================================================
@@ -131,13 +146,7 @@ CREATE SERVER shard$s FOREIGN DATA WRAPPER postgres_fdw
 CREATE USER MAPPING FOR CURRENT_USER SERVER shard$s;
 };
 }
-$coord_sql .= qq{
-CREATE TABLE items (id int NOT NULL, space_id int NOT NULL, embedding real[])
-	PARTITION BY HASH (space_id);
-CREATE FOREIGN TABLE items_shard1 PARTITION OF items
-	FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER shard1 OPTIONS (table_name 'items');
-CREATE FOREIGN TABLE items_shard2 PARTITION OF items
-	FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER shard2 OPTIONS (table_name 'items');
+$coord_sql .= sharded_table_sql('items', 'id int NOT NULL, space_id int NOT NULL, embedding real[]', 'items_shard') . qq{
 INSERT INTO items SELECT i, i % 8, vec(i, $DIMS) FROM generate_series(1, 4000) i;
 
 CREATE TABLE items_one (id int PRIMARY KEY, space_id int NOT NULL, embedding real[]);
@@ -150,21 +159,16 @@ $coord->safe_psql('postgres', 'ANALYZE items; ANALYZE items_one');
 
 # ---------------------------------------------------------------- the README recipe
 # README's "Sharding with postgres_fdw" as written: its shard and coordinator
-# statements (servers as above), 128-d vectors in spaces of 1 000 rows
+# statements (servers as above; sharded_table_sql writes the coordinator's
+# CREATE statements as the README has them), 128-d vectors in spaces of 1 000 rows
 # inserted through the coordinator, then ANALYZE on the coordinator.
 my $recipe_shard = q{
 CREATE TABLE memories (id bigint PRIMARY KEY, space_id int NOT NULL, embedding real[]);
 CREATE INDEX ON memories USING engram_hnsw (space_id, embedding real_l2_ops);
 };
 $_->safe_psql('postgres', $recipe_shard) for @shards;
-$coord->safe_psql(
-	'postgres', q{
-CREATE TABLE memories (id bigint NOT NULL, space_id int NOT NULL, embedding real[])
-	PARTITION BY HASH (space_id);
-CREATE FOREIGN TABLE memories_1 PARTITION OF memories
-	FOR VALUES WITH (MODULUS 2, REMAINDER 0) SERVER shard1 OPTIONS (table_name 'memories');
-CREATE FOREIGN TABLE memories_2 PARTITION OF memories
-	FOR VALUES WITH (MODULUS 2, REMAINDER 1) SERVER shard2 OPTIONS (table_name 'memories');
+$coord->safe_psql('postgres',
+	sharded_table_sql('memories', 'id bigint NOT NULL, space_id int NOT NULL, embedding real[]', 'memories_') . q{
 INSERT INTO memories SELECT i, i / 1000, vec(i, 128) FROM generate_series(0, 7999) i;
 });
 $_->safe_psql('postgres', 'ANALYZE memories') for @shards;

@@ -1,12 +1,17 @@
 
 # Copyright: engram_hnsw authors; PostgreSQL licence.
 #
-# EngramTAP.pm: helpers shared by the TAP tests (001, 010-014).  Load it with
+# EngramTAP.pm: helpers shared by the TAP tests (test/t/*.pl).  Load it with
 #
 #     use FindBin;
 #     use lib $FindBin::RealBin;
 #     use EngramTAP;
 #
+#   start_node($name, [\%init,] %settings)
+#                               a new cluster, initialised (with the options
+#                               %init) and started with max_connections = 20,
+#                               autovacuum = off, log_statement = none, then
+#                               %settings (name => value as in postgresql.conf)
 #   vec_function_sql()          SQL creating vec(id int, dims int) -> real[]:
 #                               dims pseudo-random values in [-0.5, 0.5), the
 #                               sin() hash of 001 (deterministic, distinct)
@@ -42,9 +47,27 @@ use warnings;
 
 use Exporter 'import';
 use IPC::Run;
+use PostgreSQL::Test::Cluster;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(vec_function_sql crash_server cluster_pids alive self_find check_index ordered_ids);
+our @EXPORT = qw(start_node vec_function_sql crash_server cluster_pids alive self_find check_index ordered_ids);
+
+sub start_node
+{
+	my ($name, @settings) = @_;
+	my %init = ref $settings[0] eq 'HASH' ? %{ shift @settings } : ();
+	my @conf = (max_connections => 20, autovacuum => 'off', log_statement => 'none', @settings);
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(%init);
+	my $text = '';
+	while (my ($k, $v) = splice(@conf, 0, 2))
+	{
+		$text .= "$k = $v\n";
+	}
+	$node->append_conf('postgresql.conf', $text);
+	$node->start;
+	return $node;
+}
 
 sub vec_function_sql
 {
