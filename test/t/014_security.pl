@@ -52,6 +52,8 @@ my %expected = (
 	'engram_hnsw_cosine_support(internal)'  => 'i t s',
 	'engram_hnsw_ip_support(internal)'      => 'i t s',
 	'engram_hnsw_space_support(internal)'   => 'i t s',
+	# the distance functions' planner support (cost of a call)
+	'engram_hnsw_distance_support(internal)' => 'i t s',
 	# reads the whole index under ShareLock: volatile, not in parallel workers
 	'engram_hnsw_check(regclass)'           => 'v t r',
 	# writes the index: volatile, never in parallel mode
