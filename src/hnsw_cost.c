@@ -14,6 +14,7 @@
 #include "access/genam.h"
 #include "access/heaptoast.h"
 #include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "nodes/supportnodes.h"
@@ -188,6 +189,16 @@ hnsw_call_dims(PlannerInfo *root, List *args, int *toast_chunks)
 		var->varno >= root->simple_rel_array_size ||
 		root->simple_rel_array[var->varno] == NULL)
 		return dims;
+
+	/*
+	 * A foreign table's distances are computed where its rows are, when
+	 * postgres_fdw ships the ORDER BY: leave such a call at its SQL-level
+	 * cost.  Pricing it here also kept postgres_fdw from shipping a LIMIT
+	 * (its estimate of the remote LIMIT charges the distance differently
+	 * from a local Limit over the ordered scan).
+	 */
+	if (root->simple_rte_array[var->varno]->relkind == RELKIND_FOREIGN_TABLE)
+		return 0;
 
 	if (dims == 0)
 	{

@@ -142,7 +142,7 @@ for my $s (1, 2)
 CREATE SERVER shard$s FOREIGN DATA WRAPPER postgres_fdw
 	OPTIONS (host '$host', port '$port', dbname 'postgres',
 	         extensions 'engram_hnsw', fetch_size '10',
-	         options '-c engram_hnsw.ef_search=200');
+	         options '-c engram_hnsw.ef_search=200 -c cursor_tuple_fraction=0.01');
 CREATE USER MAPPING FOR CURRENT_USER SERVER shard$s;
 };
 }
@@ -273,7 +273,7 @@ for my $s (1, 2)
 {
 	my ($sql) = grep { /\S/ } ($plan =~ /Foreign Scan on public\.items_shard$s .*?Remote SQL: ([^\n]*)/s);
 	my $splan = $shards[ $s - 1 ]->safe_psql('postgres',
-		"BEGIN; EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR $sql; COMMIT");
+		"BEGIN; SET LOCAL cursor_tuple_fraction = 0.01; EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR $sql; COMMIT");
 	like($splan, qr/Index Scan using items_ann on items/, "shard$s runs the shipped query as an engram_hnsw index scan")
 	  or diag($splan);
 }
@@ -307,7 +307,7 @@ for my $case ([ $sp1, 1 ], [ $sp2, 2 ])
 	like($p, qr/Remote SQL: .*WHERE \(\(space_id = $sp\)\) ORDER BY \(embedding OPERATOR\(public\.<->\)/,
 		"space_id = $sp: the space qual and the ORDER BY are shipped");
 	my ($sql) = $p =~ /Remote SQL: ([^\n]*)/;
-	like($shards[ $s - 1 ]->safe_psql('postgres', "BEGIN; EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR $sql; COMMIT"),
+	like($shards[ $s - 1 ]->safe_psql('postgres', "BEGIN; SET LOCAL cursor_tuple_fraction = 0.01; EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR $sql; COMMIT"),
 		qr/Index Scan using items_ann on items\s+Index Cond: \(space_id = $sp\)/,
 		"space_id = $sp: shard$s searches that space's graph only");
 }
