@@ -446,6 +446,17 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 				vs->ntids += etup->ntids;
 				continue;
 			}
+			/*
+			 * A free slot is no repair target: an insert may take it while
+			 * this VACUUM runs, and dropping the links to it would then cut
+			 * the new element off (the live set above does not know it, so
+			 * the reconnect pass would not relink it either).  A link left
+			 * to a free slot leads to an element without neighbours, walked
+			 * through and never returned, and to the new element once the
+			 * slot is taken.
+			 */
+			if (etup->flags & HNSW_ELEMENT_FREE)
+				continue;
 			if (etup->flags & HNSW_ELEMENT_DELETED)
 			{
 				if (vs->ndead == maxdead)
@@ -455,7 +466,7 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 				}
 				vs->dead[vs->ndead++] = HnswNodeFromTid(&tid);
 				/* only a slot with its neighbour tuple beside it is reused */
-				if (!(etup->flags & (HNSW_ELEMENT_FREE | HNSW_ELEMENT_PENDING)) &&
+				if (!(etup->flags & HNSW_ELEMENT_PENDING) &&
 					ItemPointerGetBlockNumber(&etup->neighbortid) == blkno)
 					VAC_PUSH(vs->tofree, vs->ntofree, vs->maxtofree, HnswNodeFromTid(&tid));
 				continue;

@@ -72,7 +72,7 @@ use Test::More;
 use Time::HiRes qw(time);
 
 my $t_start = time;
-my $DIMS    = 16;
+my $DIMS    = 128;
 my $conf    = qq{
 shared_buffers = 16MB
 max_connections = 20
@@ -154,7 +154,7 @@ INSERT INTO items_one SELECT i, i % 8, vec(i, $DIMS) FROM generate_series(1, 400
 CREATE INDEX items_one_ann ON items_one $index_sql;
 };
 $coord->safe_psql('postgres', $coord_sql);
-$_->safe_psql('postgres', 'ANALYZE items') for @shards;    # autovacuum's job; it is off here
+$_->safe_psql('postgres', 'VACUUM ANALYZE items') for @shards;    # autovacuum's job (merges the pending list); it is off here
 $coord->safe_psql('postgres', 'ANALYZE items; ANALYZE items_one');
 
 # ---------------------------------------------------------------- the README recipe
@@ -171,7 +171,7 @@ $coord->safe_psql('postgres',
 	sharded_table_sql('memories', 'id bigint NOT NULL, space_id int NOT NULL, embedding real[]', 'memories_') . q{
 INSERT INTO memories SELECT i, i / 1000, vec(i, 128) FROM generate_series(0, 7999) i;
 });
-$_->safe_psql('postgres', 'ANALYZE memories') for @shards;
+$_->safe_psql('postgres', 'VACUUM ANALYZE memories') for @shards;
 my $m_lit   = $coord->safe_psql('postgres', 'SELECT vec(100001, 128)::text');
 my $m_order = "ORDER BY embedding <-> '$m_lit'::real[] LIMIT 10";
 my $m_sp1   = $coord->safe_psql('postgres', 'SELECT min(space_id) FROM memories_1');
