@@ -72,7 +72,10 @@ use Test::More;
 use Time::HiRes qw(time);
 
 my $t_start = time;
-my $DIMS    = 128;
+my $DIMS    = 16;
+# rows of "items": enough that a shard's index beats a sequential scan and
+# sort for a query that reads fetch_size rows of the cursor
+my $NITEMS  = 16000;
 my $conf    = qq{
 shared_buffers = 16MB
 max_connections = 20
@@ -147,10 +150,10 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER shard$s;
 };
 }
 $coord_sql .= sharded_table_sql('items', 'id int NOT NULL, space_id int NOT NULL, embedding real[]', 'items_shard') . qq{
-INSERT INTO items SELECT i, i % 8, vec(i, $DIMS) FROM generate_series(1, 4000) i;
+INSERT INTO items SELECT i, i % 8, vec(i, $DIMS) FROM generate_series(1, $NITEMS) i;
 
 CREATE TABLE items_one (id int PRIMARY KEY, space_id int NOT NULL, embedding real[]);
-INSERT INTO items_one SELECT i, i % 8, vec(i, $DIMS) FROM generate_series(1, 4000) i;
+INSERT INTO items_one SELECT i, i % 8, vec(i, $DIMS) FROM generate_series(1, $NITEMS) i;
 CREATE INDEX items_one_ann ON items_one $index_sql;
 };
 $coord->safe_psql('postgres', $coord_sql);
@@ -209,8 +212,8 @@ is(ordered_ids($coord, 'postgres', "SELECT id FROM memories WHERE space_id = $m_
 
 # where the rows went
 my @on_shard = map { $_->safe_psql('postgres', 'SELECT count(*) FROM items') } @shards;
-ok($on_shard[0] > 0 && $on_shard[1] > 0 && $on_shard[0] + $on_shard[1] == 4000,
-	"the 4000 rows inserted through the coordinator are on the shards ($on_shard[0] + $on_shard[1])");
+ok($on_shard[0] > 0 && $on_shard[1] > 0 && $on_shard[0] + $on_shard[1] == $NITEMS,
+	"the $NITEMS rows inserted through the coordinator are on the shards ($on_shard[0] + $on_shard[1])");
 my %space_shard;    # space_id -> 1 or 2
 for my $line (split /\n/,
 	$coord->safe_psql('postgres', 'SELECT DISTINCT space_id, tableoid::regclass FROM items ORDER BY 1'))
