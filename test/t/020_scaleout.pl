@@ -73,9 +73,9 @@ use Time::HiRes qw(time);
 
 my $t_start = time;
 my $DIMS    = 16;
-# rows of "items": enough that a shard's index beats a sequential scan and
-# sort for a query that reads fetch_size rows of the cursor
-my $NITEMS  = 16000;
+# rows of "items": enough that a shard's index (at ef_search 200) beats a
+# sequential scan and sort for a cursor read fetch_size rows at a time
+my $NITEMS  = 40000;
 my $conf    = qq{
 shared_buffers = 16MB
 max_connections = 20
@@ -276,7 +276,7 @@ for my $s (1, 2)
 {
 	my ($sql) = grep { /\S/ } ($plan =~ /Foreign Scan on public\.items_shard$s .*?Remote SQL: ([^\n]*)/s);
 	my $splan = $shards[ $s - 1 ]->safe_psql('postgres',
-		"BEGIN; SET LOCAL cursor_tuple_fraction = 0.01; EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR $sql; COMMIT");
+		"BEGIN; SET LOCAL cursor_tuple_fraction = 0.01; SET LOCAL engram_hnsw.ef_search = 200; EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR $sql; COMMIT");
 	like($splan, qr/Index Scan using items_ann on items/, "shard$s runs the shipped query as an engram_hnsw index scan")
 	  or diag($splan);
 }
@@ -310,7 +310,7 @@ for my $case ([ $sp1, 1 ], [ $sp2, 2 ])
 	like($p, qr/Remote SQL: .*WHERE \(\(space_id = $sp\)\) ORDER BY \(embedding OPERATOR\(public\.<->\)/,
 		"space_id = $sp: the space qual and the ORDER BY are shipped");
 	my ($sql) = $p =~ /Remote SQL: ([^\n]*)/;
-	like($shards[ $s - 1 ]->safe_psql('postgres', "BEGIN; SET LOCAL cursor_tuple_fraction = 0.01; EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR $sql; COMMIT"),
+	like($shards[ $s - 1 ]->safe_psql('postgres', "BEGIN; SET LOCAL cursor_tuple_fraction = 0.01; SET LOCAL engram_hnsw.ef_search = 200; EXPLAIN (COSTS OFF) DECLARE c CURSOR FOR $sql; COMMIT"),
 		qr/Index Scan using items_ann on items\s+Index Cond: \(space_id = $sp\)/,
 		"space_id = $sp: shard$s searches that space's graph only");
 }
@@ -350,7 +350,7 @@ $coord->safe_psql('postgres', 'DELETE FROM items WHERE id % 5 = 0; DELETE FROM i
 $_->safe_psql('postgres', 'VACUUM items') for @shards;
 my $left = 0;
 $left += $_->safe_psql('postgres', 'SELECT count(*) FROM items') for @shards;
-is($left, 3200, 'DELETE through the coordinator removed the rows on the shards');
+is($left, $NITEMS / 5 * 4, 'DELETE through the coordinator removed the rows on the shards');
 compare_answers('after DELETE + VACUUM');
 for my $s (1, 2)
 {
