@@ -907,6 +907,13 @@ UnlockRelationForExtension(Relation relation, LOCKMODE lockmode)
 {
 }
 
+/* a single backend: the extension lock is always free */
+bool
+ConditionalLockRelationForExtension(Relation relation, LOCKMODE lockmode)
+{
+	return true;
+}
+
 /* a single backend: nobody ever waits to extend */
 int
 RelationExtensionLockWaiterCount(Relation relation)
@@ -968,6 +975,21 @@ RecordFreeIndexPage(Relation rel, BlockNumber freeBlock)
 			return;
 	if (fz_nfsm < FZ_MAX_BLOCKS)
 		fz_fsm[fz_nfsm++] = freeBlock;
+}
+
+/*
+ * Pages with free element slots: the fake map knows only wholly free pages
+ * (a page with free slots is found again by the next VACUUM's pass).
+ */
+BlockNumber
+GetPageWithFreeSpace(Relation rel, Size spaceNeeded)
+{
+	return InvalidBlockNumber;
+}
+
+void
+RecordPageWithFreeSpace(Relation rel, BlockNumber heapBlk, Size spaceAvail)
+{
 }
 
 void
