@@ -14,6 +14,8 @@
 #include "storage/itemptr.h"
 #include "utils/palloc.h"
 
+#include "hnsw_codes.h"
+
 /*
  * Inside the index every metric is a "smaller is closer" float (see
  * hnsw_distance.c).
@@ -138,6 +140,16 @@ typedef struct HnswGraphOps
 	Size		peek_bytes;
 
 	/*
+	 * Optional (NULL if the storage keeps no compact codes): the estimated
+	 * distance from a prepared query (hnsw_codes.h) to node, from node's
+	 * code; *skip as for distance.  When set, searches walk on estimates
+	 * and the algorithm takes exact distances (vector) only where they
+	 * decide something: neighbour selection and the final order.
+	 */
+	float		(*estimate) (HnswGraph *g, HnswNode node, const HnswCodeQuery *cq,
+							 bool *skip);
+
+	/*
 	 * Optional: a search is about to compute the distances of these nodes;
 	 * start loading into the CPU caches what it can without I/O or locks.
 	 */
@@ -154,6 +166,8 @@ struct HnswGraph
 	int			ef_construction;
 	int			metric;
 	HnswDistanceFn dist;
+	int			code_kind;		/* HNSW_CODE_*: what estimate reads */
+	uint32		code_seed;		/* RaBitQ's rotation */
 	MemoryContext cxt;			/* for allocations that live as long as g */
 	bool		dense;			/* nodes are small integers (arena) */
 	/* visited marks for dense graphs, reused by successive searches */

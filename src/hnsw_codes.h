@@ -1,0 +1,87 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_codes.h
+ *	  Compact vector codes: a quantized copy of each element's vector from
+ *	  which the distance to a query is estimated far more cheaply than from
+ *	  the float4 vector.  Graph walks compare codes; the exact distance is
+ *	  taken only where it decides something (neighbour selection, the final
+ *	  order of results).
+ *
+ * No PostgreSQL dependency (like hnsw_kernels.c), so that test/kernels can
+ * build and check them on their own.  Distances follow the index's
+ * internal convention (hnsw_distance.c): "smaller is closer", squared
+ * euclidean for L2, the negative inner product for inner product and for
+ * cosine (whose vectors are stored unit-normalised).
+ *
+ * Encoding is deterministic: the same vector gives the same bytes on every
+ * machine and with every kernel variant (engram_hnsw_check re-encodes each
+ * vector and compares), so it is plain scalar code without contraction or
+ * reassociation.  Estimates may use SIMD kernels chosen at load time.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef HNSW_CODES_H
+#define HNSW_CODES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* code kinds (stored in the meta page of format 3 indexes) */
+#define HNSW_CODE_NONE		0	/* formats 1 and 2: walks on float4 vectors */
+#define HNSW_CODE_INT8		1	/* one byte per dimension, per-vector scale */
+#define HNSW_CODE_RABITQ	2	/* one bit per rotated dimension (RaBitQ) */
+#define HNSW_CODE_FP16		3	/* IEEE half precision per dimension */
+
+/* metrics, as HNSW_METRIC_* in hnsw_format.h */
+#define HNSW_CODE_METRIC_L2		1
+#define HNSW_CODE_METRIC_COSINE	2
+#define HNSW_CODE_METRIC_IP		3
+
+/*
+ * A query prepared for estimating distances to codes of one kind: the
+ * query in the code's space (rotated for RaBitQ) and whatever per-query
+ * sums and quantized forms the estimator needs.  The caller allocates
+ * hnsw_code_query_bytes() bytes (any alignment of 8 or more) and
+ * hnsw_code_query_prepare() fills them; nothing else is allocated.
+ */
+typedef struct HnswCodeQuery HnswCodeQuery;
+
+/* bytes of one code of this kind for dims dimensions */
+extern size_t hnsw_code_size(int kind, int dims);
+
+/* bytes to allocate for a prepared query */
+extern size_t hnsw_code_query_bytes(int kind, int dims);
+
+/* floats of scratch space hnsw_code_encode() needs */
+extern size_t hnsw_code_scratch_floats(int kind, int dims);
+
+/*
+ * Encode x (dims floats, finite; unit-normalised already for cosine) into
+ * code (hnsw_code_size() bytes).  seed chooses the random rotation of
+ * RaBitQ (ignored by the other kinds).  Deterministic.
+ */
+extern void hnsw_code_encode(int kind, uint32_t seed, int metric,
+							 const float *x, int dims,
+							 unsigned char *code, float *scratch);
+
+/* prepare q (dims floats) for estimates against codes of this kind */
+extern void hnsw_code_query_prepare(int kind, uint32_t seed, int metric,
+									const float *q, int dims,
+									HnswCodeQuery *cq);
+
+/* the estimated internal distance between the prepared query and a code */
+extern float hnsw_code_estimate(const HnswCodeQuery *cq,
+								const unsigned char *code);
+
+/*
+ * An error bound of that estimate: the exact distance lies within
+ * estimate +/- bound (for RaBitQ, with the probability the kind's
+ * documentation states).
+ */
+extern float hnsw_code_bound(const HnswCodeQuery *cq,
+							 const unsigned char *code);
+
+/* the name of a kind ("int8", "rabitq", "fp16"), or NULL if unknown */
+extern const char *hnsw_code_name(int kind);
+
+#endif							/* HNSW_CODES_H */
