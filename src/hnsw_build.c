@@ -66,6 +66,15 @@ arena_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
 	return g->dist(q, bs->nodes[node].vec, g->dims);
 }
 
+static float
+arena_estimate(HnswGraph *g, HnswNode node, const HnswCodeQuery *cq, bool *skip)
+{
+	HnswBuildState *bs = (HnswBuildState *) g;
+
+	*skip = false;
+	return hnsw_code_estimate(cq, bs->nodes[node].code);
+}
+
 static const float *
 arena_vector(HnswGraph *g, HnswNode node)
 {
@@ -142,6 +151,30 @@ arena_set_entry(HnswGraph *g, HnswNode node, int level, const HnswNode *expect,
 	return change;
 }
 
+/*
+ * Bytes of one node's code; the first call (dims is known by then) sizes
+ * it and the encoder's scratch space.
+ */
+static Size
+arena_code_size(HnswBuildState *bs)
+{
+	HnswGraph  *g = &bs->graph;
+
+	Assert(g->dims > 0);
+	if (g->code_kind == HNSW_CODE_NONE)
+		return 0;
+	if (bs->code_size == 0)
+	{
+		Size		nscratch = hnsw_code_scratch_floats(g->code_kind, g->dims);
+
+		bs->code_size = hnsw_code_size(g->code_kind, g->dims);
+		bs->code_scratch = MemoryContextAlloc(bs->arena_cxt,
+											  sizeof(float) * Max(nscratch, 1));
+		bs->mem_used += sizeof(float) * Max(nscratch, 1);
+	}
+	return bs->code_size;
+}
+
 static HnswNode
 arena_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
 				  HnswCandidate **selected, int *nselected)
@@ -166,6 +199,13 @@ arena_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid
 	an->tids[0] = *heaptid;
 	an->vec = arena_alloc(bs, sizeof(float) * g->dims);
 	memcpy(an->vec, vec, sizeof(float) * g->dims);
+	an->code = NULL;
+	if (g->code_kind != HNSW_CODE_NONE)
+	{
+		an->code = arena_alloc(bs, arena_code_size(bs));
+		hnsw_code_encode(g->code_kind, g->code_seed, g->metric, vec, g->dims,
+						 an->code, bs->code_scratch);
+	}
 	an->nbr = arena_alloc(bs, arena_nbr_size(g->m, level));
 	for (int l = 0; l <= level; l++)
 	{
@@ -206,6 +246,7 @@ static const HnswGraphOps arena_graph_ops = {
 	.add_heaptid = arena_add_heaptid,
 	.peek_vector = arena_peek_vector,
 	.peek_bytes = 1024,
+	.estimate = arena_estimate,
 };
 
 /* ----------------------------------------------------------------
@@ -695,6 +736,7 @@ static Size
 node_cost(HnswBuildState *bs, int level)
 {
 	return sizeof(ArenaNode) * 2 + MAXALIGN(sizeof(float) * bs->dims) +
+		MAXALIGN(arena_code_size(bs)) +
 		MAXALIGN(arena_nbr_size(bs->graph.m, level)) + sizeof(uint32);
 }
 
@@ -958,6 +1000,8 @@ hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs->graph.ef_construction = hnsw_index_ef_construction(index);
 	bs->graph.metric = bs->metric;
 	bs->graph.dist = hnsw_metric_distance(bs->metric);
+	bs->graph.code_kind = hnsw_index_code_kind(index);
+	bs->graph.code_seed = HNSW_BUILD_CODE_SEED;
 	bs->graph.dense = true;
 	bs->arena_cxt = AllocSetContextCreate(CurrentMemoryContext, "engram_hnsw build arena",
 										  ALLOCSET_DEFAULT_SIZES);

@@ -192,6 +192,12 @@ typedef struct HnswVisited HnswVisited;
  * State of one search on one layer.  A search can be resumed: after
  * hnsw_search_run() the scan keeps calling hnsw_search_next(), which goes on
  * expanding the frontier in best-first order and never stops early.
+ *
+ * On a storage with codes (ops->estimate set, code_kind not
+ * HNSW_CODE_NONE) a search walks on estimates: every dist it holds or
+ * returns is one.  Whoever decides something from its results (selection,
+ * links, the order rows are returned in) takes exact distances first:
+ * hnsw_rerank_exact().
  */
 typedef struct HnswSearch
 {
@@ -207,6 +213,8 @@ typedef struct HnswSearch
 	HnswCandidate nearest_any;	/* nearest visited node on this layer,
 								 * deleted or not (node invalid if none) */
 	bool		nearest_skip;	/* ... and whether it is deleted */
+	HnswCodeQuery *cq;			/* walking on codes: q prepared for
+								 * estimates (NULL: exact distances) */
 } HnswSearch;
 
 extern void hnsw_heap_init(HnswHeap *h, int cap, bool max);
@@ -226,6 +234,8 @@ extern void hnsw_search_run(HnswSearch *s, int ef);
 extern int	hnsw_search_result(HnswSearch *s, HnswCandidate *out);
 extern bool hnsw_search_next(HnswSearch *s, HnswCandidate *result);
 extern void hnsw_search_end(HnswSearch *s);
+
+extern void hnsw_rerank_exact(HnswGraph *g, const float *q, HnswCandidate *cands, int n);
 
 extern int	hnsw_random_level(int m, int max_level);
 extern int	hnsw_select_neighbors(HnswGraph *g, const float *base,
