@@ -235,6 +235,22 @@ arena_peek_vector(HnswGraph *g, HnswNode node)
 	return ((HnswBuildState *) g)->nodes[node].vec;
 }
 
+static const unsigned char *
+arena_peek_code(HnswGraph *g, HnswNode node)
+{
+	return ((HnswBuildState *) g)->nodes[node].code;
+}
+
+/* a search will read these nodes: their ArenaNodes, which say where the rest is */
+static void
+arena_prefetch(HnswGraph *g, const HnswNode *nodes, int n)
+{
+	HnswBuildState *bs = (HnswBuildState *) g;
+
+	for (int i = 0; i < n; i++)
+		hnsw_prefetch(&bs->nodes[nodes[i]]);
+}
+
 static const HnswGraphOps arena_graph_ops = {
 	.distance = arena_distance,
 	.vector = arena_vector,
@@ -247,6 +263,8 @@ static const HnswGraphOps arena_graph_ops = {
 	.peek_vector = arena_peek_vector,
 	.peek_bytes = 1024,
 	.estimate = arena_estimate,
+	.peek_code = arena_peek_code,
+	.prefetch = arena_prefetch,
 };
 
 /* ----------------------------------------------------------------

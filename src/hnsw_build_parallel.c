@@ -13,9 +13,10 @@
  * serial build's arena).  Nodes are numbered 0, 1, ... by an atomic
  * counter; the node table maps a number to the dsa_pointer of its record:
  * header (spinlock, level, heap TIDs), then the neighbour lists in the
- * serial arena's layout, then the vector, then its code (hnsw_codes.h).  The
- * graph is walked on the codes, as the serial arena's is.  Each participant carves records
- * out of its own chunks and keeps a private cache of local addresses.
+ * serial arena's layout, then the vector, then its code (hnsw_codes.h: the
+ * graph is walked on codes, as the serial arena's is).  Each participant
+ * carves records out of its own chunks and keeps a private cache of local
+ * addresses.
  *
  * Locking: a node's spinlock protects its lists and heap TIDs.  Readers
  * copy a list under it; a writer replaces a list only if it still equals
@@ -105,7 +106,7 @@ typedef struct ParNode
 	uint8		level;
 	uint8		ntids;
 	ItemPointerData tids[HNSW_HEAPTIDS];
-	/* then the lists (arena_nbr_size bytes), the vector and its code, MAXALIGNed */
+	/* then the lists (arena_nbr_size bytes), the vector, its code; MAXALIGNed */
 } ParNode;
 
 #define PAR_NODE_HDR	MAXALIGN(sizeof(ParNode))
@@ -226,6 +227,12 @@ par_estimate(HnswGraph *g, HnswNode node, const HnswCodeQuery *cq, bool *skip)
 {
 	*skip = false;
 	return hnsw_code_estimate(cq, par_code(par_node((HnswParGraph *) g, node), g->m, g->dims));
+}
+
+static const unsigned char *
+par_peek_code(HnswGraph *g, HnswNode node)
+{
+	return par_code(par_node((HnswParGraph *) g, node), g->m, g->dims);
 }
 
 static const float *
@@ -395,6 +402,7 @@ static const HnswGraphOps par_graph_ops = {
 	.peek_vector = par_vector,
 	.peek_bytes = 1024,
 	.estimate = par_estimate,
+	.peek_code = par_peek_code,
 };
 
 /* ----------------------------------------------------------------

@@ -150,6 +150,13 @@ typedef struct HnswGraphOps
 							 bool *skip);
 
 	/*
+	 * Optional, with estimate: where the node's code is, as peek_vector
+	 * says where its vector is (for a prefetch only; NULL if it cannot
+	 * tell).  A walk on codes prefetches the next neighbour's whole code.
+	 */
+	const unsigned char *(*peek_code) (HnswGraph *g, HnswNode node);
+
+	/*
 	 * Optional: a search is about to compute the distances of these nodes;
 	 * start loading into the CPU caches what it can without I/O or locks.
 	 */
@@ -215,6 +222,7 @@ typedef struct HnswSearch
 	bool		nearest_skip;	/* ... and whether it is deleted */
 	HnswCodeQuery *cq;			/* walking on codes: q prepared for
 								 * estimates (NULL: exact distances) */
+	Size		code_bytes;		/* ... and the size of one code */
 } HnswSearch;
 
 extern void hnsw_heap_init(HnswHeap *h, int cap, bool max);
