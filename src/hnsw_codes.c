@@ -533,7 +533,10 @@ l2_bound(double est, double rel, double e, int dims)
 	return (below > above ? below : above) + (dims + 4) * (double) FLT_MIN;
 }
 
-/* estimate and bound of the codes with a float query (int8, fp16) */
+/*
+ * Estimate and bound (when bound is not NULL) of the codes with a float
+ * query (int8, fp16).
+ */
 static void
 estimate_direct(const struct HnswCodeQuery *cq, const unsigned char *code,
 				double *est, double *bound)
@@ -553,12 +556,14 @@ estimate_direct(const struct HnswCodeQuery *cq, const unsigned char *code,
 		if (l2)
 		{
 			*est = HNSW_KERNEL_NAME(hnsw_codes_l2_u8) (q, code + INT8_HEADER, lo, step, n);
-			*bound = l2_bound(*est, cq->rel + 3 * CODES_U, e, n);
+			if (bound)
+				*bound = l2_bound(*est, cq->rel + 3 * CODES_U, e, n);
 			return;
 		}
 		dot = (double) lo * cq->qsum +
 			(double) step * HNSW_KERNEL_NAME(hnsw_codes_dot_u8) (q, code + INT8_HEADER, n);
-		*bound = cq->qnorm * e +
+		if (bound)
+			*bound = cq->qnorm * e +
 			(double) step * cq->rel * cq->qnorm * get_float(code + 12) +
 			fabs((double) lo) * cq->qabs * 0x1p-48 +
 			(n + 4) * (double) FLT_MIN * (1.0 + step);
@@ -569,17 +574,19 @@ estimate_direct(const struct HnswCodeQuery *cq, const unsigned char *code,
 		if (l2)
 		{
 			*est = HNSW_KERNEL_NAME(hnsw_codes_l2_f16) (q, code + FP16_HEADER, n);
-			*bound = l2_bound(*est, cq->rel + 3 * CODES_U, e, n);
+			if (bound)
+				*bound = l2_bound(*est, cq->rel + 3 * CODES_U, e, n);
 			return;
 		}
 		dot = HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (q, code + FP16_HEADER, n);
-		*bound = cq->qnorm * e + cq->rel * cq->qnorm * get_float(code + 4) +
-			(n + 4) * (double) FLT_MIN;
+		if (bound)
+			*bound = cq->qnorm * e + cq->rel * cq->qnorm * get_float(code + 4) +
+				(n + 4) * (double) FLT_MIN;
 	}
 	*est = -dot;
 }
 
-/* estimate and (probabilistic) bound of RaBitQ, see the file header */
+/* estimate and probabilistic bound (if bound is not NULL) of RaBitQ */
 static void
 estimate_rabitq(const struct HnswCodeQuery *cq, const unsigned char *code,
 				double *est, double *bound)
@@ -601,22 +608,19 @@ estimate_rabitq(const struct HnswCodeQuery *cq, const unsigned char *code,
 		  2.0 * cq->vlow * ones - cq->delta * cq->usum - pad * cq->vlow) /
 		sqrt((double) pad);
 	ip = xq / a;
+	scale = xnorm * cq->qnorm;
+	if (cq->metric == HNSW_CODE_METRIC_L2)
+		*est = xnorm * xnorm + cq->qnorm * cq->qnorm - 2.0 * scale * ip;
+	else
+		*est = -scale * ip;
+	if (bound == NULL)
+		return;
 	err = RABITQ_EPS0 * sqrt((1.0 - a * a) / (a * a * (pad - 1)) +
 							 cq->delta * cq->delta / (4.0 * a * a));
-	scale = xnorm * cq->qnorm;
 	/* float rounding of the stored norm, the rotation and the result */
 	slack = 16.0 * CODES_U * (xnorm * xnorm + cq->qnorm * cq->qnorm + scale) +
 		4.0 * (double) FLT_MIN;
-	if (cq->metric == HNSW_CODE_METRIC_L2)
-	{
-		*est = xnorm * xnorm + cq->qnorm * cq->qnorm - 2.0 * scale * ip;
-		*bound = 2.0 * scale * err + slack;
-	}
-	else
-	{
-		*est = -scale * ip;
-		*bound = scale * err + slack;
-	}
+	*bound = (cq->metric == HNSW_CODE_METRIC_L2 ? 2.0 : 1.0) * scale * err + slack;
 }
 
 static void
@@ -633,10 +637,9 @@ float
 HNSW_KERNEL_NAME(hnsw_code_estimate) (const HnswCodeQuery *cq,
 									  const unsigned char *code)
 {
-	double		est,
-				bound;
+	double		est;
 
-	estimate(cq, code, &est, &bound);
+	estimate(cq, code, &est, NULL);
 	return (float) est;
 }
 
