@@ -7,6 +7,8 @@ OBJS = \
 	src/hnsw_build.o \
 	src/hnsw_build_parallel.o \
 	src/hnsw_check.o \
+	src/hnsw_codes.o \
+	src/hnsw_codes_kernels.o \
 	src/hnsw_cost.o \
 	src/hnsw_distance.o \
 	src/hnsw_graph.o \
@@ -30,7 +32,7 @@ DATA = engram_hnsw--0.3.0.sql engram_hnsw--0.2.0--0.3.0.sql engram_hnsw--0.2.0.s
 PGFILEDESC = "engram_hnsw - HNSW index access method for real[]"
 
 # pg_regress suites: sql/NAME.sql, expected/NAME.out
-REGRESS = distance options build scan insert vacuum check maintenance spaces pending merge_worker plans
+REGRESS = distance options build scan insert vacuum check maintenance spaces pending merge_worker plans codes
 REGRESS_OPTS = --load-extension=engram_hnsw
 
 # isolation suites: test/isolation/specs/NAME.spec, test/isolation/expected/NAME.out
@@ -49,6 +51,10 @@ endif
 
 # Distance kernels: let the compiler vectorise the float reductions.
 src/hnsw_kernels.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math -fassociative-math -fno-signed-zeros
+# Code estimate kernels: the same; the encoders must give the same bytes on
+# every machine, so no contraction into fused multiply-adds there.
+src/hnsw_codes_kernels.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math -fassociative-math -fno-signed-zeros
+src/hnsw_codes.o: CFLAGS += -ffp-contract=off
 
 EXTRA_CLEAN = test/tools/idx2copy tmp_check results output_iso
 
@@ -61,3 +67,4 @@ include $(PGXS)
 # stays the default goal.
 $(OBJS): src/engram_hnsw.h src/hnsw_format.h src/hnsw_graph.h
 src/hnsw_build.o src/hnsw_build_parallel.o: src/hnsw_build.h
+src/hnsw_codes.o: src/hnsw_codes.h

@@ -1,0 +1,656 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_codes.c
+ *	  Compact vector codes (see hnsw_codes.h): encoding, query preparation,
+ *	  and the estimators with their error bounds.  The inner loops are in
+ *	  hnsw_codes_kernels.c.
+ *
+ * Three kinds:
+ *
+ * int8: x_hat[i] = lo + step * c[i], lo the minimum of x, step its range
+ *	 / 255, c[i] the nearest of 0..255.  Code: lo, step, e, |c| (4 floats)
+ *	 then dims bytes.  e bounds |x - x_hat| (computed in double, rounded
+ *	 up, plus the rounding of x_hat in float arithmetic).  The query stays
+ *	 float: the estimate is |q - x_hat|^2 (L2) or -q.x_hat, and the bound
+ *	 is deterministic: for L2 the exact distance d^2 lies within
+ *	 [(d_hat - e)^2, (d_hat + e)^2], d_hat being the square root of the
+ *	 estimate widened by the float rounding of the sum; for the inner
+ *	 product |q.x - q.x_hat| <= |q| e plus rounding.
+ *
+ * fp16: x_hat[i] = the IEEE half nearest to x[i], values beyond the half
+ *	 range clamped to +-65504 (their error counted in e, so the bound
+ *	 holds, only wider).  Code: e, |x_hat| (2 floats) then dims halves.
+ *	 Estimates and bounds as for int8.
+ *
+ * rabitq: RaBitQ (Gao and Long, SIGMOD 2024), centred at the origin.  The
+ *	 vector is normalised (o = x / |x|), padded with zeros to D, a power of
+ *	 two of at least 64, and rotated by P = (H S3)(H S2)(H S1), H the
+ *	 normalised Walsh-Hadamard transform and S1..S3 random sign flips drawn
+ *	 from seed.  The code keeps bit i = [(P o)_i > 0]; it stands for the
+ *	 unit vector o_bar = P^-1 x_bar, x_bar[i] = (2 bit_i - 1) / sqrt(D).
+ *	 Code: D/8 bytes of bits, then |x|, <o_bar, o> = sum |(P o)_i| /
+ *	 sqrt(D) and the number of set bits (12 bytes).  The query's unit
+ *	 vector is rotated alike and quantized to 4 bits per dimension with
+ *	 randomised rounding (q_bar = v_l + delta * u, u in 0..15), so that
+ *	 <x_bar, q_bar> comes from four popcounts of ANDed bit planes.  The
+ *	 estimator <o, q> ~ <o_bar, q_bar> / <o_bar, o> is unbiased; by the
+ *	 paper's analysis its error is about normal with standard deviation at
+ *	 most sqrt((1 - <o_bar,o>^2) / (<o_bar,o>^2 (D - 1))), to which the
+ *	 randomised rounding adds at most delta / (2 <o_bar, o>) (in
+ *	 quadrature).  The bound is epsilon_0 = 1.9 times that: it holds with
+ *	 probability about 94% per pair (a normal variable stays within 1.9
+ *	 standard deviations with probability 0.943; more when |<o, q>| is
+ *	 near 1, since the error scales with sqrt(1 - <o, q>^2)).  Distances
+ *	 follow from |x|, |q| and <o, q>: |x|^2 + |q|^2 - 2 |x| |q| <o, q>
+ *	 for L2, -|x| |q| <o, q> for the inner product and cosine.
+ *
+ * Encoding and query preparation are plain scalar C, built without
+ * contraction or reassociation (see the Makefile), so codes are the same
+ * bytes on every machine and kernel variant.  The estimate kernels sum in
+ * float in some order: the bounds allow a relative error of gamma(k) =
+ * k u / (1 - k u), u = 2^-24, k = dims / 8 + 67, four times the depth of
+ * the kernels' 32-lane sums.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "hnsw_codes.h"
+
+/*
+ * test/kernels builds this file once per instruction set, with the names
+ * of its entry points and of the kernels it calls prefixed, to check the
+ * variants against each other (as for hnsw_kernels.c).
+ */
+#ifndef HNSW_KERNEL_NAME
+#define HNSW_KERNEL_NAME(name) name
+#endif
+
+float		HNSW_KERNEL_NAME(hnsw_codes_l2_u8) (const float *q, const unsigned char *c,
+												float lo, float step, int n);
+float		HNSW_KERNEL_NAME(hnsw_codes_dot_u8) (const float *q, const unsigned char *c, int n);
+float		HNSW_KERNEL_NAME(hnsw_codes_l2_f16) (const float *q, const unsigned char *h, int n);
+float		HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (const float *q, const unsigned char *h, int n);
+uint64_t	HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
+												  const uint64_t *planes, int words);
+
+#define CODES_U			0x1p-24		/* unit roundoff of float */
+#define RABITQ_EPS0		1.9
+#define RABITQ_ROUNDS	3
+#define INT8_HEADER		16
+#define FP16_HEADER		8
+#define RABITQ_FACTORS	12
+#define HALF_MAX		65504.0f
+
+struct HnswCodeQuery
+{
+	int32_t		kind;
+	int32_t		metric;
+	int32_t		dims;
+	int32_t		pad;			/* rabitq: padded dimension D */
+	double		qnorm;			/* |q| */
+	double		qsum;			/* sum of q (int8) */
+	double		qabs;			/* sum of |q| (int8) */
+	double		rel;			/* gamma(k) of the kernels' float sums */
+	double		vlow;			/* rabitq: lowest rotated query value */
+	double		delta;			/* rabitq: quantization step of the query */
+	double		usum;			/* rabitq: sum of the 4-bit query values */
+	uint64_t	data[];			/* float q[dims], or rabitq's planes */
+};
+
+/* ---------------------------------------------------------------- sizes */
+
+static int
+rabitq_pad(int dims)
+{
+	int			d = 64;
+
+	while (d < dims)
+		d *= 2;
+	return d;
+}
+
+size_t
+HNSW_KERNEL_NAME(hnsw_code_size) (int kind, int dims)
+{
+	switch (kind)
+	{
+		case HNSW_CODE_INT8:
+			return INT8_HEADER + (size_t) dims;
+		case HNSW_CODE_FP16:
+			return FP16_HEADER + 2 * (size_t) dims;
+		case HNSW_CODE_RABITQ:
+			return (size_t) rabitq_pad(dims) / 8 + RABITQ_FACTORS;
+	}
+	return 0;
+}
+
+size_t
+HNSW_KERNEL_NAME(hnsw_code_query_bytes) (int kind, int dims)
+{
+	size_t		head = sizeof(struct HnswCodeQuery);
+
+	if (kind == HNSW_CODE_RABITQ)
+	{
+		size_t		pad = (size_t) rabitq_pad(dims);
+
+		/* four bit planes, then the rotated query as scratch */
+		return head + pad / 2 + pad * sizeof(float);
+	}
+	return head + ((size_t) dims * sizeof(float) + 7) / 8 * 8;
+}
+
+size_t
+HNSW_KERNEL_NAME(hnsw_code_scratch_floats) (int kind, int dims)
+{
+	return kind == HNSW_CODE_RABITQ ? (size_t) rabitq_pad(dims) : 0;
+}
+
+const char *
+HNSW_KERNEL_NAME(hnsw_code_name) (int kind)
+{
+	switch (kind)
+	{
+		case HNSW_CODE_INT8:
+			return "int8";
+		case HNSW_CODE_RABITQ:
+			return "rabitq";
+		case HNSW_CODE_FP16:
+			return "fp16";
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+/* v as a float no smaller than v (a stored bound must not shrink) */
+static float
+round_up(double v)
+{
+	float		f;
+
+	v *= 1.0 + 0x1p-40;			/* the double arithmetic that produced v */
+	f = (float) v;
+	if ((double) f < v)
+		f = nextafterf(f, INFINITY);
+	return f;
+}
+
+static void
+put_float(unsigned char *p, float f)
+{
+	memcpy(p, &f, sizeof(f));
+}
+
+static float
+get_float(const unsigned char *p)
+{
+	float		f;
+
+	memcpy(&f, p, sizeof(f));
+	return f;
+}
+
+/* relative error allowed for a kernel's float sum of n terms */
+static double
+sum_gamma(int n)
+{
+	double		k = (double) (n / 8 + 67);
+
+	return k * CODES_U / (1.0 - k * CODES_U);
+}
+
+/* splitmix64: the deterministic generator of rotations and rounding */
+static uint64_t
+splitmix(uint64_t *state)
+{
+	uint64_t	z = (*state += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+/*
+ * The nearest IEEE half of f (round to nearest, ties to even), f within
+ * +-65504.  Bit arithmetic only, so every machine gives the same bits.
+ */
+static uint16_t
+float_to_half(float f)
+{
+	uint32_t	u,
+				a,
+				m,
+				q,
+				r,
+				halfway;
+	uint16_t	sign;
+	int			e,
+				s;
+
+	memcpy(&u, &f, sizeof(u));
+	sign = (uint16_t) ((u >> 16) & 0x8000);
+	a = u & 0x7fffffff;
+	if (a >= 0x477fe000)		/* 65504 (callers clamp) */
+		return sign | 0x7bff;
+	e = (int) (a >> 23) - 127;
+	if (e < -25 || a == 0)		/* below half the least subnormal: 0 */
+		return sign;
+	m = (a & 0x7fffff) | 0x800000;
+	if (e >= -14)
+	{
+		/* normal: keep 10 of the 23 mantissa bits */
+		q = ((uint32_t) (e + 15) << 10) | ((m >> 13) & 0x3ff);
+		r = m & 0x1fff;
+		halfway = 0x1000;
+	}
+	else
+	{
+		/* subnormal: the value in units of 2^-24 is m * 2^(e + 1) */
+		s = -e - 1;				/* 14..24 */
+		q = m >> s;
+		r = m & ((1u << s) - 1);
+		halfway = 1u << (s - 1);
+	}
+	if (r > halfway || (r == halfway && (q & 1)))
+		q++;					/* a carry moves into the exponent, as it should */
+	return sign | (uint16_t) q;
+}
+
+/* the float value of an IEEE half (never infinite or NaN here) */
+static double
+half_value(uint16_t h)
+{
+	int			e = (h >> 10) & 0x1f;
+	double		m = (double) (h & 0x3ff);
+	double		v = e == 0 ? ldexp(m, -24) : ldexp(1024.0 + m, e - 25);
+
+	return (h & 0x8000) ? -v : v;
+}
+
+/*
+ * The random rotation of RaBitQ, in place on pad floats: RABITQ_ROUNDS
+ * times a sign flip drawn from seed and the normalised fast Walsh-Hadamard
+ * transform.  An orthogonal map, the same for every vector of an index.
+ */
+static void
+rabitq_rotate(float *v, int pad, uint32_t seed)
+{
+	uint64_t	state = 0x5851F42D4C957F2DULL ^ seed;
+	float		norm = (float) (1.0 / sqrt((double) pad));
+
+	for (int round = 0; round < RABITQ_ROUNDS; round++)
+	{
+		for (int i = 0; i < pad; i += 64)
+		{
+			uint64_t	signs = splitmix(&state);
+
+			for (int j = 0; j < 64; j++)
+				if ((signs >> j) & 1)
+					v[i + j] = -v[i + j];
+		}
+		for (int len = 1; len < pad; len *= 2)
+			for (int i = 0; i < pad; i += 2 * len)
+				for (int j = i; j < i + len; j++)
+				{
+					float		a = v[j];
+					float		b = v[j + len];
+
+					v[j] = a + b;
+					v[j + len] = a - b;
+				}
+		for (int i = 0; i < pad; i++)
+			v[i] *= norm;
+	}
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+static void
+encode_int8(const float *x, int dims, unsigned char *code)
+{
+	float		lo = x[0],
+				hi = x[0],
+				step;
+	double		err2 = 0,
+				c2 = 0,
+				delta;
+
+	for (int i = 1; i < dims; i++)
+	{
+		lo = x[i] < lo ? x[i] : lo;
+		hi = x[i] > hi ? x[i] : hi;
+	}
+	step = (float) (((double) hi - (double) lo) / 255.0);
+	for (int i = 0; i < dims; i++)
+	{
+		double		c = 0;
+		double		d;
+
+		if (step > 0)
+		{
+			c = floor(((double) x[i] - lo) / step + 0.5);
+			c = c < 0 ? 0 : (c > 255 ? 255 : c);
+		}
+		code[INT8_HEADER + i] = (unsigned char) c;
+		d = (double) x[i] - ((double) lo + (double) step * c);
+		err2 += d * d;
+		c2 += c * c;
+	}
+
+	/*
+	 * The kernels rebuild x_hat in float (lo + step * c, two roundings of at
+	 * most u times |lo| + 255 step each, or the least subnormal): that moves
+	 * x_hat by at most this much, which the bound treats as part of e.
+	 */
+	delta = (2.0 * CODES_U * (fabs((double) lo) + 255.0 * (double) step) + 0x1p-148) *
+		sqrt((double) dims);
+	put_float(code, lo);
+	put_float(code + 4, step);
+	put_float(code + 8, round_up(sqrt(err2) + delta));
+	put_float(code + 12, round_up(sqrt(c2)));
+}
+
+static void
+encode_fp16(const float *x, int dims, unsigned char *code)
+{
+	double		err2 = 0,
+				n2 = 0;
+
+	for (int i = 0; i < dims; i++)
+	{
+		float		v = x[i] > HALF_MAX ? HALF_MAX : (x[i] < -HALF_MAX ? -HALF_MAX : x[i]);
+		uint16_t	h = float_to_half(v);
+		double		hv = half_value(h);
+		double		d = (double) x[i] - hv;
+
+		memcpy(code + FP16_HEADER + 2 * i, &h, sizeof(h));
+		err2 += d * d;
+		n2 += hv * hv;
+	}
+	put_float(code, round_up(sqrt(err2)));
+	put_float(code + 4, round_up(sqrt(n2)));
+}
+
+static void
+encode_rabitq(uint32_t seed, const float *x, int dims, unsigned char *code,
+			  float *v)
+{
+	int			pad = rabitq_pad(dims);
+	int			words = pad / 64;
+	double		norm2 = 0,
+				abssum = 0,
+				vnorm2 = 0,
+				norm;
+	uint32_t	ones = 0;
+
+	for (int i = 0; i < dims; i++)
+		norm2 += (double) x[i] * x[i];
+	norm = sqrt(norm2);
+	for (int i = 0; i < pad; i++)
+		v[i] = (i < dims && norm > 0) ? (float) (x[i] / norm) : 0.0f;
+	if (norm > 0)
+		rabitq_rotate(v, pad, seed);
+	for (int w = 0; w < words; w++)
+	{
+		uint64_t	bits = 0;
+
+		for (int j = 0; j < 64; j++)
+		{
+			double		vi = v[w * 64 + j];
+
+			if (vi > 0)
+			{
+				bits |= (uint64_t) 1 << j;
+				ones++;
+			}
+			abssum += fabs(vi);
+			vnorm2 += vi * vi;
+		}
+		memcpy(code + 8 * w, &bits, sizeof(bits));
+	}
+	put_float(code + 8 * words, (float) norm);
+	/* <o_bar, o>, o being the rotated vector made exactly unit again */
+	put_float(code + 8 * words + 4,
+			  norm > 0 ? (float) (abssum / sqrt((double) pad * vnorm2)) : 1.0f);
+	memcpy(code + 8 * words + 8, &ones, sizeof(ones));
+}
+
+void
+HNSW_KERNEL_NAME(hnsw_code_encode) (int kind, uint32_t seed, int metric,
+									const float *x, int dims,
+									unsigned char *code, float *scratch)
+{
+	(void) metric;				/* the codes do not depend on it */
+	switch (kind)
+	{
+		case HNSW_CODE_INT8:
+			encode_int8(x, dims, code);
+			break;
+		case HNSW_CODE_FP16:
+			encode_fp16(x, dims, code);
+			break;
+		case HNSW_CODE_RABITQ:
+			encode_rabitq(seed, x, dims, code, scratch);
+			break;
+	}
+}
+
+/* ---------------------------------------------------------------- queries */
+
+static void
+prepare_rabitq(struct HnswCodeQuery *cq, uint32_t seed, const float *q)
+{
+	int			pad = cq->pad;
+	int			words = pad / 64;
+	uint64_t   *planes = cq->data;
+	float	   *v = (float *) (cq->data + 4 * words);
+	uint64_t	state = 0x2545F4914F6CDD1DULL ^ seed;
+	float		lo,
+				hi;
+	double		usum = 0;
+
+	memset(planes, 0, 4 * words * sizeof(uint64_t));
+	for (int i = 0; i < pad; i++)
+		v[i] = (i < cq->dims && cq->qnorm > 0) ? (float) (q[i] / cq->qnorm) : 0.0f;
+	if (cq->qnorm > 0)
+		rabitq_rotate(v, pad, seed);
+	lo = hi = v[0];
+	for (int i = 1; i < pad; i++)
+	{
+		lo = v[i] < lo ? v[i] : lo;
+		hi = v[i] > hi ? v[i] : hi;
+	}
+	cq->vlow = lo;
+	cq->delta = ((double) hi - lo) / 15.0;
+	for (int i = 0; i < pad; i++)
+	{
+		/* randomised rounding: unbiased, error below delta */
+		double		r = (double) (splitmix(&state) >> 11) * 0x1p-53;
+		double		u = cq->delta > 0 ? floor((v[i] - cq->vlow) / cq->delta + r) : 0;
+		int			ui = u < 0 ? 0 : (u > 15 ? 15 : (int) u);
+
+		usum += ui;
+		for (int p = 0; p < 4; p++)
+			if ((ui >> p) & 1)
+				planes[p * words + i / 64] |= (uint64_t) 1 << (i % 64);
+	}
+	cq->usum = usum;
+}
+
+void
+HNSW_KERNEL_NAME(hnsw_code_query_prepare) (int kind, uint32_t seed, int metric,
+										   const float *q, int dims,
+										   HnswCodeQuery *cq)
+{
+	double		n2 = 0,
+				sum = 0,
+				abssum = 0;
+
+	memset(cq, 0, sizeof(*cq));
+	cq->kind = kind;
+	cq->metric = metric;
+	cq->dims = dims;
+	cq->pad = rabitq_pad(dims);
+	for (int i = 0; i < dims; i++)
+	{
+		n2 += (double) q[i] * q[i];
+		sum += q[i];
+		abssum += fabs((double) q[i]);
+	}
+	cq->qnorm = sqrt(n2);
+	cq->qsum = sum;
+	cq->qabs = abssum;
+	cq->rel = sum_gamma(dims);
+	if (kind == HNSW_CODE_RABITQ)
+		prepare_rabitq(cq, seed, q);
+	else
+		memcpy(cq->data, q, (size_t) dims * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- estimates */
+
+/*
+ * Bound of an L2 estimate est = (1 +- rel) |q - x_hat|^2 (a float sum)
+ * when |x - x_hat| <= e: the exact distance lies within
+ * [(d_lo - e)^2, (d_hi + e)^2], d_lo and d_hi the square roots of the
+ * estimate widened by the rounding.
+ */
+static double
+l2_bound(double est, double rel, double e, int dims)
+{
+	double		dlo = sqrt(est / (1.0 + rel)) - e;
+	double		dhi = sqrt(est / (1.0 - rel)) + e;
+	double		below,
+				above;
+
+	dlo = dlo > 0 ? dlo : 0;
+	below = est - dlo * dlo;
+	above = dhi * dhi - est;
+	/* underflowing terms lose at most FLT_MIN each */
+	return (below > above ? below : above) + (dims + 4) * (double) FLT_MIN;
+}
+
+/* estimate and bound of the codes with a float query (int8, fp16) */
+static void
+estimate_direct(const struct HnswCodeQuery *cq, const unsigned char *code,
+				double *est, double *bound)
+{
+	const float *q = (const float *) cq->data;
+	int			n = cq->dims;
+	int			l2 = cq->metric == HNSW_CODE_METRIC_L2;
+	double		e,
+				dot;
+
+	if (cq->kind == HNSW_CODE_INT8)
+	{
+		float		lo = get_float(code),
+					step = get_float(code + 4);
+
+		e = get_float(code + 8);
+		if (l2)
+		{
+			*est = HNSW_KERNEL_NAME(hnsw_codes_l2_u8) (q, code + INT8_HEADER, lo, step, n);
+			*bound = l2_bound(*est, cq->rel + 3 * CODES_U, e, n);
+			return;
+		}
+		dot = (double) lo * cq->qsum +
+			(double) step * HNSW_KERNEL_NAME(hnsw_codes_dot_u8) (q, code + INT8_HEADER, n);
+		*bound = cq->qnorm * e +
+			(double) step * cq->rel * cq->qnorm * get_float(code + 12) +
+			fabs((double) lo) * cq->qabs * 0x1p-48 +
+			(n + 4) * (double) FLT_MIN * (1.0 + step);
+	}
+	else
+	{
+		e = get_float(code);
+		if (l2)
+		{
+			*est = HNSW_KERNEL_NAME(hnsw_codes_l2_f16) (q, code + FP16_HEADER, n);
+			*bound = l2_bound(*est, cq->rel + 3 * CODES_U, e, n);
+			return;
+		}
+		dot = HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (q, code + FP16_HEADER, n);
+		*bound = cq->qnorm * e + cq->rel * cq->qnorm * get_float(code + 4) +
+			(n + 4) * (double) FLT_MIN;
+	}
+	*est = -dot;
+}
+
+/* estimate and (probabilistic) bound of RaBitQ, see the file header */
+static void
+estimate_rabitq(const struct HnswCodeQuery *cq, const unsigned char *code,
+				double *est, double *bound)
+{
+	int			pad = cq->pad;
+	int			words = pad / 64;
+	double		xnorm = get_float(code + 8 * words);
+	double		a = get_float(code + 8 * words + 4);
+	uint32_t	ones;
+	double		xq,
+				ip,
+				err,
+				scale,
+				slack;
+
+	memcpy(&ones, code + 8 * words + 8, sizeof(ones));
+	xq = (2.0 * cq->delta *
+		  (double) HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (code, cq->data, words) +
+		  2.0 * cq->vlow * ones - cq->delta * cq->usum - pad * cq->vlow) /
+		sqrt((double) pad);
+	ip = xq / a;
+	err = RABITQ_EPS0 * sqrt((1.0 - a * a) / (a * a * (pad - 1)) +
+							 cq->delta * cq->delta / (4.0 * a * a));
+	scale = xnorm * cq->qnorm;
+	/* float rounding of the stored norm, the rotation and the result */
+	slack = 16.0 * CODES_U * (xnorm * xnorm + cq->qnorm * cq->qnorm + scale) +
+		4.0 * (double) FLT_MIN;
+	if (cq->metric == HNSW_CODE_METRIC_L2)
+	{
+		*est = xnorm * xnorm + cq->qnorm * cq->qnorm - 2.0 * scale * ip;
+		*bound = 2.0 * scale * err + slack;
+	}
+	else
+	{
+		*est = -scale * ip;
+		*bound = scale * err + slack;
+	}
+}
+
+static void
+estimate(const HnswCodeQuery *cq, const unsigned char *code,
+		 double *est, double *bound)
+{
+	if (cq->kind == HNSW_CODE_RABITQ)
+		estimate_rabitq(cq, code, est, bound);
+	else
+		estimate_direct(cq, code, est, bound);
+}
+
+float
+HNSW_KERNEL_NAME(hnsw_code_estimate) (const HnswCodeQuery *cq,
+									  const unsigned char *code)
+{
+	double		est,
+				bound;
+
+	estimate(cq, code, &est, &bound);
+	return (float) est;
+}
+
+float
+HNSW_KERNEL_NAME(hnsw_code_bound) (const HnswCodeQuery *cq,
+								   const unsigned char *code)
+{
+	double		est,
+				bound;
+
+	estimate(cq, code, &est, &bound);
+	if (!isfinite(est) || !isfinite(bound))
+		return INFINITY;
+	/* and the rounding of the estimate and of the bound to float */
+	bound += CODES_U * fabs(est);
+	return round_up(bound);
+}

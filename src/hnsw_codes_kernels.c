@@ -1,0 +1,216 @@
+/*-------------------------------------------------------------------------
+ *
+ * hnsw_codes_kernels.c
+ *	  The inner loops of the compact code estimates (hnsw_codes.c): a float
+ *	  query against one byte per dimension, against IEEE half floats, and
+ *	  four query bit planes against the one-bit codes of RaBitQ.
+ *
+ * Built like hnsw_kernels.c: -O3 with reassociation allowed so that the
+ * compiler vectorises the sums, once per instruction set (target_clones,
+ * or one -march build per variant with prefixed names in test/kernels).
+ * The estimators' error bounds allow for the float rounding of these sums
+ * in any order (see hnsw_codes.c).  Codes come from index pages at any
+ * alignment, so they are read with memcpy.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef HNSW_KERNEL
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__gnu_linux__)
+#define HNSW_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HNSW_KERNEL
+#endif
+#endif
+
+#ifndef HNSW_KERNEL_NAME
+#define HNSW_KERNEL_NAME(name) name
+#endif
+
+float		HNSW_KERNEL_NAME(hnsw_codes_l2_u8) (const float *q, const unsigned char *c,
+												float lo, float step, int n);
+float		HNSW_KERNEL_NAME(hnsw_codes_dot_u8) (const float *q, const unsigned char *c, int n);
+float		HNSW_KERNEL_NAME(hnsw_codes_l2_f16) (const float *q, const unsigned char *h, int n);
+float		HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (const float *q, const unsigned char *h, int n);
+uint64_t	HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
+												  const uint64_t *planes, int words);
+
+#define CODES_LANES 32
+
+/*
+ * IEEE half (as stored: little-endian 16 bits, never infinite or NaN) to
+ * float, exactly, in integer operations that vectorise on every
+ * instruction set: a normal half moves its exponent by the bias
+ * difference (112); a subnormal one (exponent 0) is built as 2^-14 plus
+ * its mantissa and 2^-14 subtracted again, which avoids float subnormal
+ * arithmetic.
+ */
+static inline float
+half_to_float(const unsigned char *p)
+{
+	uint16_t	h;
+	uint32_t	em,
+				u;
+	float		f,
+				sub;
+
+	memcpy(&h, p, sizeof(h));
+	em = (uint32_t) (h & 0x7fff) << 13;
+	u = (h & 0x7c00) ? em + (112u << 23) : em + (113u << 23);
+	memcpy(&f, &u, sizeof(f));
+	sub = (h & 0x7c00) ? 0.0f : 0x1p-14f;
+	f -= sub;
+	u = ((uint32_t) (h & 0x8000) << 16);
+	{
+		uint32_t	fu;
+
+		memcpy(&fu, &f, sizeof(fu));
+		fu |= u;
+		memcpy(&f, &fu, sizeof(f));
+	}
+	return f;
+}
+
+/* sum over i of (q[i] - (lo + step * c[i]))^2 */
+HNSW_KERNEL
+float
+HNSW_KERNEL_NAME(hnsw_codes_l2_u8) (const float *q, const unsigned char *c,
+									float lo, float step, int n)
+{
+	float		acc[CODES_LANES] = {0};
+	float		sum = 0.0f;
+	size_t		len = n > 0 ? (size_t) n : 0;
+	size_t		blocks = len / CODES_LANES;
+
+	for (size_t k = 0; k < blocks; k++)
+	{
+		const float *x = q + k * CODES_LANES;
+		const unsigned char *y = c + k * CODES_LANES;
+
+		for (size_t j = 0; j < CODES_LANES; j++)
+		{
+			float		d = x[j] - (lo + step * (float) y[j]);
+
+			acc[j] += d * d;
+		}
+	}
+	for (size_t i = blocks * CODES_LANES; i < len; i++)
+	{
+		float		d = q[i] - (lo + step * (float) c[i]);
+
+		sum += d * d;
+	}
+	for (size_t j = 0; j < CODES_LANES; j++)
+		sum += acc[j];
+	return sum;
+}
+
+/* sum over i of q[i] * c[i] */
+HNSW_KERNEL
+float
+HNSW_KERNEL_NAME(hnsw_codes_dot_u8) (const float *q, const unsigned char *c, int n)
+{
+	float		acc[CODES_LANES] = {0};
+	float		sum = 0.0f;
+	size_t		len = n > 0 ? (size_t) n : 0;
+	size_t		blocks = len / CODES_LANES;
+
+	for (size_t k = 0; k < blocks; k++)
+	{
+		const float *x = q + k * CODES_LANES;
+		const unsigned char *y = c + k * CODES_LANES;
+
+		for (size_t j = 0; j < CODES_LANES; j++)
+			acc[j] += x[j] * (float) y[j];
+	}
+	for (size_t i = blocks * CODES_LANES; i < len; i++)
+		sum += q[i] * (float) c[i];
+	for (size_t j = 0; j < CODES_LANES; j++)
+		sum += acc[j];
+	return sum;
+}
+
+/* sum over i of (q[i] - h[i])^2, h being n halves (2n bytes) */
+HNSW_KERNEL
+float
+HNSW_KERNEL_NAME(hnsw_codes_l2_f16) (const float *q, const unsigned char *h, int n)
+{
+	float		acc[CODES_LANES] = {0};
+	float		sum = 0.0f;
+	size_t		len = n > 0 ? (size_t) n : 0;
+	size_t		blocks = len / CODES_LANES;
+
+	for (size_t k = 0; k < blocks; k++)
+	{
+		const float *x = q + k * CODES_LANES;
+		const unsigned char *y = h + 2 * k * CODES_LANES;
+
+		for (size_t j = 0; j < CODES_LANES; j++)
+		{
+			float		d = x[j] - half_to_float(y + 2 * j);
+
+			acc[j] += d * d;
+		}
+	}
+	for (size_t i = blocks * CODES_LANES; i < len; i++)
+	{
+		float		d = q[i] - half_to_float(h + 2 * i);
+
+		sum += d * d;
+	}
+	for (size_t j = 0; j < CODES_LANES; j++)
+		sum += acc[j];
+	return sum;
+}
+
+/* sum over i of q[i] * h[i] */
+HNSW_KERNEL
+float
+HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (const float *q, const unsigned char *h, int n)
+{
+	float		acc[CODES_LANES] = {0};
+	float		sum = 0.0f;
+	size_t		len = n > 0 ? (size_t) n : 0;
+	size_t		blocks = len / CODES_LANES;
+
+	for (size_t k = 0; k < blocks; k++)
+	{
+		const float *x = q + k * CODES_LANES;
+		const unsigned char *y = h + 2 * k * CODES_LANES;
+
+		for (size_t j = 0; j < CODES_LANES; j++)
+			acc[j] += x[j] * half_to_float(y + 2 * j);
+	}
+	for (size_t i = blocks * CODES_LANES; i < len; i++)
+		sum += q[i] * half_to_float(h + 2 * i);
+	for (size_t j = 0; j < CODES_LANES; j++)
+		sum += acc[j];
+	return sum;
+}
+
+/*
+ * sum over the four bit planes p (query bit p of every dimension, words
+ * 64-bit words each, plane after plane) of 2^p * popcount(bits & plane):
+ * the integer dot product of the one-bit code with the 4-bit query.
+ */
+HNSW_KERNEL
+uint64_t
+HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
+									  const uint64_t *planes, int words)
+{
+	uint64_t	cnt[4] = {0, 0, 0, 0};
+	size_t		w = words > 0 ? (size_t) words : 0;
+
+	for (size_t i = 0; i < w; i++)
+	{
+		uint64_t	b;
+
+		memcpy(&b, bits + 8 * i, sizeof(b));
+		for (size_t p = 0; p < 4; p++)
+			cnt[p] += (uint64_t) __builtin_popcountll(b & planes[p * w + i]);
+	}
+	return cnt[0] + 2 * cnt[1] + 4 * cnt[2] + 8 * cnt[3];
+}
