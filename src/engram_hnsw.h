@@ -255,6 +255,7 @@ extern int64 hnsw_pending_limit_bytes(Relation index);
 extern int	hnsw_vector_attno(Relation index);
 extern int	hnsw_index_metric(Relation index);
 extern int	hnsw_index_nspacekeys(Relation index);
+extern int	hnsw_index_code_kind(Relation index);
 extern float *hnsw_prepare_vector(Relation index, int metric, Datum value,
 								  int expect_dims, int *dims, bool *skip);
 extern Relation hnsw_open_maintenance(Oid indexoid, LOCKMODE lockmode, Relation *heap);
@@ -304,6 +305,7 @@ typedef struct HnswOptions
 	int			dims;			/* 0: taken from the first vector */
 	bool		fastupdate;		/* inserts go to the pending list */
 	int			pending_list_limit; /* kB; -1: the GUC */
+	int			codes;			/* offset of the code kind's name; 0: none */
 } HnswOptions;
 
 extern int	hnsw_ef_search;
@@ -314,6 +316,7 @@ extern int	hnsw_max_merge_workers;
 extern double hnsw_merge_helper_idle_cpus;
 
 extern bytea *hnsw_options(Datum reloptions, bool validate);
+extern int	hnsw_code_kind_by_name(const char *name);
 extern bool hnsw_validate(Oid opclassoid);
 extern char *hnsw_buildphasename(int64 phasenum);
 

@@ -54,7 +54,39 @@ double		hnsw_merge_helper_idle_cpus = HNSW_DEFAULT_HELPER_IDLE_CPUS;
 
 static relopt_kind hnsw_relopt_kind;
 
+/* the values of the "codes" option */
+static const struct
+{
+	const char *name;
+	int			kind;
+}			code_kinds[] =
+{
+	{"int8", HNSW_CODE_INT8},
+	{"rabitq", HNSW_CODE_RABITQ},
+	{"fp16", HNSW_CODE_FP16},
+};
+
 void		_PG_init(void);
+
+/* the code kind (HNSW_CODE_*) the "codes" option names; HNSW_CODE_NONE if none */
+int
+hnsw_code_kind_by_name(const char *name)
+{
+	for (int i = 0; i < lengthof(code_kinds); i++)
+		if (pg_strcasecmp(name, code_kinds[i].name) == 0)
+			return code_kinds[i].kind;
+	return HNSW_CODE_NONE;
+}
+
+static void
+validate_codes(const char *value)
+{
+	if (value != NULL && hnsw_code_kind_by_name(value) == HNSW_CODE_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for engram_hnsw option \"codes\": \"%s\" (allowed: int8, rabitq, fp16)",
+						value)));
+}
 
 void
 _PG_init(void)
@@ -76,6 +108,9 @@ _PG_init(void)
 	add_int_reloption(hnsw_relopt_kind, "pending_list_limit",
 					  "Pending list size (kB) that makes an insert merge it (-1: engram_hnsw.pending_list_limit)",
 					  -1, 64, MAX_KILOBYTES, ShareUpdateExclusiveLock);
+	add_string_reloption(hnsw_relopt_kind, "codes",
+						 "Compact codes the graph is walked on: int8, rabitq or fp16",
+						 "int8", validate_codes, AccessExclusiveLock);
 
 	DefineCustomIntVariable("engram_hnsw.ef_search",
 							"Candidate list size of an index scan before the first row is returned.",
@@ -138,6 +173,7 @@ hnsw_options(Datum reloptions, bool validate)
 		{"dims", RELOPT_TYPE_INT, offsetof(HnswOptions, dims)},
 		{"fastupdate", RELOPT_TYPE_BOOL, offsetof(HnswOptions, fastupdate)},
 		{"pending_list_limit", RELOPT_TYPE_INT, offsetof(HnswOptions, pending_list_limit)},
+		{"codes", RELOPT_TYPE_STRING, offsetof(HnswOptions, codes)},
 	};
 	HnswOptions *opts;
 

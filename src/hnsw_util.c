@@ -34,6 +34,7 @@ index_options(Relation index)
 		.dims = 0,
 		.fastupdate = true,
 		.pending_list_limit = -1,
+		.codes = 0,
 	};
 
 	return index->rd_options ? (const HnswOptions *) index->rd_options : &defaults;
@@ -61,6 +62,20 @@ bool
 hnsw_index_fastupdate(Relation index)
 {
 	return index_options(index)->fastupdate;
+}
+
+/*
+ * The kind of compact codes (HNSW_CODE_*) a build of the index walks its
+ * graph on: the "codes" option, int8 by default.
+ */
+int
+hnsw_index_code_kind(Relation index)
+{
+	const HnswOptions *opts = index_options(index);
+
+	if (opts->codes == 0)
+		return HNSW_CODE_INT8;
+	return hnsw_code_kind_by_name((const char *) opts + opts->codes);
 }
 
 /* the pending list size (bytes of pending elements) that triggers a merge */

@@ -1,0 +1,107 @@
+--
+-- codes: the "codes" option names the compact codes a build walks its
+-- graph on (int8, rabitq, fp16).  Every kind builds a graph that a search
+-- finds the nearest rows in, serially and in parallel, for each metric; any
+-- other value is refused.
+--
+-- Vectors come from a fixed formula (no random()); element levels are
+-- random, so only recall floors and counts are printed.
+--
+
+CREATE FUNCTION codes_vec(i int, d int) RETURNS real[]
+LANGUAGE sql IMMUTABLE STRICT AS $$
+	SELECT array_agg((sin(i * 0.37 + j * 1.1 + (i % 13) * j * 0.07)
+					  + cos(i * 0.011 * j))::real ORDER BY j)
+	FROM generate_series(1, d) j
+$$;
+
+CREATE TABLE codes_t (id int, v real[]);
+INSERT INTO codes_t SELECT i, codes_vec(i, 16) FROM generate_series(1, 3000) i;
+CREATE TABLE codes_q (qid int, v real[]);
+INSERT INTO codes_q SELECT i, codes_vec(100000 + i * 7, 16) FROM generate_series(1, 20) i;
+
+-- the exact 10 nearest rows of every query, per operator
+CREATE TABLE codes_truth (op text, qid int, id int);
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
+INSERT INTO codes_truth
+SELECT 'l2', q.qid, t.id FROM codes_q q,
+	LATERAL (SELECT id FROM codes_t ORDER BY v <-> q.v, id LIMIT 10) t;
+INSERT INTO codes_truth
+SELECT 'cosine', q.qid, t.id FROM codes_q q,
+	LATERAL (SELECT id FROM codes_t ORDER BY v <=> q.v, id LIMIT 10) t;
+INSERT INTO codes_truth
+SELECT 'ip', q.qid, t.id FROM codes_q q,
+	LATERAL (SELECT id FROM codes_t ORDER BY v <#> q.v, id LIMIT 10) t;
+RESET enable_indexscan;
+RESET enable_bitmapscan;
+
+-- recall@10 of the index scans over the 20 queries
+CREATE FUNCTION codes_recall(op text) RETURNS float8
+LANGUAGE plpgsql AS $$
+DECLARE
+	r float8;
+BEGIN
+	SET LOCAL enable_seqscan = off;
+	SET LOCAL engram_hnsw.ef_search = 10;
+	EXECUTE format($q$
+		SELECT count(*)::float8 / 200 FROM codes_q q,
+			LATERAL (SELECT id FROM codes_t ORDER BY v %s q.v LIMIT 10) t
+		WHERE EXISTS (SELECT 1 FROM codes_truth c
+					  WHERE c.op = %L AND c.qid = q.qid AND c.id = t.id)$q$,
+		CASE op WHEN 'l2' THEN '<->' WHEN 'cosine' THEN '<=>' ELSE '<#>' END, op)
+		INTO r;
+	RETURN r;
+END
+$$;
+
+-- one index at a time: build it, check it, measure its recall
+CREATE FUNCTION codes_build(op text, codes text) RETURNS TABLE (
+	elements bigint, unreachable bigint, recall_ok bool)
+LANGUAGE plpgsql AS $$
+BEGIN
+	DROP INDEX IF EXISTS codes_idx;
+	EXECUTE format('CREATE INDEX codes_idx ON codes_t USING engram_hnsw (v %s) WITH (codes = %L)',
+				   CASE op WHEN 'l2' THEN 'real_l2_ops' WHEN 'cosine' THEN 'real_cosine_ops'
+				   ELSE 'real_ip_ops' END, codes);
+	RETURN QUERY
+	SELECT c.elements, c.unreachable, codes_recall(op) >= 0.9
+	FROM engram_hnsw_check('codes_idx') c;
+END
+$$;
+
+-- serial builds: every kind, every metric
+SET max_parallel_maintenance_workers = 0;
+SELECT op, codes, b.*
+FROM unnest(ARRAY['l2', 'cosine', 'ip']) op,
+	 unnest(ARRAY['int8', 'rabitq', 'fp16']) codes,
+	 LATERAL codes_build(op, codes) b
+ORDER BY op, codes;
+
+-- the option as stored; the default is int8
+CREATE INDEX codes_default ON codes_t USING engram_hnsw (v);
+SELECT relname, reloptions FROM pg_class
+WHERE relname IN ('codes_idx', 'codes_default') ORDER BY relname;
+DROP INDEX codes_default;
+
+-- parallel builds (a worker and the leader) walk on codes too
+SET max_parallel_maintenance_workers = 1;
+ALTER TABLE codes_t SET (parallel_workers = 1);
+SELECT op, codes, b.*
+FROM unnest(ARRAY['l2', 'ip']) op,
+	 unnest(ARRAY['int8', 'rabitq', 'fp16']) codes,
+	 LATERAL codes_build(op, codes) b
+ORDER BY op, codes;
+RESET max_parallel_maintenance_workers;
+
+-- names are case-insensitive
+CREATE INDEX codes_upper ON codes_t USING engram_hnsw (v) WITH (codes = 'FP16');
+DROP INDEX codes_upper;
+
+-- anything else is refused, naming the value and the allowed ones
+CREATE INDEX codes_bad ON codes_t USING engram_hnsw (v) WITH (codes = 'int4');
+CREATE INDEX codes_bad ON codes_t USING engram_hnsw (v) WITH (codes = '');
+ALTER INDEX codes_idx SET (codes = 'pq');
+
+DROP TABLE codes_t, codes_q, codes_truth;
+DROP FUNCTION codes_vec(int, int), codes_recall(text), codes_build(text, text);
