@@ -106,6 +106,9 @@ struct HnswCodeQuery
 	double		vlow;			/* rabitq: lowest rotated query value */
 	double		delta;			/* rabitq: quantization step of the query */
 	double		usum;			/* rabitq: sum of the 4-bit query values */
+	double		kbits;			/* rabitq: <x_bar, q_bar> = kbits * bitdot4 */
+	double		kones;			/* + kones * set bits */
+	double		kconst;			/* + kconst */
 	uint64_t	data[];			/* int16 or float q[dims], or rabitq's planes */
 };
 
@@ -330,6 +333,12 @@ encode_int8(const float *x, int dims, unsigned char *code)
 	uint32_t	csum = 0,
 				csq = 0;
 
+	if (dims <= 0)
+	{
+		memset(code, 0, INT8_HEADER);
+		return;
+	}
+
 	for (int i = 1; i < dims; i++)
 	{
 		lo = x[i] < lo ? x[i] : lo;
@@ -487,6 +496,10 @@ prepare_rabitq(struct HnswCodeQuery *cq, uint32_t seed, const float *q)
 				planes[p * words + i / 64] |= (uint64_t) 1 << (i % 64);
 	}
 	cq->usum = usum;
+	/* <x_bar, q_bar> = sum (2 b_i - 1) (v_l + delta u_i) / sqrt(D) */
+	cq->kbits = 2.0 * cq->delta / sqrt((double) pad);
+	cq->kones = 2.0 * cq->vlow / sqrt((double) pad);
+	cq->kconst = -(cq->delta * usum + pad * cq->vlow) / sqrt((double) pad);
 }
 
 /*
@@ -660,10 +673,8 @@ estimate_rabitq(const struct HnswCodeQuery *cq, const unsigned char *code,
 				slack;
 
 	memcpy(&ones, code + 8 * words + 8, sizeof(ones));
-	xq = (2.0 * cq->delta *
-		  (double) HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (code, cq->data, words) +
-		  2.0 * cq->vlow * ones - cq->delta * cq->usum - pad * cq->vlow) /
-		sqrt((double) pad);
+	xq = cq->kbits * (double) HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (code, cq->data, words) +
+		cq->kones * ones + cq->kconst;
 	ip = xq / a;
 	scale = xnorm * cq->qnorm;
 	if (cq->metric == HNSW_CODE_METRIC_L2)
