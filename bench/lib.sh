@@ -38,13 +38,23 @@
 #   bench_load_set DB NAME METRIC [NQ]
 #                             load items, queries and truth tables into DB
 #   bench_median              median of the numbers on stdin
+#   bench_qps_at T FILE       queries/s at recall T on a recall-QPS curve
+#                             (interpolated; see there)
+#   bench_index_build DB INDEX DDL WORKERS
+#                             one timed CREATE INDEX: "s cpu_s MB peak_MB workers"
+#   bench_hnswlib_build THREADS METRIC
+#                             one timed hnswlib build of $DS_BASE (its "build" line)
+#   bench_pgvector_prepare    build pgvector from its source tarball into the
+#                             private server tree (PGVECTOR_TARBALL or
+#                             ../shared/peers); 1 when there is none
 #   bench_plot_recall_qps     gnuplot: recall vs QPS (log y), ann-benchmarks style
 #
 # Environment knobs (all optional):
 #   QUICK=1                   smaller data, fewer runs, shorter pgbench runs;
 #                             results go to bench/results/quick/
 #   BENCH_RUNS                repetitions per figure (default 3, QUICK 2; median taken)
-#   BENCH_PGPORT              cluster port (default 54331; unix socket only)
+#   BENCH_PGPORT              cluster port (default $ENGRAM_PGPORT, else 54331;
+#                             unix socket only)
 #   BENCH_SHARED_BUFFERS (4GB) BENCH_MAINTENANCE_WORK_MEM (4GB)
 #   BENCH_PARALLEL_WORKERS    max_parallel_maintenance_workers of the
 #                             "parallel" builds (default 1: leader + 1 = 2 cores)
@@ -83,7 +93,7 @@ BENCH_DATA="${BENCH_DATA:-$BENCH_DIR/data}"
 BENCH_RESULTS="${BENCH_RESULTS:-$BENCH_DIR/results$([[ "$QUICK" == 1 ]] && echo /quick || true)}"
 BENCH_RUNS="${BENCH_RUNS:-$([[ "$QUICK" == 1 ]] && echo 2 || echo 3)}"
 BENCH_WORK="${BENCH_WORK:-$BENCH_DIR/work}"
-BENCH_PGPORT="${BENCH_PGPORT:-54331}"
+BENCH_PGPORT="${BENCH_PGPORT:-${ENGRAM_PGPORT:-54331}}"
 BENCH_STORAGE="${BENCH_STORAGE:-plain}"
 BENCH_PG_OSUSER="${BENCH_PG_OSUSER:-postgres}"
 K=10
@@ -374,6 +384,96 @@ bench_ratio() {
 		else printf "%.2f", a / b }'
 }
 
+# bench_qps_at T FILE: queries/s at recall@K = T on the curve in FILE (lines
+# "recall qps ef", in ef order), printed as "QPS HOW".  HOW "i": between the
+# last point below T and the first at or above it, log(QPS) interpolated
+# linearly in recall; "b": the first point (smallest ef) is already at or
+# above T, its QPS is printed (a lower bound: a smaller ef would be faster);
+# "-" (and QPS "-"): no point reaches T.
+bench_qps_at() {
+	sort -k3,3n "$2" | awk -v t="$1" '
+		$1 == "" || $1 == "-" || $2 == "" || $2 == "nan" || $2 <= 0 { next }
+		$1 + 0 >= t {
+			if (n == 0) printf "%.1f b\n", $2
+			else printf "%.1f i\n", exp(log(pq) + (t - pr) / ($1 - pr) * (log($2) - log(pq)))
+			done = 1; exit
+		}
+		{ pr = $1; pq = $2; n++ }
+		END { if (!done) print "- -" }'
+}
+
+# ---------------------------------------------------------------- index builds
+
+# bench_index_build DB INDEX DDL WORKERS: drop INDEX, CHECKPOINT, then run DDL
+# (a CREATE INDEX making INDEX) with max_parallel_maintenance_workers =
+# WORKERS; prints "SECONDS CPU_S MB PEAK_MB WORKERS": wall clock, the
+# backend's CPU time (parallel workers not included), the index size, the
+# backends' peak private memory above the level before it and the most
+# parallel workers seen at once (bench_rss_*).  "nan nan nan nan 0" when the
+# build failed (the first error line goes to the log).
+bench_index_build() {
+	local db="$1" idx="$2" ddl="$3" w="$4" t0 secs cpu mb err="$BENCH_WORK/build_err.$$"
+	bench_psql -d "$db" -c "DROP INDEX IF EXISTS $idx" -c "CHECKPOINT" >&2
+	bench_rss_start
+	t0="$(bench_now)"
+	read -r _ cpu <<<"$(bench_loop_cpu "$db" "SET max_parallel_maintenance_workers = $w; $ddl" 2>"$err")"
+	secs="$(bench_since "$t0")"
+	bench_rss_stop
+	if [[ "$(bench_val -d "$db" -c "SELECT to_regclass('$idx') IS NOT NULL")" != t ]]; then
+		bench_log "CREATE INDEX $idx failed: $(grep -m1 -E 'ERROR|FATAL|server closed' "$err")"
+		rm -f "$err"
+		echo "nan nan nan nan 0"
+		return 0
+	fi
+	rm -f "$err"
+	mb="$(bench_val -d "$db" -c "SELECT round(pg_relation_size('$idx') / 1048576.0, 1)")"
+	echo "$secs $cpu $mb $RSS_PEAK_MB $RSS_WORKERS"
+}
+
+# bench_hnswlib_build THREADS METRIC: one hnswlib build of $DS_BASE with M and
+# EFC (bench_init); prints its "build" line (tab-separated: build THREADS
+# SECONDS INDEX_MB PEAK_RSS_MB CPU_SECONDS, see tools/hnswlib_bench.cpp)
+bench_hnswlib_build() {
+	"$BENCH_BIN/hnswlib_bench" --base "$DS_BASE" --metric "$2" --M "$M" --efc "$EFC" \
+		--threads "$1" --build-only --build-runs 1 | awk -F'\t' '$1 == "build"'
+}
+
+# bench_pgvector_prepare: pgvector, for side-by-side measurements only, built
+# from its source tarball (PGVECTOR_TARBALL, else the newest
+# ../shared/peers/pgvector-*.tar.gz next to the repository or one level up)
+# and installed into the suite's private server tree (bench_ext_prepare
+# first; never into the system-wide installation).  Rebuilt when the tree
+# was.  Sets PGVECTOR_VERSION (the tarball's name); returns 1, with
+# PGVECTOR_NOTE, when there is no tarball; dies when it does not build.
+bench_pgvector_prepare() {
+	local tarball="${PGVECTOR_TARBALL:-}" dir f libdir tree="$BENCH_WORK/pgtree" src="$BENCH_WORK/pgvector-src"
+	if [[ -z "$tarball" ]]; then
+		for dir in "$BENCH_ROOT/../shared/peers" "$BENCH_ROOT/../../shared/peers"; do
+			for f in "$dir"/pgvector-*.tar.gz; do
+				[[ -f "$f" ]] && tarball="$f"
+			done
+		done
+	fi
+	if [[ -z "$tarball" || ! -f "$tarball" ]]; then
+		# shellcheck disable=SC2034 # for the caller
+		PGVECTOR_NOTE="no pgvector source (set PGVECTOR_TARBALL to a pgvector-*.tar.gz; looked in ../shared/peers)"
+		return 1
+	fi
+	[[ "${BENCH_EXT_BUILD:-1}" == 1 && "$EXT_BUILT" == 1 ]] ||
+		bench_die "pgvector goes into the private server tree, which needs BENCH_EXT_BUILD=1 and a built engram_hnsw"
+	PGVECTOR_VERSION="$(basename "$tarball" .tar.gz)"
+	libdir="$("$PG_CONFIG" --pkglibdir)"
+	[[ -f "$tree$libdir/vector.so" && "$(cat "$tree/.pgvector" 2>/dev/null)" == "$PGVECTOR_VERSION" ]] && return 0
+	bench_log "building $PGVECTOR_VERSION into $tree"
+	rm -rf "$src"
+	mkdir -p "$src"
+	tar xzf "$tarball" -C "$src" --strip-components=1 || bench_die "cannot unpack $tarball"
+	make -C "$src" -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >"$BENCH_WORK/pgvector_build.log" 2>&1 &&
+		make -C "$src" install DESTDIR="$tree" PG_CONFIG="$PG_CONFIG" >>"$BENCH_WORK/pgvector_build.log" 2>&1 ||
+		bench_die "building pgvector failed (see $BENCH_WORK/pgvector_build.log)"
+	echo "$PGVECTOR_VERSION" >"$tree/.pgvector"
+}
+
 # ---------------------------------------------------------------- merging reports
 #
 # BENCH_MERGE=1 (build, search, spaces): run only the sets asked for
@@ -425,8 +525,10 @@ bench_merge_tsv() {
 #   fmnist[-N]               Fashion-MNIST: N (default 60000) train images as
 #                            the base, the 10 000 test images as queries
 #   gaussD-N  / gaussDn-N    gaussian mixture, D dims, N rows (100k, 1m, 20000);
-#                            "n": unit-normalised (cosine sets); queries: 10 000
-#                            (1 000 for N >= 1m)
+#   / gaussDv-N              "n": unit-normalised (cosine sets); "v": widely
+#                            varying norms, rows offset by 0.5 and scaled by a
+#                            factor uniform in (0, 1] each (inner-product sets,
+#                            gen --varnorm); queries: 10 000 (1 000 for N >= 1m)
 #   spacesD-SxR              S spaces x R rows, D dims, 500 (space, query) pairs
 # Files: bench/data/NAME.base.fvecs, NAME.query.fvecs (+ .spaces), NAME.METRIC[-qN].truth
 
@@ -466,10 +568,13 @@ bench_dataset() {
 		if [[ "$dim" == *n ]]; then
 			dim="${dim%n}"
 			norm=(--normalize)
+		elif [[ "$dim" == *v ]]; then
+			dim="${dim%v}"
+			norm=(--varnorm)
 		fi
 		((n >= 1000000)) && nq=1000
 		if [[ ! -s "$base" || ! -s "$query" ]]; then
-			bench_log "data set $name: generating $n x $dim gaussian mixture (seed 42)"
+			bench_log "data set $name: generating $n x $dim gaussian mixture (seed 42${norm[*]:+, ${norm[*]}})"
 			"$BENCH_BIN/gen" gauss --dim "$dim" --n "$n" --nq "$nq" --seed 42 "${norm[@]}" \
 				--base "$base" --queries "$query" || bench_die "gen failed"
 		fi
@@ -553,7 +658,8 @@ bench_copy_fvecs() {
 }
 
 # bench_load_set DB NAME METRIC [NQ]
-# Creates in DB (created if missing):
+# Creates in DB (created if missing), both vector columns with storage
+# $BENCH_STORAGE (plain by default: uncompressed, in the heap):
 #   items(id int primary key, [space_id int,] embedding real[])   the base rows
 #   queries(id int primary key, [space_id int,] embedding real[]) first NQ queries
 #   truth(qid int primary key, ids int[], dists float8[])           exact top K
@@ -574,6 +680,7 @@ bench_load_set() {
 		-c "CREATE TABLE items (id int PRIMARY KEY, ${sp}embedding real[])" \
 		-c "ALTER TABLE items ALTER COLUMN embedding SET STORAGE $BENCH_STORAGE" \
 		-c "CREATE TABLE queries (id int PRIMARY KEY, ${sp}embedding real[])" \
+		-c "ALTER TABLE queries ALTER COLUMN embedding SET STORAGE $BENCH_STORAGE" \
 		-c "CREATE TABLE truth (qid int PRIMARY KEY, ids int[], dists float8[])"
 	bench_copy_fvecs "$db" items "$DS_BASE" "${spc[@]}"
 	bench_copy_fvecs "$db" queries "$DS_QUERY" --limit "$nq" "${spc[@]}"

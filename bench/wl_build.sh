@@ -35,27 +35,20 @@ bench_merge_tsv "$OUT/old.tsv" "$TSV" 1 "${KEPT[@]}"
 bench_start
 
 pg_build() { # db opclass workers tag run
-	local db="$1" opc="$2" w="$3" tag="$4" run="$5" t0 secs mb cpu
-	bench_psql -d "$db" -c "DROP INDEX IF EXISTS items_ann" -c "CHECKPOINT"
-	bench_rss_start
-	t0="$(bench_now)"
-	read -r _ cpu <<<"$(bench_loop_cpu "$db" "SET max_parallel_maintenance_workers = $w; CREATE INDEX items_ann ON items USING engram_hnsw (embedding $opc) WITH ($WITH)" 2>"$OUT/err")"
-	secs="$(bench_since "$t0")"
-	bench_rss_stop
-	if [[ "$(bench_val -d "$db" -c "SELECT to_regclass('items_ann') IS NOT NULL")" != t ]]; then
-		bench_log "CREATE INDEX failed: $(grep -m1 ERROR "$OUT/err")"
+	local db="$1" opc="$2" w="$3" tag="$4" run="$5" secs cpu mb peak workers
+	read -r secs cpu mb peak workers <<<"$(bench_index_build "$db" items_ann \
+		"CREATE INDEX items_ann ON items USING engram_hnsw (embedding $opc) WITH ($WITH)" "$w")"
+	if [[ "$secs" == nan ]]; then
 		printf '%s\t%s\t%s\tnan\tnan\tnan\t0\tnan\n' "$tag" "engram_w$w" "$run" >>"$TSV"
 		return 0
 	fi
-	mb="$(bench_val -d "$db" -c "SELECT round(pg_relation_size('items_ann') / 1048576.0, 1)")"
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tag" "engram_w$w" "$run" "$secs" "$mb" "$RSS_PEAK_MB" "$RSS_WORKERS" "$cpu" >>"$TSV"
-	bench_log "[$tag] run $run engram_hnsw workers=$w: ${secs} s, $mb MB, peak +$RSS_PEAK_MB MB, parallel workers seen: $RSS_WORKERS"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tag" "engram_w$w" "$run" "$secs" "$mb" "$peak" "$workers" "$cpu" >>"$TSV"
+	bench_log "[$tag] run $run engram_hnsw workers=$w: ${secs} s, $mb MB, peak +$peak MB, parallel workers seen: $workers"
 }
 
 hnsw_build() { # threads tag run
 	local th="$1" tag="$2" run="$3" line
-	line="$("$BENCH_BIN/hnswlib_bench" --base "$DS_BASE" --metric "$metric" --M "$M" --efc "$EFC" \
-		--threads "$th" --build-only --build-runs 1 | awk -F'\t' '$1 == "build"')"
+	line="$(bench_hnswlib_build "$th" "$metric")"
 	# build THREADS SECONDS INDEX_MB PEAK_RSS_MB CPU_SECONDS
 	awk -F'\t' -v s="$tag" -v r="$run" -v t="$th" '{ printf "%s\thnswlib_t%s\t%s\t%s\t%s\t%s\t0\t%s\n", s, t, r, $3, $4, $5, $6 }' \
 		<<<"$line" >>"$TSV"

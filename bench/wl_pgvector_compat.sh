@@ -27,19 +27,6 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-tarball="${PGVECTOR_TARBALL:-}"
-if [[ -z "$tarball" ]]; then
-	for dir in "$BENCH_ROOT/../shared/peers" "$BENCH_ROOT/../../shared/peers"; do
-		for f in "$dir"/pgvector-*.tar.gz; do
-			[[ -f "$f" ]] && tarball="$f"
-		done
-	done
-fi
-if [[ -z "$tarball" || ! -f "$tarball" ]]; then
-	bench_log "pgvector_compat: skipped: no pgvector source (set PGVECTOR_TARBALL to a pgvector-*.tar.gz; looked in ../shared/peers)"
-	exit 0
-fi
-
 bench_init pgvector_compat
 SET="${COMPAT_SET:-$(bench_quick gauss128-2k gauss128-10k)}"
 NQ="${COMPAT_NQ:-$(bench_quick 200 1000)}"
@@ -51,17 +38,9 @@ DB=compat
 bench_ext_prepare
 [[ "$EXT_BUILT" == 1 ]] || bench_die "engram_hnsw did not build: $EXT_NOTE"
 # pgvector into the same private tree (rebuilt with it)
-libdir="$("$PG_CONFIG" --pkglibdir)"
-tree="$BENCH_WORK/pgtree"
-PGVECTOR_VERSION="$(basename "$tarball" .tar.gz)"
-if [[ ! -f "$tree$libdir/vector.so" ]]; then
-	bench_log "building $PGVECTOR_VERSION into $tree"
-	rm -rf "$BENCH_WORK/pgvector-src"
-	mkdir -p "$BENCH_WORK/pgvector-src"
-	tar xzf "$tarball" -C "$BENCH_WORK/pgvector-src" --strip-components=1
-	make -C "$BENCH_WORK/pgvector-src" -j"$(nproc)" PG_CONFIG="$PG_CONFIG" >"$BENCH_WORK/pgvector_build.log" 2>&1 &&
-		make -C "$BENCH_WORK/pgvector-src" install DESTDIR="$tree" PG_CONFIG="$PG_CONFIG" >>"$BENCH_WORK/pgvector_build.log" 2>&1 ||
-		bench_die "building pgvector failed (see $BENCH_WORK/pgvector_build.log)"
+if ! bench_pgvector_prepare; then
+	bench_log "pgvector_compat: skipped: $PGVECTOR_NOTE"
+	exit 0
 fi
 bench_cluster_start
 bench_db_ext "$DB"

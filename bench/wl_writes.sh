@@ -30,7 +30,9 @@
 #        $WRITES_WAIT_CLIENTS (8) run per table and INSERT size in
 #        $WRITES_WAIT_SIZES ("1 100" rows per INSERT)
 #        while a procedure samples the pgbench backends' wait events in
-#        pg_stat_activity every $WRITES_WAIT_MS (50) ms; 0: skip).
+#        pg_stat_activity every $WRITES_WAIT_MS (50) ms; 0: skip),
+#        WRITES_COPY (1; 0: only the pgbench INSERT runs, no COPY, bulk
+#        load or recall after the inserts).
 #
 # After every indexed run, engram_hnsw_check() verifies the index and gives
 # the rows still pending (fastupdate) at the end of the run; a check error,
@@ -51,6 +53,7 @@ METRIC=l2
 OP='<->'
 printf 'table\tworkload\tclients\trun\trows_per_s\trows\tpending\n' >"$TSV"
 WAITS_ON="${WRITES_WAITS:-1}"
+COPY_ON="${WRITES_COPY:-1}"
 WAIT_CLIENTS="${WRITES_WAIT_CLIENTS:-8}"
 WAIT_MS="${WRITES_WAIT_MS:-50}"
 WAIT_SIZES="${WRITES_WAIT_SIZES:-1 100}"
@@ -230,6 +233,7 @@ copy_into() { # table-name variant run -> rows/s ; also builds the index afterwa
 	fi
 }
 for ((r = 1; r <= BENCH_RUNS; r++)); do
+	[[ "$COPY_ON" == 1 ]] || break
 	order=("${TABLES[@]}")
 	((r % 2 == 0)) && order=($(printf '%s\n' "${TABLES[@]}" | tac))
 	for t in "${order[@]}"; do
@@ -239,7 +243,7 @@ done
 
 # ---------------------------------------------------------------- recall after inserts
 declare -A REC
-if [[ "$EXT_OK" == 1 ]]; then
+if [[ "$EXT_OK" == 1 && "$COPY_ON" == 1 ]]; then
 	for t in "${TABLES[@]:1}"; do
 		for kind in w c; do
 			bench_log "recall after inserts: ${kind}_$t (exact scan of $NQ queries)"
@@ -381,8 +385,8 @@ bench_plot_bars "$BENCH_RESULTS/writes.png" "INSERT throughput, rows/s (median o
 		echo "| table | rows | recall@10 ef=40 | recall@10 ef=100 |"
 		echo "|---|---|---|---|"
 		for t in "${TABLES[@]:1}"; do
-			echo "| $t after the pgbench INSERTs (base $NB + inserted; ${GROWN_PEND[$t]:-?} still pending, scanned exactly) | ${GROWN[$t]} | ${REC[w.$t.40]} | ${REC[w.$t.100]} |"
-			echo "| $t filled by COPY into the empty indexed table | $COPY_ROWS | ${REC[c.$t.40]} | ${REC[c.$t.100]} |"
+			echo "| $t after the pgbench INSERTs (base $NB + inserted; ${GROWN_PEND[$t]:-?} still pending, scanned exactly) | ${GROWN[$t]} | ${REC[w.$t.40]:--} | ${REC[w.$t.100]:--} |"
+			echo "| $t filled by COPY into the empty indexed table | $COPY_ROWS | ${REC[c.$t.40]:--} | ${REC[c.$t.100]:--} |"
 		done
 	fi
 	echo "<!-- /summary -->"

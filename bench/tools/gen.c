@@ -2,7 +2,7 @@
  * gen: synthetic vector sets with a fixed seed, and fvecs -> COPY text.
  *
  *   gen gauss  --dim D --n N --nq Q [--seed S] [--clusters C] [--stream K] [--normalize]
- *              --base BASE.fvecs --queries QUERY.fvecs
+ *              [--varnorm] --base BASE.fvecs --queries QUERY.fvecs
  *       Gaussian mixture: C centres (default 64); a row picks a centre
  *       uniformly and adds noise.  Centre and noise coordinates j are scaled
  *       by 1/sqrt(1+j) (a decaying spectrum, like real embeddings: the
@@ -10,6 +10,11 @@
  *       noise so clusters overlap only partly.  Queries come from the same
  *       mixture, drawn from an independent stream (they are not base rows).
  *       --normalize scales every vector to unit length (for cosine sets).
+ *       --varnorm (inner-product sets with widely varying norms): every
+ *       base row is offset by 0.5 in each coordinate and multiplied by a
+ *       factor uniform in (0, 1] of its own (drawn from a stream of its
+ *       own, so the rows before the change are those without it); the
+ *       queries are drawn from the mixture as they are.
  *       --stream K (default 1; queries use 2) draws the base rows from
  *       another stream of the same mixture: use 3, 4, ... for extra rows
  *       to insert later (writes, churn); --nq 0 --queries - writes no queries.
@@ -176,7 +181,8 @@ mixture_draw(const mixture *m, rng *r, int centre, int normalize, float *out)
 
 typedef struct
 {
-	int			dim, n, nq, clusters, per_space, spaces, rows, normalize, with_spaces, stream;
+	int			dim, n, nq, clusters, per_space, spaces, rows, normalize, with_spaces, stream,
+				varnorm;
 	uint64_t	seed;
 	long long	offset, limit, id_base;
 	int			id_base_set;
@@ -216,6 +222,8 @@ parse(int argc, char **argv, args *a)
 
 		if (!strcmp(o, "--normalize"))
 			a->normalize = 1;
+		else if (!strcmp(o, "--varnorm"))
+			a->varnorm = 1;
 		else if (!strcmp(o, "--spaces") && (v == NULL || v[0] == '-' || !strcmp(argv[1], "copy")))
 			a->with_spaces = 1;
 		else
@@ -300,14 +308,16 @@ static int
 cmd_gauss(args *a)
 {
 	mixture		m;
-	rng			r;
+	rng			r, rf;
 	float	   *v;
-	int			i;
+	int			i, j;
 	FILE	   *f;
 	char	   *tmp;
 
 	if (a->clusters == 0)
 		a->clusters = 64;
+	if (a->varnorm && a->normalize)
+		die("gen gauss: --varnorm and --normalize exclude each other");
 	if (a->dim <= 0 || a->n <= 0 || a->nq < 0 || !a->base || !a->queries || a->clusters <= 0)
 		die("gen gauss: need --dim, --n, --nq, --base, --queries");
 	mixture_init(&m, a->dim, a->clusters, a->seed);
@@ -315,9 +325,18 @@ cmd_gauss(args *a)
 
 	f = open_out(a->base, &tmp);
 	rng_seed(&r, a->seed, a->stream);
+	rng_seed(&rf, a->seed, 1000 + (uint64_t) a->stream);
 	for (i = 0; i < a->n; i++)
 	{
 		mixture_draw(&m, &r, (int) rng_below(&r, a->clusters), a->normalize, v);
+		if (a->varnorm)
+		{
+			/* uniform in (0, 1]: 1 - uniform (0, 1) */
+			double		factor = 1.0 - rng_uniform(&rf);
+
+			for (j = 0; j < a->dim; j++)
+				v[j] = (float) ((v[j] + 0.5) * factor);
+		}
 		fvecs_write_row(f, v, a->dim);
 	}
 	close_out(f, tmp, a->base);
@@ -453,7 +472,7 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-			"usage: gen gauss  --dim D --n N --nq Q [--seed S] [--clusters C] [--stream K] [--normalize] --base F --queries F\n"
+			"usage: gen gauss  --dim D --n N --nq Q [--seed S] [--clusters C] [--stream K] [--normalize] [--varnorm] --base F --queries F\n"
 			"       gen spaces --dim D --spaces S --rows R --nq Q [--seed S] [--clusters C] [--per-space P]\n"
 			"                  [--normalize] --base F --queries F\n"
 			"       gen copy   --in F [--spaces] [--offset O] [--limit L] [--id-base B]\n"

@@ -26,6 +26,13 @@ ok "gen: same queries" 'cmp -s "$T/q.fvecs" "$T/q2.fvecs"'
 ok "gen copy rows" '[[ "$("$BIN/gen" copy --in "$T/b.fvecs" --offset 10 --limit 5 | wc -l)" == 5 ]]'
 ok "gen copy ids" '[[ "$("$BIN/gen" copy --in "$T/b.fvecs" --offset 10 --limit 1 | cut -f1)" == 10 ]]'
 ok "gen copy 16 values" '[[ "$("$BIN/gen" copy --in "$T/b.fvecs" --limit 1 | cut -f2 | tr -cd , | wc -c)" == 15 ]]'
+# --varnorm: rows (x + 0.5) * f with f in (0, 1] per row, queries unchanged
+"$BIN/gen" gauss --dim 16 --n 1000 --nq 50 --seed 7 --varnorm --base "$T/bv.fvecs" --queries "$T/qv.fvecs"
+ok "gen --varnorm: same queries" 'cmp -s "$T/q2.fvecs" "$T/qv.fvecs"'
+ok "gen --varnorm: rows scaled from the plain ones" 'paste <("$BIN/gen" copy --in "$T/b2.fvecs" | cut -f2) <("$BIN/gen" copy --in "$T/bv.fvecs" | cut -f2) | tr -d "{}" |
+	awk -F"\t" "{ n = split(\$1, a, \",\"); split(\$2, b, \",\"); f = b[1] / (a[1] + 0.5); if (f <= 0 || f > 1.0001) exit 1
+		for (i = 2; i <= n; i++) if (a[i] + 0.5 != 0 && (b[i] / (a[i] + 0.5) - f) ^ 2 > 1e-8) exit 1; if (f < lo || NR == 1) lo = f; if (f > hi) hi = f }
+		END { exit !(lo < 0.05 && hi > 0.95) }"'
 
 # truth: cached on the second call, k rows, ascending distances
 for m in l2 cosine ip; do
