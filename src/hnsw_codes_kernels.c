@@ -19,9 +19,15 @@
 #include <stdint.h>
 #include <string.h>
 
+/*
+ * As in hnsw_kernels.c.  The RaBitQ kernel also has a build for AVX-512
+ * with VPOPCNTDQ (vectorised popcounts), which target_clones cannot select
+ * by feature: HNSW_CODES_VPOPCNT dispatches it by hand.
+ */
 #ifndef HNSW_KERNEL
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__gnu_linux__)
 #define HNSW_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define HNSW_CODES_VPOPCNT 1
 #else
 #define HNSW_KERNEL
 #endif
@@ -155,10 +161,8 @@ HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (const float *q, const unsigned char *h, in
  * 64-bit words each, plane after plane) of 2^p * popcount(bits & plane):
  * the integer dot product of the one-bit code with the 4-bit query.
  */
-HNSW_KERNEL
-uint64_t
-HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
-									  const uint64_t *planes, int words)
+static inline uint64_t
+bitdot4(const unsigned char *bits, const uint64_t *planes, int words)
 {
 	uint64_t	cnt[4] = {0, 0, 0, 0};
 	size_t		w = words > 0 ? (size_t) words : 0;
@@ -173,3 +177,46 @@ HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
 	}
 	return cnt[0] + 2 * cnt[1] + 4 * cnt[2] + 8 * cnt[3];
 }
+
+#ifndef HNSW_CODES_VPOPCNT
+uint64_t
+HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
+									  const uint64_t *planes, int words)
+{
+	return bitdot4(bits, planes, words);
+}
+#else
+uint64_t	hnsw_codes_bitdot4_clones(const unsigned char *bits,
+									  const uint64_t *planes, int words);
+uint64_t	hnsw_codes_bitdot4_vpopcnt(const unsigned char *bits,
+									   const uint64_t *planes, int words);
+
+HNSW_KERNEL
+uint64_t
+hnsw_codes_bitdot4_clones(const unsigned char *bits, const uint64_t *planes, int words)
+{
+	return bitdot4(bits, planes, words);
+}
+
+__attribute__((target("arch=x86-64-v4,avx512vpopcntdq")))
+uint64_t
+hnsw_codes_bitdot4_vpopcnt(const unsigned char *bits, const uint64_t *planes, int words)
+{
+	return bitdot4(bits, planes, words);
+}
+
+uint64_t
+hnsw_codes_bitdot4(const unsigned char *bits, const uint64_t *planes, int words)
+{
+	static int	vpopcnt = -1;	/* not known yet */
+
+	if (vpopcnt < 0)
+	{
+		__builtin_cpu_init();
+		vpopcnt = __builtin_cpu_supports("x86-64-v4") &&
+			__builtin_cpu_supports("avx512vpopcntdq");
+	}
+	return vpopcnt ? hnsw_codes_bitdot4_vpopcnt(bits, planes, words) :
+		hnsw_codes_bitdot4_clones(bits, planes, words);
+}
+#endif

@@ -1,7 +1,8 @@
 /*
  * test/kernels/codes_test.c: the compact vector codes of src/hnsw_codes.c
- * (int8, fp16, RaBitQ), one build per instruction set (AVX-512, AVX2+FMA,
- * x86-64 baseline) plus the dispatched build the extension uses.  For
+ * (int8, fp16, RaBitQ), one build per instruction set (AVX-512 with and
+ * without VPOPCNTDQ, AVX2+FMA, x86-64 baseline) plus the dispatched build
+ * the extension uses.  For
  * every kind, variant and metric, dimensions 1..300 and 16000, several
  * kinds of data (gaussian, pixel-like, unit length, varying norms) and
  * adversarial vectors (zero, constant, one-hot, alternating huge and tiny
@@ -35,6 +36,7 @@
 									const float *q, int dims, HnswCodeQuery *cq); \
 	float p##hnsw_code_estimate(const HnswCodeQuery *cq, const unsigned char *code); \
 	float p##hnsw_code_bound(const HnswCodeQuery *cq, const unsigned char *code);
+DECLARE(v4p_)
 DECLARE(v4_)
 DECLARE(v3_)
 DECLARE(base_)
@@ -51,6 +53,7 @@ typedef struct Variant
 
 #define V(p) p##hnsw_code_encode, p##hnsw_code_query_prepare, p##hnsw_code_estimate, p##hnsw_code_bound
 static const Variant variants[] = {
+	{"x86-64-v4 + VPOPCNTDQ", "vpopcntdq", V(v4p_)},
 	{"x86-64-v4 (AVX-512)", "x86-64-v4", V(v4_)},
 	{"x86-64-v3 (AVX2+FMA)", "x86-64-v3", V(v3_)},
 	{"x86-64 baseline", NULL, V(base_)},
@@ -167,6 +170,8 @@ cpu_can(const char *level)
 {
 	if (level == NULL)
 		return 1;
+	if (strcmp(level, "vpopcntdq") == 0)
+		return __builtin_cpu_supports("x86-64-v4") && __builtin_cpu_supports("avx512vpopcntdq");
 	if (strcmp(level, "x86-64-v4") == 0)
 		return __builtin_cpu_supports("x86-64-v4");
 	return __builtin_cpu_supports("x86-64-v3");
