@@ -156,12 +156,9 @@ hnsw_detach_page(Relation index, BlockNumber blkno)
 static int64
 stripe_share(Relation index, HnswMetaInfo *meta)
 {
-	Size		elem = hnsw_element_size(meta);
-
-	/* format 3: the vector is out of line, but pending all the same */
-	if (meta->version >= 3)
-		elem += sizeof(float) * meta->dims;
-	return hnsw_pending_limit_bytes(index) / meta->nstripes / (int64) elem;
+	/* a row's header and vector, in every format (format 3 adds a code) */
+	return hnsw_pending_limit_bytes(index) / meta->nstripes /
+		(int64) HNSW_ELEMENT_TUPLE_SIZE(meta->dims);
 }
 
 /*
