@@ -268,6 +268,7 @@ extern float hnsw_page_estimate(HnswGraph *g, HnswNode node, const HnswCodeQuery
 								bool *skip);
 extern const float *hnsw_page_peek_vector(HnswGraph *g, HnswNode node);
 extern const unsigned char *hnsw_page_peek_code(HnswGraph *g, HnswNode node);
+extern void hnsw_page_read_vector(HnswPageGraph *pg, ItemPointer first, float *out);
 extern void hnsw_page_prefetch(HnswGraph *g, const HnswNode *nodes, int n);
 extern void hnsw_page_graph_reset(HnswPageGraph *pg);
 extern void hnsw_page_graph_keep_vectors(HnswPageGraph *pg);

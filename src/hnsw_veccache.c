@@ -303,7 +303,7 @@ read_element_vector(HnswPageGraph *pg, HnswNode node, float *out)
 	}
 	first = *HnswElementVectorTid(etup);
 	UnlockReleaseBuffer(buf);
-	hnsw_read_vector(pg->index, &first, pg->graph.dims, InvalidBlockNumber, out);
+	hnsw_page_read_vector(pg, &first, out);
 	return deleted;
 }
 

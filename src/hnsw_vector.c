@@ -89,11 +89,12 @@ page_chunk(Relation index, Page page, BlockNumber blkno, OffsetNumber off,
 /*
  * Visit the chunks of the vector starting at first, in order, each under a
  * lock of the given mode on its page (with held, the caller's locked graph
- * page, if valid).  visit gets the locked buffer, the chunk and arg.
+ * page, if valid).  visit gets the locked buffer, the chunk and arg.  With
+ * pg, pages are read through its recent-buffer hints (hnsw_read_buffer()).
  */
 static void
-walk_chunks(Relation index, ItemPointer first, int dims, BlockNumber held, int mode,
-			void (*visit) (Relation, Buffer, HnswVectorTuple, void *), void *arg)
+walk_chunks(Relation index, HnswPageGraph *pg, ItemPointer first, int dims, BlockNumber held,
+			int mode, void (*visit) (Relation, Buffer, HnswVectorTuple, void *), void *arg)
 {
 	ItemPointerData tid = *first;
 	int			done = 0;
@@ -109,7 +110,7 @@ walk_chunks(Relation index, ItemPointer first, int dims, BlockNumber held, int m
 		if (!ItemPointerIsValid(&tid) || blkno == held || blkno == HNSW_METAPAGE_BLKNO ||
 			!hnsw_block_exists(index, blkno))
 			hnsw_corrupt(index, held, "a vector chunk link leads to no vector page");
-		buf = ReadBuffer(index, blkno);
+		buf = pg != NULL ? hnsw_read_buffer(pg, blkno) : ReadBuffer(index, blkno);
 		LockBuffer(buf, mode);
 		page = BufferGetPage(buf);
 		hnsw_check_page(index, page, blkno);
@@ -134,7 +135,15 @@ copy_chunk(Relation index, Buffer buf, HnswVectorTuple vt, void *arg)
 void
 hnsw_read_vector(Relation index, ItemPointer first, int dims, BlockNumber held, float *out)
 {
-	walk_chunks(index, first, dims, held, BUFFER_LOCK_SHARE, copy_chunk, out);
+	walk_chunks(index, NULL, first, dims, held, BUFFER_LOCK_SHARE, copy_chunk, out);
+}
+
+/* the same for a page graph's reads, through its recent-buffer hints */
+void
+hnsw_page_read_vector(HnswPageGraph *pg, ItemPointer first, float *out)
+{
+	walk_chunks(pg->index, pg, first, pg->graph.dims, InvalidBlockNumber, BUFFER_LOCK_SHARE,
+				copy_chunk, out);
 }
 
 static void
@@ -153,7 +162,8 @@ void
 hnsw_overwrite_vector(Relation index, ItemPointer first, int dims, BlockNumber held,
 					  const float *vec)
 {
-	walk_chunks(index, first, dims, held, BUFFER_LOCK_EXCLUSIVE, overwrite_chunk, (void *) vec);
+	walk_chunks(index, NULL, first, dims, held, BUFFER_LOCK_EXCLUSIVE, overwrite_chunk,
+				(void *) vec);
 }
 
 /* a chunk tuple of components [start, start + n) of vec, next as given */
