@@ -23,6 +23,7 @@ OBJS = \
 	src/hnsw_space.o \
 	src/hnsw_util.o \
 	src/hnsw_vacuum.o \
+	src/hnsw_vector.o \
 	src/hnsw_veccache.o \
 	src/hnsw_worker.o
 

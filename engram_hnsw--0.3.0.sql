@@ -118,7 +118,8 @@ CREATE OPERATOR CLASS @extschema@.uuid_space_ops
 
 -- Structural verification of an index.  Raises ERROR (SQLSTATE XX001/XX002)
 -- on any inconsistency; otherwise returns counts (pending: rows waiting in
--- the pending list).  Only the index owner (or a superuser) may run it.
+-- the pending list), the index's page format and its code kind (format 3;
+-- NULL before).  Only the index owner (or a superuser) may run it.
 CREATE FUNCTION @extschema@.engram_hnsw_check(index regclass,
 	OUT pages bigint,
 	OUT elements bigint,
@@ -126,7 +127,9 @@ CREATE FUNCTION @extschema@.engram_hnsw_check(index regclass,
 	OUT heap_tids bigint,
 	OUT max_level int,
 	OUT unreachable bigint,
-	OUT pending bigint)
+	OUT pending bigint,
+	OUT format int,
+	OUT codes text)
 	RETURNS record
 	AS 'MODULE_PATHNAME', 'engram_hnsw_check'
 	LANGUAGE C STRICT PARALLEL RESTRICTED;

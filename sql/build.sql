@@ -166,7 +166,7 @@ FROM (SELECT id FROM build_cos ORDER BY v <=> '{1,2,3}' LIMIT 100) s;
 DROP TABLE build_cos;
 
 --
--- high dimensions: 784, 1536 and the maximum, 2000
+-- high dimensions: 784, 1536 and 2000 (one vector chunk each)
 --
 CREATE TABLE build_784 (id int, v real[]);
 INSERT INTO build_784 SELECT i, build_vec(i, 784) FROM generate_series(1, 200) i;
@@ -198,16 +198,17 @@ SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_2000_idx')
 SELECT id FROM build_2000 ORDER BY v <-> build_vec(5, 2000) LIMIT 1;
 INSERT INTO build_2000 VALUES (51, build_vec(51, 2000));
 SELECT id FROM build_2000 ORDER BY v <-> build_vec(51, 2000) LIMIT 1;
--- more than 2000 dimensions cannot be indexed
+-- a vector of another length cannot join
 INSERT INTO build_2000 VALUES (52, build_vec(52, 2001));
 SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_2000_idx');
 DROP TABLE build_2000;
-CREATE TABLE build_2001 (id int, v real[]);
-INSERT INTO build_2001 VALUES (1, build_vec(1, 2001));
-CREATE INDEX build_2001_idx ON build_2001 USING engram_hnsw (v);
+-- more than 16000 dimensions cannot be indexed
+CREATE TABLE build_16001 (id int, v real[]);
+INSERT INTO build_16001 VALUES (1, build_vec(1, 16001));
+CREATE INDEX build_16001_idx ON build_16001 USING engram_hnsw (v);
 -- but the distance functions are not limited
-SELECT l2_distance(v, v) FROM build_2001;
-DROP TABLE build_2001;
+SELECT l2_distance(v, v) FROM build_16001;
+DROP TABLE build_16001;
 
 --
 -- dims mismatches at build time

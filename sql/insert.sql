@@ -54,7 +54,7 @@ INSERT INTO ins_t VALUES (500, '{1,2,3,4,5,NULL}');
 INSERT INTO ins_t VALUES (500, '{}');
 INSERT INTO ins_t VALUES (500, '{{1,2,3},{4,5,6}}');
 INSERT INTO ins_t VALUES (500, '[2:7]={1,2,3,4,5,6}');
-INSERT INTO ins_t VALUES (500, array_fill(1::real, ARRAY[2001]));
+INSERT INTO ins_t VALUES (500, array_fill(1::real, ARRAY[16001]));
 SELECT count(*) FROM ins_t WHERE id = 500;
 
 --

@@ -64,7 +64,7 @@ CREATE INDEX ON opt_t USING engram_hnsw (v) WITH (m = 100, ef_construction = 199
 CREATE INDEX ON opt_t USING engram_hnsw (v) WITH (m = 50);
 CREATE INDEX ON opt_t USING engram_hnsw (v) WITH (ef_construction = 20);
 -- dims out of range
-CREATE INDEX ON opt_t USING engram_hnsw (v) WITH (dims = 2001);
+CREATE INDEX ON opt_t USING engram_hnsw (v) WITH (dims = 16001);
 CREATE INDEX ON opt_t USING engram_hnsw (v) WITH (dims = -1);
 -- an option given twice
 CREATE INDEX ON opt_t USING engram_hnsw (v) WITH (m = 8, m = 9);

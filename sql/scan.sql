@@ -154,7 +154,7 @@ SELECT id FROM scan_t ORDER BY v <-> '{1,2,3,4,5,6,7,NULL}' LIMIT 1;
 SELECT id FROM scan_t ORDER BY v <-> '{}' LIMIT 1;
 SELECT id FROM scan_t ORDER BY v <-> '{{1,2,3,4},{5,6,7,8}}' LIMIT 1;
 SELECT id FROM scan_t ORDER BY v <-> '[0:7]={1,2,3,4,5,6,7,8}' LIMIT 1;
-SELECT id FROM scan_t ORDER BY v <-> array_fill(1::real, ARRAY[2001]) LIMIT 1;
+SELECT id FROM scan_t ORDER BY v <-> array_fill(1::real, ARRAY[16001]) LIMIT 1;
 
 --
 -- prepared statements with a parameter vector

@@ -70,6 +70,7 @@ extern float hnsw_dot(const float *a, const float *b, int n);
 extern float hnsw_neg_dot(const float *a, const float *b, int n);
 extern HnswDistanceFn hnsw_metric_distance(int metric);
 extern HnswDistanceFn hnsw_selection_distance(int metric);
+extern unsigned char *hnsw_encode_vector(HnswGraph *g, const float *vec);
 extern bool hnsw_normalize(float *v, int n);
 extern const float *hnsw_array_vector(ArrayType *arr, int *dims, const char *what);
 
@@ -97,7 +98,20 @@ typedef struct HnswMetaInfo
 	BlockNumber stripe_insert[HNSW_STRIPES];
 	BlockNumber pending_head[HNSW_STRIPES];
 	BlockNumber pending_tail[HNSW_STRIPES];
+	/* format 3 (code_kind HNSW_CODE_NONE before) */
+	int			code_kind;
+	uint32		code_seed;
+	BlockNumber vector_insert[HNSW_STRIPES];
 } HnswMetaInfo;
+
+/* bytes of an element tuple of this index (0 while dims is unknown in format 3) */
+static inline Size
+hnsw_element_size(const HnswMetaInfo *meta)
+{
+	if (meta->version < 3)
+		return HNSW_ELEMENT_TUPLE_SIZE(meta->dims);
+	return HNSW_ELEMENT3_TUPLE_SIZE(hnsw_code_size(meta->code_kind, meta->dims));
+}
 
 /* a change of the meta page: hnsw_meta_begin() ... hnsw_meta_end() */
 typedef struct MetaChange
@@ -130,12 +144,13 @@ extern char *hnsw_page_item(Relation index, Page page, BlockNumber blkno, Offset
 extern uint8 hnsw_page_item_type(Relation index, Page page, BlockNumber blkno,
 								 OffsetNumber off);
 extern HnswElementTuple hnsw_page_element(Relation index, Page page, BlockNumber blkno,
-										  OffsetNumber off, int dims);
+										  OffsetNumber off, const HnswMetaInfo *meta);
 extern HnswNeighborTuple hnsw_page_neighbors(Relation index, Page page, BlockNumber blkno,
 											 OffsetNumber off, int m, int level);
 extern int	hnsw_max_level(int m);
+extern void hnsw_check_code_fits(Relation index, int kind, int dims);
 extern void hnsw_fill_meta(Page page, Oid indexoid, int dims, int m, int efc, int metric,
-						   int nspacekeys);
+						   int nspacekeys, int code_kind, uint32 code_seed);
 extern int	hnsw_stripe_of(HnswMetaInfo *meta, uint32 space_no, bool has_space);
 extern void hnsw_stripe_move(HnswMetaInfo *meta, int stripe);
 extern void hnsw_read_meta(Relation index, HnswMetaInfo *meta);
@@ -158,8 +173,23 @@ extern void hnsw_write_fragment(Relation index, Buffer buf, Size off, const void
  */
 extern void hnsw_place_element(Relation index, HnswMetaInfo *meta, int stripe,
 							   HnswElementTuple etup, Size esize,
-							   HnswNeighborTuple ntup, Size nsize, ItemPointer etid,
-							   HnswPendingTuple pend, int *tailcount);
+							   HnswNeighborTuple ntup, Size nsize, const float *vec,
+							   ItemPointer etid, HnswPendingTuple pend, int *tailcount);
+extern OffsetNumber hnsw_add_item(Relation index, Page page, BlockNumber blkno, void *item,
+								  Size size);
+extern Page hnsw_new_page(Relation index, GenericXLogState *state, uint16 flags, Buffer *buf);
+extern void hnsw_set_vector_page(Relation index, int stripe, BlockNumber blkno);
+
+/* hnsw_vector.c: format 3 vectors out of line */
+extern int	hnsw_chunk_fit(Size avail, int remaining);
+extern HnswVectorTuple hnsw_page_chunk(Relation index, Page page, BlockNumber blkno,
+									   OffsetNumber off, int dims);
+extern void hnsw_read_vector(Relation index, ItemPointer first, int dims,
+							 BlockNumber held, float *out);
+extern void hnsw_overwrite_vector(Relation index, ItemPointer first, int dims,
+								  BlockNumber held, const float *vec);
+extern void hnsw_write_vector(Relation index, HnswMetaInfo *meta, int stripe,
+							  const float *vec, ItemPointer first);
 extern void hnsw_set_pending_tail(Relation index, int stripe, BlockNumber blkno);
 extern bool hnsw_init_pending_chain(Relation index, int stripe, BlockNumber blkno);
 extern bool hnsw_set_pending_head(Relation index, int stripe, BlockNumber expect,
@@ -226,6 +256,7 @@ typedef struct HnswPageGraph
 	HnswNode	peek_node[2];
 	uint32		peek_slot[2];
 	int			peek_next;
+	float	   *vecbuf;			/* format 3: a vector read for one distance */
 } HnswPageGraph;
 
 /* hnsw_veccache.c */
@@ -233,7 +264,11 @@ extern Buffer hnsw_read_buffer(HnswPageGraph *pg, BlockNumber blkno);
 extern HnswElementTuple hnsw_lock_element(HnswPageGraph *pg, HnswNode node, Buffer *buf);
 extern float hnsw_page_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip);
 extern const float *hnsw_page_vector(HnswGraph *g, HnswNode node);
+extern float hnsw_page_estimate(HnswGraph *g, HnswNode node, const HnswCodeQuery *cq,
+								bool *skip);
 extern const float *hnsw_page_peek_vector(HnswGraph *g, HnswNode node);
+extern const unsigned char *hnsw_page_peek_code(HnswGraph *g, HnswNode node);
+extern void hnsw_page_read_vector(HnswPageGraph *pg, ItemPointer first, float *out);
 extern void hnsw_page_prefetch(HnswGraph *g, const HnswNode *nodes, int n);
 extern void hnsw_page_graph_reset(HnswPageGraph *pg);
 extern void hnsw_page_graph_keep_vectors(HnswPageGraph *pg);
@@ -309,6 +344,7 @@ typedef struct HnswOptions
 } HnswOptions;
 
 extern int	hnsw_ef_search;
+extern int	hnsw_build_format;
 extern int	hnsw_pending_list_limit;
 extern int	hnsw_vector_cache_kb;
 extern bool hnsw_merge_worker;

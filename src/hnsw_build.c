@@ -66,6 +66,15 @@ arena_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
 	return g->dist(q, bs->nodes[node].vec, g->dims);
 }
 
+static float
+arena_estimate(HnswGraph *g, HnswNode node, const HnswCodeQuery *cq, bool *skip)
+{
+	HnswBuildState *bs = (HnswBuildState *) g;
+
+	*skip = false;
+	return hnsw_code_estimate(cq, bs->nodes[node].code);
+}
+
 static const float *
 arena_vector(HnswGraph *g, HnswNode node)
 {
@@ -142,6 +151,30 @@ arena_set_entry(HnswGraph *g, HnswNode node, int level, const HnswNode *expect,
 	return change;
 }
 
+/*
+ * Bytes of one node's code; the first call (dims is known by then) sizes
+ * it and the encoder's scratch space.
+ */
+static Size
+arena_code_size(HnswBuildState *bs)
+{
+	HnswGraph  *g = &bs->graph;
+
+	Assert(g->dims > 0);
+	if (g->code_kind == HNSW_CODE_NONE)
+		return 0;
+	if (bs->code_size == 0)
+	{
+		Size		nscratch = hnsw_code_scratch_floats(g->code_kind, g->dims);
+
+		bs->code_size = hnsw_code_size(g->code_kind, g->dims);
+		bs->code_scratch = MemoryContextAlloc(bs->arena_cxt,
+											  sizeof(float) * Max(nscratch, 1));
+		bs->mem_used += sizeof(float) * Max(nscratch, 1);
+	}
+	return bs->code_size;
+}
+
 static HnswNode
 arena_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
 				  HnswCandidate **selected, int *nselected)
@@ -166,6 +199,13 @@ arena_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid
 	an->tids[0] = *heaptid;
 	an->vec = arena_alloc(bs, sizeof(float) * g->dims);
 	memcpy(an->vec, vec, sizeof(float) * g->dims);
+	an->code = NULL;
+	if (g->code_kind != HNSW_CODE_NONE)
+	{
+		an->code = arena_alloc(bs, arena_code_size(bs));
+		hnsw_code_encode(g->code_kind, g->code_seed, g->metric, vec, g->dims,
+						 an->code, bs->code_scratch);
+	}
 	an->nbr = arena_alloc(bs, arena_nbr_size(g->m, level));
 	for (int l = 0; l <= level; l++)
 	{
@@ -195,6 +235,22 @@ arena_peek_vector(HnswGraph *g, HnswNode node)
 	return ((HnswBuildState *) g)->nodes[node].vec;
 }
 
+static const unsigned char *
+arena_peek_code(HnswGraph *g, HnswNode node)
+{
+	return ((HnswBuildState *) g)->nodes[node].code;
+}
+
+/* a search will read these nodes: their ArenaNodes, which say where the rest is */
+static void
+arena_prefetch(HnswGraph *g, const HnswNode *nodes, int n)
+{
+	HnswBuildState *bs = (HnswBuildState *) g;
+
+	for (int i = 0; i < n; i++)
+		hnsw_prefetch(&bs->nodes[nodes[i]]);
+}
+
 static const HnswGraphOps arena_graph_ops = {
 	.distance = arena_distance,
 	.vector = arena_vector,
@@ -206,6 +262,9 @@ static const HnswGraphOps arena_graph_ops = {
 	.add_heaptid = arena_add_heaptid,
 	.peek_vector = arena_peek_vector,
 	.peek_bytes = 1024,
+	.estimate = arena_estimate,
+	.peek_code = arena_peek_code,
+	.prefetch = arena_prefetch,
 };
 
 /* ----------------------------------------------------------------
@@ -361,6 +420,28 @@ reconnect_and_order(HnswBuildState *bs)
 	return ord;
 }
 
+/* the dimension is known: can this index's format hold it? */
+static void
+build_check_dims(HnswBuildState *bs, int dims)
+{
+	if (bs->graph.code_kind != HNSW_CODE_NONE)
+		hnsw_check_code_fits(bs->index, bs->graph.code_kind, dims);
+	else if (dims > HNSW_MAX_DIMS_V2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("vector has %d dimensions, engram_hnsw indexes of format 2 hold at most %d",
+						dims, HNSW_MAX_DIMS_V2)));
+}
+
+/* format 3: the element tuple holds the code; format 2: the vector */
+static Size
+build_element_size(HnswBuildState *bs)
+{
+	if (bs->graph.code_kind == HNSW_CODE_NONE)
+		return HNSW_ELEMENT_TUPLE_SIZE(bs->dims);
+	return HNSW_ELEMENT3_TUPLE_SIZE(hnsw_code_size(bs->graph.code_kind, bs->dims));
+}
+
 /* the page being planned: its block, free space and last offset */
 typedef struct PagePlan
 {
@@ -398,7 +479,7 @@ plan_placement(HnswBuildState *bs, const uint32 *ord, ItemPointerData *etids,
 			   ItemPointerData *ntids)
 {
 	PagePlan	p = {1, HNSW_PAGE_FREE_SPACE, 0};
-	Size		es = HNSW_ELEMENT_TUPLE_SIZE(bs->dims) + sizeof(ItemIdData);
+	Size		es = build_element_size(bs) + sizeof(ItemIdData);
 
 	for (uint32 k = 0; k < bs->nnodes; k++)
 	{
@@ -415,17 +496,83 @@ plan_placement(HnswBuildState *bs, const uint32 *ord, ItemPointerData *etids,
 }
 
 /*
- * The meta page: the entry point, insert page and, with spaces, where the
- * directory pages (after the data pages, up to nblocks) will be.
+ * Plan (write: and write) the vector pages from block first on: each
+ * node's vector in the order ord, chunked as hnsw_write_vector() would
+ * (hnsw_chunk_fit()), its first chunk's TID in vtids[].  A chunk that does
+ * not end its vector is followed by the first item of the next page.
+ * Returns the block after the last vector page.
+ */
+static BlockNumber
+vector_pages(HnswBuildState *bs, const uint32 *ord, BlockNumber first,
+			 ItemPointerData *vtids, bool write)
+{
+	PagePlan	p = {first, HNSW_PAGE_FREE_SPACE, 0};
+	PGAlignedBlock image;
+	int			dims = bs->dims;
+	HnswVectorTuple vt = palloc0(HNSW_VECTOR_TUPLE_SIZE(Min(dims, HNSW_CHUNK_MAX_COMP)));
+
+	hnsw_init_page(image.data, HNSW_PAGE_VECTOR, RelationGetRelid(bs->index));
+	for (uint32 k = 0; k < bs->nnodes; k++)
+	{
+		const float *vec = bs->nodes[ord[k]].vec;
+
+		CHECK_FOR_INTERRUPTS();
+		for (int done = 0; done < dims;)
+		{
+			int			n = hnsw_chunk_fit(p.avail - sizeof(ItemIdData), dims - done);
+			Size		size = HNSW_VECTOR_TUPLE_SIZE(n);
+			ItemPointerData tid;
+
+			if (n == 0)
+			{
+				if (write)
+				{
+					write_page(bs->index, p.blkno, image.data);
+					hnsw_init_page(image.data, HNSW_PAGE_VECTOR, RelationGetRelid(bs->index));
+				}
+				plan_new_page(&p);
+				continue;
+			}
+			plan_tuple(&p, size + sizeof(ItemIdData), &tid);
+			if (done == 0)
+				vtids[ord[k]] = tid;
+			if (write)
+			{
+				vt->type = HNSW_TUPLE_VECTOR;
+				vt->ncomp = n;
+				vt->start = done;
+				if (done + n < dims)
+					ItemPointerSet(&vt->next, p.blkno + 1, FirstOffsetNumber);
+				else
+					ItemPointerSetInvalid(&vt->next);
+				memcpy(vt->data, vec + done, sizeof(float) * n);
+				if (PageAddItem(image.data, (Item) vt, size, InvalidOffsetNumber,
+								false, false) != ItemPointerGetOffsetNumber(&tid))
+					elog(ERROR, "engram_hnsw build: vector chunk not placed as planned");
+			}
+			done += n;
+		}
+	}
+	if (write && bs->nnodes > 0)
+		write_page(bs->index, p.blkno, image.data);
+	pfree(vt);
+	return bs->nnodes > 0 ? p.blkno + 1 : first;
+}
+
+/*
+ * The meta page: the entry point, insert pages and, with spaces, where the
+ * directory pages (after the data and vector pages, from block nblocks)
+ * will be.
  */
 static void
 fill_build_meta(HnswBuildState *bs, Page image, const ItemPointerData *etids,
-				BlockNumber nblocks)
+				BlockNumber ndata, BlockNumber nblocks)
 {
 	HnswMetaPage meta;
 
 	hnsw_fill_meta(image, RelationGetRelid(bs->index), bs->dims, bs->graph.m,
-				   bs->graph.ef_construction, bs->metric, bs->nspacekeys);
+				   bs->graph.ef_construction, bs->metric, bs->nspacekeys,
+				   bs->graph.code_kind, bs->graph.code_seed);
 	meta = HnswPageGetMeta(image);
 	if (bs->nnodes > 0)
 	{
@@ -434,8 +581,10 @@ fill_build_meta(HnswBuildState *bs, Page image, const ItemPointerData *etids,
 			meta->entry = etids[bs->entry];
 			meta->entry_level = bs->entry_level;
 		}
-		meta->insert_page = nblocks - 1;
-		meta->stripe_insert[0] = nblocks - 1;
+		meta->insert_page = ndata - 1;
+		meta->stripe_insert[0] = ndata - 1;
+		if (nblocks > ndata)
+			meta->vector_insert[0] = nblocks - 1;
 		meta->inserted = bs->nnodes;
 	}
 	if (bs->nspacekeys > 0)
@@ -487,10 +636,10 @@ fill_neighbor_tuple(HnswBuildState *bs, ArenaNode *an, HnswNeighborTuple ntup,
 	return nsize;
 }
 
-/* an arena node's element tuple */
+/* an arena node's element tuple, its vector's first chunk at vtid */
 static void
 fill_element_tuple(HnswBuildState *bs, ArenaNode *an, HnswElementTuple etup, Size esize,
-				   ItemPointer ntid)
+				   ItemPointer ntid, ItemPointer vtid)
 {
 	memset(etup, 0, esize);
 	etup->type = HNSW_TUPLE_ELEMENT;
@@ -505,7 +654,13 @@ fill_element_tuple(HnswBuildState *bs, ArenaNode *an, HnswElementTuple etup, Siz
 			ItemPointerSetInvalid(&etup->heaptids[t]);
 	}
 	etup->neighbortid = *ntid;
-	memcpy(etup->vec, an->vec, sizeof(float) * bs->dims);
+	if (bs->graph.code_kind == HNSW_CODE_NONE)
+	{
+		memcpy(etup->vec, an->vec, sizeof(float) * bs->dims);
+		return;
+	}
+	*HnswElementVectorTid(etup) = *vtid;
+	memcpy(HnswElementCode(etup), an->code, hnsw_code_size(bs->graph.code_kind, bs->dims));
 }
 
 /*
@@ -533,10 +688,10 @@ add_planned(HnswBuildState *bs, Page image, BlockNumber *curblk,
 /* the data pages, in order, each filled and written once */
 static void
 write_data_pages(HnswBuildState *bs, const uint32 *ord, const ItemPointerData *etids,
-				 ItemPointerData *ntids, BlockNumber nblocks)
+				 ItemPointerData *ntids, ItemPointerData *vtids, BlockNumber nblocks)
 {
 	int			m = bs->graph.m;
-	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(bs->dims);
+	Size		esize = build_element_size(bs);
 	HnswElementTuple etup = palloc0(esize);
 	HnswNeighborTuple ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(m, hnsw_max_level(m)));
 	PGAlignedBlock image;
@@ -551,7 +706,7 @@ write_data_pages(HnswBuildState *bs, const uint32 *ord, const ItemPointerData *e
 
 		CHECK_FOR_INTERRUPTS();
 		nsize = fill_neighbor_tuple(bs, an, ntup, etids);
-		fill_element_tuple(bs, an, etup, esize, &ntids[i]);
+		fill_element_tuple(bs, an, etup, esize, &ntids[i], &vtids[i]);
 		add_planned(bs, image.data, &curblk, &ntids[i], (Item) ntup, nsize);
 		add_planned(bs, image.data, &curblk, &etids[i], (Item) etup, esize);
 	}
@@ -631,6 +786,9 @@ write_arena(HnswBuildState *bs)
 											 MCXT_ALLOC_HUGE);
 	ItemPointerData *ntids = palloc_extended(sizeof(ItemPointerData) * Max(bs->nnodes, 1),
 											 MCXT_ALLOC_HUGE);
+	ItemPointerData *vtids = palloc_extended(sizeof(ItemPointerData) * Max(bs->nnodes, 1),
+											 MCXT_ALLOC_HUGE);
+	BlockNumber ndata;
 	BlockNumber nblocks;
 	PGAlignedBlock meta_image;
 	uint32	   *ord = NULL;
@@ -639,11 +797,16 @@ write_arena(HnswBuildState *bs)
 
 	if (bs->nnodes > 0)
 		ord = reconnect_and_order(bs);
-	nblocks = plan_placement(bs, ord, etids, ntids);
+	ndata = plan_placement(bs, ord, etids, ntids);
+	nblocks = ndata;
+	if (bs->graph.code_kind != HNSW_CODE_NONE)
+		nblocks = vector_pages(bs, ord, ndata, vtids, false);
 
-	fill_build_meta(bs, meta_image.data, etids, nblocks);
+	fill_build_meta(bs, meta_image.data, etids, ndata, nblocks);
 	write_page(bs->index, HNSW_METAPAGE_BLKNO, meta_image.data);
-	write_data_pages(bs, ord, etids, ntids, nblocks);
+	write_data_pages(bs, ord, etids, ntids, vtids, ndata);
+	if (bs->graph.code_kind != HNSW_CODE_NONE)
+		(void) vector_pages(bs, ord, ndata, vtids, true);
 	if (bs->nspacekeys > 0 && bs->nspaces > 0)
 	{
 		nblocks = write_directory(bs, etids, nblocks);
@@ -655,6 +818,7 @@ write_arena(HnswBuildState *bs)
 
 	pfree(etids);
 	pfree(ntids);
+	pfree(vtids);
 	if (ord)
 		pfree(ord);
 }
@@ -695,6 +859,7 @@ static Size
 node_cost(HnswBuildState *bs, int level)
 {
 	return sizeof(ArenaNode) * 2 + MAXALIGN(sizeof(float) * bs->dims) +
+		MAXALIGN(arena_code_size(bs)) +
 		MAXALIGN(arena_nbr_size(bs->graph.m, level)) + sizeof(uint32);
 }
 
@@ -744,6 +909,7 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	{
 		if (bs->dims == 0)
 		{
+			build_check_dims(bs, dims);
 			bs->dims = dims;
 			bs->graph.dims = dims;
 		}
@@ -890,8 +1056,9 @@ build_workers(Relation heap, Relation index)
  * row holding little else crosses TOAST_TUPLE_THRESHOLD (497 dims and up).
  * The executor computes the distance of every row an index scan returns
  * from the heap's copy, which is then decompressed or fetched from the
- * TOAST table each time (bench/results/storage.md).  PLAIN can hold a
- * row with HNSW_MAX_DIMS floats.  Only for a plain column (not an
+ * TOAST table each time (bench/results/storage.md).  Longer vectors
+ * than a heap page holds stay out of line whatever the storage.  Only for
+ * a plain column (not an
  * expression), and once per transaction (not once per partition).
  */
 static void
@@ -903,10 +1070,9 @@ storage_notice(Relation heap, Relation index, IndexInfo *indexInfo, int dims)
 		sizeof(float4) * (Size) dims;
 	Form_pg_attribute att;
 
-	StaticAssertStmt(MAXALIGN(SizeofHeapTupleHeader) + ARR_OVERHEAD_NONULLS(1) +
-					 sizeof(float4) * HNSW_MAX_DIMS <= MaxHeapTupleSize,
-					 "a row of HNSW_MAX_DIMS floats must fit a heap page");
-	if (heapattno <= 0 || rowsize <= TOAST_TUPLE_THRESHOLD || noticed_lxid == MyProc->lxid)
+	/* PLAIN is the advice only where the row fits a heap page (about 2 000 dims) */
+	if (heapattno <= 0 || rowsize <= TOAST_TUPLE_THRESHOLD || rowsize > MaxHeapTupleSize ||
+		noticed_lxid == MyProc->lxid)
 		return;
 	att = TupleDescAttr(RelationGetDescr(heap), heapattno - 1);
 	if (att->attstorage != TYPSTORAGE_EXTENDED)
@@ -958,6 +1124,10 @@ hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	bs->graph.ef_construction = hnsw_index_ef_construction(index);
 	bs->graph.metric = bs->metric;
 	bs->graph.dist = hnsw_metric_distance(bs->metric);
+	bs->graph.code_kind = hnsw_build_format >= 3 ? hnsw_index_code_kind(index) : HNSW_CODE_NONE;
+	bs->graph.code_seed = HNSW_BUILD_CODE_SEED;
+	if (bs->dims > 0)
+		build_check_dims(bs, bs->dims);
 	bs->graph.dense = true;
 	bs->arena_cxt = AllocSetContextCreate(CurrentMemoryContext, "engram_hnsw build arena",
 										  ALLOCSET_DEFAULT_SIZES);
@@ -1023,7 +1193,9 @@ hnsw_buildempty(Relation index)
 	buf = ReadBufferExtended(index, INIT_FORKNUM, P_NEW, RBM_NORMAL, NULL);
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	START_CRIT_SECTION();
-	hnsw_fill_meta(BufferGetPage(buf), RelationGetRelid(index), dims, m, efc, metric, nspacekeys);
+	hnsw_fill_meta(BufferGetPage(buf), RelationGetRelid(index), dims, m, efc, metric, nspacekeys,
+				   hnsw_build_format >= 3 ? hnsw_index_code_kind(index) : HNSW_CODE_NONE,
+				   HNSW_BUILD_CODE_SEED);
 	MarkBufferDirty(buf);
 	log_newpage_buffer(buf, true);
 	END_CRIT_SECTION();

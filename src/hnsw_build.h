@@ -18,9 +18,18 @@
 
 #define ARENA_CHUNK_SIZE	(4 * 1024 * 1024)
 
+/*
+ * The seed of the codes a build encodes (RaBitQ's rotation): the same for
+ * every index, so that a build is repeatable.  Kept in the build state
+ * (graph.code_seed, with graph.code_kind) for the meta page.
+ */
+#define HNSW_BUILD_CODE_SEED	((uint32) 0x2545F491)
+
 typedef struct ArenaNode
 {
 	float	   *vec;
+	unsigned char *code;		/* graph.code_kind's code of vec (NULL:
+								 * none) */
 	uint32	   *nbr;			/* per layer: count, then the slots */
 	uint32		space_no;
 	uint8		level;
@@ -73,6 +82,10 @@ typedef struct HnswBuildState
 	Size		mem_limit;
 	HnswNode	entry;
 	int			entry_level;
+
+	/* codes: the bytes of one (0 until dims is known), encoding scratch */
+	Size		code_size;
+	float	   *code_scratch;
 
 	/* after running out of memory: the on-page graph */
 	bool		spilled;

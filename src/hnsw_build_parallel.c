@@ -13,8 +13,10 @@
  * serial build's arena).  Nodes are numbered 0, 1, ... by an atomic
  * counter; the node table maps a number to the dsa_pointer of its record:
  * header (spinlock, level, heap TIDs), then the neighbour lists in the
- * serial arena's layout, then the vector.  Each participant carves records
- * out of its own chunks and keeps a private cache of local addresses.
+ * serial arena's layout, then the vector, then its code (hnsw_codes.h: the
+ * graph is walked on codes, as the serial arena's is).  Each participant
+ * carves records out of its own chunks and keeps a private cache of local
+ * addresses.
  *
  * Locking: a node's spinlock protects its lists and heap TIDs.  Readers
  * copy a list under it; a writer replaces a list only if it still equals
@@ -74,6 +76,8 @@ typedef struct HnswParShared
 	int			m;
 	int			ef_construction;
 	int			metric;
+	int			code_kind;		/* HNSW_CODE_* of the codes, and their seed */
+	uint32		code_seed;
 	int			tranche_id;
 	int			nparticipants;	/* planned: workers + the leader */
 	uint32		maxnodes;
@@ -102,7 +106,7 @@ typedef struct ParNode
 	uint8		level;
 	uint8		ntids;
 	ItemPointerData tids[HNSW_HEAPTIDS];
-	/* then the lists (arena_nbr_size bytes), then the vector, MAXALIGNed */
+	/* then the lists (arena_nbr_size bytes), the vector, its code; MAXALIGNed */
 } ParNode;
 
 #define PAR_NODE_HDR	MAXALIGN(sizeof(ParNode))
@@ -119,6 +123,7 @@ typedef struct HnswParGraph
 	dsa_pointer chunk;			/* where the next record goes */
 	char	   *chunk_addr;
 	Size		chunk_left;
+	float	   *code_scratch;	/* for encoding (allocated with dims known) */
 	Relation	index;
 	bool		leader;
 	MemoryContext tmp_cxt;		/* reset after every tuple */
@@ -134,9 +139,16 @@ struct HnswParallelBuild
 };
 
 static inline Size
-par_node_size(int m, int dims, int level)
+par_code_size(HnswGraph *g)
 {
-	return PAR_NODE_HDR + MAXALIGN(arena_nbr_size(m, level)) + MAXALIGN(sizeof(float) * dims);
+	return g->code_kind == HNSW_CODE_NONE ? 0 : hnsw_code_size(g->code_kind, g->dims);
+}
+
+static inline Size
+par_node_size(HnswGraph *g, int level)
+{
+	return PAR_NODE_HDR + MAXALIGN(arena_nbr_size(g->m, level)) +
+		MAXALIGN(sizeof(float) * g->dims) + MAXALIGN(par_code_size(g));
 }
 
 static inline uint32 *
@@ -149,6 +161,12 @@ static inline float *
 par_vec(ParNode *n, int m)
 {
 	return (float *) ((char *) n + PAR_NODE_HDR + MAXALIGN(arena_nbr_size(m, n->level)));
+}
+
+static inline unsigned char *
+par_code(ParNode *n, int m, int dims)
+{
+	return (unsigned char *) par_vec(n, m) + MAXALIGN(sizeof(float) * dims);
 }
 
 static ParNode *
@@ -202,6 +220,19 @@ par_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
 {
 	*skip = false;
 	return g->dist(q, par_vec(par_node((HnswParGraph *) g, node), g->m), g->dims);
+}
+
+static float
+par_estimate(HnswGraph *g, HnswNode node, const HnswCodeQuery *cq, bool *skip)
+{
+	*skip = false;
+	return hnsw_code_estimate(cq, par_code(par_node((HnswParGraph *) g, node), g->m, g->dims));
+}
+
+static const unsigned char *
+par_peek_code(HnswGraph *g, HnswNode node)
+{
+	return par_code(par_node((HnswParGraph *) g, node), g->m, g->dims);
 }
 
 static const float *
@@ -286,12 +317,25 @@ par_set_entry(HnswGraph *g, HnswNode node, int level, const HnswNode *expect,
 	return change;
 }
 
+/* the encoder's scratch space, allocated once dims is known */
+static float *
+par_code_scratch(HnswParGraph *pg)
+{
+	HnswGraph  *g = &pg->graph;
+
+	if (pg->code_scratch == NULL)
+		pg->code_scratch = MemoryContextAlloc(g->cxt, sizeof(float) *
+											  Max(hnsw_code_scratch_floats(g->code_kind,
+																		   g->dims), 1));
+	return pg->code_scratch;
+}
+
 static HnswNode
 par_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
 				HnswCandidate **selected, int *nselected)
 {
 	HnswParGraph *pg = (HnswParGraph *) g;
-	Size		size = par_node_size(g->m, g->dims, level);
+	Size		size = par_node_size(g, level);
 	uint32		id = pg_atomic_fetch_add_u32(&pg->sh->nnodes, 1);
 	dsa_pointer dp = pg->chunk;
 	ParNode    *n = (ParNode *) pg->chunk_addr;
@@ -318,6 +362,9 @@ par_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
 			list[i + 1] = (uint32) selected[l][i].node;
 	}
 	memcpy(par_vec(n, g->m), vec, sizeof(float) * g->dims);
+	if (g->code_kind != HNSW_CODE_NONE)
+		hnsw_code_encode(g->code_kind, g->code_seed, g->metric, vec, g->dims,
+						 par_code(n, g->m, g->dims), par_code_scratch(pg));
 
 	/* publish: the record is complete before anyone can find its number */
 	pg_write_barrier();
@@ -354,6 +401,8 @@ static const HnswGraphOps par_graph_ops = {
 	.add_heaptid = par_add_heaptid,
 	.peek_vector = par_vector,
 	.peek_bytes = 1024,
+	.estimate = par_estimate,
+	.peek_code = par_peek_code,
 };
 
 /* ----------------------------------------------------------------
@@ -366,7 +415,7 @@ static bool
 par_reserve(HnswParGraph *pg)
 {
 	HnswParShared *sh = pg->sh;
-	Size		need = par_node_size(pg->graph.m, pg->graph.dims, hnsw_max_level(pg->graph.m));
+	Size		need = par_node_size(&pg->graph, hnsw_max_level(pg->graph.m));
 	dsa_pointer dp;
 
 	/* each participant creates at most one node per insertion */
@@ -453,6 +502,8 @@ par_participate(HnswParShared *sh, dsa_area *area, Relation heap, Relation index
 	pg.graph.ef_construction = sh->ef_construction;
 	pg.graph.metric = sh->metric;
 	pg.graph.dist = hnsw_metric_distance(sh->metric);
+	pg.graph.code_kind = sh->code_kind;
+	pg.graph.code_seed = sh->code_seed;
 	pg.graph.cxt = cxt;
 	pg.graph.dense = true;
 	pg.sh = sh;
@@ -590,6 +641,8 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 	sh->m = m;
 	sh->ef_construction = bs->graph.ef_construction;
 	sh->metric = bs->metric;
+	sh->code_kind = bs->graph.code_kind;
+	sh->code_seed = bs->graph.code_seed;
 	sh->nparticipants = nworkers + 1;
 	sh->maxnodes = (uint32) maxnodes;
 	pg_atomic_init_u32(&sh->dims, (uint32) bs->dims);
@@ -655,6 +708,8 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 		ArenaNode  *an = &bs->nodes[i];
 
 		an->vec = par_vec(n, m);
+		an->code = bs->graph.code_kind != HNSW_CODE_NONE ?
+			par_code(n, m, bs->dims) : NULL;
 		an->nbr = par_nbr(n);
 		an->space_no = 0;
 		an->level = n->level;

@@ -212,6 +212,8 @@ typedef struct CheckState
 	int64		nfree;			/* free slots */
 	int			pagefree;		/* ... on the page being read */
 	int			max_level;
+	int64		nchunks;		/* format 3: vector chunks */
+	HnswGraph	graph;			/* format 3: what encoding a vector needs */
 } CheckState;
 
 static void
@@ -220,6 +222,10 @@ check_state_init(CheckState *st, Relation index)
 	memset(st, 0, sizeof(CheckState));
 	st->index = index;
 	hnsw_read_meta(index, &st->meta);
+	st->graph.dims = st->meta.dims;
+	st->graph.metric = st->meta.metric;
+	st->graph.code_kind = st->meta.code_kind;
+	st->graph.code_seed = st->meta.code_seed;
 	st->nblocks = RelationGetNumberOfBlocks(index);
 	st->maxelems = st->maxnbrs = st->maxpentries = 1024;
 	st->maxslots = 16384;
@@ -263,12 +269,56 @@ collect_pending_entry(CheckState *st, Page page, BlockNumber blkno, OffsetNumber
 	st->pentries[st->npentries++] = HnswNodeFromTid(&ptup->elem);
 }
 
+/*
+ * An element's vector: finite, and in format 3 a valid chain of chunks
+ * whose vector encodes to the element's code (the graph page is held:
+ * vector pages after graph pages).  A free slot's code is not checked: an
+ * insert that crashed while taking it over may have left the new vector.
+ */
+static void
+check_vector(CheckState *st, HnswElementTuple etup, BlockNumber blkno, OffsetNumber off)
+{
+	int			dims = st->meta.dims;
+	const float *vec = etup->vec;
+	float	   *buf = NULL;
+
+	if (st->meta.version >= 3)
+	{
+		buf = palloc(sizeof(float) * Max(dims, 1));
+		hnsw_read_vector(st->index, HnswElementVectorTid(etup), dims, blkno, buf);
+		vec = buf;
+	}
+	for (int d = 0; d < dims; d++)
+		if (isnan(vec[d]) || isinf(vec[d]))
+			hnsw_corrupt(st->index, blkno,
+						 psprintf("element %u has a vector with NaN or infinity", off));
+	if (buf != NULL && !(etup->flags & HNSW_ELEMENT_FREE))
+	{
+		unsigned char *code = hnsw_encode_vector(&st->graph, vec);
+
+		if (memcmp(code, HnswElementCode(etup), hnsw_code_size(st->meta.code_kind, dims)) != 0)
+			hnsw_corrupt(st->index, blkno,
+						 psprintf("element %u has a code that does not match its vector", off));
+		pfree(code);
+	}
+	if (buf != NULL)
+		pfree(buf);
+}
+
+/* pass 1, a vector chunk: its header (chains are checked from elements) */
+static void
+collect_chunk(CheckState *st, Page page, BlockNumber blkno, OffsetNumber off)
+{
+	(void) hnsw_page_chunk(st->index, page, blkno, off, st->meta.dims);
+	st->nchunks++;
+}
+
 /* pass 1, an element tuple: its flags, heap TIDs and vector */
 static void
 collect_element(CheckState *st, Page page, BlockNumber blkno, OffsetNumber off)
 {
 	Relation	index = st->index;
-	HnswElementTuple etup = hnsw_page_element(index, page, blkno, off, st->meta.dims);
+	HnswElementTuple etup = hnsw_page_element(index, page, blkno, off, &st->meta);
 	ItemPointerData tid;
 	CheckElement *ce;
 
@@ -283,10 +333,7 @@ collect_element(CheckState *st, Page page, BlockNumber blkno, OffsetNumber off)
 			ItemPointerGetOffsetNumberNoCheck(&etup->heaptids[t]) == 0)
 			hnsw_corrupt(index, blkno,
 						 psprintf("element %u has an invalid heap TID", off));
-	for (int d = 0; d < st->meta.dims; d++)
-		if (isnan(etup->vec[d]) || isinf(etup->vec[d]))
-			hnsw_corrupt(index, blkno,
-						 psprintf("element %u has a vector with NaN or infinity", off));
+	check_vector(st, etup, blkno, off);
 
 	if (st->nelems == st->maxelems)
 	{
@@ -376,6 +423,8 @@ collect_item(CheckState *st, Page page, BlockNumber blkno, OffsetNumber off)
 		(void) hnsw_page_space(index, page, blkno, off);
 	else if (HnswPageGetOpaque(page)->flags & HNSW_PAGE_PENDING)
 		collect_pending_entry(st, page, blkno, off);
+	else if (HnswPageGetOpaque(page)->flags == HNSW_PAGE_VECTOR)
+		collect_chunk(st, page, blkno, off);
 	else if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DATA)
 		hnsw_corrupt(index, blkno, psprintf("item %u is not a directory entry", off));
 	else if (type == HNSW_TUPLE_ELEMENT)
@@ -672,6 +721,9 @@ report_findings(CheckState *st)
 			st->unreachable++;
 	if (st->unreachable > 0 && message_level_is_interesting(DEBUG1))
 		log_unreachable(st);
+	if (st->nchunks > 0)
+		elog(DEBUG1, "engram_hnsw check: " INT64_FORMAT " vector chunks",
+			 st->nchunks);
 	if (st->nfree > 0)
 		elog(DEBUG1, "engram_hnsw check: " INT64_FORMAT " of the " INT64_FORMAT " deleted elements are free slots",
 			 st->nfree, st->ndeleted);
@@ -690,8 +742,8 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 	Relation	index;
 	CheckState	st;
 	TupleDesc	tupdesc;
-	Datum		values[7];
-	bool		nulls[7] = {false};
+	Datum		values[9];
+	bool		nulls[9] = {false};
 	MemoryContext cxt;
 	MemoryContext oldcxt;
 	LOCKMODE	lockmode;
@@ -723,6 +775,11 @@ engram_hnsw_check(PG_FUNCTION_ARGS)
 	values[4] = Int32GetDatum(st.max_level);
 	values[5] = Int64GetDatum(st.unreachable);
 	values[6] = Int64GetDatum(st.npending);
+	values[7] = Int32GetDatum(st.meta.version);
+	if (st.meta.version >= 3)
+		values[8] = CStringGetTextDatum(hnsw_code_name(st.meta.code_kind));
+	else
+		nulls[8] = true;
 
 	hnsw_close_maintenance(index, heap, lockmode);
 

@@ -8,19 +8,26 @@
  * Three kinds:
  *
  * int8: x_hat[i] = lo + step * c[i], lo the minimum of x, step its range
- *	 / 255, c[i] the nearest of 0..255.  Code: lo, step, e, |c| (4 floats)
- *	 then dims bytes.  e bounds |x - x_hat| (computed in double, rounded
- *	 up, plus the rounding of x_hat in float arithmetic).  The query stays
- *	 float: the estimate is |q - x_hat|^2 (L2) or -q.x_hat, and the bound
- *	 is deterministic: for L2 the exact distance d^2 lies within
- *	 [(d_hat - e)^2, (d_hat + e)^2], d_hat being the square root of the
- *	 estimate widened by the float rounding of the sum; for the inner
- *	 product |q.x - q.x_hat| <= |q| e plus rounding.
+ *	 / 255, c[i] the nearest of 0..255.  Code: lo, step, e (floats), the
+ *	 sum of c and of c^2 (32-bit integers), then dims bytes.  e bounds
+ *	 |x - x_hat| (computed in double, rounded up).  The query is quantized
+ *	 to 16-bit integers, q_hat = s * u, with as many bits as keep the
+ *	 integer dot product u.c exact in 32 bits (15 up to 257 dimensions, 9
+ *	 at 16000), so that the kernel is an integer multiply-add;
+ *	 r = |q - q_hat| is kept.  Then q.x_hat = lo sum(q) + step q.c, with
+ *	 q.c = s u.c within r |c|, and |q - x_hat|^2 = |q - lo|^2 -
+ *	 2 step (q.c - lo sum(c)) + step^2 |c|^2, in double.  The bound is
+ *	 deterministic: for L2 the exact distance d^2 lies within
+ *	 [(d_hat - e)^2, (d_hat + e)^2], d_hat = |q - x_hat| known within the
+ *	 query's quantization error 2 step r |c| and the double rounding; for
+ *	 the inner product |q.x - q.x_hat| <= |q| e, plus step r |c|.
  *
  * fp16: x_hat[i] = the IEEE half nearest to x[i], values beyond the half
  *	 range clamped to +-65504 (their error counted in e, so the bound
  *	 holds, only wider).  Code: e, |x_hat| (2 floats) then dims halves.
- *	 Estimates and bounds as for int8.
+ *	 The query stays float: the estimate is the float sum |q - x_hat|^2
+ *	 or -q.x_hat, its rounding allowed for in the bound, which is
+ *	 otherwise that of int8 (with no query quantization).
  *
  * rabitq: RaBitQ (Gao and Long, SIGMOD 2024), centred at the origin.  The
  *	 vector is normalised (o = x / |x|), padded with zeros to D, a power of
@@ -46,10 +53,10 @@
  *
  * Encoding and query preparation are plain scalar C, built without
  * contraction or reassociation (see the Makefile), so codes are the same
- * bytes on every machine and kernel variant.  The estimate kernels sum in
- * float in some order: the bounds allow a relative error of gamma(k) =
- * k u / (1 - k u), u = 2^-24, k = dims / 8 + 67, four times the depth of
- * the kernels' 32-lane sums.
+ * bytes on every machine and kernel variant.  The int8 kernel sums
+ * integers, exactly; the fp16 kernels sum in float in some order: their
+ * bounds allow a relative error of gamma(k) = k u / (1 - k u), u = 2^-24,
+ * k = dims / 8 + 67, four times the depth of the kernels' 32-lane sums.
  *
  *-------------------------------------------------------------------------
  */
@@ -68,9 +75,8 @@
 #define HNSW_KERNEL_NAME(name) name
 #endif
 
-float		HNSW_KERNEL_NAME(hnsw_codes_l2_u8) (const float *q, const unsigned char *c,
-												float lo, float step, int n);
-float		HNSW_KERNEL_NAME(hnsw_codes_dot_u8) (const float *q, const unsigned char *c, int n);
+int32_t		HNSW_KERNEL_NAME(hnsw_codes_dot_i16_u8) (const int16_t *q, const unsigned char *c,
+													 int n);
 float		HNSW_KERNEL_NAME(hnsw_codes_l2_f16) (const float *q, const unsigned char *h, int n);
 float		HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (const float *q, const unsigned char *h, int n);
 uint64_t	HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
@@ -79,7 +85,7 @@ uint64_t	HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
 #define CODES_U			0x1p-24		/* unit roundoff of float */
 #define RABITQ_EPS0		1.9
 #define RABITQ_ROUNDS	3
-#define INT8_HEADER		16
+#define INT8_HEADER		20
 #define FP16_HEADER		8
 #define RABITQ_FACTORS	12
 #define HALF_MAX		65504.0f
@@ -91,13 +97,19 @@ struct HnswCodeQuery
 	int32_t		dims;
 	int32_t		pad;			/* rabitq: padded dimension D */
 	double		qnorm;			/* |q| */
+	double		qnorm2;			/* |q|^2 */
+	double		qscale;			/* int8: q_hat = qscale * (int16 query) */
+	double		qresid;			/* int8: |q - q_hat| */
 	double		qsum;			/* sum of q (int8) */
 	double		qabs;			/* sum of |q| (int8) */
 	double		rel;			/* gamma(k) of the kernels' float sums */
 	double		vlow;			/* rabitq: lowest rotated query value */
 	double		delta;			/* rabitq: quantization step of the query */
 	double		usum;			/* rabitq: sum of the 4-bit query values */
-	uint64_t	data[];			/* float q[dims], or rabitq's planes */
+	double		kbits;			/* rabitq: <x_bar, q_bar> = kbits * bitdot4 */
+	double		kones;			/* + kones * set bits */
+	double		kconst;			/* + kconst */
+	uint64_t	data[];			/* int16 or float q[dims], or rabitq's planes */
 };
 
 /* ---------------------------------------------------------------- sizes */
@@ -139,6 +151,8 @@ HNSW_KERNEL_NAME(hnsw_code_query_bytes) (int kind, int dims)
 		/* four bit planes, then the rotated query as scratch */
 		return head + pad / 2 + pad * sizeof(float);
 	}
+	if (kind == HNSW_CODE_INT8)
+		return head + ((size_t) dims * sizeof(int16_t) + 7) / 8 * 8;
 	return head + ((size_t) dims * sizeof(float) + 7) / 8 * 8;
 }
 
@@ -315,8 +329,15 @@ encode_int8(const float *x, int dims, unsigned char *code)
 				hi = x[0],
 				step;
 	double		err2 = 0,
-				c2 = 0,
 				delta;
+	uint32_t	csum = 0,
+				csq = 0;
+
+	if (dims <= 0)
+	{
+		memset(code, 0, INT8_HEADER);
+		return;
+	}
 
 	for (int i = 1; i < dims; i++)
 	{
@@ -337,20 +358,17 @@ encode_int8(const float *x, int dims, unsigned char *code)
 		code[INT8_HEADER + i] = (unsigned char) c;
 		d = (double) x[i] - ((double) lo + (double) step * c);
 		err2 += d * d;
-		c2 += c * c;
+		csum += (uint32_t) c;
+		csq += (uint32_t) (c * c);	/* at most 255^2 * 16000 < 2^32 */
 	}
 
-	/*
-	 * The kernels rebuild x_hat in float (lo + step * c, two roundings of at
-	 * most u times |lo| + 255 step each, or the least subnormal): that moves
-	 * x_hat by at most this much, which the bound treats as part of e.
-	 */
-	delta = (2.0 * CODES_U * (fabs((double) lo) + 255.0 * (double) step) + 0x1p-148) *
-		sqrt((double) dims);
+	/* lo + step * c rounds in double: at most this much in all */
+	delta = 0x1p-50 * (fabs((double) lo) + 255.0 * (double) step) * sqrt((double) dims);
 	put_float(code, lo);
 	put_float(code + 4, step);
 	put_float(code + 8, round_up(sqrt(err2) + delta));
-	put_float(code + 12, round_up(sqrt(c2)));
+	memcpy(code + 12, &csum, sizeof(csum));
+	memcpy(code + 16, &csq, sizeof(csq));
 }
 
 static void
@@ -478,6 +496,41 @@ prepare_rabitq(struct HnswCodeQuery *cq, uint32_t seed, const float *q)
 				planes[p * words + i / 64] |= (uint64_t) 1 << (i % 64);
 	}
 	cq->usum = usum;
+	/* <x_bar, q_bar> = sum (2 b_i - 1) (v_l + delta u_i) / sqrt(D) */
+	cq->kbits = 2.0 * cq->delta / sqrt((double) pad);
+	cq->kones = 2.0 * cq->vlow / sqrt((double) pad);
+	cq->kconst = -(cq->delta * usum + pad * cq->vlow) / sqrt((double) pad);
+}
+
+/*
+ * The int8 query: q_hat = qscale * u, u 16-bit integers of at most qmax
+ * in magnitude, qmax chosen so that |u.c| <= qmax * 255 * dims < 2^31.
+ */
+static void
+prepare_int8(struct HnswCodeQuery *cq, const float *q)
+{
+	int			n = cq->dims;
+	int16_t    *u = (int16_t *) cq->data;
+	double		qmax = floor(2147483647.0 / (255.0 * (n > 0 ? n : 1)));
+	double		amax = 0,
+				r2 = 0;
+
+	qmax = qmax < 32767 ? qmax : 32767;
+	for (int i = 0; i < n; i++)
+		amax = fabs((double) q[i]) > amax ? fabs((double) q[i]) : amax;
+	cq->qscale = amax / qmax;
+	for (int i = 0; i < n; i++)
+	{
+		double		v = cq->qscale > 0 ? floor(q[i] / cq->qscale + 0.5) : 0;
+		double		d;
+
+		v = v > qmax ? qmax : (v < -qmax ? -qmax : v);
+		u[i] = (int16_t) v;
+		d = (double) q[i] - cq->qscale * v;
+		r2 += d * d;
+	}
+	/* the double arithmetic of r itself */
+	cq->qresid = sqrt(r2) * (1.0 + 0x1p-40) + 0x1p-50 * amax * sqrt((double) n);
 }
 
 void
@@ -501,11 +554,14 @@ HNSW_KERNEL_NAME(hnsw_code_query_prepare) (int kind, uint32_t seed, int metric,
 		abssum += fabs((double) q[i]);
 	}
 	cq->qnorm = sqrt(n2);
+	cq->qnorm2 = n2;
 	cq->qsum = sum;
 	cq->qabs = abssum;
 	cq->rel = sum_gamma(dims);
 	if (kind == HNSW_CODE_RABITQ)
 		prepare_rabitq(cq, seed, q);
+	else if (kind == HNSW_CODE_INT8)
+		prepare_int8(cq, q);
 	else
 		memcpy(cq->data, q, (size_t) dims * sizeof(float));
 }
@@ -513,16 +569,15 @@ HNSW_KERNEL_NAME(hnsw_code_query_prepare) (int kind, uint32_t seed, int metric,
 /* ---------------------------------------------------------------- estimates */
 
 /*
- * Bound of an L2 estimate est = (1 +- rel) |q - x_hat|^2 (a float sum)
- * when |x - x_hat| <= e: the exact distance lies within
- * [(d_lo - e)^2, (d_hi + e)^2], d_lo and d_hi the square roots of the
- * estimate widened by the rounding.
+ * Bound of an L2 estimate est when |q - x_hat|^2 lies within [lo2, hi2]
+ * and |x - x_hat| <= e: the exact distance lies within
+ * [(sqrt(lo2) - e)^2, (sqrt(hi2) + e)^2].
  */
 static double
-l2_bound(double est, double rel, double e, int dims)
+l2_bound(double est, double lo2, double hi2, double e, int dims)
 {
-	double		dlo = sqrt(est / (1.0 + rel)) - e;
-	double		dhi = sqrt(est / (1.0 - rel)) + e;
+	double		dlo = sqrt(lo2 > 0 ? lo2 : 0) - e;
+	double		dhi = sqrt(hi2 > 0 ? hi2 : 0) + e;
 	double		below,
 				above;
 
@@ -533,53 +588,75 @@ l2_bound(double est, double rel, double e, int dims)
 	return (below > above ? below : above) + (dims + 4) * (double) FLT_MIN;
 }
 
-/* estimate and bound of the codes with a float query (int8, fp16) */
+/* estimate and bound (if bound is not NULL) of int8, see the file header */
 static void
-estimate_direct(const struct HnswCodeQuery *cq, const unsigned char *code,
-				double *est, double *bound)
+estimate_int8(const struct HnswCodeQuery *cq, const unsigned char *code,
+			  double *est, double *bound)
+{
+	int			n = cq->dims;
+	double		lo = get_float(code),
+				step = get_float(code + 4),
+				e = get_float(code + 8);
+	uint32_t	csum,
+				csq;
+	double		qc,
+				raw,
+				quant,
+				mag;
+	/* relative rounding of the double sums over n terms and of the rest */
+	double		dround = (n + 16) * 0x1p-52;
+
+	memcpy(&csum, code + 12, sizeof(csum));
+	memcpy(&csq, code + 16, sizeof(csq));
+	qc = cq->qscale *
+		HNSW_KERNEL_NAME(hnsw_codes_dot_i16_u8) ((const int16_t *) cq->data,
+												 code + INT8_HEADER, n);
+	if (cq->metric == HNSW_CODE_METRIC_L2)
+	{
+		raw = cq->qnorm2 - 2.0 * lo * cq->qsum + n * lo * lo -
+			2.0 * step * (qc - lo * csum) + step * step * csq;
+		*est = raw > 0 ? raw : 0;
+		if (bound == NULL)
+			return;
+		quant = 2.0 * step * cq->qresid * sqrt((double) csq);
+		mag = cq->qnorm2 + 2.0 * fabs(lo) * cq->qabs + n * lo * lo +
+			2.0 * step * (fabs(qc) + fabs(lo) * csum) + step * step * csq;
+		*bound = l2_bound(*est, raw - quant - dround * mag,
+						  raw + quant + dround * mag, e, n);
+		return;
+	}
+	*est = -(lo * cq->qsum + step * qc);
+	if (bound)
+		*bound = cq->qnorm * e * (1.0 + dround) +
+			step * cq->qresid * sqrt((double) csq) +
+			dround * (fabs(lo) * cq->qabs + step * fabs(qc)) +
+			(n + 4) * (double) FLT_MIN;
+}
+
+/* estimate and bound (if bound is not NULL) of fp16: float query */
+static void
+estimate_fp16(const struct HnswCodeQuery *cq, const unsigned char *code,
+			  double *est, double *bound)
 {
 	const float *q = (const float *) cq->data;
 	int			n = cq->dims;
-	int			l2 = cq->metric == HNSW_CODE_METRIC_L2;
-	double		e,
-				dot;
+	double		e = get_float(code);
+	double		rel = cq->rel + 3 * CODES_U;	/* and each term's rounding */
 
-	if (cq->kind == HNSW_CODE_INT8)
+	if (cq->metric == HNSW_CODE_METRIC_L2)
 	{
-		float		lo = get_float(code),
-					step = get_float(code + 4);
-
-		e = get_float(code + 8);
-		if (l2)
-		{
-			*est = HNSW_KERNEL_NAME(hnsw_codes_l2_u8) (q, code + INT8_HEADER, lo, step, n);
-			*bound = l2_bound(*est, cq->rel + 3 * CODES_U, e, n);
-			return;
-		}
-		dot = (double) lo * cq->qsum +
-			(double) step * HNSW_KERNEL_NAME(hnsw_codes_dot_u8) (q, code + INT8_HEADER, n);
-		*bound = cq->qnorm * e +
-			(double) step * cq->rel * cq->qnorm * get_float(code + 12) +
-			fabs((double) lo) * cq->qabs * 0x1p-48 +
-			(n + 4) * (double) FLT_MIN * (1.0 + step);
+		*est = HNSW_KERNEL_NAME(hnsw_codes_l2_f16) (q, code + FP16_HEADER, n);
+		if (bound)
+			*bound = l2_bound(*est, *est / (1.0 + rel), *est / (1.0 - rel), e, n);
+		return;
 	}
-	else
-	{
-		e = get_float(code);
-		if (l2)
-		{
-			*est = HNSW_KERNEL_NAME(hnsw_codes_l2_f16) (q, code + FP16_HEADER, n);
-			*bound = l2_bound(*est, cq->rel + 3 * CODES_U, e, n);
-			return;
-		}
-		dot = HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (q, code + FP16_HEADER, n);
+	*est = -HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (q, code + FP16_HEADER, n);
+	if (bound)
 		*bound = cq->qnorm * e + cq->rel * cq->qnorm * get_float(code + 4) +
 			(n + 4) * (double) FLT_MIN;
-	}
-	*est = -dot;
 }
 
-/* estimate and (probabilistic) bound of RaBitQ, see the file header */
+/* estimate and probabilistic bound (if bound is not NULL) of RaBitQ */
 static void
 estimate_rabitq(const struct HnswCodeQuery *cq, const unsigned char *code,
 				double *est, double *bound)
@@ -596,27 +673,22 @@ estimate_rabitq(const struct HnswCodeQuery *cq, const unsigned char *code,
 				slack;
 
 	memcpy(&ones, code + 8 * words + 8, sizeof(ones));
-	xq = (2.0 * cq->delta *
-		  (double) HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (code, cq->data, words) +
-		  2.0 * cq->vlow * ones - cq->delta * cq->usum - pad * cq->vlow) /
-		sqrt((double) pad);
+	xq = cq->kbits * (double) HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (code, cq->data, words) +
+		cq->kones * ones + cq->kconst;
 	ip = xq / a;
+	scale = xnorm * cq->qnorm;
+	if (cq->metric == HNSW_CODE_METRIC_L2)
+		*est = xnorm * xnorm + cq->qnorm * cq->qnorm - 2.0 * scale * ip;
+	else
+		*est = -scale * ip;
+	if (bound == NULL)
+		return;
 	err = RABITQ_EPS0 * sqrt((1.0 - a * a) / (a * a * (pad - 1)) +
 							 cq->delta * cq->delta / (4.0 * a * a));
-	scale = xnorm * cq->qnorm;
 	/* float rounding of the stored norm, the rotation and the result */
 	slack = 16.0 * CODES_U * (xnorm * xnorm + cq->qnorm * cq->qnorm + scale) +
 		4.0 * (double) FLT_MIN;
-	if (cq->metric == HNSW_CODE_METRIC_L2)
-	{
-		*est = xnorm * xnorm + cq->qnorm * cq->qnorm - 2.0 * scale * ip;
-		*bound = 2.0 * scale * err + slack;
-	}
-	else
-	{
-		*est = -scale * ip;
-		*bound = scale * err + slack;
-	}
+	*bound = (cq->metric == HNSW_CODE_METRIC_L2 ? 2.0 : 1.0) * scale * err + slack;
 }
 
 static void
@@ -625,18 +697,19 @@ estimate(const HnswCodeQuery *cq, const unsigned char *code,
 {
 	if (cq->kind == HNSW_CODE_RABITQ)
 		estimate_rabitq(cq, code, est, bound);
+	else if (cq->kind == HNSW_CODE_INT8)
+		estimate_int8(cq, code, est, bound);
 	else
-		estimate_direct(cq, code, est, bound);
+		estimate_fp16(cq, code, est, bound);
 }
 
 float
 HNSW_KERNEL_NAME(hnsw_code_estimate) (const HnswCodeQuery *cq,
 									  const unsigned char *code)
 {
-	double		est,
-				bound;
+	double		est;
 
-	estimate(cq, code, &est, &bound);
+	estimate(cq, code, &est, NULL);
 	return (float) est;
 }
 

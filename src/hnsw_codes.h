@@ -32,6 +32,22 @@
 #define HNSW_CODE_RABITQ	2	/* one bit per rotated dimension (RaBitQ) */
 #define HNSW_CODE_FP16		3	/* IEEE half precision per dimension */
 
+/*
+ * What the kinds promise (details in hnsw_codes.c):
+ *	int8	dims + 20 bytes; the bound is deterministic: the exact distance
+ *			always lies within estimate +/- bound.
+ *	fp16	2 dims + 8 bytes; deterministic bound as int8.  Components beyond
+ *			the half range (+-65504) are clamped, their error counted in the
+ *			bound.
+ *	rabitq	D / 8 + 12 bytes, D the power of two >= max(dims, 64); the
+ *			estimate is unbiased and the bound probabilistic: 1.9 standard
+ *			deviations of the estimator, so it fails for at most about 6%
+ *			of pairs (a normal variable leaves +-1.9 sd with probability
+ *			0.057); test/kernels sees about 1%.
+ * The deterministic bounds are infinite where float cannot represent them
+ * (components near 1e30); an estimate beyond the float range is +-inf.
+ */
+
 /* metrics, as HNSW_METRIC_* in hnsw_format.h */
 #define HNSW_CODE_METRIC_L2		1
 #define HNSW_CODE_METRIC_COSINE	2

@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * hnsw_codes_kernels.c
- *	  The inner loops of the compact code estimates (hnsw_codes.c): a float
- *	  query against one byte per dimension, against IEEE half floats, and
- *	  four query bit planes against the one-bit codes of RaBitQ.
+ *	  The inner loops of the compact code estimates (hnsw_codes.c): a
+ *	  16-bit integer query against one byte per dimension, a float query
+ *	  against IEEE half floats, and four query bit planes against the
+ *	  one-bit codes of RaBitQ.
  *
  * Built like hnsw_kernels.c: -O3 with reassociation allowed so that the
  * compiler vectorises the sums, once per instruction set (target_clones,
@@ -18,9 +19,15 @@
 #include <stdint.h>
 #include <string.h>
 
+/*
+ * As in hnsw_kernels.c.  The RaBitQ kernel also has a build for AVX-512
+ * with VPOPCNTDQ (vectorised popcounts), which target_clones cannot select
+ * by feature: HNSW_CODES_VPOPCNT dispatches it by hand.
+ */
 #ifndef HNSW_KERNEL
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__gnu_linux__)
 #define HNSW_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define HNSW_CODES_VPOPCNT 1
 #else
 #define HNSW_KERNEL
 #endif
@@ -30,9 +37,8 @@
 #define HNSW_KERNEL_NAME(name) name
 #endif
 
-float		HNSW_KERNEL_NAME(hnsw_codes_l2_u8) (const float *q, const unsigned char *c,
-												float lo, float step, int n);
-float		HNSW_KERNEL_NAME(hnsw_codes_dot_u8) (const float *q, const unsigned char *c, int n);
+int32_t		HNSW_KERNEL_NAME(hnsw_codes_dot_i16_u8) (const int16_t *q, const unsigned char *c,
+													 int n);
 float		HNSW_KERNEL_NAME(hnsw_codes_l2_f16) (const float *q, const unsigned char *h, int n);
 float		HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (const float *q, const unsigned char *h, int n);
 uint64_t	HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
@@ -74,62 +80,21 @@ half_to_float(const unsigned char *p)
 	return f;
 }
 
-/* sum over i of (q[i] - (lo + step * c[i]))^2 */
+/*
+ * sum over i of q[i] * c[i], q the query quantized to 16-bit integers, c
+ * the code's bytes: exact, the caller keeps |q[i]| * 255 * n below 2^31.
+ * Compiles to multiply-add of 16-bit pairs (pmaddwd) on every instruction
+ * set.
+ */
 HNSW_KERNEL
-float
-HNSW_KERNEL_NAME(hnsw_codes_l2_u8) (const float *q, const unsigned char *c,
-									float lo, float step, int n)
+int32_t
+HNSW_KERNEL_NAME(hnsw_codes_dot_i16_u8) (const int16_t *q, const unsigned char *c, int n)
 {
-	float		acc[CODES_LANES] = {0};
-	float		sum = 0.0f;
+	int32_t		sum = 0;
 	size_t		len = n > 0 ? (size_t) n : 0;
-	size_t		blocks = len / CODES_LANES;
 
-	for (size_t k = 0; k < blocks; k++)
-	{
-		const float *x = q + k * CODES_LANES;
-		const unsigned char *y = c + k * CODES_LANES;
-
-		for (size_t j = 0; j < CODES_LANES; j++)
-		{
-			float		d = x[j] - (lo + step * (float) y[j]);
-
-			acc[j] += d * d;
-		}
-	}
-	for (size_t i = blocks * CODES_LANES; i < len; i++)
-	{
-		float		d = q[i] - (lo + step * (float) c[i]);
-
-		sum += d * d;
-	}
-	for (size_t j = 0; j < CODES_LANES; j++)
-		sum += acc[j];
-	return sum;
-}
-
-/* sum over i of q[i] * c[i] */
-HNSW_KERNEL
-float
-HNSW_KERNEL_NAME(hnsw_codes_dot_u8) (const float *q, const unsigned char *c, int n)
-{
-	float		acc[CODES_LANES] = {0};
-	float		sum = 0.0f;
-	size_t		len = n > 0 ? (size_t) n : 0;
-	size_t		blocks = len / CODES_LANES;
-
-	for (size_t k = 0; k < blocks; k++)
-	{
-		const float *x = q + k * CODES_LANES;
-		const unsigned char *y = c + k * CODES_LANES;
-
-		for (size_t j = 0; j < CODES_LANES; j++)
-			acc[j] += x[j] * (float) y[j];
-	}
-	for (size_t i = blocks * CODES_LANES; i < len; i++)
-		sum += q[i] * (float) c[i];
-	for (size_t j = 0; j < CODES_LANES; j++)
-		sum += acc[j];
+	for (size_t i = 0; i < len; i++)
+		sum += (int32_t) q[i] * (int32_t) c[i];
 	return sum;
 }
 
@@ -196,10 +161,8 @@ HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (const float *q, const unsigned char *h, in
  * 64-bit words each, plane after plane) of 2^p * popcount(bits & plane):
  * the integer dot product of the one-bit code with the 4-bit query.
  */
-HNSW_KERNEL
-uint64_t
-HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
-									  const uint64_t *planes, int words)
+static inline uint64_t
+bitdot4(const unsigned char *bits, const uint64_t *planes, int words)
 {
 	uint64_t	cnt[4] = {0, 0, 0, 0};
 	size_t		w = words > 0 ? (size_t) words : 0;
@@ -214,3 +177,46 @@ HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
 	}
 	return cnt[0] + 2 * cnt[1] + 4 * cnt[2] + 8 * cnt[3];
 }
+
+#ifndef HNSW_CODES_VPOPCNT
+uint64_t
+HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
+									  const uint64_t *planes, int words)
+{
+	return bitdot4(bits, planes, words);
+}
+#else
+uint64_t	hnsw_codes_bitdot4_clones(const unsigned char *bits,
+									  const uint64_t *planes, int words);
+uint64_t	hnsw_codes_bitdot4_vpopcnt(const unsigned char *bits,
+									   const uint64_t *planes, int words);
+
+HNSW_KERNEL
+uint64_t
+hnsw_codes_bitdot4_clones(const unsigned char *bits, const uint64_t *planes, int words)
+{
+	return bitdot4(bits, planes, words);
+}
+
+__attribute__((target("arch=x86-64-v4,avx512vpopcntdq")))
+uint64_t
+hnsw_codes_bitdot4_vpopcnt(const unsigned char *bits, const uint64_t *planes, int words)
+{
+	return bitdot4(bits, planes, words);
+}
+
+uint64_t
+hnsw_codes_bitdot4(const unsigned char *bits, const uint64_t *planes, int words)
+{
+	static int	vpopcnt = -1;	/* not known yet */
+
+	if (vpopcnt < 0)
+	{
+		__builtin_cpu_init();
+		vpopcnt = __builtin_cpu_supports("x86-64-v4") &&
+			__builtin_cpu_supports("avx512vpopcntdq");
+	}
+	return vpopcnt ? hnsw_codes_bitdot4_vpopcnt(bits, planes, words) :
+		hnsw_codes_bitdot4_clones(bits, planes, words);
+}
+#endif

@@ -193,6 +193,22 @@ engram_negative_inner_product(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The compact code of vec (prepared: unit-normalised for cosine) in the
+ * graph's code kind, palloc'd.
+ */
+unsigned char *
+hnsw_encode_vector(HnswGraph *g, const float *vec)
+{
+	unsigned char *code = palloc(Max(hnsw_code_size(g->code_kind, g->dims), 1));
+	float	   *scratch = palloc(sizeof(float) *
+								 Max(hnsw_code_scratch_floats(g->code_kind, g->dims), 1));
+
+	hnsw_code_encode(g->code_kind, g->code_seed, g->metric, vec, g->dims, code, scratch);
+	pfree(scratch);
+	return code;
+}
+
+/*
  * 1 - cos(a, b).  A zero vector has no direction: the result is NaN, as in
  * IEEE arithmetic (and such vectors are not indexed by real_cosine_ops).
  */

@@ -42,7 +42,10 @@
  * ----------------------------------------------------------------
  */
 #define HNSW_MAGIC				0x454E4757	/* "ENGW" */
-#define HNSW_FORMAT_VERSION		2	/* 1: 0.1.0, no stripes or pending list */
+#define HNSW_FORMAT_VERSION		3	/* 1: 0.1.0, no stripes or pending list;
+										 * 2: 0.2.0, vectors in element tuples;
+										 * 3: codes in element tuples, vectors
+										 * in vector pages */
 #define HNSW_PAGE_ID			0xE4A7
 #define HNSW_METAPAGE_BLKNO		0
 
@@ -55,7 +58,8 @@
 #define HNSW_DEFAULT_EF_SEARCH	40
 #define HNSW_MIN_EF_SEARCH		1
 #define HNSW_MAX_EF_SEARCH		1000
-#define HNSW_MAX_DIMS			2000
+#define HNSW_MAX_DIMS			16000	/* format 3 */
+#define HNSW_MAX_DIMS_V2		2000	/* formats 1 and 2: vector and lists on a page */
 #define HNSW_MAX_LEVEL			16
 #define HNSW_HEAPTIDS			10
 #define HNSW_STRIPES			8	/* insert pages and pending lists */
@@ -93,12 +97,14 @@
 #define HNSW_PAGE_DIR			(1 << 2)
 #define HNSW_PAGE_PENDING		(1 << 3)
 #define HNSW_PAGE_DETACHED		(1 << 4)	/* with PENDING: left the chain */
+#define HNSW_PAGE_VECTOR		(1 << 5)	/* format 3: vector chunks */
 
 /* tuple types (first byte of every tuple) */
 #define HNSW_TUPLE_ELEMENT		1
 #define HNSW_TUPLE_NEIGHBORS	2
 #define HNSW_TUPLE_SPACE		3
 #define HNSW_TUPLE_PENDING		4
+#define HNSW_TUPLE_VECTOR		5
 
 /* element flags */
 #define HNSW_ELEMENT_DELETED	(1 << 0)
@@ -163,10 +169,16 @@ typedef struct HnswMetaPageData
 	BlockNumber stripe_insert[HNSW_STRIPES];	/* per-stripe insert page */
 	BlockNumber pending_head[HNSW_STRIPES]; /* first page of the chain */
 	BlockNumber pending_tail[HNSW_STRIPES]; /* a hint: follow "next" */
+	/* format 3: compact codes, vector pages */
+	uint16		code_kind;		/* HNSW_CODE_* (hnsw_codes.h) */
+	uint16		code_unused;
+	uint32		code_seed;		/* RaBitQ's rotation */
+	BlockNumber vector_insert[HNSW_STRIPES];	/* per-stripe vector page */
 } HnswMetaPageData;
 
-/* the meta page of format 1 ended before nstripes */
+/* the meta page of format 1 ended before nstripes, format 2 before code_kind */
 #define HNSW_META_V1_SIZE offsetof(HnswMetaPageData, nstripes)
+#define HNSW_META_V2_SIZE offsetof(HnswMetaPageData, code_kind)
 
 typedef HnswMetaPageData *HnswMetaPage;
 
@@ -186,8 +198,20 @@ typedef struct HnswElementTupleData
 
 typedef HnswElementTupleData *HnswElementTuple;
 
+/* formats 1 and 2: the vector follows the header */
 #define HNSW_ELEMENT_TUPLE_SIZE(dims) \
 	MAXALIGN(offsetof(HnswElementTupleData, vec) + sizeof(float) * (dims))
+
+/*
+ * Format 3: where vec[] starts, the TID of the vector's first chunk, then
+ * (MAXALIGNed) the compact code of the vector.
+ */
+#define HNSW_ELEMENT3_CODE_OFFSET \
+	MAXALIGN(offsetof(HnswElementTupleData, vec) + sizeof(ItemPointerData))
+#define HNSW_ELEMENT3_TUPLE_SIZE(codesize) \
+	MAXALIGN(HNSW_ELEMENT3_CODE_OFFSET + (codesize))
+#define HnswElementVectorTid(etup)	((ItemPointer) (etup)->vec)
+#define HnswElementCode(etup)	((unsigned char *) (etup) + HNSW_ELEMENT3_CODE_OFFSET)
 
 typedef struct HnswNeighborTupleData
 {
@@ -239,6 +263,31 @@ typedef struct HnswPendingTupleData
 
 typedef HnswPendingTupleData *HnswPendingTuple;
 
+/*
+ * Format 3: a piece of an element's float4 vector, on a vector page
+ * (HNSW_PAGE_VECTOR).  A vector is one chunk or a chain of them (through
+ * "next"), components [start, start + ncomp) each; a chunk goes where the
+ * page has room for at least HNSW_MIN_CHUNK components (or the rest of the
+ * vector), so a long vector fills pages and may span many.  Chunks are
+ * written once and later only overwritten in place, by a new element that
+ * takes over a free slot (whose vector has the same length).
+ */
+typedef struct HnswVectorTupleData
+{
+	uint8		type;			/* HNSW_TUPLE_VECTOR */
+	uint8		flags;			/* none yet */
+	uint16		ncomp;			/* components in this chunk */
+	uint32		start;			/* index of its first component */
+	ItemPointerData next;		/* the next chunk, or invalid */
+	float		data[FLEXIBLE_ARRAY_MEMBER];
+} HnswVectorTupleData;
+
+typedef HnswVectorTupleData *HnswVectorTuple;
+
+#define HNSW_MIN_CHUNK			64
+#define HNSW_VECTOR_TUPLE_SIZE(ncomp) \
+	MAXALIGN(offsetof(HnswVectorTupleData, data) + sizeof(float) * (ncomp))
+
 #define HNSW_PENDING_TUPLE_SIZE MAXALIGN(sizeof(HnswPendingTupleData))
 
 #define HNSW_SPACE_TUPLE_SIZE(keylen) \
@@ -256,6 +305,10 @@ typedef HnswPendingTupleData *HnswPendingTuple;
 /* usable space on an empty data page (one line pointer per tuple) */
 #define HNSW_PAGE_FREE_SPACE \
 	(BLCKSZ - MAXALIGN(SizeOfPageHeaderData) - MAXALIGN(sizeof(HnswPageOpaqueData)))
+/* the most components one chunk holds (a chunk alone on a page) */
+#define HNSW_CHUNK_MAX_COMP \
+	((int) ((HNSW_PAGE_FREE_SPACE - sizeof(ItemIdData) - \
+			 offsetof(HnswVectorTupleData, data)) / sizeof(float) - 1))
 #define HNSW_PENDING_PER_PAGE \
 	((int) (HNSW_PAGE_FREE_SPACE / (HNSW_PENDING_TUPLE_SIZE + sizeof(ItemIdData))))
 

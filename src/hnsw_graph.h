@@ -150,6 +150,13 @@ typedef struct HnswGraphOps
 							 bool *skip);
 
 	/*
+	 * Optional, with estimate: where the node's code is, as peek_vector
+	 * says where its vector is (for a prefetch only; NULL if it cannot
+	 * tell).  A walk on codes prefetches the next neighbour's whole code.
+	 */
+	const unsigned char *(*peek_code) (HnswGraph *g, HnswNode node);
+
+	/*
 	 * Optional: a search is about to compute the distances of these nodes;
 	 * start loading into the CPU caches what it can without I/O or locks.
 	 */
@@ -192,6 +199,12 @@ typedef struct HnswVisited HnswVisited;
  * State of one search on one layer.  A search can be resumed: after
  * hnsw_search_run() the scan keeps calling hnsw_search_next(), which goes on
  * expanding the frontier in best-first order and never stops early.
+ *
+ * On a storage with codes (ops->estimate set, code_kind not
+ * HNSW_CODE_NONE) a search walks on estimates: every dist it holds or
+ * returns is one.  Whoever decides something from its results (selection,
+ * links, the order rows are returned in) takes exact distances first:
+ * hnsw_rerank_exact().
  */
 typedef struct HnswSearch
 {
@@ -207,6 +220,9 @@ typedef struct HnswSearch
 	HnswCandidate nearest_any;	/* nearest visited node on this layer,
 								 * deleted or not (node invalid if none) */
 	bool		nearest_skip;	/* ... and whether it is deleted */
+	HnswCodeQuery *cq;			/* walking on codes: q prepared for
+								 * estimates (NULL: exact distances) */
+	Size		code_bytes;		/* ... and the size of one code */
 } HnswSearch;
 
 extern void hnsw_heap_init(HnswHeap *h, int cap, bool max);
@@ -226,6 +242,8 @@ extern void hnsw_search_run(HnswSearch *s, int ef);
 extern int	hnsw_search_result(HnswSearch *s, HnswCandidate *out);
 extern bool hnsw_search_next(HnswSearch *s, HnswCandidate *result);
 extern void hnsw_search_end(HnswSearch *s);
+
+extern void hnsw_rerank_exact(HnswGraph *g, const float *q, HnswCandidate *cands, int n);
 
 extern int	hnsw_random_level(int m, int max_level);
 extern int	hnsw_select_neighbors(HnswGraph *g, const float *base,

@@ -46,6 +46,7 @@
 PG_MODULE_MAGIC;
 
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
+int			hnsw_build_format = HNSW_FORMAT_VERSION;
 int			hnsw_pending_list_limit = HNSW_DEFAULT_PENDING_LIMIT;
 int			hnsw_vector_cache_kb = HNSW_DEFAULT_VECTOR_CACHE;
 bool		hnsw_merge_worker = true;
@@ -119,6 +120,13 @@ _PG_init(void)
 							&hnsw_ef_search, HNSW_DEFAULT_EF_SEARCH,
 							HNSW_MIN_EF_SEARCH, HNSW_MAX_EF_SEARCH,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("engram_hnsw.build_format",
+							"Page format of the indexes CREATE INDEX and REINDEX build.",
+							"3 (the default) walks the graph on compact codes and indexes up "
+							"to 16000 dimensions; 2 is the format of release 0.2.0, for testing "
+							"how indexes of that release keep working.",
+							&hnsw_build_format, HNSW_FORMAT_VERSION, 2, HNSW_FORMAT_VERSION,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	DefineCustomIntVariable("engram_hnsw.pending_list_limit",
 							"Pending list size at which an insert merges it into the graph.",
 							"Applies to engram_hnsw indexes with fastupdate = on that do not "

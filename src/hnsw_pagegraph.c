@@ -141,6 +141,35 @@ page_replace_neighbors(HnswGraph *g, HnswNode node, int layer,
 }
 
 /*
+ * Does the element (on a page locked exclusively) hold exactly vec?  In
+ * format 3 the code is compared first, then the vector's chunks are read:
+ * vector pages after the graph page (src/README.md).
+ */
+static bool
+same_vector(HnswPageGraph *pg, HnswElementTuple etup, BlockNumber blkno, const float *vec)
+{
+	int			dims = pg->graph.dims;
+	Size		csize;
+	unsigned char *code;
+	float	   *stored;
+	bool		same;
+
+	if (pg->meta->version < 3)
+		return memcmp(etup->vec, vec, sizeof(float) * dims) == 0;
+	csize = hnsw_code_size(pg->meta->code_kind, dims);
+	code = hnsw_encode_vector(&pg->graph, vec);
+	same = memcmp(code, HnswElementCode(etup), csize) == 0;
+	pfree(code);
+	if (!same)
+		return false;
+	stored = palloc(sizeof(float) * dims);
+	hnsw_read_vector(pg->index, HnswElementVectorTid(etup), dims, blkno, stored);
+	same = memcmp(stored, vec, sizeof(float) * dims) == 0;
+	pfree(stored);
+	return same;
+}
+
+/*
  * Add a heap TID to an existing element holding exactly vec, if it has room
  * and is not deleted.  This is how identical vectors share one element.
  */
@@ -162,10 +191,10 @@ page_add_heaptid(HnswGraph *g, HnswNode node, const float *vec, ItemPointer heap
 	state = GenericXLogStart(pg->index);
 	page = GenericXLogRegisterBuffer(state, buf, 0);
 	etup = hnsw_page_element(pg->index, page, ItemPointerGetBlockNumber(&tid),
-							 ItemPointerGetOffsetNumber(&tid), pg->graph.dims);
+							 ItemPointerGetOffsetNumber(&tid), pg->meta);
 	if (!(etup->flags & HNSW_ELEMENT_DELETED) &&
 		etup->ntids < HNSW_HEAPTIDS &&
-		memcmp(etup->vec, vec, sizeof(float) * pg->graph.dims) == 0)
+		same_vector(pg, etup, ItemPointerGetBlockNumber(&tid), vec))
 	{
 		etup->heaptids[etup->ntids++] = *heaptid;
 		done = true;
@@ -244,7 +273,7 @@ store_element(HnswPageGraph *pg, const float *vec, int level, ItemPointer heapti
 			  HnswCandidate **selected, int *nselected, bool pending, int *tailcount)
 {
 	HnswGraph  *g = &pg->graph;
-	Size		esize = HNSW_ELEMENT_TUPLE_SIZE(g->dims);
+	Size		esize = hnsw_element_size(pg->meta);
 	Size		nsize = HNSW_NEIGHBOR_TUPLE_SIZE(g->m, level);
 	HnswElementTuple etup = palloc0(esize);
 	HnswNeighborTuple ntup = palloc0(nsize);
@@ -259,7 +288,15 @@ store_element(HnswPageGraph *pg, const float *vec, int level, ItemPointer heapti
 	etup->heaptids[0] = *heaptid;
 	for (int i = 1; i < HNSW_HEAPTIDS; i++)
 		ItemPointerSetInvalid(&etup->heaptids[i]);
-	memcpy(etup->vec, vec, sizeof(float) * g->dims);
+	if (pg->meta->version < 3)
+		memcpy(etup->vec, vec, sizeof(float) * g->dims);
+	else
+	{
+		unsigned char *code = hnsw_encode_vector(g, vec);
+
+		memcpy(HnswElementCode(etup), code, hnsw_code_size(g->code_kind, g->dims));
+		pfree(code);
+	}
 
 	ntup->type = HNSW_TUPLE_NEIGHBORS;
 	ntup->level = level;
@@ -282,8 +319,8 @@ store_element(HnswPageGraph *pg, const float *vec, int level, ItemPointer heapti
 		else
 			ItemPointerSetInvalid(&pend->dirtid);
 	}
-	hnsw_place_element(pg->index, pg->meta, pg->stripe, etup, esize, ntup, nsize, &etid,
-					   pend, tailcount);
+	hnsw_place_element(pg->index, pg->meta, pg->stripe, etup, esize, ntup, nsize,
+					   pg->meta->version >= 3 ? vec : NULL, &etid, pend, tailcount);
 	pfree(etup);
 	pfree(ntup);
 	if (pend)
@@ -324,12 +361,34 @@ static const HnswGraphOps page_graph_ops = {
 	.prefetch = hnsw_page_prefetch,
 };
 
+/*
+ * Format 3: walks estimate distances from the codes in the element tuples
+ * (a small prefetch covers one), exact vectors come from vector pages.
+ */
+static const HnswGraphOps page_graph_ops_codes = {
+	.distance = hnsw_page_distance,
+	.vector = hnsw_page_vector,
+	.neighbors = page_neighbors,
+	.replace_neighbors = page_replace_neighbors,
+	.get_entry = page_get_entry,
+	.set_entry = page_set_entry,
+	.create_node = page_create_node,
+	.add_heaptid = page_add_heaptid,
+	.estimate = hnsw_page_estimate,
+	.peek_code = hnsw_page_peek_code,
+	.peek_vector = hnsw_page_peek_vector,
+	.peek_bytes = 8192,
+	.prefetch = hnsw_page_prefetch,
+};
+
 void
 hnsw_page_graph_init(HnswPageGraph *pg, Relation index, HnswMetaInfo *meta)
 {
 	memset(pg, 0, sizeof(HnswPageGraph));
 	pg->meta = meta;
-	pg->graph.ops = &page_graph_ops;
+	pg->graph.ops = meta->version >= 3 ? &page_graph_ops_codes : &page_graph_ops;
+	pg->graph.code_kind = meta->code_kind;
+	pg->graph.code_seed = meta->code_seed;
 	pg->graph.dims = meta->dims;
 	pg->graph.m = meta->m;
 	pg->graph.max_level = hnsw_max_level(meta->m);

@@ -123,6 +123,7 @@ hnsw_check_page(Relation index, Page page, BlockNumber blkno)
 		(blkno == HNSW_METAPAGE_BLKNO) != (opaque->flags == HNSW_PAGE_META) ||
 		(blkno != HNSW_METAPAGE_BLKNO && opaque->flags != HNSW_PAGE_DATA &&
 		 opaque->flags != HNSW_PAGE_DIR && opaque->flags != HNSW_PAGE_PENDING &&
+		 opaque->flags != HNSW_PAGE_VECTOR &&
 		 opaque->flags != (HNSW_PAGE_PENDING | HNSW_PAGE_DETACHED)) ||
 		((opaque->flags & HNSW_PAGE_PENDING) && opaque->stripe >= HNSW_STRIPES))
 		ereport(ERROR,
@@ -167,14 +168,15 @@ hnsw_page_item_type(Relation index, Page page, BlockNumber blkno, OffsetNumber o
 }
 
 HnswElementTuple
-hnsw_page_element(Relation index, Page page, BlockNumber blkno, OffsetNumber off, int dims)
+hnsw_page_element(Relation index, Page page, BlockNumber blkno, OffsetNumber off,
+				  const HnswMetaInfo *meta)
 {
 	Size		len;
 	HnswElementTuple etup = (HnswElementTuple) hnsw_page_item(index, page, blkno, off, &len);
 
 	if (etup->type != HNSW_TUPLE_ELEMENT)
 		hnsw_corrupt(index, blkno, psprintf("item %u is not an element", off));
-	if (len != HNSW_ELEMENT_TUPLE_SIZE(dims) ||
+	if (len != hnsw_element_size(meta) ||
 		etup->level > HNSW_MAX_LEVEL ||
 		etup->ntids > HNSW_HEAPTIDS ||
 		!ItemPointerIsValid(&etup->neighbortid))
@@ -211,13 +213,32 @@ hnsw_max_level(int m)
 	return Min(level, HNSW_MAX_LEVEL);
 }
 
+/*
+ * Format 3 keeps an element's code in its element tuple, which must fit a
+ * page: int8 codes reach that limit near 8 000 dimensions, half precision
+ * near 4 000.  Checked where an index's dimension is fixed.
+ */
+void
+hnsw_check_code_fits(Relation index, int kind, int dims)
+{
+	Size		esize = HNSW_ELEMENT3_TUPLE_SIZE(hnsw_code_size(kind, dims));
+
+	if (esize + sizeof(ItemIdData) > HNSW_PAGE_FREE_SPACE)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s codes of %d dimensions do not fit an engram_hnsw page",
+						hnsw_code_name(kind), dims),
+				 errhint("Create the index WITH (codes = rabitq) for index \"%s\".",
+						 RelationGetRelationName(index))));
+}
+
 /* ----------------------------------------------------------------
  * Meta page
  * ----------------------------------------------------------------
  */
 void
 hnsw_fill_meta(Page page, Oid indexoid, int dims, int m, int efc, int metric,
-			   int nspacekeys)
+			   int nspacekeys, int code_kind, uint32 code_seed)
 {
 	HnswMetaPage meta;
 
@@ -225,7 +246,8 @@ hnsw_fill_meta(Page page, Oid indexoid, int dims, int m, int efc, int metric,
 	meta = HnswPageGetMeta(page);
 	memset(meta, 0, sizeof(HnswMetaPageData));
 	meta->magic = HNSW_MAGIC;
-	meta->version = HNSW_FORMAT_VERSION;
+	/* format 2 (engram_hnsw.build_format) has no codes */
+	meta->version = code_kind == HNSW_CODE_NONE ? 2 : HNSW_FORMAT_VERSION;
 	meta->dims = dims;
 	meta->m = m;
 	meta->ef_construction = efc;
@@ -246,7 +268,10 @@ hnsw_fill_meta(Page page, Oid indexoid, int dims, int m, int efc, int metric,
 		meta->stripe_insert[i] = InvalidBlockNumber;
 		meta->pending_head[i] = InvalidBlockNumber;
 		meta->pending_tail[i] = InvalidBlockNumber;
+		meta->vector_insert[i] = InvalidBlockNumber;
 	}
+	meta->code_kind = code_kind;
+	meta->code_seed = code_seed;
 	((PageHeader) page)->pd_lower =
 		((char *) meta + sizeof(HnswMetaPageData)) - (char *) page;
 }
@@ -263,7 +288,7 @@ page_meta(Relation index, Page page)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("engram_hnsw index \"%s\" has a bad meta page (block 0)",
 						RelationGetRelationName(index))));
-	if (meta->version != 1 && meta->version != HNSW_FORMAT_VERSION)
+	if (meta->version < 1 || meta->version > HNSW_FORMAT_VERSION)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("engram_hnsw index \"%s\" has page format %u, this build reads 1 to %u",
@@ -277,7 +302,8 @@ page_meta(Relation index, Page page)
 	if (meta->m < HNSW_MIN_M || meta->m > HNSW_MAX_M ||
 		meta->ef_construction < HNSW_MIN_EF_CONSTRUCTION ||
 		meta->ef_construction > HNSW_MAX_EF_CONSTRUCTION ||
-		meta->dims > HNSW_MAX_DIMS ||
+		meta->dims > (meta->version >= 3 ? HNSW_MAX_DIMS : HNSW_MAX_DIMS_V2) ||
+		(meta->version >= 3 && hnsw_code_name(meta->code_kind) == NULL) ||
 		meta->entry_level < -1 || meta->entry_level > HNSW_MAX_LEVEL ||
 		meta->nspacekeys > 1 ||
 		(meta->metric != HNSW_METRIC_L2 && meta->metric != HNSW_METRIC_COSINE &&
@@ -304,6 +330,10 @@ meta_to_info(HnswMetaPage meta, HnswMetaInfo *info)
 	info->dir_head = meta->dir_head;
 	info->dir_count = meta->dir_count;
 	info->version = meta->version;
+	info->code_kind = HNSW_CODE_NONE;
+	info->code_seed = 0;
+	for (int i = 0; i < HNSW_STRIPES; i++)
+		info->vector_insert[i] = InvalidBlockNumber;
 	if (meta->version == 1)
 	{
 		/* format 1: one insert page, no pending list (fastupdate is off) */
@@ -319,6 +349,11 @@ meta_to_info(HnswMetaPage meta, HnswMetaInfo *info)
 	memcpy(info->stripe_insert, meta->stripe_insert, sizeof(meta->stripe_insert));
 	memcpy(info->pending_head, meta->pending_head, sizeof(meta->pending_head));
 	memcpy(info->pending_tail, meta->pending_tail, sizeof(meta->pending_tail));
+	if (meta->version < 3)
+		return;
+	info->code_kind = meta->code_kind;
+	info->code_seed = meta->code_seed;
+	memcpy(info->vector_insert, meta->vector_insert, sizeof(meta->vector_insert));
 }
 
 /*
@@ -414,6 +449,27 @@ hnsw_set_dims(Relation index, int dims)
 	HnswMetaPage meta = hnsw_meta_begin(index, &mc);
 	uint32		cur = meta->dims;
 
+	if (cur == 0 && meta->version >= 3)
+	{
+		int			kind = meta->code_kind;
+
+		hnsw_meta_end(&mc, false);
+		hnsw_check_code_fits(index, kind, dims);
+		meta = hnsw_meta_begin(index, &mc);
+		cur = meta->dims;
+	}
+	if (cur == 0 && meta->version < 3 && dims > HNSW_MAX_DIMS_V2)
+	{
+		uint32		version = meta->version;
+
+		hnsw_meta_end(&mc, false);
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("vector has %d dimensions, engram_hnsw indexes of format %u hold at most %d",
+						dims, version, HNSW_MAX_DIMS_V2),
+				 errhint("REINDEX index \"%s\" to move it to the current format.",
+						 RelationGetRelationName(index))));
+	}
 	if (cur == 0)
 		meta->dims = dims;
 	hnsw_meta_end(&mc, cur == 0);

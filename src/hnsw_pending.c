@@ -156,6 +156,7 @@ hnsw_detach_page(Relation index, BlockNumber blkno)
 static int64
 stripe_share(Relation index, HnswMetaInfo *meta)
 {
+	/* a row's header and vector, in every format (format 3 adds a code) */
 	return hnsw_pending_limit_bytes(index) / meta->nstripes /
 		(int64) HNSW_ELEMENT_TUPLE_SIZE(meta->dims);
 }
@@ -531,6 +532,7 @@ read_pending_element(Relation index, HnswMetaInfo *meta, ItemPointer tid, float 
 	Buffer		buf;
 	Page		page;
 	HnswElementTuple etup;
+	ItemPointerData first;
 	bool		todo;
 
 	if (blkno == HNSW_METAPAGE_BLKNO || !hnsw_block_exists(index, blkno))
@@ -539,12 +541,16 @@ read_pending_element(Relation index, HnswMetaInfo *meta, ItemPointer tid, float 
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	hnsw_check_page(index, page, blkno);
-	etup = hnsw_page_element(index, page, blkno, ItemPointerGetOffsetNumber(tid), meta->dims);
+	etup = hnsw_page_element(index, page, blkno, ItemPointerGetOffsetNumber(tid), meta);
 	todo = (etup->flags & HNSW_ELEMENT_PENDING) && !(etup->flags & HNSW_ELEMENT_DELETED);
-	memcpy(vec, etup->vec, sizeof(float) * meta->dims);
+	if (meta->version < 3)
+		memcpy(vec, etup->vec, sizeof(float) * meta->dims);
 	*level = etup->level;
 	*space_no = etup->space_no;
+	first = *HnswElementVectorTid(etup);
 	UnlockReleaseBuffer(buf);
+	if (meta->version >= 3 && todo)
+		hnsw_read_vector(index, &first, meta->dims, InvalidBlockNumber, vec);
 	return todo;
 }
 
@@ -560,7 +566,7 @@ clear_pending_flag(Relation index, HnswMetaInfo *meta, ItemPointer tid)
 	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 	page = BufferGetPage(buf);
 	hnsw_check_page(index, page, blkno);
-	etup = hnsw_page_element(index, page, blkno, ItemPointerGetOffsetNumber(tid), meta->dims);
+	etup = hnsw_page_element(index, page, blkno, ItemPointerGetOffsetNumber(tid), meta);
 	if (etup->flags & HNSW_ELEMENT_PENDING)
 	{
 		uint8		flags = etup->flags & ~HNSW_ELEMENT_PENDING;

@@ -26,6 +26,17 @@
 
 #include "engram_hnsw.h"
 
+/* a stripe's vector page is now blkno (format 3) */
+void
+hnsw_set_vector_page(Relation index, int stripe, BlockNumber blkno)
+{
+	MetaChange	mc;
+	HnswMetaPage meta = hnsw_meta_begin(index, &mc);
+
+	meta->vector_insert[stripe] = blkno;
+	hnsw_meta_end(&mc, true);
+}
+
 /* advance a stripe's insert page (never backwards) */
 static void
 set_insert_page(Relation index, int stripe, BlockNumber blkno)
@@ -44,8 +55,8 @@ set_insert_page(Relation index, int stripe, BlockNumber blkno)
 	hnsw_meta_end(&mc, true);
 }
 
-static OffsetNumber
-add_item(Relation index, Page page, BlockNumber blkno, void *item, Size size)
+OffsetNumber
+hnsw_add_item(Relation index, Page page, BlockNumber blkno, void *item, Size size)
 {
 	OffsetNumber off = PageAddItem(page, (Item) item, size, InvalidOffsetNumber,
 								   false, false);
@@ -60,8 +71,8 @@ add_item(Relation index, Page page, BlockNumber blkno, void *item, Size size)
  * A page for new tuples (hnsw_new_buffer()), initialised with flags and
  * registered as a full image in the caller's WAL record.
  */
-static Page
-new_page(Relation index, GenericXLogState *state, uint16 flags, Buffer *buf)
+Page
+hnsw_new_page(Relation index, GenericXLogState *state, uint16 flags, Buffer *buf)
 {
 	Page		page;
 
@@ -341,6 +352,24 @@ lock_slot_page(Relation index, HnswMetaInfo *meta, int stripe, HnswElementTuple 
 }
 
 /*
+ * Format 3: the new element takes over the free slot's vector chunks (the
+ * same length) and writes its vector into them, before the slot itself is
+ * filled: a crash in between leaves a free slot whose old chunks hold the
+ * new vector, which nothing reads as a result.  Graph page (held) before
+ * vector pages, see src/README.md.
+ */
+static void
+take_slot_vector(Relation index, HnswMetaInfo *meta, Buffer buf, OffsetNumber eoff,
+				 HnswElementTuple etup, const float *vec)
+{
+	BlockNumber blkno = BufferGetBlockNumber(buf);
+	HnswElementTuple old = hnsw_page_element(index, BufferGetPage(buf), blkno, eoff, meta);
+
+	*HnswElementVectorTid(etup) = *HnswElementVectorTid(old);
+	hnsw_overwrite_vector(index, HnswElementVectorTid(etup), meta->dims, blkno, vec);
+}
+
+/*
  * Put the new element and its lists into the free slot at eoff (neighbour
  * tuple at noff) of a page registered with GenericXLog, in place.  The
  * neighbour tuple keeps its size and level (its room): the new element's
@@ -366,7 +395,10 @@ fill_slot(Page page, BlockNumber blkno, HnswElementTuple etup, Size esize,
 
 /*
  * Store a new element and its neighbour tuple, WAL-logged as one record so
- * that after a crash an element always has its neighbour tuple.  Tries a
+ * that after a crash an element always has its neighbour tuple.  In format
+ * 3 (vec not NULL) the vector goes first: into the chunks of the free slot
+ * taken, else onto vector pages (hnsw_write_vector(), before any lock is
+ * taken here; a restart keeps those chunks and takes no free slot).  Tries a
  * free slot first (lock_slot_page()), then the stripe's insert page,
  * otherwise adds pages.  The element's TID is returned in *etid.
  *
@@ -379,8 +411,8 @@ fill_slot(Page page, BlockNumber blkno, HnswElementTuple etup, Size esize,
 void
 hnsw_place_element(Relation index, HnswMetaInfo *meta, int stripe,
 				   HnswElementTuple etup, Size esize,
-				   HnswNeighborTuple ntup, Size nsize, ItemPointer etid,
-				   HnswPendingTuple pend, int *tailcount)
+				   HnswNeighborTuple ntup, Size nsize, const float *vec,
+				   ItemPointer etid, HnswPendingTuple pend, int *tailcount)
 {
 	GenericXLogState *state = NULL;
 	Buffer		buf = InvalidBuffer;
@@ -394,18 +426,29 @@ hnsw_place_element(Relation index, HnswMetaInfo *meta, int stripe,
 	OffsetNumber noff;
 	OffsetNumber eoff;
 	bool		newpage;
+	bool		wrote_vector = false;
 	int			restarts = 0;
 
 restart:
 	blkno = meta->stripe_insert[stripe];
 	newpage = true;
 	buf2 = InvalidBuffer;
-	buf = lock_slot_page(index, meta, stripe, etup, esize, &eoff, &noff);
+	buf = InvalidBuffer;
+	if (!wrote_vector)
+		buf = lock_slot_page(index, meta, stripe, etup, esize, &eoff, &noff);
+	if (!BufferIsValid(buf) && vec != NULL && !wrote_vector)
+	{
+		/* format 3: the vector's chunks first, holding nothing */
+		hnsw_write_vector(index, meta, stripe, vec, HnswElementVectorTid(etup));
+		wrote_vector = true;
+	}
 
 	if (BufferIsValid(buf))
 	{
 		/* a free slot: no new page, no meta page change */
 		eblkno = BufferGetBlockNumber(buf);
+		if (vec != NULL)
+			take_slot_vector(index, meta, buf, eoff, etup, vec);
 		state = GenericXLogStart(index);
 		page = GenericXLogRegisterBuffer(state, buf, 0);
 		fill_slot(page, eblkno, etup, esize, ntup, eoff, noff);
@@ -424,9 +467,9 @@ restart:
 			{
 				state = GenericXLogStart(index);
 				page = GenericXLogRegisterBuffer(state, buf, 0);
-				noff = add_item(index, page, blkno, ntup, nsize);
+				noff = hnsw_add_item(index, page, blkno, ntup, nsize);
 				ItemPointerSet(&etup->neighbortid, blkno, noff);
-				eoff = add_item(index, page, blkno, etup, esize);
+				eoff = hnsw_add_item(index, page, blkno, etup, esize);
 				eblkno = blkno;
 				newpage = false;
 			}
@@ -442,21 +485,21 @@ restart:
 	{
 		/* a fresh page; a second one if the pair does not fit on one */
 		state = GenericXLogStart(index);
-		page = new_page(index, state, HNSW_PAGE_DATA, &buf);
+		page = hnsw_new_page(index, state, HNSW_PAGE_DATA, &buf);
 		blkno = BufferGetBlockNumber(buf);
-		noff = add_item(index, page, blkno, ntup, nsize);
+		noff = hnsw_add_item(index, page, blkno, ntup, nsize);
 		ItemPointerSet(&etup->neighbortid, blkno, noff);
 		if (PageGetFreeSpace(page) >= esize)
 		{
 			eblkno = blkno;
-			eoff = add_item(index, page, blkno, etup, esize);
+			eoff = hnsw_add_item(index, page, blkno, etup, esize);
 		}
 		else
 		{
-			Page		page2 = new_page(index, state, HNSW_PAGE_DATA, &buf2);
+			Page		page2 = hnsw_new_page(index, state, HNSW_PAGE_DATA, &buf2);
 
 			eblkno = BufferGetBlockNumber(buf2);
-			eoff = add_item(index, page2, eblkno, etup, esize);
+			eoff = hnsw_add_item(index, page2, eblkno, etup, esize);
 		}
 	}
 	ItemPointerSet(etid, eblkno, eoff);
@@ -491,7 +534,7 @@ restart:
 		tpage = GenericXLogRegisterBuffer(state, tbuf, 0);
 		if (PageGetFreeSpace(tpage) >= HNSW_PENDING_TUPLE_SIZE)
 		{
-			OffsetNumber last = add_item(index, tpage, tblkno, pend, HNSW_PENDING_TUPLE_SIZE);
+			OffsetNumber last = hnsw_add_item(index, tpage, tblkno, pend, HNSW_PENDING_TUPLE_SIZE);
 
 			/* entries a merge has not taken yet (merges mark them on the tail too) */
 			*tailcount = 0;
@@ -502,11 +545,11 @@ restart:
 		else
 		{
 			/* the tail is full: a new tail page */
-			Page		tpage2 = new_page(index, state, HNSW_PAGE_PENDING, &tbuf2);
+			Page		tpage2 = hnsw_new_page(index, state, HNSW_PAGE_PENDING, &tbuf2);
 
 			newtail = BufferGetBlockNumber(tbuf2);
 			HnswPageGetOpaque(tpage2)->stripe = stripe;
-			*tailcount = add_item(index, tpage2, newtail, pend, HNSW_PENDING_TUPLE_SIZE);
+			*tailcount = hnsw_add_item(index, tpage2, newtail, pend, HNSW_PENDING_TUPLE_SIZE);
 			HnswPageGetOpaque(tpage)->next = newtail;
 		}
 	}

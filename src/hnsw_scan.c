@@ -18,6 +18,13 @@
  * graph costs one search per space (and its memory), so queries without a
  * space qual get slower as spaces multiply.
  *
+ * Format 3 searches walk on the codes' estimated distances; each search's
+ * results are reranked on their exact vectors before they are returned:
+ * the scan keeps engram_hnsw.ef_search candidates (in estimate order)
+ * ahead of what it returns and returns the nearest of them by exact
+ * distance, so the first ef_search rows come back in exact order, and the
+ * scan goes on as long as the executor asks.
+ *
  * Rows still in the pending list (fastupdate, see hnsw_pending.c) are read
  * first, at their exact distances, and form one more sorted stream of the
  * merge; a graph result that is also pending is skipped there.
@@ -40,6 +47,27 @@
 
 #include "engram_hnsw.h"
 
+/* format 3: a search result waiting for its turn */
+typedef struct RerankItem
+{
+	HnswNode	node;
+	float		est;			/* from its code: checked when returned */
+} RerankItem;
+
+/*
+ * The results of one search read ahead: heap entries are (index into
+ * items, exact distance), nearest first; returned items' places are reused.
+ */
+typedef struct HnswRerank
+{
+	HnswHeap	heap;
+	RerankItem *items;
+	int			nitems;
+	int		   *free;			/* indexes of returned items */
+	int			nfree;
+	bool		drained;		/* the search has no more results */
+} HnswRerank;
+
 typedef struct HnswScanOpaqueData
 {
 	MemoryContext cxt;			/* everything of one scan; reset on rescan */
@@ -55,12 +83,19 @@ typedef struct HnswScanOpaqueData
 	int			nsearches;
 	HnswHeap	merge;			/* node = index into searches[] */
 
+	/* format 3: reranking, and the query prepared for estimates */
+	HnswRerank *rerank;			/* per search */
+	int			window;			/* results read ahead: ef_search at the start */
+	float	   *peeked_est;		/* the estimate of each peeked row */
+	HnswCodeQuery *cq;
+
 	/*
 	 * Pending rows (fastupdate): sorted by exact distance, returned through
 	 * the merge heap as stream number nsearches.  pending_nodes (ascending)
 	 * lets graph results that are also pending be skipped.
 	 */
 	HnswCandidate *pend;
+	float	   *pend_est;		/* format 3: their estimates */
 	int			npend;
 	int			pendpos;
 	HnswNode   *pending_nodes;
@@ -107,6 +142,10 @@ hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->searches = NULL;
 	so->nsearches = 0;
 	so->pend = NULL;
+	so->pend_est = NULL;
+	so->rerank = NULL;
+	so->peeked_est = NULL;
+	so->cq = NULL;
 	so->npend = so->pendpos = 0;
 	so->pending_nodes = NULL;
 	so->npending_nodes = 0;
@@ -254,6 +293,59 @@ choose_graphs(IndexScanDesc scan, HnswSpaceInfo **out)
 	return n;
 }
 
+/* a row also pending (merged since we read the list) comes from there */
+static inline bool
+is_pending(HnswScanOpaque so, HnswNode node)
+{
+	return so->npending_nodes > 0 &&
+		bsearch(&node, so->pending_nodes, so->npending_nodes,
+				sizeof(HnswNode), hnsw_node_cmp) != NULL;
+}
+
+/*
+ * Format 3: the next row of search i at its exact distance (*est: its
+ * estimate).  Keeps ef_search results of the search, read on in estimate
+ * order, and returns the nearest of them by exact distance.
+ */
+static bool
+rerank_next(HnswScanOpaque so, int i, HnswCandidate *out, float *est)
+{
+	HnswRerank *r = &so->rerank[i];
+	HnswGraph  *g = &so->pg.graph;
+	HnswCandidate top;
+
+	while (!r->drained && r->heap.n < so->window)
+	{
+		HnswCandidate c;
+		bool		deleted;
+		float		exact;
+		int			k;
+
+		if (!hnsw_search_next(so->searches[i], &c))
+		{
+			r->drained = true;
+			break;
+		}
+		if (is_pending(so, c.node))
+			continue;
+		exact = g->ops->distance(g, c.node, so->query, &deleted);
+		if (deleted)
+			continue;
+		k = r->nfree > 0 ? r->free[--r->nfree] : r->nitems++;
+		r->items[k].node = c.node;
+		r->items[k].est = c.dist;
+		hnsw_heap_push(&r->heap, (HnswNode) k, exact);
+	}
+	if (r->heap.n == 0)
+		return false;
+	top = hnsw_heap_pop(&r->heap);
+	r->free[r->nfree++] = (int) top.node;
+	out->node = r->items[top.node].node;
+	out->dist = top.dist;
+	*est = r->items[top.node].est;
+	return true;
+}
+
 /* the next row of stream i (a search, or the pending rows) into the merge heap */
 static void
 advance_search(HnswScanOpaque so, int i)
@@ -264,12 +356,15 @@ advance_search(HnswScanOpaque so, int i)
 			hnsw_heap_push(&so->merge, (HnswNode) i, so->pend[so->pendpos].dist);
 		return;
 	}
+	if (so->rerank != NULL)
+	{
+		if (rerank_next(so, i, &so->peeked[i], &so->peeked_est[i]))
+			hnsw_heap_push(&so->merge, (HnswNode) i, so->peeked[i].dist);
+		return;
+	}
 	while (hnsw_search_next(so->searches[i], &so->peeked[i]))
 	{
-		/* a row also pending (merged since we read the list) comes from there */
-		if (so->npending_nodes > 0 &&
-			bsearch(&so->peeked[i].node, so->pending_nodes, so->npending_nodes,
-					sizeof(HnswNode), hnsw_node_cmp) != NULL)
+		if (is_pending(so, so->peeked[i].node))
 			continue;
 		hnsw_heap_push(&so->merge, (HnswNode) i, so->peeked[i].dist);
 		return;
@@ -292,6 +387,7 @@ load_pending(IndexScanDesc scan)
 	n = hnsw_pending_collect(scan->indexRelation, &so->meta, so->space_nos,
 							 so->all_spaces ? -1 : so->nspace_nos, &items);
 	so->pend = palloc(sizeof(HnswCandidate) * Max(n, 1));
+	so->pend_est = palloc(sizeof(float) * Max(n, 1));
 	so->pending_nodes = palloc(sizeof(HnswNode) * Max(n, 1));
 	so->npend = 0;
 	for (int i = 0; i < n; i++)
@@ -307,6 +403,13 @@ load_pending(IndexScanDesc scan)
 		so->npend++;
 	}
 	qsort(so->pend, so->npend, sizeof(HnswCandidate), hnsw_candidate_cmp);
+	/* in format 3, the estimates load_tids() checks a returned row by */
+	for (int i = 0; so->cq != NULL && i < so->npend; i++)
+	{
+		bool		deleted;
+
+		so->pend_est[i] = g->ops->estimate(g, so->pend[i].node, so->cq, &deleted);
+	}
 	/* deleted pending rows stay in pending_nodes: the graph skips them too */
 	qsort(so->pending_nodes, n, sizeof(HnswNode), hnsw_node_cmp);
 	so->npending_nodes = n;
@@ -358,6 +461,22 @@ start_scan(IndexScanDesc scan)
 
 	hnsw_page_graph_init(&so->pg, index, &so->meta);
 	g = &so->pg.graph;
+	if (g->ops->estimate != NULL)
+	{
+		so->cq = palloc(hnsw_code_query_bytes(g->code_kind, g->dims));
+		hnsw_code_query_prepare(g->code_kind, g->code_seed, g->metric, so->query,
+								g->dims, so->cq);
+		so->rerank = palloc0(sizeof(HnswRerank) * Max(ngraphs, 1));
+		so->peeked_est = palloc(sizeof(float) * Max(ngraphs, 1));
+		/* at most window items are held at once */
+		so->window = hnsw_ef_search;
+		for (int i = 0; i < ngraphs; i++)
+		{
+			hnsw_heap_init(&so->rerank[i].heap, so->window + 1, false);
+			so->rerank[i].items = palloc(sizeof(RerankItem) * (so->window + 1));
+			so->rerank[i].free = palloc(sizeof(int) * (so->window + 1));
+		}
+	}
 	if (has_pending)
 		load_pending(scan);
 	so->searches = palloc(sizeof(HnswSearch *) * Max(ngraphs, 1));
@@ -396,7 +515,7 @@ start_scan(IndexScanDesc scan)
  * good an answer here as the old one was.
  */
 static bool
-same_element(HnswScanOpaque so, HnswElementTuple etup, float dist)
+same_element(HnswScanOpaque so, HnswElementTuple etup, float dist, float est)
 {
 	HnswGraph  *g = &so->pg.graph;
 	bool		wanted = so->all_spaces;
@@ -405,6 +524,9 @@ same_element(HnswScanOpaque so, HnswElementTuple etup, float dist)
 		wanted = (so->space_nos[i] == etup->space_no);
 	if (so->meta.nspacekeys > 0 && !wanted)
 		return false;
+	/* format 3: a code gives exactly the estimate the row was found at */
+	if (so->cq != NULL)
+		return hnsw_code_estimate(so->cq, HnswElementCode(etup)) == est;
 	return g->dist(so->query, etup->vec, g->dims) == dist;
 }
 
@@ -413,7 +535,7 @@ same_element(HnswScanOpaque so, HnswElementTuple etup, float dist)
  * slot holds another element by now).
  */
 static bool
-load_tids(IndexScanDesc scan, HnswCandidate c)
+load_tids(IndexScanDesc scan, HnswCandidate c, float est)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	ItemPointerData tid;
@@ -427,8 +549,8 @@ load_tids(IndexScanDesc scan, HnswCandidate c)
 	page = BufferGetPage(buf);
 	hnsw_check_page(scan->indexRelation, page, ItemPointerGetBlockNumber(&tid));
 	etup = hnsw_page_element(scan->indexRelation, page, ItemPointerGetBlockNumber(&tid),
-							 ItemPointerGetOffsetNumber(&tid), so->meta.dims);
-	so->ntids = (etup->flags & HNSW_ELEMENT_DELETED) || !same_element(so, etup, c.dist) ?
+							 ItemPointerGetOffsetNumber(&tid), &so->meta);
+	so->ntids = (etup->flags & HNSW_ELEMENT_DELETED) || !same_element(so, etup, c.dist, est) ?
 		0 : etup->ntids;
 	memcpy(so->tids, etup->heaptids, sizeof(ItemPointerData) * so->ntids);
 	so->tidpos = 0;
@@ -458,7 +580,7 @@ fullscan_next(IndexScanDesc scan)
 
 				if (hnsw_page_item_type(index, page, so->blkno, so->offno) != HNSW_TUPLE_ELEMENT)
 					continue;
-				etup = hnsw_page_element(index, page, so->blkno, so->offno, so->meta.dims);
+				etup = hnsw_page_element(index, page, so->blkno, so->offno, &so->meta);
 				if ((etup->flags & HNSW_ELEMENT_DELETED) || etup->ntids == 0)
 					continue;
 				if (!so->all_spaces)
@@ -514,6 +636,7 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 	for (;;)
 	{
 		HnswCandidate c;
+		float		est = 0;
 
 		if (so->tidpos < so->ntids)
 		{
@@ -536,12 +659,20 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 			int			i = (int) top.node;
 
 			if (i == so->nsearches)
+			{
+				if (so->cq != NULL)
+					est = so->pend_est[so->pendpos];
 				c = so->pend[so->pendpos++];
+			}
 			else
+			{
+				if (so->cq != NULL)
+					est = so->peeked_est[i];
 				c = so->peeked[i];
+			}
 			advance_search(so, i);
 		}
-		load_tids(scan, c);
+		load_tids(scan, c, est);
 	}
 
 	if (!found)

@@ -79,7 +79,7 @@ hnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 
 			if (hnsw_page_item_type(index, page, blkno, off) != HNSW_TUPLE_ELEMENT)
 				continue;
-			etup = hnsw_page_element(index, page, blkno, off, meta.dims);
+			etup = hnsw_page_element(index, page, blkno, off, &meta);
 			if (etup->flags & HNSW_ELEMENT_DELETED)
 				continue;
 
@@ -100,7 +100,7 @@ hnsw_bulkdelete(IndexVacuumInfo *info, IndexBulkDeleteResult *stats,
 				state = GenericXLogStart(index);
 				page = GenericXLogRegisterBuffer(state, buf, 0);
 			}
-			etup = hnsw_page_element(index, page, blkno, off, meta.dims);
+			etup = hnsw_page_element(index, page, blkno, off, &meta);
 			for (int t = 0; t < HNSW_HEAPTIDS; t++)
 			{
 				if (t < nkeep)
@@ -265,7 +265,7 @@ verify_element(Relation index, HnswMetaInfo *meta, HnswNode node, BlockNumber fr
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
 	page = BufferGetPage(buf);
 	hnsw_check_page(index, page, blkno);
-	(void) hnsw_page_element(index, page, blkno, ItemPointerGetOffsetNumber(&tid), meta->dims);
+	(void) hnsw_page_element(index, page, blkno, ItemPointerGetOffsetNumber(&tid), meta);
 	UnlockReleaseBuffer(buf);
 }
 
@@ -339,7 +339,7 @@ live_heir(HnswPageGraph *pg, HnswMetaInfo *meta, HnswNode from)
 		LockBuffer(buf, BUFFER_LOCK_SHARE);
 		hnsw_check_page(pg->index, BufferGetPage(buf), ItemPointerGetBlockNumber(&tid));
 		etup = hnsw_page_element(pg->index, BufferGetPage(buf), ItemPointerGetBlockNumber(&tid),
-								 ItemPointerGetOffsetNumber(&tid), meta->dims);
+								 ItemPointerGetOffsetNumber(&tid), meta);
 		heir.level = etup->level;
 		heir.space_no = etup->space_no;
 		UnlockReleaseBuffer(buf);
@@ -427,7 +427,7 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 			}
 			if (type != HNSW_TUPLE_ELEMENT)
 				continue;
-			etup = hnsw_page_element(index, page, blkno, off, meta->dims);
+			etup = hnsw_page_element(index, page, blkno, off, meta);
 			if ((meta->nspacekeys == 0) != (etup->space_no == 0))
 				hnsw_corrupt(index, blkno,
 							 psprintf("element %u has an invalid memory space number %u",
@@ -637,7 +637,7 @@ free_page_slots(Relation index, HnswMetaInfo *meta, BlockNumber blkno,
 	for (int i = 0; i < n; i++)
 	{
 		OffsetNumber off = (OffsetNumber) (nodes[i] & 0xFFFF);
-		HnswElementTuple etup = hnsw_page_element(index, page, blkno, off, meta->dims);
+		HnswElementTuple etup = hnsw_page_element(index, page, blkno, off, meta);
 		HnswNeighborTuple ntup;
 
 		/* deleted stays deleted; nobody else frees or reuses it meanwhile */

@@ -279,7 +279,32 @@ hnsw_lock_element(HnswPageGraph *pg, HnswNode node, Buffer *buf)
 	page = BufferGetPage(*buf);
 	hnsw_check_page(pg->index, page, ItemPointerGetBlockNumber(&tid));
 	return hnsw_page_element(pg->index, page, ItemPointerGetBlockNumber(&tid),
-							 ItemPointerGetOffsetNumber(&tid), pg->graph.dims);
+							 ItemPointerGetOffsetNumber(&tid), pg->meta);
+}
+
+/*
+ * Copy node's vector into out (from its element tuple, or in format 3 from
+ * its vector's chunks, read after the element's page is released);
+ * returns whether the element is deleted.
+ */
+static bool
+read_element_vector(HnswPageGraph *pg, HnswNode node, float *out)
+{
+	Buffer		buf;
+	HnswElementTuple etup = hnsw_lock_element(pg, node, &buf);
+	bool		deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
+	ItemPointerData first;
+
+	if (pg->meta->version < 3)
+	{
+		memcpy(out, etup->vec, sizeof(float) * pg->graph.dims);
+		UnlockReleaseBuffer(buf);
+		return deleted;
+	}
+	first = *HnswElementVectorTid(etup);
+	UnlockReleaseBuffer(buf);
+	hnsw_page_read_vector(pg, &first, out);
+	return deleted;
 }
 
 /*
@@ -292,8 +317,6 @@ cached_vector(HnswPageGraph *pg, HnswNode node)
 {
 	HnswVecCache *vc = (HnswVecCache *) pg->cache;
 	HnswVecCacheEntry *entry;
-	Buffer		buf;
-	HnswElementTuple etup;
 	uint32		slot;
 	bool		found;
 
@@ -316,10 +339,7 @@ cached_vector(HnswPageGraph *pg, HnswNode node)
 
 	slot = vc_take_slot(vc);
 	vc->slot_node[slot] = PG_UINT64_MAX;	/* not in use until filled */
-	etup = hnsw_lock_element(pg, node, &buf);
-	memcpy(vc_slot_vec(vc, slot), etup->vec, sizeof(float) * vc->dims);
-	vc->slot_deleted[slot] = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
-	UnlockReleaseBuffer(buf);
+	vc->slot_deleted[slot] = read_element_vector(pg, node, vc_slot_vec(vc, slot));
 	entry = hnswvc_insert(vc->hash, node, &found);
 	Assert(!found);
 	entry->slot = slot;
@@ -346,8 +366,32 @@ hnsw_page_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
 		*skip = vc->slot_deleted[slot];
 		return g->dist(q, vc_slot_vec(vc, slot), g->dims);
 	}
+	if (pg->meta->version >= 3)
+	{
+		if (pg->vecbuf == NULL)
+			pg->vecbuf = MemoryContextAlloc(g->cxt, sizeof(float) * g->dims);
+		*skip = read_element_vector(pg, node, pg->vecbuf);
+		return g->dist(q, pg->vecbuf, g->dims);
+	}
 	etup = hnsw_lock_element(pg, node, &buf);
 	d = g->dist(q, etup->vec, g->dims);
+	*skip = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
+	UnlockReleaseBuffer(buf);
+	return d;
+}
+
+/*
+ * Format 3: the distance from a prepared query to node estimated from the
+ * code in its element tuple (HnswGraphOps.estimate); one page, share-locked.
+ */
+float
+hnsw_page_estimate(HnswGraph *g, HnswNode node, const HnswCodeQuery *cq, bool *skip)
+{
+	HnswPageGraph *pg = (HnswPageGraph *) g;
+	Buffer		buf;
+	HnswElementTuple etup = hnsw_lock_element(pg, node, &buf);
+	float		d = hnsw_code_estimate(cq, HnswElementCode(etup));
+
 	*skip = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
 	UnlockReleaseBuffer(buf);
 	return d;
@@ -423,6 +467,21 @@ page_peek_shared(HnswPageGraph *pg, HnswNode node)
 		return NULL;
 	hnsw_prefetch(page + itemoff);	/* the tuple's header */
 	return (const float *) (page + itemoff + offsetof(HnswElementTupleData, vec));
+}
+
+/*
+ * Format 3: where node's code probably lies in shared buffers, for a
+ * prefetch only (see HnswGraphOps.peek_code and page_peek_shared()).
+ */
+const unsigned char *
+hnsw_page_peek_code(HnswGraph *g, HnswNode node)
+{
+	const char *p = (const char *) page_peek_shared((HnswPageGraph *) g, node);
+
+	if (p == NULL)
+		return NULL;
+	return (const unsigned char *) p - offsetof(HnswElementTupleData, vec) +
+		HNSW_ELEMENT3_CODE_OFFSET;
 }
 
 /*

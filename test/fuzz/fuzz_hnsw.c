@@ -190,6 +190,19 @@ stage_meta(FzRun *r)
 	hnsw_read_meta(r->rel, &r->meta);
 }
 
+/*
+ * Format 3: follow the element's vector chunks (the page it is on is
+ * locked: vector pages after graph pages, as the server does).
+ */
+static void
+read_chunks(FzRun *r, HnswElementTuple etup, BlockNumber blkno)
+{
+	float	   *vec = palloc(sizeof(float) * r->meta.dims);
+
+	hnsw_read_vector(r->rel, HnswElementVectorTid(etup), r->meta.dims, blkno, vec);
+	pfree(vec);
+}
+
 /* every page and every tuple through the checked accessors */
 static void
 stage_pages(FzRun *r)
@@ -223,15 +236,19 @@ stage_pages(FzRun *r)
 				(void) hnsw_page_space(r->rel, page, blkno, off);
 			else if (type == HNSW_TUPLE_PENDING)
 				(void) hnsw_page_pending(r->rel, page, blkno, off);
+			else if (type == HNSW_TUPLE_VECTOR)
+				(void) hnsw_page_chunk(r->rel, page, blkno, off, r->meta.dims);
 			else
 			{
 				HnswElementTuple etup = hnsw_page_element(r->rel, page, blkno, off,
-														  r->meta.dims);
+														  &r->meta);
 
 				if (ItemPointerGetBlockNumber(&etup->neighbortid) == blkno)
 					(void) hnsw_page_neighbors(r->rel, page, blkno,
 											   ItemPointerGetOffsetNumber(&etup->neighbortid),
 											   r->meta.m, etup->level);
+				if (r->meta.version >= 3 && r->meta.dims > 0)
+					read_chunks(r, etup, blkno);
 			}
 		}
 		UnlockReleaseBuffer(buf);
@@ -438,7 +455,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r.query = make_vector(dims, data[3]);
 		r.query2 = make_vector(dims, data[3] + 1);
 
-		run_stage("pages", stage_pages, &r, 1);
+		/* 2: an element's page and, in format 3, one of its vector's chunk pages */
+		run_stage("pages", stage_pages, &r, 2);
 		run_stage("spaces", stage_spaces, &r, 1);
 		if (r.ops & FZ_OP_SCAN)
 			run_stage("scan", stage_scan, &r, 1);

@@ -10,8 +10,8 @@
 # /usr/lib/postgresql/15/bin; a private tree works too: PGBIN=/path/bin).
 # Starts a throwaway cluster as "postgres" in a temp dir, builds a few small
 # indexes (L2 with on-page inserts, deletes and VACUUM; cosine with int4
-# memory spaces; inner product with long vectors whose element and list sit
-# on two pages; an empty one), stops it and writes, for each index, the
+# memory spaces; inner product with 2 000 dimensions; 4 200 dimensions
+# whose vectors span vector pages; RaBitQ codes; an empty one), stops it and writes, for each index, the
 # 32-byte control header of fuzz_hnsw.c followed by the index's blocks.
 
 set -euo pipefail
@@ -79,6 +79,20 @@ CREATE INDEX ip_idx ON t_ip USING engram_hnsw (v real_ip_ops) WITH (m = 16, fast
 INSERT INTO t_ip SELECT array_agg(((i * 7 + j) % 13)::real / 13) FROM generate_series(1, 2) i,
   generate_series(1, 2000) j GROUP BY i;
 
+-- format 3: vectors longer than a page (chunks over three vector pages)
+CREATE TABLE t_long (v real[]);
+CREATE INDEX long_idx ON t_long USING engram_hnsw (v) WITH (m = 4, fastupdate = off);
+INSERT INTO t_long SELECT array_agg(((i * 5 + j) % 11)::real / 11) FROM generate_series(1, 3) i,
+  generate_series(1, 4200) j GROUP BY i;
+
+-- format 3: RaBitQ codes
+CREATE TABLE t_rq (id int, v real[]);
+INSERT INTO t_rq SELECT i, ARRAY[random(), random(), random(), random(), random()]::real[]
+  FROM generate_series(1, 50) i;
+CREATE INDEX rq_idx ON t_rq USING engram_hnsw (v) WITH (m = 4, codes = rabitq, fastupdate = off);
+DELETE FROM t_rq WHERE id % 6 = 0;
+VACUUM t_rq;
+
 -- empty, dimension not fixed yet
 CREATE TABLE t_empty (v real[]);
 CREATE INDEX empty_idx ON t_empty USING engram_hnsw (v);
@@ -91,7 +105,8 @@ CHECKPOINT;
 SQL
 
 mapfile -t rows < <(psql -At -F ' ' -c "SELECT relname, oid, pg_relation_filepath(oid)
-	FROM pg_class WHERE relname IN ('l2_idx', 'pend_idx', 'sp_idx', 'ip_idx', 'empty_idx', 'lv_idx') ORDER BY relname")
+	FROM pg_class WHERE relname IN ('l2_idx', 'pend_idx', 'sp_idx', 'ip_idx', 'empty_idx', 'lv_idx',
+	  'long_idx', 'rq_idx') ORDER BY relname")
 as_pg "$PGBIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null
 
 mkdir -p "$OUT"

@@ -39,7 +39,7 @@ KEEP="${FUZZ_KEEP:-0}"
 # pages (hnsw_check.c, hnsw_build.c and hnsw_util.c need the catalog and the
 # executor, hnsw_options.c and hnsw_cost.c the GUC, reloption and planner
 # machinery: not linked)
-SRC_FILES=(hnsw_pages hnsw_place hnsw_veccache hnsw_pagegraph hnsw_graph hnsw_distance hnsw_kernels hnsw_space hnsw_scan hnsw_insert hnsw_vacuum hnsw_pending)
+SRC_FILES=(hnsw_pages hnsw_place hnsw_vector hnsw_veccache hnsw_pagegraph hnsw_graph hnsw_distance hnsw_kernels hnsw_codes hnsw_codes_kernels hnsw_space hnsw_scan hnsw_insert hnsw_vacuum hnsw_pending)
 
 die() {
 	echo "fuzz: $*" >&2

@@ -35,11 +35,12 @@ status=0
 CODES="$HERE/../../src"
 CFLAGS_CODES=(-O2 -ffp-contract=off -fwrapv -Wall -Wextra -Werror)
 mkdir "$WORK/codes"
-for v in "v4 x86-64-v4" "v3 x86-64-v3" "base x86-64"; do
-	read -r prefix arch <<<"$v"
-	"$CC" "${FLAGS[@]}" -march="$arch" -DHNSW_KERNEL= "-DHNSW_KERNEL_NAME(name)=${prefix}_##name" \
+# (v4p: AVX-512 with VPOPCNTDQ, which the extension dispatches by hand)
+for v in "v4p x86-64-v4 -mavx512vpopcntdq" "v4 x86-64-v4" "v3 x86-64-v3" "base x86-64"; do
+	read -r prefix arch extra <<<"$v"
+	"$CC" "${FLAGS[@]}" -march="$arch" $extra -DHNSW_KERNEL= "-DHNSW_KERNEL_NAME(name)=${prefix}_##name" \
 		-c "$CODES/hnsw_codes_kernels.c" -o "$WORK/codes/${prefix}_kernels.o"
-	"$CC" "${CFLAGS_CODES[@]}" -march="$arch" "-DHNSW_KERNEL_NAME(name)=${prefix}_##name" \
+	"$CC" "${CFLAGS_CODES[@]}" -march="$arch" $extra "-DHNSW_KERNEL_NAME(name)=${prefix}_##name" \
 		-c "$CODES/hnsw_codes.c" -o "$WORK/codes/${prefix}_codes.o"
 done
 "$CC" "${FLAGS[@]}" -c "$CODES/hnsw_codes_kernels.c" -o "$WORK/codes/kernels.o"

@@ -13,13 +13,18 @@
 #     install, and the indexes keep answering.  The same from 0.2.0: the
 #     distance functions get their support function, and the planner's
 #     cost of a distance call then grows with the vectors' length.
-#  2. Page format 1 (what 0.1.0 writes): the meta page of 0.1.0 is the
+#  2. Page format 2 (what 0.2.0 writes; engram_hnsw.build_format = 2
+#     builds it): the index answers, takes rows through its pending list,
+#     VACUUM and engram_hnsw_check work (format 2, no codes); REINDEX moves
+#     it to format 3 with int8 codes, and every row is still found.
+#  3. Page format 1 (what 0.1.0 writes): the meta page of 0.1.0 is the
 #     prefix of format 2 with version 1, and every other page is unchanged,
-#     so an index is put into format 1 by rewriting the version field of
-#     its meta page with the server stopped.  Then: the index is read as
-#     format 1 (inserts go straight into the graph, nothing pending), every
-#     row is found by its own vector, VACUUM works, engram_hnsw_check
-#     passes; REINDEX gives format 2 and the pending list again.
+#     so a format 2 index is put into format 1 by rewriting the version
+#     field of its meta page with the server stopped.  Then: the index is
+#     read as format 1 (inserts go straight into the graph, nothing
+#     pending), every row is found by its own vector, VACUUM works,
+#     engram_hnsw_check passes; REINDEX gives format 3 and the pending list
+#     again.
 
 use strict;
 use warnings;
@@ -75,7 +80,7 @@ is($node->safe_psql('old', $objects), $node->safe_psql('fresh', $objects),
 my $sig = q{SELECT pg_get_function_result('engram_hnsw_check'::regproc) || ' / ' ||
 	pg_get_function_arguments('engram_hnsw_check'::regproc)};
 is($node->safe_psql('old', $sig), $node->safe_psql('fresh', $sig),
-	'engram_hnsw_check has the 0.2.0 signature');
+	'engram_hnsw_check has the signature of a fresh install');
 
 # 0.3.0: every distance function has the planner support function
 my $support = q{SELECT string_agg(p.proname || ':' || p.prosupport::regproc::text, ' ' ORDER BY p.proname)
@@ -119,7 +124,7 @@ my $fmt = sub {
 SELECT get_byte(b, 28) + 256 * get_byte(b, 29)
   FROM (SELECT pg_read_binary_file(pg_relation_filepath('$idx'), 0, 32) AS b) s});
 };
-is($fmt->('old', 'items_idx'), '2', 'an index built after the update has page format 2 (as 0.2.0 and 0.3.0 build)');
+is($fmt->('old', 'items_idx'), '3', 'an index built after the update has page format 3');
 for my $idx ('items_idx', 'sp_idx')
 {
 	my $tab = $idx eq 'items_idx' ? 'items' : 'sp';
@@ -135,8 +140,40 @@ SELECT count(*) FILTER (WHERE NOT f) FROM (
 is($node->safe_psql('old', "SELECT engram_hnsw_merge_pending('items_idx') > 0"), 't',
 	'engram_hnsw_merge_pending works after the update');
 
-# ---------------------------------------------------------------- 2. format 1
-items_db('f1', 'CREATE EXTENSION engram_hnsw;', 3000, 'CHECKPOINT;');
+# every row of $tab found by its own vector through the index: the misses
+my $misses = sub {
+	my ($db, $tab) = @_;
+	return $node->safe_psql($db, qq{
+SET enable_seqscan = off;
+SELECT count(*) FILTER (WHERE NOT f) FROM (
+  SELECT (SELECT b.id FROM $tab b ORDER BY b.v <-> a.v LIMIT 1) = a.id AS f FROM $tab a) s});
+};
+
+# ---------------------------------------------------------------- 2. format 2
+items_db('f2', 'CREATE EXTENSION engram_hnsw; SET engram_hnsw.build_format = 2;', 3000);
+for my $idx ('items_idx', 'sp_idx')
+{
+	my $tab = $idx eq 'items_idx' ? 'items' : 'sp';
+	is($fmt->('f2', $idx), '2', "$idx built in page format 2");
+	is($node->safe_psql('f2', "SELECT format || ' ' || coalesce(codes, 'none') FROM engram_hnsw_check('$idx')"),
+		'2 none', "$idx: engram_hnsw_check reports format 2 without codes");
+	$node->safe_psql('f2', "INSERT INTO $tab SELECT i, " . ($tab eq 'sp' ? 'i % 13, ' : '')
+		  . "vec(i, 8) FROM generate_series(3001, 3200) i");
+	is($node->safe_psql('f2', "SELECT pending FROM engram_hnsw_check('$idx')"), '200',
+		"$idx in format 2: inserts go to the pending list");
+	is($misses->('f2', $tab), '0', "$idx in format 2: every row is found by its own vector");
+	$node->safe_psql('f2', "DELETE FROM $tab WHERE id % 4 = 0; VACUUM $tab");
+	is($node->safe_psql('f2', "SELECT heap_tids || ' ' || pending || ' ' || unreachable FROM engram_hnsw_check('$idx')"),
+		'2400 0 0', "$idx in format 2: VACUUM merged and removed the deleted rows, check passes");
+	$node->safe_psql('f2', "REINDEX INDEX $idx");
+	is($fmt->('f2', $idx), '3', "$idx after REINDEX: page format 3");
+	is($node->safe_psql('f2', "SELECT format || ' ' || codes || ' ' || heap_tids FROM engram_hnsw_check('$idx')"),
+		'3 int8 2400', "$idx after REINDEX: int8 codes, every row");
+	is($misses->('f2', $tab), '0', "$idx after REINDEX: every row is found by its own vector");
+}
+
+# ---------------------------------------------------------------- 3. format 1
+items_db('f1', 'CREATE EXTENSION engram_hnsw; SET engram_hnsw.build_format = 2;', 3000, 'CHECKPOINT;');
 my %path;
 for my $idx ('items_idx', 'sp_idx')
 {
@@ -177,7 +214,7 @@ SELECT count(*) FILTER (WHERE NOT f) FROM (
 		"$idx in format 1: nothing to merge");
 
 	$node->safe_psql('f1', "REINDEX INDEX $idx");
-	is($fmt->('f1', $idx), '2', "$idx after REINDEX: page format 2");
+	is($fmt->('f1', $idx), '3', "$idx after REINDEX: page format 3");
 	$node->safe_psql('f1', "INSERT INTO $tab SELECT i, " . ($tab eq 'sp' ? 'i % 13, ' : '')
 		  . "vec(i, 8) FROM generate_series(3401, 3500) i");
 	$chk = $node->safe_psql('f1', "SELECT pending FROM engram_hnsw_check('$idx')");
