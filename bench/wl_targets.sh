@@ -302,8 +302,8 @@ for spec in "${SPECS[@]}"; do
 		echo "Started $(sed 's/^ *//' <<<"$set_uptime0"); ended $(uptime | sed 's/^ *//')."
 		echo "Storage: $(IFS=';'; echo "${STORAGE[*]}" | sed 's/;/; /g')."
 		echo
-		echo "| method | serial build s (median, range) | / hnswlib 1 thread | CPU s | parallel build s ($PW worker + leader / 2 threads) | parallel speed-up | workers seen | index MB | bytes / element |"
-		echo "|---|---|---|---|---|---|---|---|---|"
+		echo "| method | serial build s (median, range) | / hnswlib 1 thread | CPU s | CPU / hnswlib | parallel build s ($PW worker + leader / 2 threads) | parallel speed-up | workers seen | index MB | bytes / element |"
+		echo "|---|---|---|---|---|---|---|---|---|---|"
 		for m in "${METHODS[@]}" h; do
 			s0="$(med "$m" build0_s)"
 			s1="$(med "$m" build1_s)"
@@ -318,7 +318,7 @@ for spec in "${SPECS[@]}"; do
 				wk="$(awk -F'\t' -v s="$tag" -v m="$m" '$2 == s && $3 == m && $4 == "build1_workers" { printf "%s%s", c, $6; c = "," }' "$RAW")"
 				mbs="$mb"
 			fi
-			echo "| $(label "$m") | $(bench_fmt "$s0" 2) ($(rng "$m" build0_s)) | $(bench_ratio "$s0" "$h0") | $(bench_fmt "$(med "$m" build0_cpu)" 2) | $(bench_fmt "$s1" 2) ($(rng "$m" build1_s)) | $(bench_ratio "$s0" "$s1") | $wk | $mbs | $bytes |"
+			echo "| $(label "$m") | $(bench_fmt "$s0" 2) ($(rng "$m" build0_s)) | $(bench_ratio "$s0" "$h0") | $(bench_fmt "$(med "$m" build0_cpu)" 2) | $(bench_ratio "$(med "$m" build0_cpu)" "$(med h build0_cpu)") | $(bench_fmt "$s1" 2) ($(rng "$m" build1_s)) | $(bench_ratio "$s0" "$s1") | $wk | $mbs | $bytes |"
 		done
 		echo
 		printf '| ef_search |'
@@ -358,8 +358,9 @@ for spec in "${SPECS[@]}"; do
 		printf '| %s | %s |' "$set_name" "$metric"
 		for m in "${METHODS[@]}"; do
 			read -r q _ <<<"$(bench_qps_at "$TARGET_RECALL" "$d/$m.dat")"
-			printf ' %s | %s | %s |' "$(bench_ratio "$(med "$m" build0_s)" "$h0")" \
-				"$(bench_ratio "$(med "$m" build0_s)" "$(med "$m" build1_s)")" "$(bench_ratio "$q" "$hq")"
+			read -r c _ <<<"$(bench_qps_at "$TARGET_RECALL" "$d/$m.cpu")"
+			printf ' %s | %s | %s | %s |' "$(bench_ratio "$(med "$m" build0_s)" "$h0")" \
+				"$(bench_ratio "$(med "$m" build0_s)" "$(med "$m" build1_s)")" "$(bench_ratio "$q" "$hq")" "$(bench_ratio "$c" "$hc")"
 		done
 		echo " $(bench_fmt "$hq") |"
 	} >>"$SUMMARY"
@@ -444,8 +445,8 @@ RUNSEC="$OUT/run.md"
 	echo "Base and query vectors are stored uncompressed in the heap (SET STORAGE PLAIN before loading; checked:"
 	echo "no TOAST, no compressed row), real[] for engram_hnsw, vector(n) for pgvector."
 	echo
-	echo "| data set | metric |$(for m in "${METHODS[@]}"; do printf ' %s: serial build / hnswlib 1 thread | parallel speed-up | QPS at recall %s / hnswlib |' "$(label "$m")" "$TARGET_RECALL"; done) hnswlib QPS at recall $TARGET_RECALL |"
-	echo "|---|---|$(for m in "${METHODS[@]}"; do printf -- '---|---|---|'; done)---|"
+	echo "| data set | metric |$(for m in "${METHODS[@]}"; do printf ' %s: serial build / hnswlib 1 thread | parallel speed-up | QPS at recall %s / hnswlib | same, CPU-QPS |' "$(label "$m")" "$TARGET_RECALL"; done) hnswlib QPS at recall $TARGET_RECALL |"
+	echo "|---|---|$(for m in "${METHODS[@]}"; do printf -- '---|---|---|---|'; done)---|"
 	cat "$SUMMARY"
 	echo
 	cat "$SECTIONS" "$WSEC"
