@@ -95,7 +95,6 @@ typedef struct HnswScanOpaqueData
 	 * lets graph results that are also pending be skipped.
 	 */
 	HnswCandidate *pend;
-	float	   *pend_est;		/* format 3: their estimates */
 	int			npend;
 	int			pendpos;
 	HnswNode   *pending_nodes;
@@ -142,7 +141,6 @@ hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->searches = NULL;
 	so->nsearches = 0;
 	so->pend = NULL;
-	so->pend_est = NULL;
 	so->rerank = NULL;
 	so->peeked_est = NULL;
 	so->cq = NULL;
@@ -303,8 +301,29 @@ is_pending(HnswScanOpaque so, HnswNode node)
 }
 
 /*
- * Format 3: the next row of search i at its exact distance (*est: its
- * estimate).  Keeps ef_search results of the search, read on in estimate
+ * The next row of stream i in its own order: search i (skipping rows that
+ * are also pending), or i == nsearches the pending rows.  Exact distances,
+ * or in format 3 estimates.
+ */
+static bool
+stream_next(HnswScanOpaque so, int i, HnswCandidate *c)
+{
+	if (i == so->nsearches)
+	{
+		if (so->pendpos >= so->npend)
+			return false;
+		*c = so->pend[so->pendpos++];
+		return true;
+	}
+	while (hnsw_search_next(so->searches[i], c))
+		if (!is_pending(so, c->node))
+			return true;
+	return false;
+}
+
+/*
+ * Format 3: the next row of stream i at its exact distance (*est: its
+ * estimate).  Keeps ef_search rows of the stream, read on in estimate
  * order, and returns the nearest of them by exact distance.
  */
 static bool
@@ -321,13 +340,11 @@ rerank_next(HnswScanOpaque so, int i, HnswCandidate *out, float *est)
 		float		exact;
 		int			k;
 
-		if (!hnsw_search_next(so->searches[i], &c))
+		if (!stream_next(so, i, &c))
 		{
 			r->drained = true;
 			break;
 		}
-		if (is_pending(so, c.node))
-			continue;
 		exact = g->ops->distance(g, c.node, so->query, &deleted);
 		if (deleted)
 			continue;
@@ -350,31 +367,21 @@ rerank_next(HnswScanOpaque so, int i, HnswCandidate *out, float *est)
 static void
 advance_search(HnswScanOpaque so, int i)
 {
-	if (i == so->nsearches)
-	{
-		if (so->pendpos < so->npend)
-			hnsw_heap_push(&so->merge, (HnswNode) i, so->pend[so->pendpos].dist);
-		return;
-	}
+	bool		more;
+
 	if (so->rerank != NULL)
-	{
-		if (rerank_next(so, i, &so->peeked[i], &so->peeked_est[i]))
-			hnsw_heap_push(&so->merge, (HnswNode) i, so->peeked[i].dist);
-		return;
-	}
-	while (hnsw_search_next(so->searches[i], &so->peeked[i]))
-	{
-		if (is_pending(so, so->peeked[i].node))
-			continue;
+		more = rerank_next(so, i, &so->peeked[i], &so->peeked_est[i]);
+	else
+		more = stream_next(so, i, &so->peeked[i]);
+	if (more)
 		hnsw_heap_push(&so->merge, (HnswNode) i, so->peeked[i].dist);
-		return;
-	}
 }
 
 /*
- * Read the pending rows of the chosen spaces and compute their exact
- * distances.  Done before any graph search: see hnsw_pending.c for why
- * that order finds every row.
+ * Read the pending rows of the chosen spaces and compute their distances:
+ * exact, or in format 3 estimated from their codes (one page read each;
+ * the stream is reranked as a search's is).  Done before any graph
+ * search: see hnsw_pending.c for why that order finds every row.
  */
 static void
 load_pending(IndexScanDesc scan)
@@ -387,13 +394,14 @@ load_pending(IndexScanDesc scan)
 	n = hnsw_pending_collect(scan->indexRelation, &so->meta, so->space_nos,
 							 so->all_spaces ? -1 : so->nspace_nos, &items);
 	so->pend = palloc(sizeof(HnswCandidate) * Max(n, 1));
-	so->pend_est = palloc(sizeof(float) * Max(n, 1));
 	so->pending_nodes = palloc(sizeof(HnswNode) * Max(n, 1));
 	so->npend = 0;
 	for (int i = 0; i < n; i++)
 	{
 		bool		deleted;
-		float		d = g->ops->distance(g, items[i].node, so->query, &deleted);
+		float		d = so->cq != NULL ?
+			g->ops->estimate(g, items[i].node, so->cq, &deleted) :
+			g->ops->distance(g, items[i].node, so->query, &deleted);
 
 		so->pending_nodes[i] = items[i].node;
 		if (deleted)
@@ -403,13 +411,6 @@ load_pending(IndexScanDesc scan)
 		so->npend++;
 	}
 	qsort(so->pend, so->npend, sizeof(HnswCandidate), hnsw_candidate_cmp);
-	/* in format 3, the estimates load_tids() checks a returned row by */
-	for (int i = 0; so->cq != NULL && i < so->npend; i++)
-	{
-		bool		deleted;
-
-		so->pend_est[i] = g->ops->estimate(g, so->pend[i].node, so->cq, &deleted);
-	}
 	/* deleted pending rows stay in pending_nodes: the graph skips them too */
 	qsort(so->pending_nodes, n, sizeof(HnswNode), hnsw_node_cmp);
 	so->npending_nodes = n;
@@ -466,11 +467,12 @@ start_scan(IndexScanDesc scan)
 		so->cq = palloc(hnsw_code_query_bytes(g->code_kind, g->dims));
 		hnsw_code_query_prepare(g->code_kind, g->code_seed, g->metric, so->query,
 								g->dims, so->cq);
-		so->rerank = palloc0(sizeof(HnswRerank) * Max(ngraphs, 1));
-		so->peeked_est = palloc(sizeof(float) * Max(ngraphs, 1));
+		/* one per search, and one for the pending rows */
+		so->rerank = palloc0(sizeof(HnswRerank) * (ngraphs + 1));
+		so->peeked_est = palloc(sizeof(float) * (ngraphs + 1));
 		/* at most window items are held at once */
 		so->window = hnsw_ef_search;
-		for (int i = 0; i < ngraphs; i++)
+		for (int i = 0; i <= ngraphs; i++)
 		{
 			hnsw_heap_init(&so->rerank[i].heap, so->window + 1, false);
 			so->rerank[i].items = palloc(sizeof(RerankItem) * (so->window + 1));
@@ -480,7 +482,7 @@ start_scan(IndexScanDesc scan)
 	if (has_pending)
 		load_pending(scan);
 	so->searches = palloc(sizeof(HnswSearch *) * Max(ngraphs, 1));
-	so->peeked = palloc(sizeof(HnswCandidate) * Max(ngraphs, 1));
+	so->peeked = palloc(sizeof(HnswCandidate) * (ngraphs + 1));
 	so->nsearches = ngraphs;
 	hnsw_heap_init(&so->merge, ngraphs + 1, false);
 	advance_search(so, ngraphs);	/* the pending rows' stream */
@@ -658,18 +660,9 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 			HnswCandidate top = hnsw_heap_pop(&so->merge);
 			int			i = (int) top.node;
 
-			if (i == so->nsearches)
-			{
-				if (so->cq != NULL)
-					est = so->pend_est[so->pendpos];
-				c = so->pend[so->pendpos++];
-			}
-			else
-			{
-				if (so->cq != NULL)
-					est = so->peeked_est[i];
-				c = so->peeked[i];
-			}
+			c = so->peeked[i];
+			if (so->cq != NULL)
+				est = so->peeked_est[i];
 			advance_search(so, i);
 		}
 		load_tids(scan, c, est);
