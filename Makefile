@@ -68,4 +68,5 @@ include $(PGXS)
 # stays the default goal.
 $(OBJS): src/engram_hnsw.h src/hnsw_format.h src/hnsw_graph.h
 src/hnsw_build.o src/hnsw_build_parallel.o: src/hnsw_build.h
-src/hnsw_codes.o: src/hnsw_codes.h
+src/hnsw_codes.o: src/hnsw_codes.h src/hnsw_codes_kernels.h
+src/hnsw_codes_kernels.o: src/hnsw_codes_kernels.h

@@ -71,16 +71,7 @@
  * of its entry points and of the kernels it calls prefixed, to check the
  * variants against each other (as for hnsw_kernels.c).
  */
-#ifndef HNSW_KERNEL_NAME
-#define HNSW_KERNEL_NAME(name) name
-#endif
-
-int32_t		HNSW_KERNEL_NAME(hnsw_codes_dot_i16_u8) (const int16_t *q, const unsigned char *c,
-													 int n);
-float		HNSW_KERNEL_NAME(hnsw_codes_l2_f16) (const float *q, const unsigned char *h, int n);
-float		HNSW_KERNEL_NAME(hnsw_codes_dot_f16) (const float *q, const unsigned char *h, int n);
-uint64_t	HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
-												  const uint64_t *planes, int words);
+#include "hnsw_codes_kernels.h"
 
 #define CODES_U			0x1p-24		/* unit roundoff of float */
 #define RABITQ_EPS0		1.9

@@ -362,31 +362,30 @@ static const HnswGraphOps page_graph_ops = {
 };
 
 /*
- * Format 3: walks estimate distances from the codes in the element tuples
- * (a small prefetch covers one), exact vectors come from vector pages.
+ * Format 3: the same, and walks estimate distances from the codes in the
+ * element tuples (prefetching the next one's code); exact vectors come from
+ * vector pages.  Made from page_graph_ops on first use.
  */
-static const HnswGraphOps page_graph_ops_codes = {
-	.distance = hnsw_page_distance,
-	.vector = hnsw_page_vector,
-	.neighbors = page_neighbors,
-	.replace_neighbors = page_replace_neighbors,
-	.get_entry = page_get_entry,
-	.set_entry = page_set_entry,
-	.create_node = page_create_node,
-	.add_heaptid = page_add_heaptid,
-	.estimate = hnsw_page_estimate,
-	.peek_code = hnsw_page_peek_code,
-	.peek_vector = hnsw_page_peek_vector,
-	.peek_bytes = 8192,
-	.prefetch = hnsw_page_prefetch,
-};
+static const HnswGraphOps *
+page_graph_ops_codes(void)
+{
+	static HnswGraphOps ops;
+
+	if (ops.estimate == NULL)
+	{
+		ops = page_graph_ops;
+		ops.estimate = hnsw_page_estimate;
+		ops.peek_code = hnsw_page_peek_code;
+	}
+	return &ops;
+}
 
 void
 hnsw_page_graph_init(HnswPageGraph *pg, Relation index, HnswMetaInfo *meta)
 {
 	memset(pg, 0, sizeof(HnswPageGraph));
 	pg->meta = meta;
-	pg->graph.ops = meta->version >= 3 ? &page_graph_ops_codes : &page_graph_ops;
+	pg->graph.ops = meta->version >= 3 ? page_graph_ops_codes() : &page_graph_ops;
 	pg->graph.code_kind = meta->code_kind;
 	pg->graph.code_seed = meta->code_seed;
 	pg->graph.dims = meta->dims;
