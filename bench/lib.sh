@@ -67,6 +67,7 @@
 #                             vectors inline in the heap, no TOAST)
 #   BENCH_SKIP_DEPS=1         do not apt-get
 #   BENCH_EXT_FROM=head       benchmark the last commit instead of the work tree
+#                             (or any commit: BENCH_EXT_FROM=<hash>)
 #   BENCH_EXT_BUILD=0         do not build the extension: use the system-wide
 #                             installation as it is
 #   BENCH_DATA, BENCH_RESULTS, BENCH_WORK   directories (bench/data, bench/results, bench/work)
@@ -163,9 +164,13 @@ bench_ext_prepare() {
 	rm -rf "$src.new"
 	mkdir -p "$src.new"
 	EXT_REV="$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
-	if [[ "$from" == head ]]; then
-		git -C "$BENCH_ROOT" archive HEAD | tar -x -C "$src.new" || {
-			EXT_NOTE="git archive HEAD failed"
+	if [[ "$from" != tree ]]; then
+		# head, or any commit: measure that commit's extension
+		[[ "$from" == head ]] && from=HEAD
+		EXT_REV="$(git -C "$BENCH_ROOT" rev-parse --short --verify "$from^{commit}" 2>/dev/null)" ||
+			bench_die "BENCH_EXT_FROM=$from: not a commit"
+		git -C "$BENCH_ROOT" archive "$from" | tar -x -C "$src.new" || {
+			EXT_NOTE="git archive $from failed"
 			return 0
 		}
 	else
