@@ -101,7 +101,8 @@ walk_chunks(Relation index, HnswPageGraph *pg, ItemPointer first, int dims, Bloc
 
 	while (done < dims)
 	{
-		BlockNumber blkno = ItemPointerGetBlockNumber(&tid);
+		/* a link read from a page: checked before it is followed */
+		BlockNumber blkno = ItemPointerGetBlockNumberNoCheck(&tid);
 		Buffer		buf;
 		Page		page;
 		HnswVectorTuple vt;
@@ -109,7 +110,8 @@ walk_chunks(Relation index, HnswPageGraph *pg, ItemPointer first, int dims, Bloc
 		/* the caller's page (locked) is a graph page, never a vector page */
 		if (!ItemPointerIsValid(&tid) || blkno == held || blkno == HNSW_METAPAGE_BLKNO ||
 			!hnsw_block_exists(index, blkno))
-			hnsw_corrupt(index, held, "a vector chunk link leads to no vector page");
+			hnsw_corrupt(index, held != InvalidBlockNumber ? held : blkno,
+						 "a vector chunk link leads to no vector page");
 		buf = pg != NULL ? hnsw_read_buffer(pg, blkno) : ReadBuffer(index, blkno);
 		LockBuffer(buf, mode);
 		page = BufferGetPage(buf);
@@ -220,12 +222,13 @@ first_chunk(Relation index, HnswMetaInfo *meta, int stripe, const float *vec, in
 
 		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		page = BufferGetPage(buf);
+		if (!PageIsNew(page))
+			hnsw_check_page(index, page, blkno);
 		if (!PageIsNew(page) && HnswPageGetOpaque(page)->flags == HNSW_PAGE_VECTOR &&
 			PageGetFreeSpace(page) >= size)
 		{
 			GenericXLogState *state = GenericXLogStart(index);
 
-			hnsw_check_page(index, page, blkno);
 			page = GenericXLogRegisterBuffer(state, buf, 0);
 			ItemPointerSet(first, blkno, hnsw_add_item(index, page, blkno, vt, size));
 			GenericXLogFinish(state);
@@ -254,9 +257,12 @@ vector_page_room(Relation index, HnswMetaInfo *meta, int stripe)
 		return 0;
 	buf = ReadBuffer(index, blkno);
 	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	if (!PageIsNew(BufferGetPage(buf)) &&
-		HnswPageGetOpaque(BufferGetPage(buf))->flags == HNSW_PAGE_VECTOR)
-		room = PageGetFreeSpace(BufferGetPage(buf));
+	if (!PageIsNew(BufferGetPage(buf)))
+	{
+		hnsw_check_page(index, BufferGetPage(buf), blkno);
+		if (HnswPageGetOpaque(BufferGetPage(buf))->flags == HNSW_PAGE_VECTOR)
+			room = PageGetFreeSpace(BufferGetPage(buf));
+	}
 	UnlockReleaseBuffer(buf);
 	return room;
 }
