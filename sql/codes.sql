@@ -106,3 +106,22 @@ ALTER INDEX codes_idx SET (codes = 'pq');
 
 DROP TABLE codes_t, codes_q, codes_truth;
 DROP FUNCTION codes_vec(int, int), codes_recall(text), codes_build(text, text);
+
+-- an element's code must fit a page: int8 stops near 7 900 dimensions,
+-- fp16 near 3 900; RaBitQ fits every length up to 16 000
+CREATE TABLE codes_wide (v real[]);
+INSERT INTO codes_wide SELECT array_fill(0.5::real, ARRAY[9000]);
+CREATE INDEX codes_wide_i8 ON codes_wide USING engram_hnsw (v) WITH (codes = int8);
+CREATE INDEX codes_wide_f16 ON codes_wide USING engram_hnsw (v) WITH (codes = fp16);
+CREATE INDEX codes_wide_rq ON codes_wide USING engram_hnsw (v) WITH (codes = rabitq);
+SELECT format, codes, elements FROM engram_hnsw_check('codes_wide_rq');
+-- page format 2 (engram_hnsw.build_format, for upgrade tests) holds at
+-- most 2 000 dimensions, at build and at the first insert
+SET engram_hnsw.build_format = 2;
+CREATE INDEX codes_wide_f2 ON codes_wide USING engram_hnsw (v);
+CREATE TABLE codes_f2 (v real[]);
+CREATE INDEX codes_f2_idx ON codes_f2 USING engram_hnsw (v);
+RESET engram_hnsw.build_format;
+INSERT INTO codes_f2 VALUES (array_fill(1::real, ARRAY[2001]));
+SELECT format, codes, elements FROM engram_hnsw_check('codes_f2_idx');
+DROP TABLE codes_wide, codes_f2;
