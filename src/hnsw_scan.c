@@ -36,6 +36,8 @@
  */
 #include "postgres.h"
 
+#include <float.h>
+
 #include "access/relscan.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -68,6 +70,33 @@ typedef struct HnswRerank
 	bool		drained;		/* the search has no more results */
 } HnswRerank;
 
+/* format 3: an element of a space read whole */
+typedef struct WholeItem
+{
+	HnswNode	node;
+	float		est;
+	float		low;			/* est - the code's bound: no nearer than this */
+	ItemPointerData vtid;		/* its vector's first chunk */
+	int			ntids;			/* its heap TIDs when read */
+	ItemPointerData tids[HNSW_HEAPTIDS];
+} WholeItem;
+
+/*
+ * A space read whole: its elements, a heap of those not taken yet by lower
+ * bound, and a heap of those taken, at exact distance (both: index into
+ * items).  The second's top is returned once no element not taken yet can
+ * be nearer.
+ */
+typedef struct HnswWhole
+{
+	WholeItem  *items;
+	int			nitems;
+	HnswHeap	lows;
+	HnswHeap	heap;
+	int			peeked;			/* the item in the merge heap */
+	float	   *vec;			/* scratch for exact distances */
+} HnswWhole;
+
 typedef struct HnswScanOpaqueData
 {
 	MemoryContext cxt;			/* everything of one scan; reset on rescan */
@@ -88,6 +117,7 @@ typedef struct HnswScanOpaqueData
 	int			window;			/* results read ahead: ef_search at the start */
 	float	   *peeked_est;		/* the estimate of each peeked row */
 	HnswCodeQuery *cq;
+	HnswWhole **whole;			/* per search: non-NULL for a space read whole */
 
 	/*
 	 * Pending rows (fastupdate): sorted by exact distance, returned through
@@ -144,6 +174,7 @@ hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->rerank = NULL;
 	so->peeked_est = NULL;
 	so->cq = NULL;
+	so->whole = NULL;
 	so->npend = so->pendpos = 0;
 	so->pending_nodes = NULL;
 	so->npending_nodes = 0;
@@ -239,6 +270,7 @@ choose_graphs(IndexScanDesc scan, HnswSpaceInfo **out)
 		(*out)->flags = 0;
 		(*out)->entry = so->meta.entry;
 		(*out)->entry_level = so->meta.entry_level;
+		(*out)->nblocks = -1;
 		return ItemPointerIsValid(&so->meta.entry) ? 1 : 0;
 	}
 
@@ -363,13 +395,46 @@ rerank_next(HnswScanOpaque so, int i, HnswCandidate *out, float *est)
 	return true;
 }
 
+/*
+ * Format 3: the next row of a space read whole, at its exact distance.
+ * The estimate's bound holds for every pair with int8 and fp16 codes, so
+ * rows come in exact order and none is missed; RaBitQ's bound is
+ * probabilistic, so its elements' lower bounds are taken as -infinity
+ * (read_whole()) and all are reranked.
+ */
+static bool
+whole_next(HnswScanOpaque so, HnswWhole *w, HnswCandidate *out, float *est)
+{
+	HnswGraph  *g = &so->pg.graph;
+	HnswCandidate top;
+
+	while (w->lows.n > 0 &&
+		   (w->heap.n == 0 || hnsw_heap_top(&w->heap)->dist > hnsw_heap_top(&w->lows)->dist))
+	{
+		HnswNode	k = hnsw_heap_pop(&w->lows).node;
+
+		hnsw_page_read_vector(&so->pg, &w->items[k].vtid, w->vec);
+		hnsw_heap_push(&w->heap, k, g->dist(so->query, w->vec, g->dims));
+	}
+	if (w->heap.n == 0)
+		return false;
+	top = hnsw_heap_pop(&w->heap);
+	w->peeked = (int) top.node;
+	out->node = w->items[top.node].node;
+	out->dist = top.dist;
+	*est = w->items[top.node].est;
+	return true;
+}
+
 /* the next row of stream i (a search, or the pending rows) into the merge heap */
 static void
 advance_search(HnswScanOpaque so, int i)
 {
 	bool		more;
 
-	if (so->rerank != NULL)
+	if (i < so->nsearches && so->whole[i] != NULL)
+		more = whole_next(so, so->whole[i], &so->peeked[i], &so->peeked_est[i]);
+	else if (so->rerank != NULL)
 		more = rerank_next(so, i, &so->peeked[i], &so->peeked_est[i]);
 	else
 		more = stream_next(so, i, &so->peeked[i]);
@@ -416,6 +481,111 @@ load_pending(IndexScanDesc scan)
 	so->npending_nodes = n;
 	so->pendpos = 0;
 	pfree(items);
+}
+
+/* the elements of space_no on one listed block, added to w */
+static void
+read_whole_block(IndexScanDesc scan, HnswWhole *w, int *max, uint32 space_no,
+				 BlockNumber blkno)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	bool		exact_bound = (so->meta.code_kind != HNSW_CODE_RABITQ);
+	Size		esize = hnsw_element_size(&so->meta);
+	Buffer		buf = hnsw_read_buffer(&so->pg, blkno);
+	Page		page;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	hnsw_check_page(index, page, blkno);
+	if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DATA)
+		hnsw_corrupt(index, blkno, psprintf("memory space %u lists block %u, which is not a data page",
+											space_no, blkno));
+	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		HnswElementTuple etup;
+		ItemPointerData tid;
+		WholeItem  *it;
+
+		ItemId		iid = PageGetItemId(page, off);
+
+		/* elements have one size: other tuples are skipped unread */
+		if (!ItemIdIsNormal(iid) || ItemIdGetLength(iid) != esize ||
+			hnsw_page_item_type(index, page, blkno, off) != HNSW_TUPLE_ELEMENT)
+			continue;
+		etup = hnsw_page_element(index, page, blkno, off, &so->meta);
+		ItemPointerSet(&tid, blkno, off);
+		if (etup->space_no != space_no || (etup->flags & HNSW_ELEMENT_DELETED) ||
+			etup->ntids == 0 || is_pending(so, HnswNodeFromTid(&tid)))
+			continue;
+		if (w->nitems == *max)
+		{
+			*max *= 2;
+			w->items = repalloc_huge(w->items, sizeof(WholeItem) * *max);
+		}
+		it = &w->items[w->nitems++];
+		it->node = HnswNodeFromTid(&tid);
+		it->vtid = *HnswElementVectorTid(etup);
+		it->ntids = etup->ntids;
+		memcpy(it->tids, etup->heaptids, sizeof(ItemPointerData) * etup->ntids);
+		it->est = hnsw_code_estimate(so->cq, HnswElementCode(etup));
+		it->low = exact_bound ?
+			it->est - hnsw_code_bound(so->cq, HnswElementCode(etup)) : -FLT_MAX;
+		hnsw_heap_push(&w->lows, (HnswNode) (w->nitems - 1), it->low);
+	}
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * Format 3: read a space listed on few blocks whole (its pending rows come
+ * through the pending stream, as always).
+ */
+static HnswWhole *
+read_whole(IndexScanDesc scan, HnswSpaceInfo *sp)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	HnswWhole  *w = palloc0(sizeof(HnswWhole));
+	int			max = 64;
+
+	w->items = palloc(sizeof(WholeItem) * max);
+	hnsw_heap_init(&w->lows, max, false);
+	for (int b = 0; b < sp->nblocks; b++)
+	{
+		read_whole_block(scan, w, &max, sp->space_no, sp->blocks[b]);
+		CHECK_FOR_INTERRUPTS();
+	}
+	hnsw_heap_init(&w->heap, w->nitems + 1, false);
+	w->vec = palloc(sizeof(float) * so->meta.dims);
+	return w;
+}
+
+/* is this space read whole rather than searched (format 3)? */
+static bool
+reads_whole(HnswScanOpaque so, HnswSpaceInfo *sp)
+{
+	return so->cq != NULL && so->meta.nspacekeys > 0 &&
+		sp->nblocks >= 0 && sp->nblocks <= hnsw_space_read_pages;
+}
+
+/* begin the graph search of stream i, from its space's entry point */
+static HnswSearch *
+begin_search(HnswScanOpaque so, HnswSpaceInfo *sp)
+{
+	HnswSearch *s = hnsw_search_begin(&so->pg.graph, so->query, true);
+	int			top = sp->entry_level;
+
+	s->layer = top;
+	hnsw_search_add_entry(s, HnswNodeFromTid(&sp->entry));
+	for (int l = top; l > 0; l--)
+	{
+		if (l != top)
+			hnsw_search_set_layer(s, l, true);
+		hnsw_search_run(s, 1);
+	}
+	if (top > 0)
+		hnsw_search_set_layer(s, 0, true);
+	hnsw_search_run(s, hnsw_ef_search);
+	return s;
 }
 
 /* set up the searches; returns false if there is nothing to return */
@@ -481,28 +651,18 @@ start_scan(IndexScanDesc scan)
 	}
 	if (has_pending)
 		load_pending(scan);
-	so->searches = palloc(sizeof(HnswSearch *) * Max(ngraphs, 1));
+	so->searches = palloc0(sizeof(HnswSearch *) * Max(ngraphs, 1));
+	so->whole = palloc0(sizeof(HnswWhole *) * Max(ngraphs, 1));
 	so->peeked = palloc(sizeof(HnswCandidate) * (ngraphs + 1));
 	so->nsearches = ngraphs;
 	hnsw_heap_init(&so->merge, ngraphs + 1, false);
 	advance_search(so, ngraphs);	/* the pending rows' stream */
 	for (int i = 0; i < ngraphs; i++)
 	{
-		HnswSearch *s = hnsw_search_begin(g, so->query, true);
-		int			top = graphs[i].entry_level;
-
-		s->layer = top;
-		hnsw_search_add_entry(s, HnswNodeFromTid(&graphs[i].entry));
-		for (int l = top; l > 0; l--)
-		{
-			if (l != top)
-				hnsw_search_set_layer(s, l, true);
-			hnsw_search_run(s, 1);
-		}
-		if (top > 0)
-			hnsw_search_set_layer(s, 0, true);
-		hnsw_search_run(s, hnsw_ef_search);
-		so->searches[i] = s;
+		if (reads_whole(so, &graphs[i]))
+			so->whole[i] = read_whole(scan, &graphs[i]);
+		else
+			so->searches[i] = begin_search(so, &graphs[i]);
 		advance_search(so, i);
 	}
 	return true;
@@ -663,6 +823,17 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 			c = so->peeked[i];
 			if (so->cq != NULL)
 				est = so->peeked_est[i];
+			if (i < so->nsearches && so->whole[i] != NULL)
+			{
+				/* a space read whole: the heap TIDs were read with it */
+				WholeItem  *it = &so->whole[i]->items[so->whole[i]->peeked];
+
+				so->ntids = it->ntids;
+				memcpy(so->tids, it->tids, sizeof(ItemPointerData) * it->ntids);
+				so->tidpos = 0;
+				advance_search(so, i);
+				continue;
+			}
 			advance_search(so, i);
 		}
 		load_tids(scan, c, est);

@@ -105,8 +105,12 @@ hnsw_page_space(Relation index, Page page, BlockNumber blkno, OffsetNumber off)
 	stup = (HnswSpaceTuple) PageGetItem(page, iid);
 	if (stup->type != HNSW_TUPLE_SPACE ||
 		stup->keylen > HNSW_MAX_SPACE_KEY ||
-		ItemIdGetLength(iid) != HNSW_SPACE_TUPLE_SIZE(stup->keylen) ||
-		stup->entry_level < -1 || stup->entry_level > HNSW_MAX_LEVEL)
+		ItemIdGetLength(iid) != ((stup->flags & HNSW_SPACE_LISTED) ?
+								 HNSW_SPACE_LISTED_SIZE(stup->keylen) :
+								 HNSW_SPACE_TUPLE_SIZE(stup->keylen)) ||
+		stup->entry_level < -1 || stup->entry_level > HNSW_MAX_LEVEL ||
+		((stup->flags & HNSW_SPACE_LISTED) &&
+		 HnswSpaceTupleBlocks(stup)->nblocks > HNSW_SPACE_MAX_BLOCKS))
 		hnsw_corrupt(index, blkno, psprintf("directory entry %u has an invalid header", off));
 	return stup;
 }
@@ -119,6 +123,49 @@ space_to_info(HnswSpaceTuple stup, BlockNumber blkno, OffsetNumber off, HnswSpac
 	info->flags = stup->flags;
 	info->entry_level = stup->entry_level;
 	info->entry = stup->entry;
+	info->nblocks = -1;
+	if ((stup->flags & HNSW_SPACE_LISTED) && !(stup->flags & HNSW_SPACE_SCATTERED))
+	{
+		HnswSpaceBlocks sb = HnswSpaceTupleBlocks(stup);
+
+		info->nblocks = sb->nblocks;
+		memcpy(info->blocks, sb->blocks, sizeof(BlockNumber) * sb->nblocks);
+	}
+}
+
+/*
+ * Give a format 3 entry its block list (the tuple has the room of
+ * HNSW_SPACE_LISTED_SIZE()): blocks[0 .. n), or flagged scattered if n is
+ * more than a list holds.
+ */
+void
+hnsw_space_fill_blocks(HnswSpaceTuple stup, const BlockNumber *blocks, int n)
+{
+	HnswSpaceBlocks sb = HnswSpaceTupleBlocks(stup);
+
+	stup->flags |= HNSW_SPACE_LISTED;
+	memset(sb, 0, sizeof(HnswSpaceBlocksData));
+	if (n > HNSW_SPACE_MAX_BLOCKS)
+	{
+		stup->flags |= HNSW_SPACE_SCATTERED;
+		return;
+	}
+	sb->nblocks = n;
+	memcpy(sb->blocks, blocks, sizeof(BlockNumber) * n);
+}
+
+/* does the entry need blkno added to its list (false: listed, scattered, or none)? */
+static bool
+needs_block(HnswSpaceTuple stup, BlockNumber blkno)
+{
+	HnswSpaceBlocks sb = HnswSpaceTupleBlocks(stup);
+
+	if (!(stup->flags & HNSW_SPACE_LISTED) || (stup->flags & HNSW_SPACE_SCATTERED))
+		return false;
+	for (int i = 0; i < sb->nblocks; i++)
+		if (sb->blocks[i] == blkno)
+			return false;
+	return true;
 }
 
 static Buffer
@@ -358,8 +405,9 @@ append_space(Relation index, HnswSpaceKey *key, ItemPointer tid, uint32 *space_n
 	GenericXLogState *state;
 	HnswMetaPage meta;
 	BlockNumber tail;
-	Size		size = HNSW_SPACE_TUPLE_SIZE(key->len);
-	HnswSpaceTuple stup = palloc0(size);
+	Size		size;
+	HnswSpaceTuple stup;
+	bool		listed;
 	Buffer		buf = InvalidBuffer;
 	Buffer		newbuf = InvalidBuffer;
 	OffsetNumber off;
@@ -373,9 +421,12 @@ append_space(Relation index, HnswSpaceKey *key, ItemPointer tid, uint32 *space_n
 	*space_no = meta->next_space_no++;
 	meta->dir_count++;
 	tail = meta->dir_tail;
+	listed = (meta->version >= 3);
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(metabuf);
 
+	size = listed ? HNSW_SPACE_LISTED_SIZE(key->len) : HNSW_SPACE_TUPLE_SIZE(key->len);
+	stup = palloc0(size);
 	stup->type = HNSW_TUPLE_SPACE;
 	stup->flags = 0;
 	stup->entry_level = -1;
@@ -384,6 +435,8 @@ append_space(Relation index, HnswSpaceKey *key, ItemPointer tid, uint32 *space_n
 	ItemPointerSetInvalid(&stup->entry);
 	stup->keylen = key->len;
 	memcpy(stup->key, key->data, key->len);
+	if (listed)
+		hnsw_space_fill_blocks(stup, NULL, 0);
 
 	state = GenericXLogStart(index);
 	if (tail != InvalidBlockNumber)
@@ -543,6 +596,72 @@ hnsw_space_update_entry(Relation index, ItemPointer dirtid, ItemPointer tid, int
 		GenericXLogAbort(state);
 	UnlockReleaseBuffer(buf);
 	return change;
+}
+
+/*
+ * Format 3: an element of the space whose directory entry is at dirtid now
+ * lies on blkno.  If the entry's list lacks the block, returns the entry's
+ * page locked exclusively for hnsw_space_add_block() (the caller WAL-logs
+ * it, in the record that stores the element where it can); else
+ * InvalidBuffer.  The common case, a block listed already, takes only a
+ * share lock.  Directory pages come last in the lock order: the caller may
+ * hold data and pending pages (src/README.md, "Locks").
+ */
+Buffer
+hnsw_space_block_buffer(Relation index, ItemPointer dirtid, BlockNumber blkno)
+{
+	BlockNumber dblk = ItemPointerGetBlockNumber(dirtid);
+	OffsetNumber doff = ItemPointerGetOffsetNumber(dirtid);
+	Buffer		buf = read_dir_buffer(index, dblk);
+
+	for (int mode = BUFFER_LOCK_SHARE;; mode = BUFFER_LOCK_EXCLUSIVE)
+	{
+		LockBuffer(buf, mode);
+		hnsw_check_page(index, BufferGetPage(buf), dblk);
+		if (!needs_block(hnsw_page_space(index, BufferGetPage(buf), dblk, doff), blkno))
+		{
+			UnlockReleaseBuffer(buf);
+			return InvalidBuffer;
+		}
+		if (mode == BUFFER_LOCK_EXCLUSIVE)
+			return buf;
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	}
+}
+
+/*
+ * Add blkno to the list of the entry at dirtid on page (the caller's WAL
+ * copy of the page hnsw_space_block_buffer() returned), or flag the space
+ * scattered when the list is full.
+ */
+void
+hnsw_space_add_block(Relation index, Page page, ItemPointer dirtid, BlockNumber blkno)
+{
+	HnswSpaceTuple stup = hnsw_page_space(index, page, ItemPointerGetBlockNumber(dirtid),
+										  ItemPointerGetOffsetNumber(dirtid));
+	HnswSpaceBlocks sb = HnswSpaceTupleBlocks(stup);
+
+	if (!needs_block(stup, blkno))
+		return;
+	if (sb->nblocks < HNSW_SPACE_MAX_BLOCKS)
+		sb->blocks[sb->nblocks++] = blkno;
+	else
+		stup->flags |= HNSW_SPACE_SCATTERED;
+}
+
+/* the same in a WAL record of its own, holding nothing else */
+void
+hnsw_space_note_block(Relation index, ItemPointer dirtid, BlockNumber blkno)
+{
+	Buffer		buf = hnsw_space_block_buffer(index, dirtid, blkno);
+	GenericXLogState *state;
+
+	if (!BufferIsValid(buf))
+		return;
+	state = GenericXLogStart(index);
+	hnsw_space_add_block(index, GenericXLogRegisterBuffer(state, buf, 0), dirtid, blkno);
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
 }
 
 /* every directory entry, in chain order; returns the count */
