@@ -8,8 +8,8 @@
 #   exact   btree on space_id, no vector index: the exact per-space top 10
 #   graph   the space index with engram_hnsw.space_read_pages = 0: every
 #           space searched as a graph (ef_search 40)
-#   whole   the same index with space_read_pages = 16: a space listed on at
-#           most 16 blocks is read whole, in exact order
+#   whole   the same index with space_read_pages = 32: a space listed on at
+#           most 32 blocks is read whole, in exact order
 # and reported as queries per CPU second of the backend (steadier than the
 # wall clock on a shared machine), medians of the rounds, with the mean
 # number of blocks the spaces' directory entries list (0 when scattered)
@@ -18,14 +18,15 @@
 # Writes bench/results/spaces_small.md and spaces_small.tsv.
 #
 # Knobs: SMALL_SETS (default "spaces128-1000x25 spaces128-1000x50
-#        spaces128-1000x100 spaces128-1000x200 spaces128-1000x400"; QUICK
+#        spaces128-1000x100 spaces128-1000x200 spaces128-1000x300
+#        spaces128-1000x450"; QUICK
 #        "spaces128-200x50"), SMALL_NQ (500), SMALL_REPS (passes over the
 #        queries per measurement, 10; QUICK 2), BENCH_RUNS (rounds, 3).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init spaces_small
 
-SETS="${SMALL_SETS:-$(bench_quick spaces128-200x50 "spaces128-1000x25 spaces128-1000x50 spaces128-1000x100 spaces128-1000x200 spaces128-1000x400")}"
+SETS="${SMALL_SETS:-$(bench_quick spaces128-200x50 "spaces128-1000x25 spaces128-1000x50 spaces128-1000x100 spaces128-1000x200 spaces128-1000x300 spaces128-1000x450")}"
 NQ="${SMALL_NQ:-500}"
 REPS="${SMALL_REPS:-$(bench_quick 2 10)}"
 printf 'set\tvariant\tmeasure\trun\tvalue\n' >"$TSV"
@@ -118,14 +119,14 @@ for set in $SETS; do
 
 	# agreement with the exact top 10
 	bench_psql -d "$DB" -c "SELECT loop_t_exact(-1, $NQ, true)" -c "SELECT loop_t_space(0, $NQ, true)" \
-		-c "SELECT loop_t_space(16, $NQ, true)" >/dev/null
+		-c "SELECT loop_t_space(32, $NQ, true)" >/dev/null
 	same_graph="$(bench_val -d "$DB" -c "SELECT round(avg((a.ids = b.ids)::int), 3) FROM res a JOIN res b USING (qid) WHERE a.pages = -1 AND b.pages = 0")"
-	same_whole="$(bench_val -d "$DB" -c "SELECT round(avg((a.ids = b.ids)::int), 3) FROM res a JOIN res b USING (qid) WHERE a.pages = -1 AND b.pages = 16")"
+	same_whole="$(bench_val -d "$DB" -c "SELECT round(avg((a.ids = b.ids)::int), 3) FROM res a JOIN res b USING (qid) WHERE a.pages = -1 AND b.pages = 32")"
 
 	for ((r = 1; r <= BENCH_RUNS; r++)); do
 		measure "$set" exact t_exact -1 "$r"
 		measure "$set" graph t_space 0 "$r"
-		measure "$set" whole t_space 16 "$r"
+		measure "$set" whole t_space 32 "$r"
 	done
 	e="$(med "$set" exact q_per_cpu_s)"
 	g="$(med "$set" graph q_per_cpu_s)"

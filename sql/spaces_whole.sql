@@ -92,7 +92,7 @@ $$;
 CREATE FUNCTION sw_list(idx regclass, key int) RETURNS text
 LANGUAGE sql AS $$
 	SELECT CASE WHEN n = -2 THEN 'no list' WHEN n = -1 THEN 'scattered'
-		WHEN n BETWEEN 1 AND 16 THEN 'listed' ELSE 'bad count ' || n END
+		WHEN n BETWEEN 1 AND 32 THEN 'listed' ELSE 'bad count ' || n END
 	FROM sw_blocks(idx, key) n
 $$;
 

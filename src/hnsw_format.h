@@ -261,7 +261,7 @@ typedef HnswSpaceTupleData *HnswSpaceTuple;
  * listed on few blocks reads those blocks whole instead of searching its
  * graph (hnsw_scan.c).
  */
-#define HNSW_SPACE_MAX_BLOCKS	16
+#define HNSW_SPACE_MAX_BLOCKS	32
 
 typedef struct HnswSpaceBlocksData
 {

@@ -23,7 +23,7 @@
  *	  byte 16		bit 0: fastupdate (inserts go to the pending list);
  *					bit 1: old XIDs not yet removable (no page recycling);
  *					bit 2: memory spaces always searched as graphs (else
- *					those listed on up to 16 blocks are read whole)
+ *					those listed on up to 32 blocks are read whole)
  *	  byte 17		MyBackendId = b % 16 + 1 (an insert's stripe)
  *	  byte 18		pending list limit = (b % 8) * 8 kB (0: every pending
  *					insert is over it and merges)
