@@ -10,8 +10,9 @@
 -- The list grows as inserts put elements on new blocks (direct inserts,
 -- pending inserts, slots reused after VACUUM, heap TIDs added to an
 -- identical vector's element) and the space is flagged scattered when it
--- outgrows the list; engram_hnsw_check verifies every live element lies on
--- a listed block.
+-- outgrows the list; VACUUM lists each space's blocks afresh, so a space
+-- that shrank is listed (and read whole) again; engram_hnsw_check verifies
+-- every live element lies on a listed block.
 --
 
 -- 8 pseudo-random values in [-0.5, 0.5) from a sin() hash of i
@@ -92,7 +93,7 @@ $$;
 CREATE FUNCTION sw_list(idx regclass, key int) RETURNS text
 LANGUAGE sql AS $$
 	SELECT CASE WHEN n = -2 THEN 'no list' WHEN n = -1 THEN 'scattered'
-		WHEN n BETWEEN 1 AND 32 THEN 'listed' ELSE 'bad count ' || n END
+		WHEN n BETWEEN 0 AND 32 THEN 'listed' ELSE 'bad count ' || n END
 	FROM sw_blocks(idx, key) n
 $$;
 
@@ -148,6 +149,19 @@ SELECT (SELECT array_agg(id) FROM (SELECT id FROM sw WHERE space_id = 3 ORDER BY
 	= (SELECT array_agg(id) FROM (SELECT id FROM sw WHERE space_id = 3 ORDER BY embedding <-> sw_vec(9), id LIMIT 5) x)
 	AS graph_top5_exact;
 SET engram_hnsw.ef_search = 1;
+
+-- and back: after deletes, VACUUM lists the blocks of the rows left, and
+-- the space is read whole again
+DELETE FROM sw WHERE space_id = 3 AND id > 4000;
+VACUUM sw;
+SELECT sw_list('sw_idx', 3) AS space3;
+SELECT s, q, sw_same(s, q) FROM (VALUES (3)) a(s), (VALUES (9), (8000)) b(q);
+
+-- VACUUM drops the blocks a space no longer has rows on
+SELECT sw_blocks('sw_idx', 1) AS b1 \gset
+DELETE FROM sw WHERE space_id = 1 AND id > 3000;
+VACUUM sw;
+SELECT sw_blocks('sw_idx', 1) < :b1 AS space1_shrank, sw_list('sw_idx', 1) AS space1, sw_same(1, 31);
 
 -- a space emptied by VACUUM and revived reads whole again
 DELETE FROM sw WHERE space_id = 1;

@@ -235,6 +235,16 @@ extern Buffer hnsw_space_block_buffer(Relation index, ItemPointer dirtid, BlockN
 extern void hnsw_space_add_block(Relation index, Page page, ItemPointer dirtid,
 								 BlockNumber blkno);
 extern void hnsw_space_note_block(Relation index, ItemPointer dirtid, BlockNumber blkno);
+
+/* a block holding an element of a space, as VACUUM's pass saw it */
+typedef struct HnswSpaceBlock
+{
+	uint32		space_no;
+	BlockNumber blkno;
+} HnswSpaceBlock;
+
+extern void hnsw_space_collect_begin(Relation index);
+extern void hnsw_space_collect_end(Relation index, HnswSpaceBlock *seen, int64 nseen);
 extern void hnsw_space_fill_blocks(HnswSpaceTuple stup, const BlockNumber *blocks, int n);
 extern HnswSpaceTuple hnsw_page_space(Relation index, Page page, BlockNumber blkno,
 									  OffsetNumber off);

@@ -123,6 +123,9 @@
 #define HNSW_SPACE_SCATTERED	(1 << 2)	/* with LISTED: its elements came to
 											 * lie on more blocks than the list
 											 * holds; the list is stale */
+#define HNSW_SPACE_COLLECTING	(1 << 3)	/* with LISTED: a VACUUM is
+											 * collecting the space's blocks
+											 * afresh */
 
 #define HNSW_MAX_SPACE_KEY		256 /* bytes of a space key */
 
@@ -253,21 +256,24 @@ typedef HnswSpaceTupleData *HnswSpaceTuple;
 
 /*
  * Format 3: the data blocks holding a space's elements (graph and pending),
- * after the key of its directory entry.  Blocks are added as elements land
- * on new ones and never removed (a block whose elements of the space were
- * all vacuumed away stays listed), so the list is a superset of where the
- * space lives, until it would overflow: then the entry is flagged
- * HNSW_SPACE_SCATTERED and the list is no longer kept.  A scan of a space
- * listed on few blocks reads those blocks whole instead of searching its
- * graph (hnsw_scan.c).
+ * after the key of its directory entry.  Inserts add blocks as elements
+ * land on new ones, so the list is a superset of where the space lives,
+ * until it would overflow: then the entry is flagged HNSW_SPACE_SCATTERED
+ * and the list is no longer kept.  VACUUM collects every space's blocks
+ * afresh (flag HNSW_SPACE_COLLECTING: inserts meanwhile add their blocks to
+ * "collected" too) and replaces the list, which drops emptied blocks and
+ * lists a scattered space again once it fits.  A scan of a space listed on
+ * few blocks reads those blocks whole instead of searching its graph
+ * (hnsw_scan.c).
  */
 #define HNSW_SPACE_MAX_BLOCKS	32
 
 typedef struct HnswSpaceBlocksData
 {
 	uint16		nblocks;
-	uint16		unused;
+	uint16		ncollected;		/* MAX_BLOCKS + 1: more than fit */
 	BlockNumber blocks[HNSW_SPACE_MAX_BLOCKS];
+	BlockNumber collected[HNSW_SPACE_MAX_BLOCKS];
 } HnswSpaceBlocksData;
 
 typedef HnswSpaceBlocksData *HnswSpaceBlocks;

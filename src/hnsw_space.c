@@ -30,6 +30,7 @@
 
 #include "access/generic_xlog.h"
 #include "common/hashfn.h"
+#include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/hsearch.h"
@@ -110,7 +111,8 @@ hnsw_page_space(Relation index, Page page, BlockNumber blkno, OffsetNumber off)
 								 HNSW_SPACE_TUPLE_SIZE(stup->keylen)) ||
 		stup->entry_level < -1 || stup->entry_level > HNSW_MAX_LEVEL ||
 		((stup->flags & HNSW_SPACE_LISTED) &&
-		 HnswSpaceTupleBlocks(stup)->nblocks > HNSW_SPACE_MAX_BLOCKS))
+		 (HnswSpaceTupleBlocks(stup)->nblocks > HNSW_SPACE_MAX_BLOCKS ||
+		  HnswSpaceTupleBlocks(stup)->ncollected > HNSW_SPACE_MAX_BLOCKS + 1)))
 		hnsw_corrupt(index, blkno, psprintf("directory entry %u has an invalid header", off));
 	return stup;
 }
@@ -154,18 +156,31 @@ hnsw_space_fill_blocks(HnswSpaceTuple stup, const BlockNumber *blocks, int n)
 	memcpy(sb->blocks, blocks, sizeof(BlockNumber) * n);
 }
 
-/* does the entry need blkno added to its list (false: listed, scattered, or none)? */
+static bool
+block_in(const BlockNumber *blocks, int n, BlockNumber blkno)
+{
+	for (int i = 0; i < n; i++)
+		if (blocks[i] == blkno)
+			return true;
+	return false;
+}
+
+/*
+ * Does the entry need blkno added to its list, or (while a VACUUM collects)
+ * to its collected blocks?
+ */
 static bool
 needs_block(HnswSpaceTuple stup, BlockNumber blkno)
 {
 	HnswSpaceBlocks sb = HnswSpaceTupleBlocks(stup);
 
-	if (!(stup->flags & HNSW_SPACE_LISTED) || (stup->flags & HNSW_SPACE_SCATTERED))
+	if (!(stup->flags & HNSW_SPACE_LISTED))
 		return false;
-	for (int i = 0; i < sb->nblocks; i++)
-		if (sb->blocks[i] == blkno)
-			return false;
-	return true;
+	if (!(stup->flags & HNSW_SPACE_SCATTERED) && !block_in(sb->blocks, sb->nblocks, blkno))
+		return true;
+	return (stup->flags & HNSW_SPACE_COLLECTING) &&
+		sb->ncollected <= HNSW_SPACE_MAX_BLOCKS &&
+		!block_in(sb->collected, sb->ncollected, blkno);
 }
 
 static Buffer
@@ -643,10 +658,20 @@ hnsw_space_add_block(Relation index, Page page, ItemPointer dirtid, BlockNumber 
 
 	if (!needs_block(stup, blkno))
 		return;
-	if (sb->nblocks < HNSW_SPACE_MAX_BLOCKS)
-		sb->blocks[sb->nblocks++] = blkno;
-	else
-		stup->flags |= HNSW_SPACE_SCATTERED;
+	if (!(stup->flags & HNSW_SPACE_SCATTERED) && !block_in(sb->blocks, sb->nblocks, blkno))
+	{
+		if (sb->nblocks < HNSW_SPACE_MAX_BLOCKS)
+			sb->blocks[sb->nblocks++] = blkno;
+		else
+			stup->flags |= HNSW_SPACE_SCATTERED;
+	}
+	if ((stup->flags & HNSW_SPACE_COLLECTING) && sb->ncollected <= HNSW_SPACE_MAX_BLOCKS &&
+		!block_in(sb->collected, sb->ncollected, blkno))
+	{
+		if (sb->ncollected < HNSW_SPACE_MAX_BLOCKS)
+			sb->collected[sb->ncollected] = blkno;
+		sb->ncollected++;
+	}
 }
 
 /* the same in a WAL record of its own, holding nothing else */
@@ -662,6 +687,162 @@ hnsw_space_note_block(Relation index, ItemPointer dirtid, BlockNumber blkno)
 	hnsw_space_add_block(index, GenericXLogRegisterBuffer(state, buf, 0), dirtid, blkno);
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * VACUUM's collection of the spaces' blocks (format 3).  Each function
+ * walks the directory one page at a time under its exclusive lock (rule 5
+ * of "Locks": nothing else held), changing the listed entries through fn,
+ * one WAL record per page changed.
+ */
+typedef bool (*ListedEntryFn) (HnswSpaceTuple stup, void *arg);
+
+static void
+update_listed_entries(Relation index, ListedEntryFn fn, void *arg)
+{
+	HnswMetaInfo meta;
+	BlockNumber blkno;
+	int			pages = 0;
+
+	hnsw_read_meta(index, &meta);
+	blkno = meta.dir_head;
+	while (blkno != InvalidBlockNumber)
+	{
+		Buffer		buf = read_dir_buffer(index, blkno);
+		GenericXLogState *state;
+		Page		page;
+		bool		changed = false;
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		hnsw_check_page(index, BufferGetPage(buf), blkno);
+		if (HnswPageGetOpaque(BufferGetPage(buf))->flags != HNSW_PAGE_DIR)
+			hnsw_corrupt(index, blkno, "the space directory chain leads to a page that is not a directory page");
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			HnswSpaceTuple stup = hnsw_page_space(index, page, blkno, off);
+
+			if (stup->flags & HNSW_SPACE_LISTED)
+				changed |= fn(stup, arg);
+		}
+		blkno = HnswPageGetOpaque(page)->next;
+		if (changed)
+			GenericXLogFinish(state);
+		else
+			GenericXLogAbort(state);
+		UnlockReleaseBuffer(buf);
+		if (++pages > 1000000)
+			hnsw_corrupt(index, blkno, "the space directory chain has a cycle");
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static bool
+begin_collecting(HnswSpaceTuple stup, void *arg)
+{
+	stup->flags |= HNSW_SPACE_COLLECTING;
+	HnswSpaceTupleBlocks(stup)->ncollected = 0;
+	return true;
+}
+
+/*
+ * Before VACUUM's pass over the pages: from now on inserts also add their
+ * element's block to each space's "collected" blocks.
+ */
+void
+hnsw_space_collect_begin(Relation index)
+{
+	update_listed_entries(index, begin_collecting, NULL);
+}
+
+typedef struct CollectEnd
+{
+	const HnswSpaceBlock *seen;	/* sorted by space, then block; unique */
+	int64		nseen;
+} CollectEnd;
+
+static int
+space_block_cmp(const void *a, const void *b)
+{
+	const HnswSpaceBlock *x = a;
+	const HnswSpaceBlock *y = b;
+
+	if (x->space_no != y->space_no)
+		return x->space_no < y->space_no ? -1 : 1;
+	return x->blkno < y->blkno ? -1 : (x->blkno > y->blkno ? 1 : 0);
+}
+
+/* the list becomes what the pass saw plus what inserts collected meanwhile */
+static bool
+end_collecting(HnswSpaceTuple stup, void *arg)
+{
+	CollectEnd *ce = arg;
+	HnswSpaceBlocks sb = HnswSpaceTupleBlocks(stup);
+	BlockNumber merged[HNSW_SPACE_MAX_BLOCKS];
+	int			n = 0;
+	bool		fits = (sb->ncollected <= HNSW_SPACE_MAX_BLOCKS);
+	int64		lo = 0,
+				hi = ce->nseen;
+
+	if (!(stup->flags & HNSW_SPACE_COLLECTING))
+		return false;			/* created since the collection began */
+	if (fits)
+	{
+		n = sb->ncollected;
+		memcpy(merged, sb->collected, sizeof(BlockNumber) * n);
+	}
+	/* the first block the pass saw of this space */
+	while (lo < hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+
+		if (ce->seen[mid].space_no < stup->space_no)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; fits && lo < ce->nseen && ce->seen[lo].space_no == stup->space_no; lo++)
+	{
+		if (block_in(merged, n, ce->seen[lo].blkno))
+			continue;
+		if (n == HNSW_SPACE_MAX_BLOCKS)
+			fits = false;
+		else
+			merged[n++] = ce->seen[lo].blkno;
+	}
+	if (fits)
+	{
+		stup->flags &= ~HNSW_SPACE_SCATTERED;
+		sb->nblocks = n;
+		memcpy(sb->blocks, merged, sizeof(BlockNumber) * n);
+	}
+	else
+		stup->flags |= HNSW_SPACE_SCATTERED;
+	stup->flags &= ~HNSW_SPACE_COLLECTING;
+	sb->ncollected = 0;
+	return true;
+}
+
+/*
+ * After the pass: seen[] holds (space, block) of every element the pass
+ * saw that a scan may return (live or pending); sorted here.  Each listed
+ * space's list becomes those blocks and the ones inserts collected since
+ * the beginning, or the space is flagged scattered if they do not fit.
+ */
+void
+hnsw_space_collect_end(Relation index, HnswSpaceBlock *seen, int64 nseen)
+{
+	CollectEnd	ce;
+	int64		u = 0;
+
+	qsort(seen, nseen, sizeof(HnswSpaceBlock), space_block_cmp);
+	for (int64 i = 0; i < nseen; i++)
+		if (u == 0 || space_block_cmp(&seen[u - 1], &seen[i]) != 0)
+			seen[u++] = seen[i];
+	ce.seen = seen;
+	ce.nseen = u;
+	update_listed_entries(index, end_collecting, &ce);
 }
 
 /* every directory entry, in chain order; returns the count */
