@@ -76,6 +76,7 @@ typedef struct WholeItem
 	HnswNode	node;
 	float		est;
 	float		low;			/* est - the code's bound: no nearer than this */
+	float		high;			/* est + the bound: no farther */
 	ItemPointerData vtid;		/* its vector's first chunk */
 	int			ntids;			/* its heap TIDs when read */
 	ItemPointerData tids[HNSW_HEAPTIDS];
@@ -95,6 +96,8 @@ typedef struct HnswWhole
 	HnswHeap	heap;
 	int			peeked;			/* the item in the merge heap */
 	float	   *vec;			/* scratch for exact distances */
+	bool		alone;			/* the scan's only stream: order is all
+								 * that matters, not distances */
 } HnswWhole;
 
 typedef struct HnswScanOpaqueData
@@ -395,34 +398,69 @@ rerank_next(HnswScanOpaque so, int i, HnswCandidate *out, float *est)
 	return true;
 }
 
+/* the second smallest key of a min-heap (+infinity if it has one item) */
+static float
+second_key(HnswHeap *h)
+{
+	float		k = FLT_MAX;
+
+	if (h->n > 1)
+		k = h->items[1].dist;
+	if (h->n > 2 && h->items[2].dist < k)
+		k = h->items[2].dist;
+	return k;
+}
+
+static void
+emit_whole(HnswWhole *w, HnswCandidate c, HnswCandidate *out, float *est)
+{
+	w->peeked = (int) c.node;
+	out->node = w->items[c.node].node;
+	out->dist = c.dist;
+	*est = w->items[c.node].est;
+}
+
 /*
- * Format 3: the next row of a space read whole, at its exact distance.
- * The estimate's bound holds for every pair with int8 and fp16 codes, so
- * rows come in exact order and none is missed; RaBitQ's bound is
- * probabilistic, so its elements' lower bounds are taken as -infinity
- * (read_whole()) and all are reranked.
+ * Format 3: the next row of a space read whole, in exact order.  The
+ * estimate's bound holds for every pair with int8 and fp16 codes, so no
+ * row is missed or misplaced.  An element's exact distance (one vector
+ * read) is taken only when its bounds overlap a rival's: when the scan
+ * reads this space alone, an element whose upper bound is below every
+ * other element's lower bound (and every exact distance taken) is next
+ * whatever its exact distance, and is returned at its upper bound.
+ * RaBitQ's bound is probabilistic, so its elements' bounds are taken as
+ * infinite (read_whole()) and all are reranked.
  */
 static bool
 whole_next(HnswScanOpaque so, HnswWhole *w, HnswCandidate *out, float *est)
 {
 	HnswGraph  *g = &so->pg.graph;
-	HnswCandidate top;
 
-	while (w->lows.n > 0 &&
-		   (w->heap.n == 0 || hnsw_heap_top(&w->heap)->dist > hnsw_heap_top(&w->lows)->dist))
+	for (;;)
 	{
-		HnswNode	k = hnsw_heap_pop(&w->lows).node;
+		HnswCandidate *r = hnsw_heap_top(&w->heap);
+		HnswCandidate *u = hnsw_heap_top(&w->lows);
+		HnswNode	k;
 
+		if (u == NULL || (r != NULL && r->dist <= u->dist))
+			break;				/* nothing not taken can be nearer than r */
+		k = u->node;
+		if (w->alone && (r == NULL || w->items[k].high <= r->dist) &&
+			w->items[k].high <= second_key(&w->lows))
+		{
+			HnswCandidate c = hnsw_heap_pop(&w->lows);
+
+			c.dist = w->items[k].high;
+			emit_whole(w, c, out, est);
+			return true;
+		}
+		(void) hnsw_heap_pop(&w->lows);
 		hnsw_page_read_vector(&so->pg, &w->items[k].vtid, w->vec);
 		hnsw_heap_push(&w->heap, k, g->dist(so->query, w->vec, g->dims));
 	}
 	if (w->heap.n == 0)
 		return false;
-	top = hnsw_heap_pop(&w->heap);
-	w->peeked = (int) top.node;
-	out->node = w->items[top.node].node;
-	out->dist = top.dist;
-	*est = w->items[top.node].est;
+	emit_whole(w, hnsw_heap_pop(&w->heap), out, est);
 	return true;
 }
 
@@ -529,8 +567,18 @@ read_whole_block(IndexScanDesc scan, HnswWhole *w, int *max, uint32 space_no,
 		it->ntids = etup->ntids;
 		memcpy(it->tids, etup->heaptids, sizeof(ItemPointerData) * etup->ntids);
 		it->est = hnsw_code_estimate(so->cq, HnswElementCode(etup));
-		it->low = exact_bound ?
-			it->est - hnsw_code_bound(so->cq, HnswElementCode(etup)) : -FLT_MAX;
+		if (exact_bound)
+		{
+			float		bound = hnsw_code_bound(so->cq, HnswElementCode(etup));
+
+			it->low = it->est - bound;
+			it->high = it->est + bound;
+		}
+		else
+		{
+			it->low = -FLT_MAX;
+			it->high = FLT_MAX;
+		}
 		hnsw_heap_push(&w->lows, (HnswNode) (w->nitems - 1), it->low);
 	}
 	UnlockReleaseBuffer(buf);
@@ -660,7 +708,10 @@ start_scan(IndexScanDesc scan)
 	for (int i = 0; i < ngraphs; i++)
 	{
 		if (reads_whole(so, &graphs[i]))
+		{
 			so->whole[i] = read_whole(scan, &graphs[i]);
+			so->whole[i]->alone = (ngraphs == 1 && so->npend == 0);
+		}
 		else
 			so->searches[i] = begin_search(so, &graphs[i]);
 		advance_search(so, i);
