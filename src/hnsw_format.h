@@ -56,7 +56,7 @@
 #define HNSW_MIN_EF_CONSTRUCTION 4
 #define HNSW_MAX_EF_CONSTRUCTION 1000
 #define HNSW_DEFAULT_EF_SEARCH	40
-#define HNSW_DEFAULT_SPACE_READ_PAGES	8	/* engram_hnsw.space_read_pages */
+#define HNSW_DEFAULT_SPACE_READ_PAGES	16	/* engram_hnsw.space_read_pages */
 #define HNSW_MIN_EF_SEARCH		1
 #define HNSW_MAX_EF_SEARCH		1000
 #define HNSW_MAX_DIMS			16000	/* format 3 */
