@@ -131,7 +131,10 @@ for set in $SETS; do
 	e="$(med "$set" exact q_per_cpu_s)"
 	g="$(med "$set" graph q_per_cpu_s)"
 	w="$(med "$set" whole q_per_cpu_s)"
-	ROWS+=("| $((DS_N / S)) | $blocks | $scattered | $(bench_fmt "$e") | $(bench_fmt "$g") | $(bench_fmt "$w") | $(bench_ratio "$w" "$g") | $(bench_ratio "$w" "$e") | $(bench_ratio "$g" "$e") | $same_graph | $same_whole |")
+	eq="$(med "$set" exact qps)"
+	gq="$(med "$set" graph qps)"
+	wq="$(med "$set" whole qps)"
+	ROWS+=("| $S x $((DS_N / S)) | $blocks | $scattered | $(bench_fmt "$e") | $(bench_fmt "$g") | $(bench_fmt "$w") | $(bench_ratio "$w" "$g") | $(bench_ratio "$w" "$e") | $(bench_ratio "$g" "$e") | $(bench_fmt "$eq") | $(bench_fmt "$gq") | $(bench_fmt "$wq") | $(bench_ratio "$wq" "$eq") | $same_graph | $same_whole |")
 	bench_log "[$set] q/CPU-s exact $e, graph $g, whole $w"
 done
 
@@ -142,12 +145,13 @@ done
 	echo
 	echo "Sets spaces128-SxR: S spaces of R rows (bench/tools/gen.c spaces, 128 dims), one space index"
 	echo "WITH ($WITH); $NQ (space, query) pairs, $REPS passes per measurement; \`LIMIT 10\`; queries per CPU second of the"
-	echo "backend (warm session), medians of $BENCH_RUNS rounds alternating the three ways."
+	echo "backend (warm session) and per wall-clock second (QPS), medians of $BENCH_RUNS rounds alternating"
+	echo "the three ways."
 	echo "*blocks listed*: mean over the spaces' directory entries (a scattered space lists none);"
 	echo "*same as exact*: share of queries whose 10 ids equal the exact top 10 in order."
 	echo
-	echo "| rows per space | blocks listed | scattered | exact q/CPU-s | graph q/CPU-s | whole q/CPU-s | whole / graph | whole / exact | graph / exact | graph same as exact | whole same as exact |"
-	echo "|---|---|---|---|---|---|---|---|---|---|---|"
+	echo "| spaces x rows | blocks listed | scattered | exact q/CPU-s | graph q/CPU-s | whole q/CPU-s | whole / graph | whole / exact | graph / exact | exact QPS | graph QPS | whole QPS | whole / exact QPS | graph same as exact | whole same as exact |"
+	echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 	printf '%s\n' "${ROWS[@]}"
 	echo
 	bench_settings_md
