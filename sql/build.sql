@@ -338,8 +338,117 @@ SELECT elements, heap_tids FROM engram_hnsw_check('build_par_idx');
 SELECT count(*) FILTER (WHERE (SELECT b2.id FROM build_par b2 ORDER BY b2.v <-> b.v LIMIT 1) = b.id) AS found,
        count(*) AS rows
 FROM build_par b;
+-- the same with memory spaces: the parallel attempt gives up, the serial
+-- build spills
+CREATE TABLE build_par_sp WITH (parallel_workers = 2) AS
+SELECT id, id % 20 AS space_id, v FROM build_par WHERE id <= 21000;
+SET maintenance_work_mem = '1MB';
+\set VERBOSITY sqlstate
+CREATE INDEX build_par_sp_idx ON build_par_sp USING engram_hnsw (space_id, v);
+\set VERBOSITY default
+RESET maintenance_work_mem;
+SELECT elements, heap_tids, unreachable FROM engram_hnsw_check('build_par_sp_idx');
+SELECT count(*) FILTER (WHERE (SELECT b2.id FROM build_par_sp b2 WHERE b2.space_id = b.space_id
+                               ORDER BY b2.v <-> b.v LIMIT 1) = b.id) AS found,
+       count(*) AS rows
+FROM build_par_sp b;
 RESET max_parallel_maintenance_workers;
-DROP TABLE build_par;
+DROP TABLE build_par, build_par_sp;
+
+--
+-- parallel build of a memory-space index: participants insert into the
+-- spaces' graphs in shared memory; space numbers follow the heap order,
+-- as in a serial build, so both builds write the same directory.  300
+-- spaces interleaved over the heap, rows without a key or a vector, a
+-- vector twice in one space (one element) and in two spaces (two).
+--
+CREATE EXTENSION IF NOT EXISTS pageinspect;
+-- (space number, key) of every directory entry (layout of src/hnsw_format.h)
+CREATE FUNCTION build_dir(idx regclass) RETURNS TABLE (space_no bigint, key bytea)
+LANGUAGE plpgsql AS $$
+DECLARE
+	meta bytea := get_raw_page(idx::text, 0);
+	p bytea;
+	blk bigint;
+	off int;
+BEGIN
+	blk := get_byte(meta, 72) + 256 * get_byte(meta, 73) + 65536 * get_byte(meta, 74) + 16777216::bigint * get_byte(meta, 75);
+	WHILE blk <> 4294967295 LOOP
+		p := get_raw_page(idx::text, blk::int);
+		FOR k IN 0 .. (get_byte(p, 12) + 256 * get_byte(p, 13) - 24) / 4 - 1 LOOP
+			off := (get_byte(p, 24 + 4 * k) + 256 * get_byte(p, 25 + 4 * k)) & 32767;
+			space_no := get_byte(p, off + 4) + 256 * get_byte(p, off + 5) + 65536 * get_byte(p, off + 6) + 16777216::bigint * get_byte(p, off + 7);
+			key := substring(p FROM off + 21 FOR get_byte(p, off + 18) + 256 * get_byte(p, off + 19));
+			RETURN NEXT;
+		END LOOP;
+		blk := get_byte(p, 8176) + 256 * get_byte(p, 8177) + 65536 * get_byte(p, 8178) + 16777216::bigint * get_byte(p, 8179);
+	END LOOP;
+END
+$$;
+-- (space number, heap TID) of every row of every element
+CREATE FUNCTION build_elems(idx regclass) RETURNS TABLE (space_no bigint, tid tid)
+LANGUAGE plpgsql AS $$
+DECLARE
+	p bytea;
+	off int;
+	t int;
+BEGIN
+	FOR blk IN 1 .. pg_relation_size(idx) / 8192 - 1 LOOP
+		p := get_raw_page(idx::text, blk::int);
+		FOR k IN 0 .. (get_byte(p, 12) + 256 * get_byte(p, 13) - 24) / 4 - 1 LOOP
+			off := (get_byte(p, 24 + 4 * k) + 256 * get_byte(p, 25 + 4 * k)) & 32767;
+			CONTINUE WHEN get_byte(p, off) <> 1;
+			space_no := get_byte(p, off + 4) + 256 * get_byte(p, off + 5) + 65536 * get_byte(p, off + 6) + 16777216::bigint * get_byte(p, off + 7);
+			FOR n IN 0 .. get_byte(p, off + 3) - 1 LOOP
+				t := off + 14 + 6 * n;
+				tid := format('(%s,%s)', (get_byte(p, t) + 256 * get_byte(p, t + 1)) * 65536 + get_byte(p, t + 2) + 256 * get_byte(p, t + 3),
+							  get_byte(p, t + 4) + 256 * get_byte(p, t + 5))::tid;
+				RETURN NEXT;
+			END LOOP;
+		END LOOP;
+	END LOOP;
+END
+$$;
+CREATE TABLE build_psp (id int PRIMARY KEY, space_id int, v real[]) WITH (parallel_workers = 2);
+INSERT INTO build_psp SELECT i, (i * 7) % 300, build_vec(i, 16) FROM generate_series(1, 3000) i;
+INSERT INTO build_psp VALUES (3001, NULL, build_vec(3001, 16)), (3002, 5, NULL),
+	(3003, (21 * 7) % 300, build_vec(21, 16)), (3004, 299, build_vec(21, 16));
+-- the workers alone insert (the leader would take all of a small table
+-- before they start)
+SET max_parallel_maintenance_workers = 2;
+SET parallel_leader_participation = off;
+SET client_min_messages = debug1;
+CREATE INDEX build_psp_par ON build_psp USING engram_hnsw (space_id, v) WITH (m = 8, ef_construction = 40);
+RESET client_min_messages;
+RESET parallel_leader_participation;
+SET max_parallel_maintenance_workers = 0;
+CREATE INDEX build_psp_ser ON build_psp USING engram_hnsw (space_id, v) WITH (m = 8, ef_construction = 40);
+RESET max_parallel_maintenance_workers;
+SELECT elements, deleted_elements, heap_tids, unreachable, pending FROM engram_hnsw_check('build_psp_par');
+SELECT elements, deleted_elements, heap_tids, unreachable, pending FROM engram_hnsw_check('build_psp_ser');
+-- the same directory: every key under the same space number
+SELECT (SELECT count(*) FROM build_dir('build_psp_par')) AS spaces,
+       (SELECT count(*) FROM (SELECT * FROM build_dir('build_psp_par')
+                              EXCEPT SELECT * FROM build_dir('build_psp_ser')) d) AS differ,
+       (SELECT max(space_no) FROM build_dir('build_psp_par')) AS max_space_no;
+-- every row in an element of the same space as in the serial build
+SELECT count(*) AS rows, count(*) FILTER (WHERE p.space_no = s.space_no) AS same_space
+FROM build_elems('build_psp_par') p FULL JOIN build_elems('build_psp_ser') s USING (tid);
+DROP INDEX build_psp_ser;
+-- each space's graph holds exactly its rows: an index scan of a space
+-- returns all of them, and every row is found first by its own vector
+SELECT count(*) FILTER (WHERE n = c) AS spaces_complete, count(*) AS spaces
+FROM (SELECT space_id, count(*) AS c,
+             (SELECT count(*) FROM (SELECT b2.id FROM build_psp b2 WHERE b2.space_id = b.space_id
+                                    ORDER BY b2.v <-> build_vec(1, 16) LIMIT 100) s) AS n
+      FROM build_psp b WHERE space_id IS NOT NULL AND v IS NOT NULL GROUP BY space_id) x;
+SELECT count(*) FILTER (WHERE (SELECT b2.v FROM build_psp b2 WHERE b2.space_id = b.space_id
+                               ORDER BY b2.v <-> b.v LIMIT 1) = b.v) AS found,
+       count(*) AS rows
+FROM build_psp b WHERE space_id IS NOT NULL AND v IS NOT NULL;
+DROP TABLE build_psp;
+DROP FUNCTION build_dir(regclass), build_elems(regclass);
+DROP EXTENSION pageinspect;
 
 --
 -- a NOTICE at CREATE INDEX when the column keeps its vectors compressed or

@@ -26,6 +26,7 @@
 #include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "storage/proc.h"
+#include "storage/smgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -272,23 +273,32 @@ static const HnswGraphOps arena_graph_ops = {
  * ----------------------------------------------------------------
  */
 
-/* the next buffer of a relation being written from scratch */
-static Buffer
-new_build_buffer(Relation index, BlockNumber expect)
+/*
+ * Make the empty relation nblocks long in one step: its last block is
+ * written (zeros), leaving a hole before it, as a hash index's bucket
+ * allocation does (md.c creates the segments in between).  Each page is
+ * then written once into a zeroed buffer, without extending the relation
+ * block by block (an extension lock, a size look-up and a write of zeros
+ * each).  Every block up to nblocks is written, and WAL-logged, before the
+ * build ends.
+ */
+static void
+extend_build_relation(Relation index, BlockNumber nblocks)
 {
-	Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, P_NEW, RBM_NORMAL, NULL);
+	PGAlignedBlock zero;
 
-	if (BufferGetBlockNumber(buf) != expect)
-		elog(ERROR, "engram_hnsw build expected block %u, got %u",
-			 expect, BufferGetBlockNumber(buf));
-	LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
-	return buf;
+	if (RelationGetNumberOfBlocks(index) != 0)
+		elog(ERROR, "engram_hnsw build: index \"%s\" is not empty",
+			 RelationGetRelationName(index));
+	memset(zero.data, 0, BLCKSZ);
+	smgrextend(RelationGetSmgr(index), MAIN_FORKNUM, nblocks - 1, zero.data, false);
 }
 
+/* write a block of the relation extend_build_relation() made */
 static void
 write_page(Relation index, BlockNumber blkno, Page image)
 {
-	Buffer		buf = new_build_buffer(index, blkno);
+	Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_ZERO_AND_LOCK, NULL);
 
 	memcpy(BufferGetPage(buf), image, BLCKSZ);
 	MarkBufferDirty(buf);
@@ -858,6 +868,8 @@ write_arena(HnswBuildState *bs)
 		nblocks = vector_pages(bs, ord, ndata, vtids, false);
 
 	fill_build_meta(bs, meta_image.data, etids, ndata, nblocks);
+	extend_build_relation(bs->index, bs->nspacekeys > 0 && bs->nspaces > 0 ?
+						  HnswPageGetMeta(meta_image.data)->dir_tail + 1 : nblocks);
 	write_page(bs->index, HNSW_METAPAGE_BLKNO, meta_image.data);
 	write_data_pages(bs, ord, etids, ntids, vtids, ndata);
 	if (bs->graph.code_kind != HNSW_CODE_NONE)
@@ -878,18 +890,20 @@ write_arena(HnswBuildState *bs)
 		pfree(ord);
 }
 
-/* the build's space for a key value, created on first sight */
-static BuildSpace *
-build_space(HnswBuildState *bs, Datum value)
+/*
+ * The build's space for a key (len bytes, hashing to hash), created on
+ * first sight with the next space number.
+ */
+BuildSpace *
+hnsw_build_space(HnswBuildState *bs, const char *key, int len, uint32 hash)
 {
-	HnswSpaceKey key = hnsw_space_key(bs->index, value);
 	BuildSpaceKey bk;
 	BuildSpace *sp;
 	bool		found;
 
 	memset(&bk, 0, sizeof(bk));
-	bk.len = key.len;
-	memcpy(bk.bytes, key.data, key.len);
+	bk.len = len;
+	memcpy(bk.bytes, key, len);
 	sp = hash_search(bs->spaces, &bk, HASH_ENTER, &found);
 	if (!found)
 	{
@@ -901,12 +915,21 @@ build_space(HnswBuildState *bs, Datum value)
 		}
 		bs->space_list[bs->nspaces++] = sp;
 		sp->space_no = bs->nspaces;
-		sp->hash = key.hash;
+		sp->hash = hash;
 		sp->entry = HNSW_INVALID_NODE;
 		sp->entry_level = -1;
 		bs->mem_used += sizeof(BuildSpace) + 64;
 	}
 	return sp;
+}
+
+/* the build's space for a key value */
+static BuildSpace *
+build_space(HnswBuildState *bs, Datum value)
+{
+	HnswSpaceKey key = hnsw_space_key(bs->index, value);
+
+	return hnsw_build_space(bs, key.data, key.len, key.hash);
 }
 
 /* bytes the arena will need for one more node of the given level */
@@ -1075,7 +1098,7 @@ relink_spilled(HnswBuildState *bs)
  * else one worker from HNSW_PARALLEL_MIN_ROWS estimated rows, one more each
  * time the rows triple; capped by max_parallel_maintenance_workers.  Index
  * expressions and predicates go to the planner, which judges their
- * parallel safety.
+ * parallel safety.  Indexes with memory spaces are planned the same way.
  */
 #define HNSW_PARALLEL_MIN_ROWS	10000
 
@@ -1150,6 +1173,7 @@ hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 	HnswBuildState *bs;
 	HnswParallelBuild *pb = NULL;
 	double		reltuples = 0;
+	int			nworkers;
 
 	if (RelationGetNumberOfBlocks(index) != 0)
 		elog(ERROR, "index \"%s\" already contains data", RelationGetRelationName(index));
@@ -1201,14 +1225,9 @@ hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 		pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_TOTAL,
 									 (int64) heap->rd_rel->reltuples);
 
-	/* memory spaces build serially */
-	if (bs->nspacekeys == 0)
-	{
-		int			nworkers = build_workers(heap, index);
-
-		if (nworkers > 0)
-			pb = hnsw_parallel_build(bs, indexInfo, nworkers, &reltuples);
-	}
+	nworkers = build_workers(heap, index);
+	if (nworkers > 0)
+		pb = hnsw_parallel_build(bs, indexInfo, nworkers, &reltuples);
 	if (pb == NULL)
 	{
 		reltuples = table_index_build_scan(heap, index, indexInfo, true, true,

@@ -109,6 +109,10 @@ arena_nbr_size(int m, int level)
 	return sizeof(uint32) * ((2 * m + 1) + level * (m + 1));
 }
 
+/* hnsw_build.c */
+extern BuildSpace *hnsw_build_space(HnswBuildState *bs, const char *key, int len,
+									uint32 hash);
+
 /* hnsw_build_parallel.c */
 typedef struct HnswParallelBuild HnswParallelBuild;
 

@@ -29,12 +29,31 @@
  * before that (numbers travel only through lists and the entry point,
  * which are written under spinlocks afterwards).
  *
+ * Memory spaces: each space is a graph of its own in the shared area, so
+ * participants inserting rows of different spaces never meet.  A space
+ * (ParSpace: key, spinlock, entry point, smallest heap TID) lives in the
+ * space table, an open-addressing table of dsa_pointers with at least twice
+ * as many slots as there can be nodes.  A participant finds its row's space
+ * by probing; a new one is carved from its own chunk and published by a
+ * compare-and-swap of the first empty slot on the key's probe sequence (a
+ * participant losing that race finds the winner's space there).  Slots only
+ * ever go from empty to set, and a space's key and number never change.
+ * The space's spinlock guards its entry point and smallest heap TID, as
+ * the shared mutex guards the entry point of an index without spaces; a
+ * node records its space's number.  Space numbers are handed out in order
+ * of creation, which depends on timing; the leader renumbers the spaces by
+ * their smallest heap TID, the order in which a serial build's heap scan
+ * meets them, so directory, space numbers and page placement are a serial
+ * build's.
+ *
  * Running out of memory: before each insertion a participant reserves room
- * for the largest possible node.  If it cannot, it raises the shared
- * overflow flag; every participant then skips the rest of its scan, and
- * the leader discards the shared graph and builds serially instead (a
- * serial build can continue on disk).  Indexes with a memory-space key
- * column always build serially.
+ * for the largest possible node (and a space).  If it cannot, it raises the
+ * shared overflow flag; every participant then skips the rest of its scan,
+ * and the leader discards the shared graph and builds serially instead (a
+ * serial build can continue on disk).
+ *
+ * The leader takes a share of the heap like a worker unless
+ * parallel_leader_participation is off (as in btree's parallel builds).
  *
  *-------------------------------------------------------------------------
  */
@@ -48,8 +67,10 @@
 #include "catalog/index.h"
 #include "commands/progress.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
 #include "pgstat.h"
 #include "port/atomics.h"
+#include "port/pg_bitutils.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/dsa.h"
@@ -82,10 +103,15 @@ typedef struct HnswParShared
 	int			nparticipants;	/* planned: workers + the leader */
 	uint32		maxnodes;
 	dsa_pointer table;			/* maxnodes dsa_pointers, node -> record */
+	int			nspacekeys;		/* 1: every row goes to its space's graph */
+	uint32		space_cap;		/* slots of the space table, a power of 2 */
+	dsa_pointer spaces;			/* the space table: space_cap slots, each 0
+								 * or a ParSpace's dsa_pointer */
 
 	pg_atomic_uint32 dims;		/* 0 until the first vector fixes it */
 	pg_atomic_uint32 nnodes;	/* node numbers handed out */
 	pg_atomic_uint32 overflow;	/* out of memory: everyone stops */
+	pg_atomic_uint32 nspaces;	/* provisional space numbers handed out */
 	pg_atomic_uint64 tuples_done;	/* vectors inserted (progress) */
 
 	slock_t		mutex;			/* protects the rest */
@@ -106,10 +132,33 @@ typedef struct ParNode
 	uint8		level;
 	uint8		ntids;
 	ItemPointerData tids[HNSW_HEAPTIDS];
+	uint32		space_no;		/* its space's provisional number (0: none) */
 	/* then the lists (arena_nbr_size bytes), the vector, its code; MAXALIGNed */
 } ParNode;
 
 #define PAR_NODE_HDR	MAXALIGN(sizeof(ParNode))
+
+/*
+ * A memory space: its own graph in the shared area.  Published once, by a
+ * compare-and-swap of an empty slot of the space table; key, hash and
+ * space_no never change afterwards.
+ */
+typedef struct ParSpace
+{
+	slock_t		lock;			/* protects entry, entry_level and first */
+	uint32		space_no;		/* provisional: in order of creation */
+	uint32		hash;
+	HnswNode	entry;
+	int			entry_level;
+	ItemPointerData first;		/* the smallest heap TID indexed in it */
+	uint16		keylen;
+	char		key[FLEXIBLE_ARRAY_MEMBER];
+} ParSpace;
+
+#define PAR_SPACE_SIZE(len)	MAXALIGN(offsetof(ParSpace, key) + (len))
+
+StaticAssertDecl(sizeof(dsa_pointer) == sizeof(uint64),
+				 "the space table stores dsa_pointers in 64-bit atomics");
 
 /* one participant's view of the shared graph */
 typedef struct HnswParGraph
@@ -118,6 +167,8 @@ typedef struct HnswParGraph
 	HnswParShared *sh;
 	dsa_area   *area;
 	dsa_pointer *table;			/* the node table, local address */
+	pg_atomic_uint64 *space_slots;	/* the space table, local address */
+	ParSpace   *cur_space;		/* the space of the row being inserted */
 	ParNode   **cache;			/* node number -> local address */
 	uint32		cache_cap;
 	dsa_pointer chunk;			/* where the next record goes */
@@ -285,35 +336,57 @@ par_replace_neighbors(HnswGraph *g, HnswNode node, int layer,
 	return same;
 }
 
+/* the entry point of the graph being inserted into, and its spinlock */
+static void
+par_entry_of(HnswParGraph *pg, slock_t **lock, HnswNode **entry, int **level)
+{
+	if (pg->cur_space)
+	{
+		*lock = &pg->cur_space->lock;
+		*entry = &pg->cur_space->entry;
+		*level = &pg->cur_space->entry_level;
+		return;
+	}
+	*lock = &pg->sh->mutex;
+	*entry = &pg->sh->entry;
+	*level = &pg->sh->entry_level;
+}
+
 static void
 par_get_entry(HnswGraph *g, HnswNode *node, int *level)
 {
-	HnswParShared *sh = ((HnswParGraph *) g)->sh;
+	slock_t    *lock;
+	HnswNode   *entry;
+	int		   *entry_level;
 
-	SpinLockAcquire(&sh->mutex);
-	*node = sh->entry;
-	*level = sh->entry_level;
-	SpinLockRelease(&sh->mutex);
+	par_entry_of((HnswParGraph *) g, &lock, &entry, &entry_level);
+	SpinLockAcquire(lock);
+	*node = *entry;
+	*level = *entry_level;
+	SpinLockRelease(lock);
 }
 
 static bool
 par_set_entry(HnswGraph *g, HnswNode node, int level, const HnswNode *expect,
 			  HnswNode *cur, int *curlevel)
 {
-	HnswParShared *sh = ((HnswParGraph *) g)->sh;
+	slock_t    *lock;
+	HnswNode   *entry;
+	int		   *entry_level;
 	bool		change;
 
-	SpinLockAcquire(&sh->mutex);
-	change = expect ? (sh->entry == *expect) :
-		(sh->entry == HNSW_INVALID_NODE || level > sh->entry_level);
+	par_entry_of((HnswParGraph *) g, &lock, &entry, &entry_level);
+	SpinLockAcquire(lock);
+	change = expect ? (*entry == *expect) :
+		(*entry == HNSW_INVALID_NODE || level > *entry_level);
 	if (change)
 	{
-		sh->entry = node;
-		sh->entry_level = level;
+		*entry = node;
+		*entry_level = level;
 	}
-	*cur = sh->entry;
-	*curlevel = sh->entry_level;
-	SpinLockRelease(&sh->mutex);
+	*cur = *entry;
+	*curlevel = *entry_level;
+	SpinLockRelease(lock);
 	return change;
 }
 
@@ -352,6 +425,7 @@ par_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
 	n->level = level;
 	n->ntids = 1;
 	n->tids[0] = *heaptid;
+	n->space_no = pg->cur_space ? pg->cur_space->space_no : 0;
 	nbr = par_nbr(n);
 	for (int l = 0; l <= level; l++)
 	{
@@ -415,7 +489,8 @@ static bool
 par_reserve(HnswParGraph *pg)
 {
 	HnswParShared *sh = pg->sh;
-	Size		need = par_node_size(&pg->graph, hnsw_max_level(pg->graph.m));
+	Size		need = par_node_size(&pg->graph, hnsw_max_level(pg->graph.m)) +
+		(sh->nspacekeys > 0 ? PAR_SPACE_SIZE(HNSW_MAX_SPACE_KEY) : 0);
 	dsa_pointer dp;
 
 	/* each participant creates at most one node per insertion */
@@ -433,6 +508,80 @@ par_reserve(HnswParGraph *pg)
 	return true;
 }
 
+/*
+ * A new space for key, written at the start of the participant's chunk
+ * (par_reserve() made room) but not yet taken from it.  NULL if the space
+ * table is half full.
+ */
+static ParSpace *
+par_new_space(HnswParGraph *pg, const HnswSpaceKey *key, ItemPointer tid)
+{
+	ParSpace   *sp = (ParSpace *) pg->chunk_addr;
+	uint32		no = pg_atomic_fetch_add_u32(&pg->sh->nspaces, 1);
+
+	if (no >= pg->sh->space_cap / 2 || PAR_SPACE_SIZE(key->len) > pg->chunk_left)
+		return NULL;
+	SpinLockInit(&sp->lock);
+	sp->space_no = no + 1;
+	sp->hash = key->hash;
+	sp->entry = HNSW_INVALID_NODE;
+	sp->entry_level = -1;
+	sp->first = *tid;
+	sp->keylen = key->len;
+	memcpy(sp->key, key->data, key->len);
+	return sp;
+}
+
+/*
+ * The space of a row's key, found in the space table (open addressing,
+ * linear probing) or created: a new space is published by swapping its
+ * address into the first empty slot of its probe sequence; a participant
+ * that loses that race finds the winner's space in the slot.  Slots only
+ * ever go from empty to set, so every participant's probe for a key stops
+ * at the same space.  The space's smallest heap TID is kept up to date.
+ * NULL if the table is full.
+ */
+static ParSpace *
+par_space(HnswParGraph *pg, Datum value, ItemPointer tid)
+{
+	HnswSpaceKey key = hnsw_space_key(pg->index, value);
+	uint32		mask = pg->sh->space_cap - 1;
+	uint32		i = key.hash & mask;
+
+	for (uint32 probes = 0; probes < pg->sh->space_cap; probes++, i = (i + 1) & mask)
+	{
+		uint64		dp = pg_atomic_read_u64(&pg->space_slots[i]);
+		ParSpace   *sp;
+
+		if (dp == 0)
+		{
+			if ((sp = par_new_space(pg, &key, tid)) == NULL)
+				return NULL;
+			/* the swap is a full barrier: the space is complete before */
+			if (pg_atomic_compare_exchange_u64(&pg->space_slots[i], &dp, (uint64) pg->chunk))
+			{
+				pg->chunk += PAR_SPACE_SIZE(key.len);
+				pg->chunk_addr += PAR_SPACE_SIZE(key.len);
+				pg->chunk_left -= PAR_SPACE_SIZE(key.len);
+				return sp;
+			}
+			/* another participant filled the slot first: dp is its space */
+		}
+		pg_read_barrier();
+		sp = dsa_get_address(pg->area, (dsa_pointer) dp);
+		if (sp->hash == key.hash && sp->keylen == key.len &&
+			memcmp(sp->key, key.data, key.len) == 0)
+		{
+			SpinLockAcquire(&sp->lock);
+			if (ItemPointerCompare(tid, &sp->first) < 0)
+				sp->first = *tid;
+			SpinLockRelease(&sp->lock);
+			return sp;
+		}
+	}
+	return NULL;
+}
+
 static void
 par_build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 				   bool tupleIsAlive, void *state)
@@ -445,7 +594,8 @@ par_build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 	int			dims;
 	bool		skip;
 
-	if (isnull[attno - 1] || pg_atomic_read_u32(&sh->overflow) != 0)
+	if (isnull[attno - 1] || (sh->nspacekeys > 0 && isnull[0]) ||
+		pg_atomic_read_u32(&sh->overflow) != 0)
 		return;
 
 	oldcxt = MemoryContextSwitchTo(pg->tmp_cxt);
@@ -465,7 +615,8 @@ par_build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 										   (int) expect, &dims, &skip);
 			pg->graph.dims = dims;
 		}
-		if (!par_reserve(pg))
+		if (!par_reserve(pg) ||
+			(sh->nspacekeys > 0 && (pg->cur_space = par_space(pg, values[0], tid)) == NULL))
 			pg_atomic_write_u32(&sh->overflow, 1);
 		else
 		{
@@ -478,6 +629,7 @@ par_build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 				pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) done);
 		}
 	}
+	pg->cur_space = NULL;
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(pg->tmp_cxt);
 }
@@ -509,6 +661,8 @@ par_participate(HnswParShared *sh, dsa_area *area, Relation heap, Relation index
 	pg.sh = sh;
 	pg.area = area;
 	pg.table = dsa_get_address(area, sh->table);
+	if (sh->nspacekeys > 0)
+		pg.space_slots = dsa_get_address(area, sh->spaces);
 	pg.chunk = InvalidDsaPointer;
 	pg.index = index;
 	pg.leader = leader;
@@ -571,6 +725,70 @@ hnsw_parallel_build_main(dsm_segment *seg, shm_toc *toc)
  */
 
 /*
+ * With memory spaces: the space table, at least twice as many slots as
+ * there can be nodes (every space holds one), so that it is at most half
+ * full.  False if the memory is not there.
+ */
+static bool
+par_space_table(HnswParShared *sh, dsa_area *area)
+{
+	if (sh->nspacekeys == 0)
+		return true;
+	sh->maxnodes = Min(sh->maxnodes, (uint32) 1 << 30);
+	sh->space_cap = pg_nextpower2_32(Max(sh->maxnodes, 512) * 2);
+	sh->spaces = dsa_allocate_extended(area, sizeof(pg_atomic_uint64) * sh->space_cap,
+									   DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM | DSA_ALLOC_ZERO);
+	return DsaPointerIsValid(sh->spaces);
+}
+
+static int
+par_space_cmp(const void *a, const void *b)
+{
+	return ItemPointerCompare(&(*(ParSpace *const *) a)->first,
+							  &(*(ParSpace *const *) b)->first);
+}
+
+/*
+ * Hand the shared spaces to the serial writer: numbered 1, 2, ... by their
+ * smallest heap TID, which is the order a serial build's heap scan meets
+ * them in, so the numbers, the directory and the placement are a serial
+ * build's.  Returns provisional number -> final number.
+ */
+static uint32 *
+par_take_spaces(HnswBuildState *bs, HnswParShared *sh, dsa_area *area)
+{
+	pg_atomic_uint64 *slots = dsa_get_address(area, sh->spaces);
+	uint32		nprov = pg_atomic_read_u32(&sh->nspaces);
+	ParSpace  **list = palloc_extended(sizeof(ParSpace *) * Max(nprov, 1), MCXT_ALLOC_HUGE);
+	uint32	   *map = palloc_extended(sizeof(uint32) * (nprov + 1),
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	uint32		n = 0;
+
+	for (uint32 i = 0; i < sh->space_cap; i++)
+	{
+		uint64		dp = pg_atomic_read_u64(&slots[i]);
+
+		if (dp != 0)
+			list[n++] = dsa_get_address(area, (dsa_pointer) dp);
+	}
+	qsort(list, n, sizeof(ParSpace *), par_space_cmp);
+	for (uint32 k = 0; k < n; k++)
+	{
+		BuildSpace *b = hnsw_build_space(bs, list[k]->key, list[k]->keylen, list[k]->hash);
+
+		if (b->space_no != k + 1)
+			elog(ERROR, "engram_hnsw parallel build: space key found twice");
+		b->entry = list[k]->entry;
+		b->entry_level = list[k]->entry_level;
+		map[list[k]->space_no] = b->space_no;
+		if ((k & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	pfree(list);
+	return map;
+}
+
+/*
  * Build bs's graph in parallel with up to nworkers workers.  On success the
  * arena of bs describes the shared graph (its nodes point into shared
  * memory) and the caller writes it, then calls hnsw_parallel_build_end().
@@ -592,6 +810,7 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 	void	   *place;
 	dsa_area   *area;
 	HnswParallelBuild *pb;
+	uint32	   *space_map = NULL;
 	BlockNumber pages;
 	double		tuples;
 	double		allvisfrac;
@@ -606,7 +825,8 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 	table_relation_estimate_size(heap, NULL, &pages, &tuples, &allvisfrac);
 	maxnodes = Min(tuples * 1.5 + 10000,
 				   (double) bs->mem_limit /
-				   (PAR_NODE_HDR + MAXALIGN(arena_nbr_size(m, 0)) + sizeof(dsa_pointer)));
+				   (PAR_NODE_HDR + MAXALIGN(arena_nbr_size(m, 0)) + sizeof(dsa_pointer) +
+					(bs->nspacekeys > 0 ? 4 * sizeof(dsa_pointer) : 0)));
 	maxnodes = Min(maxnodes, (double) (MaxAllocHugeSize / sizeof(dsa_pointer)));
 	maxnodes = Min(maxnodes, (double) PG_INT32_MAX);
 	if (maxnodes < 1024)
@@ -648,6 +868,8 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 	pg_atomic_init_u32(&sh->dims, (uint32) bs->dims);
 	pg_atomic_init_u32(&sh->nnodes, 0);
 	pg_atomic_init_u32(&sh->overflow, 0);
+	pg_atomic_init_u32(&sh->nspaces, 0);
+	sh->nspacekeys = bs->nspacekeys;
 	pg_atomic_init_u64(&sh->tuples_done, 0);
 	SpinLockInit(&sh->mutex);
 	sh->entry = HNSW_INVALID_NODE;
@@ -663,7 +885,7 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 	dsa_set_size_limit(area, Max(bs->mem_limit, estarea));
 	sh->table = dsa_allocate_extended(area, sizeof(dsa_pointer) * sh->maxnodes,
 									  DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM | DSA_ALLOC_ZERO);
-	if (!DsaPointerIsValid(sh->table))
+	if (!DsaPointerIsValid(sh->table) || !par_space_table(sh, area))
 	{
 		hnsw_parallel_build_end(pb);
 		return NULL;
@@ -679,8 +901,9 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 			(errmsg_internal("engram_hnsw parallel build of \"%s\": %d workers launched",
 							 RelationGetRelationName(index), pcxt->nworkers_launched)));
 
-	/* the leader takes its share too */
-	par_participate(sh, area, heap, index, indexInfo, true);
+	/* the leader takes its share too, unless told not to (as btree's builds) */
+	if (parallel_leader_participation || pcxt->nworkers_launched == 0)
+		par_participate(sh, area, heap, index, indexInfo, true);
 	WaitForParallelWorkersToFinish(pcxt);
 
 	if (pg_atomic_read_u32(&sh->overflow) != 0)
@@ -702,6 +925,8 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 	bs->maxnodes = Max(nnodes, 1);
 	bs->nodes = repalloc_huge(bs->nodes, sizeof(ArenaNode) * bs->maxnodes);
 	table = dsa_get_address(area, sh->table);
+	if (bs->nspacekeys > 0)
+		space_map = par_take_spaces(bs, sh, area);
 	for (uint32 i = 0; i < nnodes; i++)
 	{
 		ParNode    *n = dsa_get_address(area, table[i]);
@@ -711,7 +936,7 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 		an->code = bs->graph.code_kind != HNSW_CODE_NONE ?
 			par_code(n, m, bs->dims) : NULL;
 		an->nbr = par_nbr(n);
-		an->space_no = 0;
+		an->space_no = space_map ? space_map[n->space_no] : 0;
 		an->level = n->level;
 		an->ntids = n->ntids;
 		memcpy(an->tids, n->tids, sizeof(ItemPointerData) * n->ntids);
@@ -723,6 +948,8 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 	bs->entry_level = sh->entry_level;
 	bs->indtuples = sh->indtuples;
 	*reltuples = sh->reltuples;
+	if (space_map)
+		pfree(space_map);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) bs->indtuples);
 	return pb;
 }
