@@ -55,6 +55,30 @@ BEGIN
 END
 $$;
 
+-- the same for the rows of several spaces (space_id = ANY): the spaces read
+-- whole are merged by their rows' bounds, taking exact distances lazily
+CREATE FUNCTION sw_same_any(s int[], q int) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	by_index int[];
+	by_seqscan int[];
+BEGIN
+	SET LOCAL enable_seqscan = off;
+	SET LOCAL enable_bitmapscan = off;
+	SELECT array_agg(id) INTO by_index FROM
+		(SELECT id FROM sw WHERE space_id = ANY (s) ORDER BY embedding <-> sw_vec(q) LIMIT 30) x;
+	SET LOCAL enable_indexscan = off;
+	SET LOCAL enable_seqscan = on;
+	SELECT array_agg(id) INTO by_seqscan FROM
+		(SELECT id FROM sw WHERE space_id = ANY (s) ORDER BY embedding <-> sw_vec(q), id LIMIT 30) x;
+	SET LOCAL enable_indexscan = on;
+	IF by_index IS NOT DISTINCT FROM by_seqscan THEN
+		RETURN 'same';
+	END IF;
+	RETURN format('index %s, seqscan %s', by_index, by_seqscan);
+END
+$$;
+
 -- the directory entry of an int4 key, read with pageinspect (layout of
 -- src/hnsw_format.h): the number of blocks it lists, -1 if it is flagged
 -- scattered, -2 if it has no list
@@ -132,6 +156,7 @@ INSERT INTO sw SELECT i, 3, sw_vec(i) FROM generate_series(3101, 3120) i;
 SELECT sw_blocks('sw_idx', 3) > :b3 AS space3_grew;
 SELECT s, q, sw_same(s, q) FROM (VALUES (1), (3)) a(s), (VALUES (13), (6000)) b(q);
 SELECT elements - deleted_elements AS live, heap_tids, unreachable, pending FROM engram_hnsw_check('sw_idx');
+SELECT q, sw_same_any('{1,3}', q) FROM (VALUES (13), (6000)) b(q);
 
 -- pending rows (fastupdate) come through the pending list, not twice
 ALTER INDEX sw_idx SET (fastupdate = on);
@@ -193,6 +218,7 @@ DROP INDEX sw_idx2;
 RESET engram_hnsw.ef_search;
 DROP TABLE sw;
 DROP FUNCTION sw_same(int, int);
+DROP FUNCTION sw_same_any(int[], int);
 DROP FUNCTION sw_list(regclass, int);
 DROP FUNCTION sw_blocks(regclass, int);
 DROP FUNCTION sw_vec(int);

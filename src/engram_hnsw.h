@@ -227,6 +227,7 @@ extern HnswSpaceKey hnsw_space_key(Relation index, Datum value);
 extern bool hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
 							ItemPointer tid, uint32 *space_no);
 extern bool hnsw_space_read(Relation index, ItemPointer tid, HnswSpaceInfo *info);
+extern bool hnsw_space_lookup(Relation index, HnswSpaceKey *key, HnswSpaceInfo *info);
 extern bool hnsw_space_update_entry(Relation index, ItemPointer dirtid, ItemPointer tid,
 									int level, ItemPointer expect, bool mark_empty,
 									HnswSpaceInfo *cur);

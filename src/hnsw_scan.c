@@ -98,6 +98,8 @@ typedef struct HnswWhole
 	float	   *vec;			/* scratch for exact distances */
 	bool		alone;			/* the scan's only stream: order is all
 								 * that matters, not distances */
+	bool		unresolved;		/* in the merge at a lower bound only */
+	bool		step;			/* take one more exact distance */
 } HnswWhole;
 
 typedef struct HnswScanOpaqueData
@@ -199,8 +201,6 @@ static void
 add_space_value(IndexScanDesc scan, Datum value, HnswSpaceInfo **spaces, int *n, int *max)
 {
 	HnswSpaceKey key;
-	ItemPointerData tid;
-	uint32		space_no;
 	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(scan->indexRelation), 0);
 
 	/* a key too long to be indexed matches no space (inserting it fails) */
@@ -208,18 +208,35 @@ add_space_value(IndexScanDesc scan, Datum value, HnswSpaceInfo **spaces, int *n,
 		VARSIZE_ANY_EXHDR(DatumGetPointer(value)) > HNSW_MAX_SPACE_KEY)
 		return;
 	key = hnsw_space_key(scan->indexRelation, value);
-	if (!hnsw_space_find(scan->indexRelation, &key, false, &tid, &space_no))
-		return;
-	for (int i = 0; i < *n; i++)
-		if ((*spaces)[i].space_no == space_no)
-			return;				/* listed twice */
 	if (*n == *max)
 	{
 		*max *= 2;
 		*spaces = repalloc(*spaces, sizeof(HnswSpaceInfo) * *max);
 	}
-	hnsw_space_read(scan->indexRelation, &tid, &(*spaces)[*n]);
-	(*n)++;
+	if (hnsw_space_lookup(scan->indexRelation, &key, &(*spaces)[*n]))
+		(*n)++;
+}
+
+static int
+space_info_cmp(const void *a, const void *b)
+{
+	uint32		x = ((const HnswSpaceInfo *) a)->space_no;
+	uint32		y = ((const HnswSpaceInfo *) b)->space_no;
+
+	return (x > y) - (x < y);
+}
+
+/* a space listed twice is searched once: sorted by number, duplicates out */
+static int
+unique_spaces(HnswSpaceInfo *spaces, int n)
+{
+	int			u = 0;
+
+	qsort(spaces, n, sizeof(HnswSpaceInfo), space_info_cmp);
+	for (int i = 0; i < n; i++)
+		if (u == 0 || spaces[u - 1].space_no != spaces[i].space_no)
+			spaces[u++] = spaces[i];
+	return u;
 }
 
 /* the spaces one scan key on the space column allows */
@@ -248,7 +265,7 @@ key_spaces(IndexScanDesc scan, ScanKey key, HnswSpaceInfo **spaces)
 		for (int i = 0; i < nelems; i++)
 			if (!nulls[i])
 				add_space_value(scan, elems[i], spaces, &n, &max);
-		return n;
+		return unique_spaces(*spaces, n);
 	}
 	add_space_value(scan, key->sk_argument, spaces, &n, &max);
 	return n;
@@ -421,19 +438,25 @@ emit_whole(HnswWhole *w, HnswCandidate c, HnswCandidate *out, float *est)
 }
 
 /*
- * Format 3: the next row of a space read whole, in exact order.  The
- * estimate's bound holds for every pair with int8 and fp16 codes, so no
- * row is missed or misplaced.  An element's exact distance (one vector
- * read) is taken only when its bounds overlap a rival's: when the scan
- * reads this space alone, an element whose upper bound is below every
- * other element's lower bound (and every exact distance taken) is next
- * whatever its exact distance, and is returned at its upper bound.
+ * Format 3: the next row of a space read whole (stream i), in exact order,
+ * into the merge heap.  The estimate's bound holds for every pair with
+ * int8 and fp16 codes, so no row is missed or misplaced.  An element's
+ * exact distance (one vector read) is taken only where bounds overlap:
+ * - when the scan reads this space alone, an element whose upper bound is
+ *   below every other element's lower bound (and every exact distance
+ *   taken) is next whatever its exact distance, and goes out at its upper
+ *   bound;
+ * - with other streams, the stream enters the merge at its lowest lower
+ *   bound, "unresolved", and takes one more exact distance only when that
+ *   bound reaches the top of the merge (w->step): a scan of many spaces
+ *   reads the vectors of the spaces that can hold its nearest rows only.
  * RaBitQ's bound is probabilistic, so its elements' bounds are taken as
  * infinite (read_whole()) and all are reranked.
  */
-static bool
-whole_next(HnswScanOpaque so, HnswWhole *w, HnswCandidate *out, float *est)
+static void
+advance_whole(HnswScanOpaque so, int i)
 {
+	HnswWhole  *w = so->whole[i];
 	HnswGraph  *g = &so->pg.graph;
 
 	for (;;)
@@ -442,8 +465,15 @@ whole_next(HnswScanOpaque so, HnswWhole *w, HnswCandidate *out, float *est)
 		HnswCandidate *u = hnsw_heap_top(&w->lows);
 		HnswNode	k;
 
+		w->unresolved = false;
 		if (u == NULL || (r != NULL && r->dist <= u->dist))
-			break;				/* nothing not taken can be nearer than r */
+		{
+			/* nothing not taken can be nearer than r */
+			if (r == NULL)
+				return;
+			emit_whole(w, hnsw_heap_pop(&w->heap), &so->peeked[i], &so->peeked_est[i]);
+			break;
+		}
 		k = u->node;
 		if (w->alone && (r == NULL || w->items[k].high <= r->dist) &&
 			w->items[k].high <= second_key(&w->lows))
@@ -451,17 +481,22 @@ whole_next(HnswScanOpaque so, HnswWhole *w, HnswCandidate *out, float *est)
 			HnswCandidate c = hnsw_heap_pop(&w->lows);
 
 			c.dist = w->items[k].high;
-			emit_whole(w, c, out, est);
-			return true;
+			emit_whole(w, c, &so->peeked[i], &so->peeked_est[i]);
+			break;
 		}
+		if (!w->alone && !w->step)
+		{
+			/* wait in the merge at this lower bound */
+			w->unresolved = true;
+			so->peeked[i].dist = u->dist;
+			break;
+		}
+		w->step = false;
 		(void) hnsw_heap_pop(&w->lows);
 		hnsw_page_read_vector(&so->pg, &w->items[k].vtid, w->vec);
 		hnsw_heap_push(&w->heap, k, g->dist(so->query, w->vec, g->dims));
 	}
-	if (w->heap.n == 0)
-		return false;
-	emit_whole(w, hnsw_heap_pop(&w->heap), out, est);
-	return true;
+	hnsw_heap_push(&so->merge, (HnswNode) i, so->peeked[i].dist);
 }
 
 /* the next row of stream i (a search, or the pending rows) into the merge heap */
@@ -471,8 +506,11 @@ advance_search(HnswScanOpaque so, int i)
 	bool		more;
 
 	if (i < so->nsearches && so->whole[i] != NULL)
-		more = whole_next(so, so->whole[i], &so->peeked[i], &so->peeked_est[i]);
-	else if (so->rerank != NULL)
+	{
+		advance_whole(so, i);
+		return;
+	}
+	if (so->rerank != NULL)
 		more = rerank_next(so, i, &so->peeked[i], &so->peeked_est[i]);
 	else
 		more = stream_next(so, i, &so->peeked[i]);
@@ -871,6 +909,13 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 			HnswCandidate top = hnsw_heap_pop(&so->merge);
 			int			i = (int) top.node;
 
+			if (i < so->nsearches && so->whole[i] != NULL && so->whole[i]->unresolved)
+			{
+				/* a space's lower bound came first: look closer */
+				so->whole[i]->step = true;
+				advance_whole(so, i);
+				continue;
+			}
 			c = so->peeked[i];
 			if (so->cq != NULL)
 				est = so->peeked_est[i];

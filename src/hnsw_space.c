@@ -511,9 +511,9 @@ append_space(Relation index, HnswSpaceKey *key, ItemPointer tid, uint32 *space_n
  * Find the directory entry of key; with create, make it if it does not
  * exist.  Returns false if there is none (and create is false).
  */
-bool
-hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
-				ItemPointer tid, uint32 *space_no)
+static bool
+find_space(Relation index, HnswSpaceKey *key, bool create,
+		   ItemPointer tid, uint32 *space_no, HnswSpaceInfo *info)
 {
 	SpaceCacheState *st = cache_state(index);
 	SpaceCacheEntry *e;
@@ -528,7 +528,7 @@ hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
 				continue;		/* look at the tail of the chain first */
 			break;
 		}
-		if (read_space(index, &e->tid, key, NULL))
+		if (read_space(index, &e->tid, key, info))
 		{
 			*tid = e->tid;
 			*space_no = e->space_no;
@@ -560,6 +560,23 @@ hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
 	}
 	UnlockPage(index, HNSW_METAPAGE_BLKNO, ExclusiveLock);
 	return true;
+}
+
+bool
+hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
+				ItemPointer tid, uint32 *space_no)
+{
+	return find_space(index, key, create, tid, space_no, NULL);
+}
+
+/* an existing space's directory entry, read once; false if there is none */
+bool
+hnsw_space_lookup(Relation index, HnswSpaceKey *key, HnswSpaceInfo *info)
+{
+	ItemPointerData tid;
+	uint32		space_no;
+
+	return find_space(index, key, false, &tid, &space_no, info);
 }
 
 /*
