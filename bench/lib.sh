@@ -32,8 +32,10 @@
 #                             EXT_OK=1/0 (and EXT_NOTE when 0)
 #   bench_psql / bench_val    psql against the cluster (bench_val: one value)
 #   bench_dataset NAME        make the fvecs files of a data set (cached in
-#                             bench/data); sets DS_BASE DS_QUERY DS_N DS_DIM DS_NQ
-#                             DS_SPACES (1 for multi-space sets)
+#                             bench/data: fmnist[-N], gaussDIM[n|v]-N,
+#                             spacesDIM-SxR, zipfDIM-N-S-eE); sets DS_BASE
+#                             DS_QUERY DS_N DS_DIM DS_NQ DS_SPACES (1 for
+#                             multi-space sets)
 #   bench_truth NAME METRIC   exact ground truth (cached, checksummed); sets DS_TRUTH
 #   bench_load_set DB NAME METRIC [NQ]
 #                             load items, queries and truth tables into DB
@@ -595,6 +597,21 @@ bench_dataset() {
 			bench_log "data set $name: generating $s spaces x $r rows, $dim dims (seed 42)"
 			"$BENCH_BIN/gen" spaces --dim "$dim" --spaces "$s" --rows "$r" --nq 500 --seed 42 \
 				--base "$base" --queries "$query" || bench_die "gen failed"
+		fi
+		;;
+	zipf*-*-*-e*)
+		# zipfDIM-ROWS-SPACES-eE: gen spaces --zipf E, 500 queries by rows then
+		# 500 by spaces (1000 in the file)
+		local spec="${name#zipf}" dim n s e
+		IFS=- read -r dim n s e <<<"$spec"
+		n="$(bench_count "$n")"
+		s="$(bench_count "$s")"
+		e="${e#e}"
+		DS_SPACES=1
+		if [[ ! -s "$base.spaces" || ! -s "$query.spaces" ]]; then
+			bench_log "data set $name: generating $n rows in $s spaces of Zipf sizes (exponent $e), $dim dims (seed 42)"
+			"$BENCH_BIN/gen" spaces --dim "$dim" --spaces "$s" --rows $((n / s)) --zipf "$e" --nq 500 \
+				--seed 42 --base "$base" --queries "$query" || bench_die "gen failed"
 		fi
 		;;
 	*) bench_die "unknown data set $name" ;;

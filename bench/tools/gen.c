@@ -20,7 +20,7 @@
  *       to insert later (writes, churn); --nq 0 --queries - writes no queries.
  *
  *   gen spaces --dim D --spaces S --rows R --nq Q [--seed S] [--clusters C]
- *              [--per-space P] [--normalize] --base BASE.fvecs --queries QUERY.fvecs
+ *              [--per-space P] [--zipf E] [--normalize] --base BASE.fvecs --queries QUERY.fvecs
  *       Multi-space ("memory spaces") set: S*R rows, row i belongs to space
  *       i % S (spaces interleaved, as rows arrive in a real table).  All
  *       spaces share one global mixture of C centres (default 32) and each
@@ -29,6 +29,19 @@
  *       query mostly lie in other spaces, as with tenants of one application.
  *       Q queries, each in a random space, drawn from that space's mixture.
  *       Space ids go to BASE.fvecs.spaces and QUERY.fvecs.spaces (int32).
+ *       --zipf E (E > 0; multi-tenant shapes): spaces of skewed sizes instead
+ *       of R rows each, still N = S*R rows in all: the space of rank k
+ *       (k = 0 .. S-1, space id k) gets max(1, floor(c / (k+1)^E)) rows,
+ *       c (the largest space) chosen by bisection so that the sizes add up
+ *       to at most N, and the rows left over go one each to the largest
+ *       spaces.  E = 0.9 at 200 000 rows / 20 000 spaces: largest space
+ *       12 035 rows (6 %), median 3 rows, 17 620 spaces of <= 10 rows;
+ *       at 1 000 000 / 100 000: largest 4.7 %, median 2.  The rows' space
+ *       ids are shuffled (a stream of their own), so spaces interleave as
+ *       rows arrive in a real table.  2Q queries are written: the first Q
+ *       in spaces drawn in proportion to their sizes (the space of a random
+ *       row: "by rows"), the next Q in spaces drawn uniformly ("by spaces").
+ *       Without --zipf the output is that of the uniform layout above.
  *
  *   gen copy --in F.fvecs [--spaces] [--offset O] [--limit L] [--id-base B]
  *       Writes PostgreSQL COPY text to stdout, one row per vector:
@@ -186,6 +199,7 @@ typedef struct
 	uint64_t	seed;
 	long long	offset, limit, id_base;
 	int			id_base_set;
+	double		zipf;
 	const char *base, *queries, *in;
 } args;
 
@@ -253,6 +267,15 @@ parse(int argc, char **argv, args *a)
 				a->offset = num(o, v);
 			else if (!strcmp(o, "--limit"))
 				a->limit = num(o, v);
+			else if (!strcmp(o, "--zipf"))
+			{
+				char	   *end;
+
+				errno = 0;
+				a->zipf = strtod(v, &end);
+				if (errno || end == v || *end || !(a->zipf > 0 && a->zipf <= 10))
+					die("bad value for --zipf: %s (an exponent in (0, 10])", v);
+			}
 			else if (!strcmp(o, "--id-base"))
 			{
 				a->id_base = num(o, v);
@@ -354,6 +377,73 @@ cmd_gauss(args *a)
 	return 0;
 }
 
+/* rows of the space of rank k: max(1, floor(c / (k+1)^e)) */
+static int64_t
+zipf_total(const double *w, int spaces, double c, int64_t *sizes)
+{
+	int64_t		t = 0;
+	int			k;
+
+	for (k = 0; k < spaces; k++)
+	{
+		double		x = floor(c * w[k]);
+		int64_t		z = x < 1 ? 1 : (int64_t) x;
+
+		if (sizes)
+			sizes[k] = z;
+		t += z;
+	}
+	return t;
+}
+
+/*
+ * Space id of each of the N rows for --zipf E: sizes by rank as in the usage
+ * comment (c by bisection, the remainder one row each to the largest), then
+ * the ids shuffled (Fisher-Yates, stream 3) so that spaces interleave.
+ */
+static void
+zipf_space_ids(const args *a, int64_t n, int32_t *sid)
+{
+	double	   *w = xmalloc(sizeof(double) * a->spaces);
+	int64_t    *sizes = xmalloc(sizeof(int64_t) * a->spaces);
+	double		lo = 0, hi = (double) n;
+	int64_t		left, i, pos = 0;
+	int			k, it;
+	rng			r;
+
+	for (k = 0; k < a->spaces; k++)
+		w[k] = pow(k + 1.0, -a->zipf);
+	for (it = 0; it < 200; it++)
+	{
+		double		c = (lo + hi) / 2;
+
+		if (zipf_total(w, a->spaces, c, NULL) <= n)
+			lo = c;
+		else
+			hi = c;
+	}
+	left = n - zipf_total(w, a->spaces, lo, sizes);
+	for (k = 0; left > 0; k = (k + 1) % a->spaces, left--)
+		sizes[k]++;
+	for (k = 0; k < a->spaces; k++)
+		for (i = 0; i < sizes[k]; i++)
+			sid[pos++] = k;
+	rng_seed(&r, a->seed, 3);
+	for (i = n - 1; i > 0; i--)
+	{
+		int64_t		j = (int64_t) rng_below(&r, (uint64_t) i + 1);
+		int32_t		t = sid[i];
+
+		sid[i] = sid[j];
+		sid[j] = t;
+	}
+	fprintf(stderr, "gen spaces --zipf %g: %lld rows, %d spaces, largest %lld rows, smallest %lld\n",
+			a->zipf, (long long) n, a->spaces, (long long) sizes[0],
+			(long long) sizes[a->spaces - 1]);
+	free(w);
+	free(sizes);
+}
+
 static int
 cmd_spaces(args *a)
 {
@@ -361,8 +451,8 @@ cmd_spaces(args *a)
 	rng			r, rs;
 	float	   *v;
 	int		   *pick;
-	int32_t    *sid;
-	int64_t		n, i;
+	int32_t    *sid, *qsid;
+	int64_t		n, nq, i;
 	int			s, j;
 	FILE	   *f;
 	char	   *tmp;
@@ -372,6 +462,8 @@ cmd_spaces(args *a)
 	if (a->dim <= 0 || a->spaces <= 0 || a->rows <= 0 || a->nq < 0 || !a->base || !a->queries ||
 		a->per_space <= 0 || a->clusters <= 0)
 		die("gen spaces: need --dim, --spaces, --rows, --nq, --base, --queries");
+	if (a->zipf > 0 && a->rows < 1)
+		die("gen spaces --zipf: every space needs a row (--rows >= 1)");
 	mixture_init(&m, a->dim, a->clusters, a->seed);
 	v = xmalloc(sizeof(float) * a->dim);
 	/* each space's own P centres out of the global C */
@@ -384,13 +476,22 @@ cmd_spaces(args *a)
 	}
 
 	n = (int64_t) a->spaces * a->rows;
-	sid = xmalloc(sizeof(int32_t) * (size_t) (n > a->nq ? n : a->nq));
+	nq = a->zipf > 0 ? 2 * (int64_t) a->nq : a->nq;
+	sid = xmalloc(sizeof(int32_t) * (size_t) n);
+	qsid = xmalloc(sizeof(int32_t) * (size_t) (nq > 0 ? nq : 1));
+	if (a->zipf > 0)
+		zipf_space_ids(a, n, sid);
 	f = open_out(a->base, &tmp);
 	rng_seed(&r, a->seed, 1);
 	for (i = 0; i < n; i++)
 	{
-		s = (int) (i % a->spaces);
-		sid[i] = s;
+		if (a->zipf > 0)
+			s = sid[i];
+		else
+		{
+			s = (int) (i % a->spaces);
+			sid[i] = s;
+		}
 		mixture_draw(&m, &r, pick[(size_t) s * a->per_space + rng_below(&r, a->per_space)],
 					 a->normalize, v);
 		fvecs_write_row(f, v, a->dim);
@@ -400,16 +501,20 @@ cmd_spaces(args *a)
 
 	f = open_out(a->queries, &tmp);
 	rng_seed(&r, a->seed, 2);
-	for (i = 0; i < a->nq; i++)
+	for (i = 0; i < nq; i++)
 	{
-		s = (int) rng_below(&r, a->spaces);
-		sid[i] = s;
+		/* --zipf: the first Q by rows (a random row's space), then by spaces */
+		if (a->zipf > 0 && i < a->nq)
+			s = sid[rng_below(&r, (uint64_t) n)];
+		else
+			s = (int) rng_below(&r, a->spaces);
+		qsid[i] = s;
 		mixture_draw(&m, &r, pick[(size_t) s * a->per_space + rng_below(&r, a->per_space)],
 					 a->normalize, v);
 		fvecs_write_row(f, v, a->dim);
 	}
 	close_out(f, tmp, a->queries);
-	write_ints(spaces_path(a->queries), sid, (size_t) a->nq);
+	write_ints(spaces_path(a->queries), qsid, (size_t) nq);
 	return 0;
 }
 
@@ -474,7 +579,7 @@ usage(void)
 	fprintf(stderr,
 			"usage: gen gauss  --dim D --n N --nq Q [--seed S] [--clusters C] [--stream K] [--normalize] [--varnorm] --base F --queries F\n"
 			"       gen spaces --dim D --spaces S --rows R --nq Q [--seed S] [--clusters C] [--per-space P]\n"
-			"                  [--normalize] --base F --queries F\n"
+			"                  [--zipf E] [--normalize] --base F --queries F\n"
 			"       gen copy   --in F [--spaces] [--offset O] [--limit L] [--id-base B]\n"
 			"       gen info   F\n");
 	exit(2);

@@ -67,6 +67,21 @@ ok "spaces truth in the right space" '"$BIN/truth" dump "$T/st" | awk -F"\t" -v 
 	BEGIN { while ((getline l < B) > 0) { split(l, a, \"\t\"); bs[a[1]] = a[2] } while ((getline l < Q) > 0) { split(l, a, \"\t\"); qs[a[1]] = a[2] } }
 	{ gsub(/[{}]/, \"\", \$2); n = split(\$2, ids, \",\"); if (n != 10) exit 1; for (i = 1; i <= n; i++) if (bs[ids[i]] != qs[\$1]) exit 1 }"'
 ok "hnswlib refuses a per-space truth" '! "$BIN/hnswlib_bench" --base "$T/s.fvecs" --queries "$T/sq.fvecs" --truth "$T/st" --metric l2 >/dev/null 2>&1'
+# spaces --zipf: N rows, every space at least one row, sizes falling with the
+# space id, 2Q queries (the first Q by rows), shuffled rows, deterministic
+"$BIN/gen" spaces --dim 8 --spaces 200 --rows 10 --nq 40 --zipf 0.9 --base "$T/z.fvecs" --queries "$T/zq.fvecs" 2>/dev/null
+"$BIN/gen" spaces --dim 8 --spaces 200 --rows 10 --nq 40 --zipf 0.9 --base "$T/z2.fvecs" --queries "$T/zq2.fvecs" 2>/dev/null
+"$BIN/gen" copy --in "$T/z.fvecs" --spaces | cut -f2 >"$T/z.sid"
+ok "zipf: 2000 rows, 80 queries" '[[ "$("$BIN/gen" info "$T/z.fvecs")" == "2000 8" && "$("$BIN/gen" info "$T/zq.fvecs")" == "80 8" ]]'
+ok "zipf: 200 spaces, each >= 1 row, largest first, 100..400 rows" 'sort -n "$T/z.sid" | uniq -c | awk "
+	{ n[\$2] = \$1; k++ } END { if (k != 200) exit 1; for (s = 1; s < 200; s++) if (n[s] > n[s - 1]) exit 1; exit !(n[0] >= 100 && n[0] <= 400) }"'
+ok "zipf: median space of a few rows" '[[ "$(sort -n "$T/z.sid" | uniq -c | sort -n | awk "NR == 100 { print \$1 }")" -le 5 ]]'
+"$BIN/gen" spaces --dim 8 --spaces 200 --rows 10 --nq 0 --zipf 2 --base "$T/z3.fvecs" --queries "$T/zq3.fvecs" 2>/dev/null
+ok "zipf 2: 2000 rows, still every space" '[[ "$("$BIN/gen" copy --in "$T/z3.fvecs" --spaces | cut -f2 | sort -u | wc -l)" == 200 && "$("$BIN/gen" info "$T/z3.fvecs")" == "2000 8" ]]'
+ok "zipf: rows interleaved" '[[ "$(head -n 20 "$T/z.sid" | sort -u | wc -l)" -ge 10 ]]'
+ok "zipf: deterministic" 'cmp -s "$T/z.fvecs" "$T/z2.fvecs" && cmp -s "$T/z.fvecs.spaces" "$T/z2.fvecs.spaces" && cmp -s "$T/zq.fvecs.spaces" "$T/zq2.fvecs.spaces"'
+"$BIN/gen" copy --in "$T/zq.fvecs" --spaces | cut -f2 >"$T/zq.sid"
+ok "zipf: queries by rows hit the largest space more than by spaces" '[[ "$(head -n 40 "$T/zq.sid" | grep -cx 0)" -gt "$(tail -n 40 "$T/zq.sid" | grep -cx 0)" ]]'
 
 # mnist: the Debian data set, when present
 F=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
