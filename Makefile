@@ -33,7 +33,7 @@ DATA = engram_hnsw--0.3.0.sql engram_hnsw--0.2.0--0.3.0.sql engram_hnsw--0.2.0.s
 PGFILEDESC = "engram_hnsw - HNSW index access method for real[]"
 
 # pg_regress suites: sql/NAME.sql, expected/NAME.out
-REGRESS = distance options build scan insert vacuum check maintenance spaces pending merge_worker plans codes
+REGRESS = distance options build scan insert vacuum check maintenance spaces spaces_whole pending merge_worker plans codes
 REGRESS_OPTS = --load-extension=engram_hnsw
 
 # isolation suites: test/isolation/specs/NAME.spec, test/isolation/expected/NAME.out

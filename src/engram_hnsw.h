@@ -174,7 +174,8 @@ extern void hnsw_write_fragment(Relation index, Buffer buf, Size off, const void
 extern void hnsw_place_element(Relation index, HnswMetaInfo *meta, int stripe,
 							   HnswElementTuple etup, Size esize,
 							   HnswNeighborTuple ntup, Size nsize, const float *vec,
-							   ItemPointer etid, HnswPendingTuple pend, int *tailcount);
+							   ItemPointer etid, HnswPendingTuple pend, int *tailcount,
+							   ItemPointer dirtid);
 extern OffsetNumber hnsw_add_item(Relation index, Page page, BlockNumber blkno, void *item,
 								  Size size);
 extern Page hnsw_new_page(Relation index, GenericXLogState *state, uint16 flags, Buffer *buf);
@@ -217,16 +218,35 @@ typedef struct HnswSpaceInfo
 	uint8		flags;
 	int			entry_level;
 	ItemPointerData entry;
+	int			nblocks;		/* the blocks holding its elements; -1: not
+								 * known (no list, or scattered) */
+	BlockNumber blocks[HNSW_SPACE_MAX_BLOCKS];
 } HnswSpaceInfo;
 
 extern HnswSpaceKey hnsw_space_key(Relation index, Datum value);
 extern bool hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
 							ItemPointer tid, uint32 *space_no);
 extern bool hnsw_space_read(Relation index, ItemPointer tid, HnswSpaceInfo *info);
+extern bool hnsw_space_lookup(Relation index, HnswSpaceKey *key, HnswSpaceInfo *info);
 extern bool hnsw_space_update_entry(Relation index, ItemPointer dirtid, ItemPointer tid,
 									int level, ItemPointer expect, bool mark_empty,
 									HnswSpaceInfo *cur);
 extern int	hnsw_space_list(Relation index, HnswSpaceInfo **out);
+extern Buffer hnsw_space_block_buffer(Relation index, ItemPointer dirtid, BlockNumber blkno);
+extern void hnsw_space_add_block(Relation index, Page page, ItemPointer dirtid,
+								 BlockNumber blkno);
+extern void hnsw_space_note_block(Relation index, ItemPointer dirtid, BlockNumber blkno);
+
+/* a block holding an element of a space, as VACUUM's pass saw it */
+typedef struct HnswSpaceBlock
+{
+	uint32		space_no;
+	BlockNumber blkno;
+} HnswSpaceBlock;
+
+extern void hnsw_space_collect_begin(Relation index);
+extern void hnsw_space_collect_end(Relation index, HnswSpaceBlock *seen, int64 nseen);
+extern void hnsw_space_fill_blocks(HnswSpaceTuple stup, const BlockNumber *blocks, int n);
 extern HnswSpaceTuple hnsw_page_space(Relation index, Page page, BlockNumber blkno,
 									  OffsetNumber off);
 
@@ -344,6 +364,7 @@ typedef struct HnswOptions
 } HnswOptions;
 
 extern int	hnsw_ef_search;
+extern int	hnsw_space_read_pages;
 extern int	hnsw_build_format;
 extern int	hnsw_pending_list_limit;
 extern int	hnsw_vector_cache_kb;

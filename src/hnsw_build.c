@@ -569,6 +569,14 @@ vector_pages(HnswBuildState *bs, const uint32 *ord, BlockNumber first,
 	return bs->nnodes > 0 ? p.blkno + 1 : first;
 }
 
+/* a space's directory entry size: with its block list in format 3 */
+static Size
+space_tuple_size(HnswBuildState *bs, BuildSpace *sp)
+{
+	return bs->graph.code_kind != HNSW_CODE_NONE ?
+		HNSW_SPACE_LISTED_SIZE(sp->key.len) : HNSW_SPACE_TUPLE_SIZE(sp->key.len);
+}
+
 /*
  * The meta page: the entry point, insert pages and, with spaces, where the
  * directory pages (after the data and vector pages, from block nblocks)
@@ -606,7 +614,7 @@ fill_build_meta(HnswBuildState *bs, Page image, const ItemPointerData *etids,
 		meta->next_space_no = bs->nspaces + 1;
 		for (uint32 s = 0; s < bs->nspaces; s++)
 		{
-			Size		sz = HNSW_SPACE_TUPLE_SIZE(bs->space_list[s]->key.len) + sizeof(ItemIdData);
+			Size		sz = space_tuple_size(bs, bs->space_list[s]) + sizeof(ItemIdData);
 
 			if (s == 0)
 				meta->dir_head = dblk;
@@ -753,6 +761,40 @@ make_space_tuple(BuildSpace *sp, const ItemPointerData *etids, Size sz)
 }
 
 /*
+ * Format 3: the data blocks of each space's elements (space_list order),
+ * up to one more than a list holds (that many means scattered).  Elements
+ * are placed in node order within a space, so a space's blocks come in
+ * runs: only the last block seen needs comparing before the list.
+ */
+static HnswSpaceBlocksData *
+space_blocks(HnswBuildState *bs, const ItemPointerData *etids, int **counts)
+{
+	HnswSpaceBlocksData *lists = palloc_extended(sizeof(HnswSpaceBlocksData) *
+												 Max(bs->nspaces, 1),
+												 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+
+	*counts = palloc_extended(sizeof(int) * Max(bs->nspaces, 1),
+							  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (uint32 i = 0; i < bs->nnodes; i++)
+	{
+		uint32		s = bs->nodes[i].space_no - 1;
+		BlockNumber blk = ItemPointerGetBlockNumber(&etids[i]);
+		HnswSpaceBlocksData *sb = &lists[s];
+		int		   *n = &(*counts)[s];
+		bool		seen = false;
+
+		for (int b = Min(*n, HNSW_SPACE_MAX_BLOCKS) - 1; b >= 0 && !seen; b--)
+			seen = (sb->blocks[b] == blk);
+		if (seen || *n > HNSW_SPACE_MAX_BLOCKS)
+			continue;
+		if (*n < HNSW_SPACE_MAX_BLOCKS)
+			sb->blocks[*n] = blk;
+		(*n)++;
+	}
+	return lists;
+}
+
+/*
  * The space directory, chained in order from block dblk (where the meta
  * page says it is).  Returns the number of blocks of the index.
  */
@@ -760,13 +802,21 @@ static BlockNumber
 write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber dblk)
 {
 	PGAlignedBlock image;
+	int		   *counts = NULL;
+	HnswSpaceBlocksData *lists = NULL;
 
+	if (bs->graph.code_kind != HNSW_CODE_NONE)
+		lists = space_blocks(bs, etids, &counts);
 	hnsw_init_page(image.data, HNSW_PAGE_DIR, RelationGetRelid(bs->index));
 	for (uint32 s = 0; s < bs->nspaces; s++)
 	{
 		BuildSpace *sp = bs->space_list[s];
-		Size		sz = HNSW_SPACE_TUPLE_SIZE(sp->key.len);
+		Size		sz = space_tuple_size(bs, sp);
 		HnswSpaceTuple stup = make_space_tuple(sp, etids, sz);
+
+		Assert(sp->space_no == s + 1);
+		if (lists != NULL)
+			hnsw_space_fill_blocks(stup, lists[s].blocks, counts[s]);
 
 		if (PageGetFreeSpace(image.data) < sz)
 		{
@@ -781,6 +831,11 @@ write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber db
 		pfree(stup);
 	}
 	write_page(bs->index, dblk, image.data);
+	if (lists != NULL)
+	{
+		pfree(lists);
+		pfree(counts);
+	}
 	return dblk + 1;
 }
 

@@ -640,12 +640,61 @@ mark_reached(CheckState *st, CheckElement *entry)
 	pfree(queue);
 }
 
+static int
+space_info_cmp(const void *a, const void *b)
+{
+	uint32		x = (*(HnswSpaceInfo *const *) a)->space_no;
+	uint32		y = (*(HnswSpaceInfo *const *) b)->space_no;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Format 3: every live element of a space whose directory entry lists its
+ * blocks lies on a listed block (scans read such a space by its list).
+ */
+static void
+check_space_blocks(CheckState *st, HnswSpaceInfo *spaces, int nspaces)
+{
+	HnswSpaceInfo **byno = palloc(sizeof(HnswSpaceInfo *) * Max(nspaces, 1));
+
+	for (int a = 0; a < nspaces; a++)
+		byno[a] = &spaces[a];
+	qsort(byno, nspaces, sizeof(HnswSpaceInfo *), space_info_cmp);
+	for (int64 i = 0; i < st->nelems; i++)
+	{
+		CheckElement *ce = &st->elems[i];
+		HnswSpaceInfo key;
+		HnswSpaceInfo *keyp = &key;
+		HnswSpaceInfo **sp;
+		ItemPointerData tid;
+		bool		listed = false;
+
+		if (ce->deleted)
+			continue;
+		key.space_no = ce->space_no;
+		sp = bsearch(&keyp, byno, nspaces, sizeof(HnswSpaceInfo *), space_info_cmp);
+		if (sp == NULL || (*sp)->nblocks < 0)
+			continue;
+		HnswNodeToTid(ce->node, &tid);
+		for (int b = 0; b < (*sp)->nblocks && !listed; b++)
+			listed = ((*sp)->blocks[b] == ItemPointerGetBlockNumber(&tid));
+		if (!listed)
+			check_fail(st->index, ce->node, "element (%u,%u) %s",
+					   "lies on a block its memory space's directory entry does not list");
+	}
+	pfree(byno);
+}
+
 /* pass 3: each entry point is an element of its level and space; reachability */
 static void
 check_entry_points(CheckState *st)
 {
 	int			nspaces;
 	HnswSpaceInfo *spaces = check_entry_list(st, &nspaces);
+
+	if (st->meta.nspacekeys > 0)
+		check_space_blocks(st, spaces, nspaces);
 
 	for (int a = 0; a < nspaces; a++)
 	{

@@ -56,6 +56,7 @@
 #define HNSW_MIN_EF_CONSTRUCTION 4
 #define HNSW_MAX_EF_CONSTRUCTION 1000
 #define HNSW_DEFAULT_EF_SEARCH	40
+#define HNSW_DEFAULT_SPACE_READ_PAGES	16	/* engram_hnsw.space_read_pages */
 #define HNSW_MIN_EF_SEARCH		1
 #define HNSW_MAX_EF_SEARCH		1000
 #define HNSW_MAX_DIMS			16000	/* format 3 */
@@ -117,6 +118,14 @@
 
 /* space directory entry flags */
 #define HNSW_SPACE_EMPTY		(1 << 0)	/* all its rows were vacuumed away */
+#define HNSW_SPACE_LISTED		(1 << 1)	/* a block list follows the key
+											 * (format 3) */
+#define HNSW_SPACE_SCATTERED	(1 << 2)	/* with LISTED: its elements came to
+											 * lie on more blocks than the list
+											 * holds; the list is stale */
+#define HNSW_SPACE_COLLECTING	(1 << 3)	/* with LISTED: a VACUUM is
+											 * collecting the space's blocks
+											 * afresh */
 
 #define HNSW_MAX_SPACE_KEY		256 /* bytes of a space key */
 
@@ -246,6 +255,30 @@ typedef struct HnswSpaceTupleData
 typedef HnswSpaceTupleData *HnswSpaceTuple;
 
 /*
+ * Format 3: the data blocks holding a space's elements (graph and pending),
+ * after the key of its directory entry.  Inserts add blocks as elements
+ * land on new ones, so the list is a superset of where the space lives,
+ * until it would overflow: then the entry is flagged HNSW_SPACE_SCATTERED
+ * and the list is no longer kept.  VACUUM collects every space's blocks
+ * afresh (flag HNSW_SPACE_COLLECTING: inserts meanwhile add their blocks to
+ * "collected" too) and replaces the list, which drops emptied blocks and
+ * lists a scattered space again once it fits.  A scan of a space listed on
+ * few blocks reads those blocks whole instead of searching its graph
+ * (hnsw_scan.c).
+ */
+#define HNSW_SPACE_MAX_BLOCKS	32
+
+typedef struct HnswSpaceBlocksData
+{
+	uint16		nblocks;
+	uint16		ncollected;		/* MAX_BLOCKS + 1: more than fit */
+	BlockNumber blocks[HNSW_SPACE_MAX_BLOCKS];
+	BlockNumber collected[HNSW_SPACE_MAX_BLOCKS];
+} HnswSpaceBlocksData;
+
+typedef HnswSpaceBlocksData *HnswSpaceBlocks;
+
+/*
  * A pending-list entry: an element stored with HNSW_ELEMENT_PENDING and
  * empty neighbour lists, waiting to be linked into its graph by a merge.
  * Pending pages (HNSW_PAGE_PENDING) hold only these, and are chained per
@@ -292,6 +325,11 @@ typedef HnswVectorTupleData *HnswVectorTuple;
 
 #define HNSW_SPACE_TUPLE_SIZE(keylen) \
 	MAXALIGN(offsetof(HnswSpaceTupleData, key) + (keylen))
+/* a format 3 entry, with its block list */
+#define HNSW_SPACE_LISTED_SIZE(keylen) \
+	(HNSW_SPACE_TUPLE_SIZE(keylen) + MAXALIGN(sizeof(HnswSpaceBlocksData)))
+#define HnswSpaceTupleBlocks(stup) \
+	((HnswSpaceBlocks) ((char *) (stup) + HNSW_SPACE_TUPLE_SIZE((stup)->keylen)))
 
 
 /* slots of layer 0, and of each layer above */

@@ -46,6 +46,7 @@
 PG_MODULE_MAGIC;
 
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
+int			hnsw_space_read_pages = HNSW_DEFAULT_SPACE_READ_PAGES;
 int			hnsw_build_format = HNSW_FORMAT_VERSION;
 int			hnsw_pending_list_limit = HNSW_DEFAULT_PENDING_LIMIT;
 int			hnsw_vector_cache_kb = HNSW_DEFAULT_VECTOR_CACHE;
@@ -119,6 +120,14 @@ _PG_init(void)
 							"A scan goes on searching past this many rows when asked for more.",
 							&hnsw_ef_search, HNSW_DEFAULT_EF_SEARCH,
 							HNSW_MIN_EF_SEARCH, HNSW_MAX_EF_SEARCH,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("engram_hnsw.space_read_pages",
+							"Memory spaces on at most this many pages are read whole by scans.",
+							"A scan of such a space reads its elements and returns them in "
+							"exact distance order instead of searching its graph (format 3 "
+							"indexes).  0 always searches the graph.",
+							&hnsw_space_read_pages, HNSW_DEFAULT_SPACE_READ_PAGES,
+							0, HNSW_SPACE_MAX_BLOCKS,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("engram_hnsw.build_format",
 							"Page format of the indexes CREATE INDEX and REINDEX build.",

@@ -200,7 +200,20 @@ page_add_heaptid(HnswGraph *g, HnswNode node, const float *vec, ItemPointer heap
 		done = true;
 	}
 	if (done)
+	{
+		/* a row stored by a crashed insert may lie on a block not listed yet */
+		Buffer		dbuf = InvalidBuffer;
+
+		if (pg->has_space && pg->meta->version >= 3)
+			dbuf = hnsw_space_block_buffer(pg->index, &pg->space_tid,
+										   ItemPointerGetBlockNumber(&tid));
+		if (BufferIsValid(dbuf))
+			hnsw_space_add_block(pg->index, GenericXLogRegisterBuffer(state, dbuf, 0),
+								 &pg->space_tid, ItemPointerGetBlockNumber(&tid));
 		GenericXLogFinish(state);
+		if (BufferIsValid(dbuf))
+			UnlockReleaseBuffer(dbuf);
+	}
 	else
 		GenericXLogAbort(state);
 	UnlockReleaseBuffer(buf);
@@ -320,7 +333,8 @@ store_element(HnswPageGraph *pg, const float *vec, int level, ItemPointer heapti
 			ItemPointerSetInvalid(&pend->dirtid);
 	}
 	hnsw_place_element(pg->index, pg->meta, pg->stripe, etup, esize, ntup, nsize,
-					   pg->meta->version >= 3 ? vec : NULL, &etid, pend, tailcount);
+					   pg->meta->version >= 3 ? vec : NULL, &etid, pend, tailcount,
+					   pg->has_space && pg->meta->version >= 3 ? &pg->space_tid : NULL);
 	pfree(etup);
 	pfree(ntup);
 	if (pend)

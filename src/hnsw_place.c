@@ -404,21 +404,28 @@ fill_slot(Page page, BlockNumber blkno, HnswElementTuple etup, Size esize,
  *
  * With pend, the element is pending: its pending entry is appended to the
  * stripe's pending chain in the same WAL record, so an element is never
- * pending without an entry that leads a scan or a merge to it.  Lock
- * order: the data page(s), then the chain's tail (and a new tail page);
- * the meta page is only locked after all of these are released.
+ * pending without an entry that leads a scan or a merge to it.  With dirtid
+ * (format 3, memory spaces), the element's block is added to its space's
+ * block list, in the same record too unless that already holds the most
+ * pages a record may (then in one of its own, right after).  Lock order:
+ * the data page(s), then the chain's tail (and a new tail page), then the
+ * space's directory page; the meta page is only locked after all of these
+ * are released.
  */
 void
 hnsw_place_element(Relation index, HnswMetaInfo *meta, int stripe,
 				   HnswElementTuple etup, Size esize,
 				   HnswNeighborTuple ntup, Size nsize, const float *vec,
-				   ItemPointer etid, HnswPendingTuple pend, int *tailcount)
+				   ItemPointer etid, HnswPendingTuple pend, int *tailcount,
+				   ItemPointer dirtid)
 {
 	GenericXLogState *state = NULL;
 	Buffer		buf = InvalidBuffer;
 	Buffer		buf2 = InvalidBuffer;
 	Buffer		tbuf = InvalidBuffer;
 	Buffer		tbuf2 = InvalidBuffer;
+	Buffer		dbuf = InvalidBuffer;
+	bool		note_later = false;
 	Page		page;
 	BlockNumber blkno;
 	BlockNumber eblkno;
@@ -554,6 +561,19 @@ restart:
 		}
 	}
 
+	if (dirtid != NULL)
+	{
+		int			used = 1 + BufferIsValid(buf2) + BufferIsValid(tbuf) + BufferIsValid(tbuf2);
+
+		if (used < MAX_GENERIC_XLOG_PAGES)
+			dbuf = hnsw_space_block_buffer(index, dirtid, eblkno);
+		else
+			note_later = true;
+		if (BufferIsValid(dbuf))
+			hnsw_space_add_block(index, GenericXLogRegisterBuffer(state, dbuf, 0),
+								 dirtid, eblkno);
+	}
+
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(buf);
 	if (BufferIsValid(buf2))
@@ -562,6 +582,10 @@ restart:
 		UnlockReleaseBuffer(tbuf);
 	if (BufferIsValid(tbuf2))
 		UnlockReleaseBuffer(tbuf2);
+	if (BufferIsValid(dbuf))
+		UnlockReleaseBuffer(dbuf);
+	if (note_later)
+		hnsw_space_note_block(index, dirtid, eblkno);
 
 	/* the meta page is locked alone, after everything else */
 	if (newpage)

@@ -36,6 +36,8 @@
  */
 #include "postgres.h"
 
+#include <float.h>
+
 #include "access/relscan.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -68,6 +70,38 @@ typedef struct HnswRerank
 	bool		drained;		/* the search has no more results */
 } HnswRerank;
 
+/* format 3: an element of a space read whole */
+typedef struct WholeItem
+{
+	HnswNode	node;
+	float		est;
+	float		low;			/* est - the code's bound: no nearer than this */
+	float		high;			/* est + the bound: no farther */
+	ItemPointerData vtid;		/* its vector's first chunk */
+	int			ntids;			/* its heap TIDs when read */
+	ItemPointerData tids[HNSW_HEAPTIDS];
+} WholeItem;
+
+/*
+ * A space read whole: its elements, a heap of those not taken yet by lower
+ * bound, and a heap of those taken, at exact distance (both: index into
+ * items).  The second's top is returned once no element not taken yet can
+ * be nearer.
+ */
+typedef struct HnswWhole
+{
+	WholeItem  *items;
+	int			nitems;
+	HnswHeap	lows;
+	HnswHeap	heap;
+	int			peeked;			/* the item in the merge heap */
+	float	   *vec;			/* scratch for exact distances */
+	bool		alone;			/* the scan's only stream: order is all
+								 * that matters, not distances */
+	bool		unresolved;		/* in the merge at a lower bound only */
+	bool		step;			/* take one more exact distance */
+} HnswWhole;
+
 typedef struct HnswScanOpaqueData
 {
 	MemoryContext cxt;			/* everything of one scan; reset on rescan */
@@ -88,6 +122,7 @@ typedef struct HnswScanOpaqueData
 	int			window;			/* results read ahead: ef_search at the start */
 	float	   *peeked_est;		/* the estimate of each peeked row */
 	HnswCodeQuery *cq;
+	HnswWhole **whole;			/* per search: non-NULL for a space read whole */
 
 	/*
 	 * Pending rows (fastupdate): sorted by exact distance, returned through
@@ -144,6 +179,7 @@ hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->rerank = NULL;
 	so->peeked_est = NULL;
 	so->cq = NULL;
+	so->whole = NULL;
 	so->npend = so->pendpos = 0;
 	so->pending_nodes = NULL;
 	so->npending_nodes = 0;
@@ -165,8 +201,6 @@ static void
 add_space_value(IndexScanDesc scan, Datum value, HnswSpaceInfo **spaces, int *n, int *max)
 {
 	HnswSpaceKey key;
-	ItemPointerData tid;
-	uint32		space_no;
 	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(scan->indexRelation), 0);
 
 	/* a key too long to be indexed matches no space (inserting it fails) */
@@ -174,18 +208,35 @@ add_space_value(IndexScanDesc scan, Datum value, HnswSpaceInfo **spaces, int *n,
 		VARSIZE_ANY_EXHDR(DatumGetPointer(value)) > HNSW_MAX_SPACE_KEY)
 		return;
 	key = hnsw_space_key(scan->indexRelation, value);
-	if (!hnsw_space_find(scan->indexRelation, &key, false, &tid, &space_no))
-		return;
-	for (int i = 0; i < *n; i++)
-		if ((*spaces)[i].space_no == space_no)
-			return;				/* listed twice */
 	if (*n == *max)
 	{
 		*max *= 2;
 		*spaces = repalloc(*spaces, sizeof(HnswSpaceInfo) * *max);
 	}
-	hnsw_space_read(scan->indexRelation, &tid, &(*spaces)[*n]);
-	(*n)++;
+	if (hnsw_space_lookup(scan->indexRelation, &key, &(*spaces)[*n]))
+		(*n)++;
+}
+
+static int
+space_info_cmp(const void *a, const void *b)
+{
+	uint32		x = ((const HnswSpaceInfo *) a)->space_no;
+	uint32		y = ((const HnswSpaceInfo *) b)->space_no;
+
+	return (x > y) - (x < y);
+}
+
+/* a space listed twice is searched once: sorted by number, duplicates out */
+static int
+unique_spaces(HnswSpaceInfo *spaces, int n)
+{
+	int			u = 0;
+
+	qsort(spaces, n, sizeof(HnswSpaceInfo), space_info_cmp);
+	for (int i = 0; i < n; i++)
+		if (u == 0 || spaces[u - 1].space_no != spaces[i].space_no)
+			spaces[u++] = spaces[i];
+	return u;
 }
 
 /* the spaces one scan key on the space column allows */
@@ -214,7 +265,7 @@ key_spaces(IndexScanDesc scan, ScanKey key, HnswSpaceInfo **spaces)
 		for (int i = 0; i < nelems; i++)
 			if (!nulls[i])
 				add_space_value(scan, elems[i], spaces, &n, &max);
-		return n;
+		return unique_spaces(*spaces, n);
 	}
 	add_space_value(scan, key->sk_argument, spaces, &n, &max);
 	return n;
@@ -239,6 +290,7 @@ choose_graphs(IndexScanDesc scan, HnswSpaceInfo **out)
 		(*out)->flags = 0;
 		(*out)->entry = so->meta.entry;
 		(*out)->entry_level = so->meta.entry_level;
+		(*out)->nblocks = -1;
 		return ItemPointerIsValid(&so->meta.entry) ? 1 : 0;
 	}
 
@@ -363,12 +415,101 @@ rerank_next(HnswScanOpaque so, int i, HnswCandidate *out, float *est)
 	return true;
 }
 
+/* the second smallest key of a min-heap (+infinity if it has one item) */
+static float
+second_key(HnswHeap *h)
+{
+	float		k = FLT_MAX;
+
+	if (h->n > 1)
+		k = h->items[1].dist;
+	if (h->n > 2 && h->items[2].dist < k)
+		k = h->items[2].dist;
+	return k;
+}
+
+static void
+emit_whole(HnswWhole *w, HnswCandidate c, HnswCandidate *out, float *est)
+{
+	w->peeked = (int) c.node;
+	out->node = w->items[c.node].node;
+	out->dist = c.dist;
+	*est = w->items[c.node].est;
+}
+
+/*
+ * Format 3: the next row of a space read whole (stream i), in exact order,
+ * into the merge heap.  The estimate's bound holds for every pair with
+ * int8 and fp16 codes, so no row is missed or misplaced.  An element's
+ * exact distance (one vector read) is taken only where bounds overlap:
+ * - when the scan reads this space alone, an element whose upper bound is
+ *   below every other element's lower bound (and every exact distance
+ *   taken) is next whatever its exact distance, and goes out at its upper
+ *   bound;
+ * - with other streams, the stream enters the merge at its lowest lower
+ *   bound, "unresolved", and takes one more exact distance only when that
+ *   bound reaches the top of the merge (w->step): a scan of many spaces
+ *   reads the vectors of the spaces that can hold its nearest rows only.
+ * RaBitQ's bound is probabilistic, so its elements' bounds are taken as
+ * infinite (read_whole()) and all are reranked.
+ */
+static void
+advance_whole(HnswScanOpaque so, int i)
+{
+	HnswWhole  *w = so->whole[i];
+	HnswGraph  *g = &so->pg.graph;
+
+	for (;;)
+	{
+		HnswCandidate *r = hnsw_heap_top(&w->heap);
+		HnswCandidate *u = hnsw_heap_top(&w->lows);
+		HnswNode	k;
+
+		w->unresolved = false;
+		if (u == NULL || (r != NULL && r->dist <= u->dist))
+		{
+			/* nothing not taken can be nearer than r */
+			if (r == NULL)
+				return;
+			emit_whole(w, hnsw_heap_pop(&w->heap), &so->peeked[i], &so->peeked_est[i]);
+			break;
+		}
+		k = u->node;
+		if (w->alone && (r == NULL || w->items[k].high <= r->dist) &&
+			w->items[k].high <= second_key(&w->lows))
+		{
+			HnswCandidate c = hnsw_heap_pop(&w->lows);
+
+			c.dist = w->items[k].high;
+			emit_whole(w, c, &so->peeked[i], &so->peeked_est[i]);
+			break;
+		}
+		if (!w->alone && !w->step)
+		{
+			/* wait in the merge at this lower bound */
+			w->unresolved = true;
+			so->peeked[i].dist = u->dist;
+			break;
+		}
+		w->step = false;
+		(void) hnsw_heap_pop(&w->lows);
+		hnsw_page_read_vector(&so->pg, &w->items[k].vtid, w->vec);
+		hnsw_heap_push(&w->heap, k, g->dist(so->query, w->vec, g->dims));
+	}
+	hnsw_heap_push(&so->merge, (HnswNode) i, so->peeked[i].dist);
+}
+
 /* the next row of stream i (a search, or the pending rows) into the merge heap */
 static void
 advance_search(HnswScanOpaque so, int i)
 {
 	bool		more;
 
+	if (i < so->nsearches && so->whole[i] != NULL)
+	{
+		advance_whole(so, i);
+		return;
+	}
 	if (so->rerank != NULL)
 		more = rerank_next(so, i, &so->peeked[i], &so->peeked_est[i]);
 	else
@@ -416,6 +557,121 @@ load_pending(IndexScanDesc scan)
 	so->npending_nodes = n;
 	so->pendpos = 0;
 	pfree(items);
+}
+
+/* the elements of space_no on one listed block, added to w */
+static void
+read_whole_block(IndexScanDesc scan, HnswWhole *w, int *max, uint32 space_no,
+				 BlockNumber blkno)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	bool		exact_bound = (so->meta.code_kind != HNSW_CODE_RABITQ);
+	Size		esize = hnsw_element_size(&so->meta);
+	Buffer		buf = hnsw_read_buffer(&so->pg, blkno);
+	Page		page;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	hnsw_check_page(index, page, blkno);
+	if (HnswPageGetOpaque(page)->flags != HNSW_PAGE_DATA)
+		hnsw_corrupt(index, blkno, psprintf("memory space %u lists block %u, which is not a data page",
+											space_no, blkno));
+	for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+	{
+		HnswElementTuple etup;
+		ItemPointerData tid;
+		WholeItem  *it;
+
+		ItemId		iid = PageGetItemId(page, off);
+
+		/* elements have one size: other tuples are skipped unread */
+		if (!ItemIdIsNormal(iid) || ItemIdGetLength(iid) != esize ||
+			hnsw_page_item_type(index, page, blkno, off) != HNSW_TUPLE_ELEMENT)
+			continue;
+		etup = hnsw_page_element(index, page, blkno, off, &so->meta);
+		ItemPointerSet(&tid, blkno, off);
+		if (etup->space_no != space_no || (etup->flags & HNSW_ELEMENT_DELETED) ||
+			etup->ntids == 0 || is_pending(so, HnswNodeFromTid(&tid)))
+			continue;
+		if (w->nitems == *max)
+		{
+			*max *= 2;
+			w->items = repalloc_huge(w->items, sizeof(WholeItem) * *max);
+		}
+		it = &w->items[w->nitems++];
+		it->node = HnswNodeFromTid(&tid);
+		it->vtid = *HnswElementVectorTid(etup);
+		it->ntids = etup->ntids;
+		memcpy(it->tids, etup->heaptids, sizeof(ItemPointerData) * etup->ntids);
+		it->est = hnsw_code_estimate(so->cq, HnswElementCode(etup));
+		if (exact_bound)
+		{
+			float		bound = hnsw_code_bound(so->cq, HnswElementCode(etup));
+
+			it->low = it->est - bound;
+			it->high = it->est + bound;
+		}
+		else
+		{
+			it->low = -FLT_MAX;
+			it->high = FLT_MAX;
+		}
+		hnsw_heap_push(&w->lows, (HnswNode) (w->nitems - 1), it->low);
+	}
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * Format 3: read a space listed on few blocks whole (its pending rows come
+ * through the pending stream, as always).
+ */
+static HnswWhole *
+read_whole(IndexScanDesc scan, HnswSpaceInfo *sp)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	HnswWhole  *w = palloc0(sizeof(HnswWhole));
+	int			max = 64;
+
+	w->items = palloc(sizeof(WholeItem) * max);
+	hnsw_heap_init(&w->lows, max, false);
+	for (int b = 0; b < sp->nblocks; b++)
+	{
+		read_whole_block(scan, w, &max, sp->space_no, sp->blocks[b]);
+		CHECK_FOR_INTERRUPTS();
+	}
+	hnsw_heap_init(&w->heap, w->nitems + 1, false);
+	w->vec = palloc(sizeof(float) * so->meta.dims);
+	return w;
+}
+
+/* is this space read whole rather than searched (format 3)? */
+static bool
+reads_whole(HnswScanOpaque so, HnswSpaceInfo *sp)
+{
+	return so->cq != NULL && so->meta.nspacekeys > 0 &&
+		sp->nblocks >= 0 && sp->nblocks <= hnsw_space_read_pages;
+}
+
+/* begin the graph search of stream i, from its space's entry point */
+static HnswSearch *
+begin_search(HnswScanOpaque so, HnswSpaceInfo *sp)
+{
+	HnswSearch *s = hnsw_search_begin(&so->pg.graph, so->query, true);
+	int			top = sp->entry_level;
+
+	s->layer = top;
+	hnsw_search_add_entry(s, HnswNodeFromTid(&sp->entry));
+	for (int l = top; l > 0; l--)
+	{
+		if (l != top)
+			hnsw_search_set_layer(s, l, true);
+		hnsw_search_run(s, 1);
+	}
+	if (top > 0)
+		hnsw_search_set_layer(s, 0, true);
+	hnsw_search_run(s, hnsw_ef_search);
+	return s;
 }
 
 /* set up the searches; returns false if there is nothing to return */
@@ -481,28 +737,21 @@ start_scan(IndexScanDesc scan)
 	}
 	if (has_pending)
 		load_pending(scan);
-	so->searches = palloc(sizeof(HnswSearch *) * Max(ngraphs, 1));
+	so->searches = palloc0(sizeof(HnswSearch *) * Max(ngraphs, 1));
+	so->whole = palloc0(sizeof(HnswWhole *) * Max(ngraphs, 1));
 	so->peeked = palloc(sizeof(HnswCandidate) * (ngraphs + 1));
 	so->nsearches = ngraphs;
 	hnsw_heap_init(&so->merge, ngraphs + 1, false);
 	advance_search(so, ngraphs);	/* the pending rows' stream */
 	for (int i = 0; i < ngraphs; i++)
 	{
-		HnswSearch *s = hnsw_search_begin(g, so->query, true);
-		int			top = graphs[i].entry_level;
-
-		s->layer = top;
-		hnsw_search_add_entry(s, HnswNodeFromTid(&graphs[i].entry));
-		for (int l = top; l > 0; l--)
+		if (reads_whole(so, &graphs[i]))
 		{
-			if (l != top)
-				hnsw_search_set_layer(s, l, true);
-			hnsw_search_run(s, 1);
+			so->whole[i] = read_whole(scan, &graphs[i]);
+			so->whole[i]->alone = (ngraphs == 1 && so->npend == 0);
 		}
-		if (top > 0)
-			hnsw_search_set_layer(s, 0, true);
-		hnsw_search_run(s, hnsw_ef_search);
-		so->searches[i] = s;
+		else
+			so->searches[i] = begin_search(so, &graphs[i]);
 		advance_search(so, i);
 	}
 	return true;
@@ -660,9 +909,27 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 			HnswCandidate top = hnsw_heap_pop(&so->merge);
 			int			i = (int) top.node;
 
+			if (i < so->nsearches && so->whole[i] != NULL && so->whole[i]->unresolved)
+			{
+				/* a space's lower bound came first: look closer */
+				so->whole[i]->step = true;
+				advance_whole(so, i);
+				continue;
+			}
 			c = so->peeked[i];
 			if (so->cq != NULL)
 				est = so->peeked_est[i];
+			if (i < so->nsearches && so->whole[i] != NULL)
+			{
+				/* a space read whole: the heap TIDs were read with it */
+				WholeItem  *it = &so->whole[i]->items[so->whole[i]->peeked];
+
+				so->ntids = it->ntids;
+				memcpy(so->tids, it->tids, sizeof(ItemPointerData) * it->ntids);
+				so->tidpos = 0;
+				advance_search(so, i);
+				continue;
+			}
 			advance_search(so, i);
 		}
 		load_tids(scan, c, est);

@@ -30,6 +30,7 @@
 
 #include "access/generic_xlog.h"
 #include "common/hashfn.h"
+#include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
 #include "utils/hsearch.h"
@@ -105,8 +106,13 @@ hnsw_page_space(Relation index, Page page, BlockNumber blkno, OffsetNumber off)
 	stup = (HnswSpaceTuple) PageGetItem(page, iid);
 	if (stup->type != HNSW_TUPLE_SPACE ||
 		stup->keylen > HNSW_MAX_SPACE_KEY ||
-		ItemIdGetLength(iid) != HNSW_SPACE_TUPLE_SIZE(stup->keylen) ||
-		stup->entry_level < -1 || stup->entry_level > HNSW_MAX_LEVEL)
+		ItemIdGetLength(iid) != ((stup->flags & HNSW_SPACE_LISTED) ?
+								 HNSW_SPACE_LISTED_SIZE(stup->keylen) :
+								 HNSW_SPACE_TUPLE_SIZE(stup->keylen)) ||
+		stup->entry_level < -1 || stup->entry_level > HNSW_MAX_LEVEL ||
+		((stup->flags & HNSW_SPACE_LISTED) &&
+		 (HnswSpaceTupleBlocks(stup)->nblocks > HNSW_SPACE_MAX_BLOCKS ||
+		  HnswSpaceTupleBlocks(stup)->ncollected > HNSW_SPACE_MAX_BLOCKS + 1)))
 		hnsw_corrupt(index, blkno, psprintf("directory entry %u has an invalid header", off));
 	return stup;
 }
@@ -119,6 +125,62 @@ space_to_info(HnswSpaceTuple stup, BlockNumber blkno, OffsetNumber off, HnswSpac
 	info->flags = stup->flags;
 	info->entry_level = stup->entry_level;
 	info->entry = stup->entry;
+	info->nblocks = -1;
+	if ((stup->flags & HNSW_SPACE_LISTED) && !(stup->flags & HNSW_SPACE_SCATTERED))
+	{
+		HnswSpaceBlocks sb = HnswSpaceTupleBlocks(stup);
+
+		info->nblocks = sb->nblocks;
+		memcpy(info->blocks, sb->blocks, sizeof(BlockNumber) * sb->nblocks);
+	}
+}
+
+/*
+ * Give a format 3 entry its block list (the tuple has the room of
+ * HNSW_SPACE_LISTED_SIZE()): blocks[0 .. n), or flagged scattered if n is
+ * more than a list holds.
+ */
+void
+hnsw_space_fill_blocks(HnswSpaceTuple stup, const BlockNumber *blocks, int n)
+{
+	HnswSpaceBlocks sb = HnswSpaceTupleBlocks(stup);
+
+	stup->flags |= HNSW_SPACE_LISTED;
+	memset(sb, 0, sizeof(HnswSpaceBlocksData));
+	if (n > HNSW_SPACE_MAX_BLOCKS)
+	{
+		stup->flags |= HNSW_SPACE_SCATTERED;
+		return;
+	}
+	sb->nblocks = n;
+	memcpy(sb->blocks, blocks, sizeof(BlockNumber) * n);
+}
+
+static bool
+block_in(const BlockNumber *blocks, int n, BlockNumber blkno)
+{
+	for (int i = 0; i < n; i++)
+		if (blocks[i] == blkno)
+			return true;
+	return false;
+}
+
+/*
+ * Does the entry need blkno added to its list, or (while a VACUUM collects)
+ * to its collected blocks?
+ */
+static bool
+needs_block(HnswSpaceTuple stup, BlockNumber blkno)
+{
+	HnswSpaceBlocks sb = HnswSpaceTupleBlocks(stup);
+
+	if (!(stup->flags & HNSW_SPACE_LISTED))
+		return false;
+	if (!(stup->flags & HNSW_SPACE_SCATTERED) && !block_in(sb->blocks, sb->nblocks, blkno))
+		return true;
+	return (stup->flags & HNSW_SPACE_COLLECTING) &&
+		sb->ncollected <= HNSW_SPACE_MAX_BLOCKS &&
+		!block_in(sb->collected, sb->ncollected, blkno);
 }
 
 static Buffer
@@ -358,8 +420,9 @@ append_space(Relation index, HnswSpaceKey *key, ItemPointer tid, uint32 *space_n
 	GenericXLogState *state;
 	HnswMetaPage meta;
 	BlockNumber tail;
-	Size		size = HNSW_SPACE_TUPLE_SIZE(key->len);
-	HnswSpaceTuple stup = palloc0(size);
+	Size		size;
+	HnswSpaceTuple stup;
+	bool		listed;
 	Buffer		buf = InvalidBuffer;
 	Buffer		newbuf = InvalidBuffer;
 	OffsetNumber off;
@@ -373,9 +436,12 @@ append_space(Relation index, HnswSpaceKey *key, ItemPointer tid, uint32 *space_n
 	*space_no = meta->next_space_no++;
 	meta->dir_count++;
 	tail = meta->dir_tail;
+	listed = (meta->version >= 3);
 	GenericXLogFinish(state);
 	UnlockReleaseBuffer(metabuf);
 
+	size = listed ? HNSW_SPACE_LISTED_SIZE(key->len) : HNSW_SPACE_TUPLE_SIZE(key->len);
+	stup = palloc0(size);
 	stup->type = HNSW_TUPLE_SPACE;
 	stup->flags = 0;
 	stup->entry_level = -1;
@@ -384,6 +450,8 @@ append_space(Relation index, HnswSpaceKey *key, ItemPointer tid, uint32 *space_n
 	ItemPointerSetInvalid(&stup->entry);
 	stup->keylen = key->len;
 	memcpy(stup->key, key->data, key->len);
+	if (listed)
+		hnsw_space_fill_blocks(stup, NULL, 0);
 
 	state = GenericXLogStart(index);
 	if (tail != InvalidBlockNumber)
@@ -443,9 +511,9 @@ append_space(Relation index, HnswSpaceKey *key, ItemPointer tid, uint32 *space_n
  * Find the directory entry of key; with create, make it if it does not
  * exist.  Returns false if there is none (and create is false).
  */
-bool
-hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
-				ItemPointer tid, uint32 *space_no)
+static bool
+find_space(Relation index, HnswSpaceKey *key, bool create,
+		   ItemPointer tid, uint32 *space_no, HnswSpaceInfo *info)
 {
 	SpaceCacheState *st = cache_state(index);
 	SpaceCacheEntry *e;
@@ -460,7 +528,7 @@ hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
 				continue;		/* look at the tail of the chain first */
 			break;
 		}
-		if (read_space(index, &e->tid, key, NULL))
+		if (read_space(index, &e->tid, key, info))
 		{
 			*tid = e->tid;
 			*space_no = e->space_no;
@@ -492,6 +560,23 @@ hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
 	}
 	UnlockPage(index, HNSW_METAPAGE_BLKNO, ExclusiveLock);
 	return true;
+}
+
+bool
+hnsw_space_find(Relation index, HnswSpaceKey *key, bool create,
+				ItemPointer tid, uint32 *space_no)
+{
+	return find_space(index, key, create, tid, space_no, NULL);
+}
+
+/* an existing space's directory entry, read once; false if there is none */
+bool
+hnsw_space_lookup(Relation index, HnswSpaceKey *key, HnswSpaceInfo *info)
+{
+	ItemPointerData tid;
+	uint32		space_no;
+
+	return find_space(index, key, false, &tid, &space_no, info);
 }
 
 /*
@@ -543,6 +628,238 @@ hnsw_space_update_entry(Relation index, ItemPointer dirtid, ItemPointer tid, int
 		GenericXLogAbort(state);
 	UnlockReleaseBuffer(buf);
 	return change;
+}
+
+/*
+ * Format 3: an element of the space whose directory entry is at dirtid now
+ * lies on blkno.  If the entry's list lacks the block, returns the entry's
+ * page locked exclusively for hnsw_space_add_block() (the caller WAL-logs
+ * it, in the record that stores the element where it can); else
+ * InvalidBuffer.  The common case, a block listed already, takes only a
+ * share lock.  Directory pages come last in the lock order: the caller may
+ * hold data and pending pages (src/README.md, "Locks").
+ */
+Buffer
+hnsw_space_block_buffer(Relation index, ItemPointer dirtid, BlockNumber blkno)
+{
+	BlockNumber dblk = ItemPointerGetBlockNumber(dirtid);
+	OffsetNumber doff = ItemPointerGetOffsetNumber(dirtid);
+	Buffer		buf = read_dir_buffer(index, dblk);
+
+	for (int mode = BUFFER_LOCK_SHARE;; mode = BUFFER_LOCK_EXCLUSIVE)
+	{
+		LockBuffer(buf, mode);
+		hnsw_check_page(index, BufferGetPage(buf), dblk);
+		if (!needs_block(hnsw_page_space(index, BufferGetPage(buf), dblk, doff), blkno))
+		{
+			UnlockReleaseBuffer(buf);
+			return InvalidBuffer;
+		}
+		if (mode == BUFFER_LOCK_EXCLUSIVE)
+			return buf;
+		LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	}
+}
+
+/*
+ * Add blkno to the list of the entry at dirtid on page (the caller's WAL
+ * copy of the page hnsw_space_block_buffer() returned), or flag the space
+ * scattered when the list is full.
+ */
+void
+hnsw_space_add_block(Relation index, Page page, ItemPointer dirtid, BlockNumber blkno)
+{
+	HnswSpaceTuple stup = hnsw_page_space(index, page, ItemPointerGetBlockNumber(dirtid),
+										  ItemPointerGetOffsetNumber(dirtid));
+	HnswSpaceBlocks sb = HnswSpaceTupleBlocks(stup);
+
+	if (!needs_block(stup, blkno))
+		return;
+	if (!(stup->flags & HNSW_SPACE_SCATTERED) && !block_in(sb->blocks, sb->nblocks, blkno))
+	{
+		if (sb->nblocks < HNSW_SPACE_MAX_BLOCKS)
+			sb->blocks[sb->nblocks++] = blkno;
+		else
+			stup->flags |= HNSW_SPACE_SCATTERED;
+	}
+	if ((stup->flags & HNSW_SPACE_COLLECTING) && sb->ncollected <= HNSW_SPACE_MAX_BLOCKS &&
+		!block_in(sb->collected, sb->ncollected, blkno))
+	{
+		if (sb->ncollected < HNSW_SPACE_MAX_BLOCKS)
+			sb->collected[sb->ncollected] = blkno;
+		sb->ncollected++;
+	}
+}
+
+/* the same in a WAL record of its own, holding nothing else */
+void
+hnsw_space_note_block(Relation index, ItemPointer dirtid, BlockNumber blkno)
+{
+	Buffer		buf = hnsw_space_block_buffer(index, dirtid, blkno);
+	GenericXLogState *state;
+
+	if (!BufferIsValid(buf))
+		return;
+	state = GenericXLogStart(index);
+	hnsw_space_add_block(index, GenericXLogRegisterBuffer(state, buf, 0), dirtid, blkno);
+	GenericXLogFinish(state);
+	UnlockReleaseBuffer(buf);
+}
+
+/*
+ * VACUUM's collection of the spaces' blocks (format 3).  Each function
+ * walks the directory one page at a time under its exclusive lock (rule 5
+ * of "Locks": nothing else held), changing the listed entries through fn,
+ * one WAL record per page changed.
+ */
+typedef bool (*ListedEntryFn) (HnswSpaceTuple stup, void *arg);
+
+static void
+update_listed_entries(Relation index, ListedEntryFn fn, void *arg)
+{
+	HnswMetaInfo meta;
+	BlockNumber blkno;
+	int			pages = 0;
+
+	hnsw_read_meta(index, &meta);
+	blkno = meta.dir_head;
+	while (blkno != InvalidBlockNumber)
+	{
+		Buffer		buf = read_dir_buffer(index, blkno);
+		GenericXLogState *state;
+		Page		page;
+		bool		changed = false;
+
+		LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
+		hnsw_check_page(index, BufferGetPage(buf), blkno);
+		if (HnswPageGetOpaque(BufferGetPage(buf))->flags != HNSW_PAGE_DIR)
+			hnsw_corrupt(index, blkno, "the space directory chain leads to a page that is not a directory page");
+		state = GenericXLogStart(index);
+		page = GenericXLogRegisterBuffer(state, buf, 0);
+		for (OffsetNumber off = FirstOffsetNumber; off <= PageGetMaxOffsetNumber(page); off++)
+		{
+			HnswSpaceTuple stup = hnsw_page_space(index, page, blkno, off);
+
+			if (stup->flags & HNSW_SPACE_LISTED)
+				changed |= fn(stup, arg);
+		}
+		blkno = HnswPageGetOpaque(page)->next;
+		if (changed)
+			GenericXLogFinish(state);
+		else
+			GenericXLogAbort(state);
+		UnlockReleaseBuffer(buf);
+		if (++pages > 1000000)
+			hnsw_corrupt(index, blkno, "the space directory chain has a cycle");
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static bool
+begin_collecting(HnswSpaceTuple stup, void *arg)
+{
+	stup->flags |= HNSW_SPACE_COLLECTING;
+	HnswSpaceTupleBlocks(stup)->ncollected = 0;
+	return true;
+}
+
+/*
+ * Before VACUUM's pass over the pages: from now on inserts also add their
+ * element's block to each space's "collected" blocks.
+ */
+void
+hnsw_space_collect_begin(Relation index)
+{
+	update_listed_entries(index, begin_collecting, NULL);
+}
+
+typedef struct CollectEnd
+{
+	const HnswSpaceBlock *seen;	/* sorted by space, then block; unique */
+	int64		nseen;
+} CollectEnd;
+
+static int
+space_block_cmp(const void *a, const void *b)
+{
+	const HnswSpaceBlock *x = a;
+	const HnswSpaceBlock *y = b;
+
+	if (x->space_no != y->space_no)
+		return x->space_no < y->space_no ? -1 : 1;
+	return x->blkno < y->blkno ? -1 : (x->blkno > y->blkno ? 1 : 0);
+}
+
+/* the list becomes what the pass saw plus what inserts collected meanwhile */
+static bool
+end_collecting(HnswSpaceTuple stup, void *arg)
+{
+	CollectEnd *ce = arg;
+	HnswSpaceBlocks sb = HnswSpaceTupleBlocks(stup);
+	BlockNumber merged[HNSW_SPACE_MAX_BLOCKS];
+	int			n = 0;
+	bool		fits = (sb->ncollected <= HNSW_SPACE_MAX_BLOCKS);
+	int64		lo = 0,
+				hi = ce->nseen;
+
+	if (!(stup->flags & HNSW_SPACE_COLLECTING))
+		return false;			/* created since the collection began */
+	if (fits)
+	{
+		n = sb->ncollected;
+		memcpy(merged, sb->collected, sizeof(BlockNumber) * n);
+	}
+	/* the first block the pass saw of this space */
+	while (lo < hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+
+		if (ce->seen[mid].space_no < stup->space_no)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; fits && lo < ce->nseen && ce->seen[lo].space_no == stup->space_no; lo++)
+	{
+		if (block_in(merged, n, ce->seen[lo].blkno))
+			continue;
+		if (n == HNSW_SPACE_MAX_BLOCKS)
+			fits = false;
+		else
+			merged[n++] = ce->seen[lo].blkno;
+	}
+	if (fits)
+	{
+		stup->flags &= ~HNSW_SPACE_SCATTERED;
+		sb->nblocks = n;
+		memcpy(sb->blocks, merged, sizeof(BlockNumber) * n);
+	}
+	else
+		stup->flags |= HNSW_SPACE_SCATTERED;
+	stup->flags &= ~HNSW_SPACE_COLLECTING;
+	sb->ncollected = 0;
+	return true;
+}
+
+/*
+ * After the pass: seen[] holds (space, block) of every element the pass
+ * saw that a scan may return (live or pending); sorted here.  Each listed
+ * space's list becomes those blocks and the ones inserts collected since
+ * the beginning, or the space is flagged scattered if they do not fit.
+ */
+void
+hnsw_space_collect_end(Relation index, HnswSpaceBlock *seen, int64 nseen)
+{
+	CollectEnd	ce;
+	int64		u = 0;
+
+	qsort(seen, nseen, sizeof(HnswSpaceBlock), space_block_cmp);
+	for (int64 i = 0; i < nseen; i++)
+		if (u == 0 || space_block_cmp(&seen[u - 1], &seen[i]) != 0)
+			seen[u++] = seen[i];
+	ce.seen = seen;
+	ce.nseen = u;
+	update_listed_entries(index, end_collecting, &ce);
 }
 
 /* every directory entry, in chain order; returns the count */

@@ -26,6 +26,12 @@
  * inserted meanwhile are neither live nor deleted for this VACUUM: they are
  * not in the graph yet.
  *
+ * With memory spaces (format 3), the page pass also notes the blocks of
+ * every space's live and pending elements, and each space's directory
+ * entry gets them as its list of blocks (hnsw_space_collect_begin/_end():
+ * inserts during the pass add theirs), dropping blocks left empty and
+ * listing again a space that fits now.
+ *
  * Last, cleanup frees the slots of the deleted elements it no longer needs
  * (free_slots()): inserts put new elements there (src/README.md, "Reusing
  * the space of deleted elements").
@@ -166,6 +172,11 @@ typedef struct VacState
 	int64		nlinks;
 	int64		maxlinks;
 	bool		links_dropped;	/* too many to keep in maintenance_work_mem */
+	/* format 3 spaces: (space, block) of every live or pending element */
+	bool		collect_blocks;
+	HnswSpaceBlock *seen;
+	int64		nseen;
+	int64		maxseen;
 } VacState;
 
 /* order by space, then node */
@@ -369,6 +380,20 @@ note_pending_refs(Relation index, Page page, BlockNumber blkno, VacState *vs)
 }
 
 /* one pass over the pages: who is live, who is deleted */
+/* a live or pending element of space_no lies on blkno (once per pair and page) */
+static void
+note_space_block(VacState *vs, uint32 space_no, BlockNumber blkno)
+{
+	HnswSpaceBlock sb;
+
+	for (int64 i = vs->nseen - 1; i >= 0 && vs->seen[i].blkno == blkno; i--)
+		if (vs->seen[i].space_no == space_no)
+			return;
+	sb.space_no = space_no;
+	sb.blkno = blkno;
+	VAC_PUSH(vs->seen, vs->nseen, vs->maxseen, sb);
+}
+
 static void
 collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 {
@@ -378,6 +403,7 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 	uint64		tops_limit;
 
 	memset(vs, 0, sizeof(VacState));
+	vs->collect_blocks = (meta->version >= 3 && meta->nspacekeys > 0);
 	vs->dead = palloc_extended(sizeof(HnswNode) * maxdead, MCXT_ALLOC_HUGE);
 	vs->live = palloc_extended(sizeof(VacElement) * maxlive, MCXT_ALLOC_HUGE);
 	vs->top.node = HNSW_INVALID_NODE;
@@ -439,6 +465,8 @@ collect_elements(IndexVacuumInfo *info, HnswMetaInfo *meta, VacState *vs)
 				vs->elems = repalloc_huge(vs->elems, sizeof(HnswNode) * vs->maxelems);
 			}
 			vs->elems[vs->nelems++] = HnswNodeFromTid(&tid);
+			if (vs->collect_blocks && !(etup->flags & HNSW_ELEMENT_DELETED))
+				note_space_block(vs, etup->space_no, blkno);
 			if ((etup->flags & HNSW_ELEMENT_PENDING) &&
 				!(etup->flags & HNSW_ELEMENT_DELETED))
 			{
@@ -767,8 +795,13 @@ hnsw_vacuumcleanup(IndexVacuumInfo *info, IndexBulkDeleteResult *stats)
 			elog(DEBUG1, "engram_hnsw vacuum merged " INT64_FORMAT " pending rows", merged);
 		hnsw_read_meta(index, &meta);
 	}
+	/* format 3 spaces: lists of blocks afresh (hnsw_space.c) */
+	if (meta.version >= 3 && meta.nspacekeys > 0)
+		hnsw_space_collect_begin(index);
 	collect_elements(info, &meta, &vs);
 	verify_links(index, &meta, &vs);
+	if (vs.collect_blocks)
+		hnsw_space_collect_end(index, vs.seen, vs.nseen);
 	if (vs.nfree > 0)
 		IndexFreeSpaceMapVacuum(index);
 

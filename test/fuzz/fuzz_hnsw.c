@@ -21,7 +21,9 @@
  *	  byte 15		free space map: empty if 0, else a (maybe stale) entry
  *					for block (b - 1) % (pages + 2)
  *	  byte 16		bit 0: fastupdate (inserts go to the pending list);
- *					bit 1: old XIDs not yet removable (no page recycling)
+ *					bit 1: old XIDs not yet removable (no page recycling);
+ *					bit 2: memory spaces always searched as graphs (else
+ *					those listed on up to 32 blocks are read whole)
  *	  byte 17		MyBackendId = b % 16 + 1 (an insert's stripe)
  *	  byte 18		pending list limit = (b % 8) * 8 kB (0: every pending
  *					insert is over it and merges)
@@ -430,6 +432,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				 (BlockNumber) ((data[15] - 1) % (npages + 2)));
 	fz_fastupdate = (data[16] & 1) != 0;
 	fz_xids_removable = (data[16] & 2) == 0;
+	hnsw_space_read_pages = (data[16] & 4) ? 0 : HNSW_SPACE_MAX_BLOCKS;
 	MyBackendId = data[17] % 16 + 1;
 	fz_pending_limit = (int64) (data[18] % 8) * 8192;
 

@@ -1427,6 +1427,9 @@ fz_hash_reset_all(void)
 /* hnsw_options.c: the GUC engram_hnsw.ef_search (the driver sets it) */
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
 
+/* hnsw_options.c: the GUC engram_hnsw.space_read_pages (the driver sets it) */
+int			hnsw_space_read_pages = HNSW_DEFAULT_SPACE_READ_PAGES;
+
 /*
  * hnsw_options.c: the GUC engram_hnsw.vector_cache_size; small, so that
  * merges also evict (the cache outlives one input, as in a backend)
