@@ -19,14 +19,14 @@
 #
 # Knobs: SMALL_SETS (default "spaces128-1000x25 spaces128-1000x50
 #        spaces128-1000x100 spaces128-1000x200 spaces128-1000x300
-#        spaces128-1000x450"; QUICK
+#        spaces128-1000x450 spaces128-10000x100"; QUICK
 #        "spaces128-200x50"), SMALL_NQ (500), SMALL_REPS (passes over the
 #        queries per measurement, 10; QUICK 2), BENCH_RUNS (rounds, 3).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init spaces_small
 
-SETS="${SMALL_SETS:-$(bench_quick spaces128-200x50 "spaces128-1000x25 spaces128-1000x50 spaces128-1000x100 spaces128-1000x200 spaces128-1000x300 spaces128-1000x450")}"
+SETS="${SMALL_SETS:-$(bench_quick spaces128-200x50 "spaces128-1000x25 spaces128-1000x50 spaces128-1000x100 spaces128-1000x200 spaces128-1000x300 spaces128-1000x450 spaces128-10000x100")}"
 NQ="${SMALL_NQ:-500}"
 REPS="${SMALL_REPS:-$(bench_quick 2 10)}"
 printf 'set\tvariant\tmeasure\trun\tvalue\n' >"$TSV"
