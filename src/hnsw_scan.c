@@ -95,7 +95,6 @@ typedef struct HnswWhole
 	HnswHeap	lows;
 	HnswHeap	heap;
 	int			peeked;			/* the item in the merge heap */
-	float	   *vec;			/* scratch for exact distances */
 	bool		alone;			/* the scan's only stream: order is all
 								 * that matters, not distances */
 	bool		unresolved;		/* in the merge at a lower bound only */
@@ -123,6 +122,7 @@ typedef struct HnswScanOpaqueData
 	float	   *peeked_est;		/* the estimate of each peeked row */
 	HnswCodeQuery *cq;
 	HnswWhole **whole;			/* per search: non-NULL for a space read whole */
+	float	   *vecbuf;			/* their exact distances' vector */
 
 	/*
 	 * Pending rows (fastupdate): sorted by exact distance, returned through
@@ -180,6 +180,7 @@ hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->peeked_est = NULL;
 	so->cq = NULL;
 	so->whole = NULL;
+	so->vecbuf = NULL;
 	so->npend = so->pendpos = 0;
 	so->pending_nodes = NULL;
 	so->npending_nodes = 0;
@@ -493,8 +494,8 @@ advance_whole(HnswScanOpaque so, int i)
 		}
 		w->step = false;
 		(void) hnsw_heap_pop(&w->lows);
-		hnsw_page_read_vector(&so->pg, &w->items[k].vtid, w->vec);
-		hnsw_heap_push(&w->heap, k, g->dist(so->query, w->vec, g->dims));
+		hnsw_page_read_vector(&so->pg, &w->items[k].vtid, so->vecbuf);
+		hnsw_heap_push(&w->heap, k, g->dist(so->query, so->vecbuf, g->dims));
 	}
 	hnsw_heap_push(&so->merge, (HnswNode) i, so->peeked[i].dist);
 }
@@ -631,7 +632,7 @@ read_whole(IndexScanDesc scan, HnswSpaceInfo *sp)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	HnswWhole  *w = palloc0(sizeof(HnswWhole));
-	int			max = 64;
+	int			max = 8;		/* grows: most spaces read whole are small */
 
 	w->items = palloc(sizeof(WholeItem) * max);
 	hnsw_heap_init(&w->lows, max, false);
@@ -641,7 +642,8 @@ read_whole(IndexScanDesc scan, HnswSpaceInfo *sp)
 		CHECK_FOR_INTERRUPTS();
 	}
 	hnsw_heap_init(&w->heap, w->nitems + 1, false);
-	w->vec = palloc(sizeof(float) * so->meta.dims);
+	if (so->vecbuf == NULL)
+		so->vecbuf = palloc(sizeof(float) * so->meta.dims);
 	return w;
 }
 
@@ -651,6 +653,15 @@ reads_whole(HnswScanOpaque so, HnswSpaceInfo *sp)
 {
 	return so->cq != NULL && so->meta.nspacekeys > 0 &&
 		sp->nblocks >= 0 && sp->nblocks <= hnsw_space_read_pages;
+}
+
+/* format 3: the read-ahead of stream i (a graph search or the pending rows) */
+static void
+init_rerank(HnswScanOpaque so, int i)
+{
+	hnsw_heap_init(&so->rerank[i].heap, so->window + 1, false);
+	so->rerank[i].items = palloc(sizeof(RerankItem) * (so->window + 1));
+	so->rerank[i].free = palloc(sizeof(int) * (so->window + 1));
 }
 
 /* begin the graph search of stream i, from its space's entry point */
@@ -728,12 +739,7 @@ start_scan(IndexScanDesc scan)
 		so->peeked_est = palloc(sizeof(float) * (ngraphs + 1));
 		/* at most window items are held at once */
 		so->window = hnsw_ef_search;
-		for (int i = 0; i <= ngraphs; i++)
-		{
-			hnsw_heap_init(&so->rerank[i].heap, so->window + 1, false);
-			so->rerank[i].items = palloc(sizeof(RerankItem) * (so->window + 1));
-			so->rerank[i].free = palloc(sizeof(int) * (so->window + 1));
-		}
+		init_rerank(so, ngraphs);	/* the pending rows' */
 	}
 	if (has_pending)
 		load_pending(scan);
@@ -751,7 +757,11 @@ start_scan(IndexScanDesc scan)
 			so->whole[i]->alone = (ngraphs == 1 && so->npend == 0);
 		}
 		else
+		{
+			if (so->rerank != NULL)
+				init_rerank(so, i);
 			so->searches[i] = begin_search(so, &graphs[i]);
+		}
 		advance_search(so, i);
 	}
 	return true;
