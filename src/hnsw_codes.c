@@ -479,7 +479,8 @@ prepare_rabitq(struct HnswCodeQuery *cq, uint32_t seed, const float *q)
 		/* randomised rounding: unbiased, error below delta */
 		double		r = (double) (splitmix(&state) >> 11) * 0x1p-53;
 		double		u = cq->delta > 0 ? floor((v[i] - cq->vlow) / cq->delta + r) : 0;
-		int			ui = u < 0 ? 0 : (u > 15 ? 15 : (int) u);
+		/* a NaN (a damaged stored vector used as a query) counts as 0 */
+		int			ui = !(u >= 0) ? 0 : (u > 15 ? 15 : (int) u);
 
 		usum += ui;
 		for (int p = 0; p < 4; p++)
@@ -516,6 +517,8 @@ prepare_int8(struct HnswCodeQuery *cq, const float *q)
 		double		d;
 
 		v = v > qmax ? qmax : (v < -qmax ? -qmax : v);
+		if (v != v)
+			v = 0;				/* NaN, from a damaged stored vector */
 		u[i] = (int16_t) v;
 		d = (double) q[i] - cq->qscale * v;
 		r2 += d * d;

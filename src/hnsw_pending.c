@@ -551,6 +551,11 @@ read_pending_element(Relation index, HnswMetaInfo *meta, ItemPointer tid, float 
 	UnlockReleaseBuffer(buf);
 	if (meta->version >= 3 && todo)
 		hnsw_read_vector(index, &first, meta->dims, InvalidBlockNumber, vec);
+	/* inserts store finite vectors only: anything else is damage */
+	if (todo && !hnsw_all_finite(vec, meta->dims))
+		hnsw_corrupt(index, blkno,
+					 psprintf("pending element %u has a vector that is not finite",
+							  ItemPointerGetOffsetNumber(tid)));
 	return todo;
 }
 
