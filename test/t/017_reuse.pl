@@ -87,10 +87,12 @@ for my $cycle (1 .. 2)
 	push @sizes, size_of('p_v');
 	clean('p_v', 'p', "pending reinsert, cycle $cycle");
 }
-# the pending chain of $n entries: 24 bytes and a line pointer each
-my $chain = int($n * 28 / 8000 + 2) * 8192;
+# the pending chain of $n entries: 24 bytes and a line pointer each; and
+# two pages that an element needing a higher-level slot than any freed one
+# may open (an insert page and a vector page: the relation grows by pages)
+my $chain = int($n * 28 / 8000 + 2) * 8192 + 2 * 8192;
 ok($sizes[1] <= 1.02 * $sizes[0] + $chain,
-	sprintf("pending inserts, cycle 1: %.0f kB -> %.0f kB (at most 1.02x plus %.0f kB of pending chain)",
+	sprintf("pending inserts, cycle 1: %.0f kB -> %.0f kB (at most 1.02x plus %.0f kB of pending chain and new pages)",
 		$sizes[0] / 1024, $sizes[1] / 1024, $chain / 1024));
 ok($sizes[2] <= 1.02 * $sizes[1],
 	sprintf("pending inserts, cycle 2: %.0f kB -> %.0f kB (at most 1.02x)",
