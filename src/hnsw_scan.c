@@ -121,7 +121,9 @@ typedef struct HnswScanOpaqueData
 	int			window;			/* results read ahead: ef_search at the start */
 	float	   *peeked_est;		/* the estimate of each peeked row */
 	HnswCodeQuery *cq;
-	HnswWhole **whole;			/* per search: non-NULL for a space read whole */
+	HnswWhole **whole;			/* per stream: non-NULL for a space read whole
+								 * (and, format 3, the pending rows) */
+	HnswWhole  *pendwhole;		/* format 3: the pending rows' stream */
 	float	   *vecbuf;			/* their exact distances' vector */
 
 	/*
@@ -180,6 +182,7 @@ hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->peeked_est = NULL;
 	so->cq = NULL;
 	so->whole = NULL;
+	so->pendwhole = NULL;
 	so->vecbuf = NULL;
 	so->npend = so->pendpos = 0;
 	so->pending_nodes = NULL;
@@ -506,7 +509,7 @@ advance_search(HnswScanOpaque so, int i)
 {
 	bool		more;
 
-	if (i < so->nsearches && so->whole[i] != NULL)
+	if (so->whole[i] != NULL)
 	{
 		advance_whole(so, i);
 		return;
@@ -517,6 +520,53 @@ advance_search(HnswScanOpaque so, int i)
 		more = stream_next(so, i, &so->peeked[i]);
 	if (more)
 		hnsw_heap_push(&so->merge, (HnswNode) i, so->peeked[i].dist);
+}
+
+static void add_whole_item(HnswScanOpaque so, HnswWhole *w, int *max, ItemPointer tid,
+						   HnswElementTuple etup);
+
+/*
+ * Format 3: the pending rows as one more stream read whole (their codes'
+ * bounds give their exact order, as for a space read whole): each
+ * element's page is read once, for its code, vector TID and heap TIDs.
+ */
+static void
+load_pending_whole(IndexScanDesc scan, HnswPendingItem *items, int n)
+{
+	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
+	Relation	index = scan->indexRelation;
+	HnswWhole  *w = palloc0(sizeof(HnswWhole));
+	int			max = Max(n, 1);
+
+	w->items = palloc(sizeof(WholeItem) * max);
+	hnsw_heap_init(&w->lows, max, false);
+	for (int i = 0; i < n; i++)
+	{
+		ItemPointerData tid;
+		Buffer		buf;
+		Page		page;
+		HnswElementTuple etup;
+
+		so->pending_nodes[i] = items[i].node;
+		HnswNodeToTid(items[i].node, &tid);
+		buf = hnsw_read_buffer(&so->pg, ItemPointerGetBlockNumber(&tid));
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		hnsw_check_page(index, page, ItemPointerGetBlockNumber(&tid));
+		etup = hnsw_page_element(index, page, ItemPointerGetBlockNumber(&tid),
+								 ItemPointerGetOffsetNumber(&tid), &so->meta);
+		if (!(etup->flags & HNSW_ELEMENT_DELETED) && etup->ntids > 0)
+			add_whole_item(so, w, &max, &tid, etup);
+		UnlockReleaseBuffer(buf);
+	}
+	/* deleted pending rows stay in pending_nodes: the graph skips them too */
+	qsort(so->pending_nodes, n, sizeof(HnswNode), hnsw_node_cmp);
+	so->npending_nodes = n;
+	hnsw_heap_init(&w->heap, w->nitems + 1, false);
+	if (so->vecbuf == NULL)
+		so->vecbuf = palloc(sizeof(float) * so->meta.dims);
+	so->pendwhole = w;
+	so->npend = w->nitems;
 }
 
 /*
@@ -538,6 +588,12 @@ load_pending(IndexScanDesc scan)
 	so->pend = palloc(sizeof(HnswCandidate) * Max(n, 1));
 	so->pending_nodes = palloc(sizeof(HnswNode) * Max(n, 1));
 	so->npend = 0;
+	if (so->cq != NULL)
+	{
+		load_pending_whole(scan, items, n);
+		pfree(items);
+		return;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		bool		deleted;
@@ -560,6 +616,39 @@ load_pending(IndexScanDesc scan)
 	pfree(items);
 }
 
+/* element etup at tid, its code's estimate and bounds, and heap TIDs, into w */
+static void
+add_whole_item(HnswScanOpaque so, HnswWhole *w, int *max, ItemPointer tid,
+			   HnswElementTuple etup)
+{
+	WholeItem  *it;
+
+	if (w->nitems == *max)
+	{
+		*max *= 2;
+		w->items = repalloc_huge(w->items, sizeof(WholeItem) * *max);
+	}
+	it = &w->items[w->nitems++];
+	it->node = HnswNodeFromTid(tid);
+	it->vtid = *HnswElementVectorTid(etup);
+	it->ntids = etup->ntids;
+	memcpy(it->tids, etup->heaptids, sizeof(ItemPointerData) * etup->ntids);
+	it->est = hnsw_code_estimate(so->cq, HnswElementCode(etup));
+	if (so->meta.code_kind != HNSW_CODE_RABITQ)
+	{
+		float		bound = hnsw_code_bound(so->cq, HnswElementCode(etup));
+
+		it->low = it->est - bound;
+		it->high = it->est + bound;
+	}
+	else
+	{
+		it->low = -FLT_MAX;
+		it->high = FLT_MAX;
+	}
+	hnsw_heap_push(&w->lows, (HnswNode) (w->nitems - 1), it->low);
+}
+
 /* the elements of space_no on one listed block, added to w */
 static void
 read_whole_block(IndexScanDesc scan, HnswWhole *w, int *max, uint32 space_no,
@@ -567,7 +656,6 @@ read_whole_block(IndexScanDesc scan, HnswWhole *w, int *max, uint32 space_no,
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
-	bool		exact_bound = (so->meta.code_kind != HNSW_CODE_RABITQ);
 	Size		esize = hnsw_element_size(&so->meta);
 	Buffer		buf = hnsw_read_buffer(&so->pg, blkno);
 	Page		page;
@@ -582,8 +670,6 @@ read_whole_block(IndexScanDesc scan, HnswWhole *w, int *max, uint32 space_no,
 	{
 		HnswElementTuple etup;
 		ItemPointerData tid;
-		WholeItem  *it;
-
 		ItemId		iid = PageGetItemId(page, off);
 
 		/* elements have one size: other tuples are skipped unread */
@@ -595,30 +681,7 @@ read_whole_block(IndexScanDesc scan, HnswWhole *w, int *max, uint32 space_no,
 		if (etup->space_no != space_no || (etup->flags & HNSW_ELEMENT_DELETED) ||
 			etup->ntids == 0 || is_pending(so, HnswNodeFromTid(&tid)))
 			continue;
-		if (w->nitems == *max)
-		{
-			*max *= 2;
-			w->items = repalloc_huge(w->items, sizeof(WholeItem) * *max);
-		}
-		it = &w->items[w->nitems++];
-		it->node = HnswNodeFromTid(&tid);
-		it->vtid = *HnswElementVectorTid(etup);
-		it->ntids = etup->ntids;
-		memcpy(it->tids, etup->heaptids, sizeof(ItemPointerData) * etup->ntids);
-		it->est = hnsw_code_estimate(so->cq, HnswElementCode(etup));
-		if (exact_bound)
-		{
-			float		bound = hnsw_code_bound(so->cq, HnswElementCode(etup));
-
-			it->low = it->est - bound;
-			it->high = it->est + bound;
-		}
-		else
-		{
-			it->low = -FLT_MAX;
-			it->high = FLT_MAX;
-		}
-		hnsw_heap_push(&w->lows, (HnswNode) (w->nitems - 1), it->low);
+		add_whole_item(so, w, max, &tid, etup);
 	}
 	UnlockReleaseBuffer(buf);
 }
@@ -741,10 +804,11 @@ start_scan(IndexScanDesc scan)
 		so->window = hnsw_ef_search;
 		init_rerank(so, ngraphs);	/* the pending rows' */
 	}
+	so->whole = palloc0(sizeof(HnswWhole *) * (ngraphs + 1));
 	if (has_pending)
 		load_pending(scan);
 	so->searches = palloc0(sizeof(HnswSearch *) * Max(ngraphs, 1));
-	so->whole = palloc0(sizeof(HnswWhole *) * Max(ngraphs, 1));
+	so->whole[ngraphs] = so->pendwhole;
 	so->peeked = palloc(sizeof(HnswCandidate) * (ngraphs + 1));
 	so->nsearches = ngraphs;
 	hnsw_heap_init(&so->merge, ngraphs + 1, false);
@@ -919,7 +983,7 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 			HnswCandidate top = hnsw_heap_pop(&so->merge);
 			int			i = (int) top.node;
 
-			if (i < so->nsearches && so->whole[i] != NULL && so->whole[i]->unresolved)
+			if (so->whole[i] != NULL && so->whole[i]->unresolved)
 			{
 				/* a space's lower bound came first: look closer */
 				so->whole[i]->step = true;
@@ -929,7 +993,7 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 			c = so->peeked[i];
 			if (so->cq != NULL)
 				est = so->peeked_est[i];
-			if (i < so->nsearches && so->whole[i] != NULL)
+			if (so->whole[i] != NULL)
 			{
 				/* a space read whole: the heap TIDs were read with it */
 				WholeItem  *it = &so->whole[i]->items[so->whole[i]->peeked];
