@@ -585,7 +585,6 @@ load_pending(IndexScanDesc scan)
 
 	n = hnsw_pending_collect(scan->indexRelation, &so->meta, so->space_nos,
 							 so->all_spaces ? -1 : so->nspace_nos, &items);
-	so->pend = palloc(sizeof(HnswCandidate) * Max(n, 1));
 	so->pending_nodes = palloc(sizeof(HnswNode) * Max(n, 1));
 	so->npend = 0;
 	if (so->cq != NULL)
@@ -594,6 +593,7 @@ load_pending(IndexScanDesc scan)
 		pfree(items);
 		return;
 	}
+	so->pend = palloc(sizeof(HnswCandidate) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		bool		deleted;
