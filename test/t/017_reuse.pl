@@ -4,9 +4,11 @@
 # 017_reuse.pl: VACUUM makes the space of deleted elements reusable
 # (src/README.md, "Reusing the space of deleted elements").
 #  - Delete every row, VACUUM, insert as many new rows straight into the
-#    graph (fastupdate = off): the index stays within 1.02x its size.
+#    graph (fastupdate = off): the index stays within 1.02x its size plus
+#    the few fresh pages of new elements drawn above every freed level.
 #  - The same through the pending list and its merges: the first cycle adds
-#    only the pending chain's pages, the second stays within 1.02x of it.
+#    only the pending chain's pages, the second stays within 1.02x of it
+#    (plus those fresh pages).
 #  - Churn rounds (delete half at random, VACUUM, insert as many): after
 #    each round engram_hnsw_check is clean and every live row is found by
 #    its own vector; at the end the index is at most 1.3x a fresh build of
@@ -63,9 +65,13 @@ $node->safe_psql('postgres', 'VACUUM d');
 $node->safe_psql('postgres',
 	"INSERT INTO d SELECT i, vec(i, 3) FROM generate_series($n + 1, 2 * $n) i");
 my $after = size_of('d_v');
-ok($after <= 1.02 * $before,
-	sprintf("direct inserts: delete all, VACUUM, reinsert: %.0f kB -> %.0f kB (%.2fx, at most 1.02x)",
-		$before / 1024, $after / 1024, $after / $before));
+# The new rows draw their own levels: those above every freed slot's level
+# open fresh pages (an insert page and a vector page, twice when the first
+# insert page fills). Ten runs grew 0, 2 or 4 pages of about 183.
+my $fresh = 4 * 8192;
+ok($after <= 1.02 * $before + $fresh,
+	sprintf("direct inserts: delete all, VACUUM, reinsert: %.0f kB -> %.0f kB (%.2fx, at most 1.02x plus %.0f kB of fresh pages)",
+		$before / 1024, $after / 1024, $after / $before, $fresh / 1024));
 clean('d_v', 'd', 'direct reinsert');
 
 # 2. the same through the pending list and its merges, two cycles
@@ -88,15 +94,14 @@ for my $cycle (1 .. 2)
 	clean('p_v', 'p', "pending reinsert, cycle $cycle");
 }
 # the pending chain of $n entries: 24 bytes and a line pointer each; and
-# two pages that an element needing a higher-level slot than any freed one
-# may open (an insert page and a vector page: the relation grows by pages)
-my $chain = int($n * 28 / 8000 + 2) * 8192 + 2 * 8192;
+# the fresh pages of elements above every freed slot's level, as above
+my $chain = int($n * 28 / 8000 + 2) * 8192 + $fresh;
 ok($sizes[1] <= 1.02 * $sizes[0] + $chain,
 	sprintf("pending inserts, cycle 1: %.0f kB -> %.0f kB (at most 1.02x plus %.0f kB of pending chain and new pages)",
 		$sizes[0] / 1024, $sizes[1] / 1024, $chain / 1024));
-ok($sizes[2] <= 1.02 * $sizes[1],
-	sprintf("pending inserts, cycle 2: %.0f kB -> %.0f kB (at most 1.02x)",
-		$sizes[1] / 1024, $sizes[2] / 1024));
+ok($sizes[2] <= 1.02 * $sizes[1] + $fresh,
+	sprintf("pending inserts, cycle 2: %.0f kB -> %.0f kB (at most 1.02x plus %.0f kB of fresh pages)",
+		$sizes[1] / 1024, $sizes[2] / 1024, $fresh / 1024));
 
 # 3. churn rounds: delete half at random, VACUUM, insert as many
 my $cn = 4000;
