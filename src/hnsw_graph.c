@@ -305,8 +305,12 @@ search_distance(HnswSearch *s, HnswNode node, bool *skip)
 	return g->ops->distance(g, node, s->q, skip);
 }
 
+/*
+ * A search for q.  A walk on codes uses cq, q prepared by the caller (the
+ * scan prepares it once for all its searches), or NULL: prepare it here.
+ */
 HnswSearch *
-hnsw_search_begin(HnswGraph *g, const float *q, bool track_pending)
+hnsw_search_begin(HnswGraph *g, const float *q, HnswCodeQuery *cq, bool track_pending)
 {
 	HnswSearch *s = palloc0(sizeof(HnswSearch));
 
@@ -324,7 +328,8 @@ hnsw_search_begin(HnswGraph *g, const float *q, bool track_pending)
 	s->nearest_any.node = HNSW_INVALID_NODE;
 	if (q != NULL && walks_on_codes(g))
 	{
-		s->cq = prepare_code_query(g, q);
+		s->own_cq = (cq == NULL);
+		s->cq = cq != NULL ? cq : prepare_code_query(g, q);
 		s->code_bytes = hnsw_code_size(g->code_kind, g->dims);
 	}
 	return s;
@@ -607,7 +612,7 @@ hnsw_search_end(HnswSearch *s)
 		pfree(s->visited->keys);
 		pfree(s->visited->stamps);
 	}
-	if (s->cq)
+	if (s->own_cq)
 		pfree(s->cq);
 	pfree(s->visited);
 	pfree(s->nbuf);
@@ -749,7 +754,7 @@ hnsw_find_neighbors(HnswGraph *g, const float *q, HnswNode entry, int entry_leve
 	if (entry == HNSW_INVALID_NODE)
 		return 0;
 
-	s = hnsw_search_begin(g, q, false);
+	s = hnsw_search_begin(g, q, NULL, false);
 	s->layer = entry_level;
 	hnsw_search_add_entry(s, entry);
 

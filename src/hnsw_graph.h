@@ -222,6 +222,7 @@ typedef struct HnswSearch
 	bool		nearest_skip;	/* ... and whether it is deleted */
 	HnswCodeQuery *cq;			/* walking on codes: q prepared for
 								 * estimates (NULL: exact distances) */
+	bool		own_cq;			/* ... by the search, which frees it */
 	Size		code_bytes;		/* ... and the size of one code */
 } HnswSearch;
 
@@ -235,7 +236,8 @@ hnsw_heap_top(HnswHeap *h)
 	return h->n > 0 ? &h->items[0] : NULL;
 }
 
-extern HnswSearch *hnsw_search_begin(HnswGraph *g, const float *q, bool track_pending);
+extern HnswSearch *hnsw_search_begin(HnswGraph *g, const float *q, HnswCodeQuery *cq,
+									 bool track_pending);
 extern void hnsw_search_set_layer(HnswSearch *s, int layer, bool keep_best);
 extern void hnsw_search_add_entry(HnswSearch *s, HnswNode node);
 extern void hnsw_search_run(HnswSearch *s, int ef);

@@ -19,11 +19,12 @@
  * space qual get slower as spaces multiply.
  *
  * Format 3 searches walk on the codes' estimated distances; each search's
- * results are reranked on their exact vectors before they are returned:
- * the scan keeps engram_hnsw.ef_search candidates (in estimate order)
- * ahead of what it returns and returns the nearest of them by exact
- * distance, so the first ef_search rows come back in exact order, and the
- * scan goes on as long as the executor asks.
+ * results are put in exact order before they are returned: the scan keeps
+ * engram_hnsw.ef_search results (in estimate order) ahead of what it
+ * returns and returns the nearest of them by exact distance, so the first
+ * ef_search rows come back in exact order, and the scan goes on as long as
+ * the executor asks.  The codes' error bounds decide which of them need
+ * their vectors read to be placed (see advance_whole()).
  *
  * Rows still in the pending list (fastupdate, see hnsw_pending.c) are read
  * first, at their exact distances, and form one more sorted stream of the
@@ -49,28 +50,7 @@
 
 #include "engram_hnsw.h"
 
-/* format 3: a search result waiting for its turn */
-typedef struct RerankItem
-{
-	HnswNode	node;
-	float		est;			/* from its code: checked when returned */
-} RerankItem;
-
-/*
- * The results of one search read ahead: heap entries are (index into
- * items, exact distance), nearest first; returned items' places are reused.
- */
-typedef struct HnswRerank
-{
-	HnswHeap	heap;
-	RerankItem *items;
-	int			nitems;
-	int		   *free;			/* indexes of returned items */
-	int			nfree;
-	bool		drained;		/* the search has no more results */
-} HnswRerank;
-
-/* format 3: an element of a space read whole */
+/* format 3: an element of a space read whole, or a search's result */
 typedef struct WholeItem
 {
 	HnswNode	node;
@@ -86,15 +66,22 @@ typedef struct WholeItem
  * A space read whole: its elements, a heap of those not taken yet by lower
  * bound, and a heap of those taken, at exact distance (both: index into
  * items).  The second's top is returned once no element not taken yet can
- * be nearer.
+ * be nearer.  A graph search's results are such a stream too, fed from the
+ * search ef_search results at a time (fed): the places of returned items
+ * are reused.
  */
 typedef struct HnswWhole
 {
 	WholeItem  *items;
 	int			nitems;
+	int			max;			/* items allocated */
 	HnswHeap	lows;
 	HnswHeap	heap;
 	int			peeked;			/* the item in the merge heap */
+	bool		fed;			/* the results of search i, read ahead */
+	bool		drained;		/* ... and the search has no more */
+	int		   *free;			/* ... items returned, to reuse */
+	int			nfree;
 	bool		alone;			/* the scan's only stream: order is all
 								 * that matters, not distances */
 	bool		unresolved;		/* in the merge at a lower bound only */
@@ -116,13 +103,11 @@ typedef struct HnswScanOpaqueData
 	int			nsearches;
 	HnswHeap	merge;			/* node = index into searches[] */
 
-	/* format 3: reranking, and the query prepared for estimates */
-	HnswRerank *rerank;			/* per search */
-	int			window;			/* results read ahead: ef_search at the start */
-	float	   *peeked_est;		/* the estimate of each peeked row */
+	/* format 3: the query prepared for estimates, and exact ordering */
 	HnswCodeQuery *cq;
-	HnswWhole **whole;			/* per stream: non-NULL for a space read whole
-								 * (and, format 3, the pending rows) */
+	int			window;			/* results read ahead: ef_search at the start */
+	HnswWhole **whole;			/* per stream: a space read whole, a search's
+								 * results read ahead, the pending rows */
 	HnswWhole  *pendwhole;		/* format 3: the pending rows' stream */
 	float	   *vecbuf;			/* their exact distances' vector */
 
@@ -178,8 +163,6 @@ hnsw_rescan(IndexScanDesc scan, ScanKey keys, int nkeys, ScanKey orderbys, int n
 	so->searches = NULL;
 	so->nsearches = 0;
 	so->pend = NULL;
-	so->rerank = NULL;
-	so->peeked_est = NULL;
 	so->cq = NULL;
 	so->whole = NULL;
 	so->pendwhole = NULL;
@@ -377,48 +360,6 @@ stream_next(HnswScanOpaque so, int i, HnswCandidate *c)
 	return false;
 }
 
-/*
- * Format 3: the next row of stream i at its exact distance (*est: its
- * estimate).  Keeps ef_search rows of the stream, read on in estimate
- * order, and returns the nearest of them by exact distance.
- */
-static bool
-rerank_next(HnswScanOpaque so, int i, HnswCandidate *out, float *est)
-{
-	HnswRerank *r = &so->rerank[i];
-	HnswGraph  *g = &so->pg.graph;
-	HnswCandidate top;
-
-	while (!r->drained && r->heap.n < so->window)
-	{
-		HnswCandidate c;
-		bool		deleted;
-		float		exact;
-		int			k;
-
-		if (!stream_next(so, i, &c))
-		{
-			r->drained = true;
-			break;
-		}
-		exact = g->ops->distance(g, c.node, so->query, &deleted);
-		if (deleted)
-			continue;
-		k = r->nfree > 0 ? r->free[--r->nfree] : r->nitems++;
-		r->items[k].node = c.node;
-		r->items[k].est = c.dist;
-		hnsw_heap_push(&r->heap, (HnswNode) k, exact);
-	}
-	if (r->heap.n == 0)
-		return false;
-	top = hnsw_heap_pop(&r->heap);
-	r->free[r->nfree++] = (int) top.node;
-	out->node = r->items[top.node].node;
-	out->dist = top.dist;
-	*est = r->items[top.node].est;
-	return true;
-}
-
 /* the second smallest key of a min-heap (+infinity if it has one item) */
 static float
 second_key(HnswHeap *h)
@@ -433,19 +374,46 @@ second_key(HnswHeap *h)
 }
 
 static void
-emit_whole(HnswWhole *w, HnswCandidate c, HnswCandidate *out, float *est)
+emit_whole(HnswWhole *w, HnswCandidate c, HnswCandidate *out)
 {
 	w->peeked = (int) c.node;
 	out->node = w->items[c.node].node;
 	out->dist = c.dist;
-	*est = w->items[c.node].est;
+}
+
+static void add_element(HnswScanOpaque so, HnswWhole *w, HnswNode node);
+
+/*
+ * Format 3: keep window results of search i read ahead in its stream (the
+ * item returned last gives its place back first).
+ */
+static void
+feed_whole(HnswScanOpaque so, int i)
+{
+	HnswWhole  *w = so->whole[i];
+	HnswCandidate c;
+
+	if (w->peeked >= 0)
+	{
+		w->free[w->nfree++] = w->peeked;
+		w->peeked = -1;
+	}
+	while (!w->drained && w->lows.n + w->heap.n < so->window)
+	{
+		if (stream_next(so, i, &c))
+			add_element(so, w, c.node);
+		else
+			w->drained = true;
+	}
 }
 
 /*
  * Format 3: the next row of a space read whole (stream i), in exact order,
  * into the merge heap.  The estimate's bound holds for every pair with
- * int8 and fp16 codes, so no row is missed or misplaced.  An element's
- * exact distance (one vector read) is taken only where bounds overlap:
+ * int8 and fp16 codes, so no row is missed or misplaced.  A search's
+ * results read ahead are ordered the same way: the nearest of the window
+ * is returned.  An element's exact distance (one vector read) is taken
+ * only where bounds overlap:
  * - when the scan reads this space alone, an element whose upper bound is
  *   below every other element's lower bound (and every exact distance
  *   taken) is next whatever its exact distance, and goes out at its upper
@@ -463,6 +431,8 @@ advance_whole(HnswScanOpaque so, int i)
 	HnswWhole  *w = so->whole[i];
 	HnswGraph  *g = &so->pg.graph;
 
+	if (w->fed)
+		feed_whole(so, i);
 	for (;;)
 	{
 		HnswCandidate *r = hnsw_heap_top(&w->heap);
@@ -475,7 +445,7 @@ advance_whole(HnswScanOpaque so, int i)
 			/* nothing not taken can be nearer than r */
 			if (r == NULL)
 				return;
-			emit_whole(w, hnsw_heap_pop(&w->heap), &so->peeked[i], &so->peeked_est[i]);
+			emit_whole(w, hnsw_heap_pop(&w->heap), &so->peeked[i]);
 			break;
 		}
 		k = u->node;
@@ -485,7 +455,7 @@ advance_whole(HnswScanOpaque so, int i)
 			HnswCandidate c = hnsw_heap_pop(&w->lows);
 
 			c.dist = w->items[k].high;
-			emit_whole(w, c, &so->peeked[i], &so->peeked_est[i]);
+			emit_whole(w, c, &so->peeked[i]);
 			break;
 		}
 		if (!w->alone && !w->step)
@@ -507,23 +477,40 @@ advance_whole(HnswScanOpaque so, int i)
 static void
 advance_search(HnswScanOpaque so, int i)
 {
-	bool		more;
-
 	if (so->whole[i] != NULL)
-	{
 		advance_whole(so, i);
-		return;
-	}
-	if (so->rerank != NULL)
-		more = rerank_next(so, i, &so->peeked[i], &so->peeked_est[i]);
-	else
-		more = stream_next(so, i, &so->peeked[i]);
-	if (more)
+	else if (stream_next(so, i, &so->peeked[i]))
 		hnsw_heap_push(&so->merge, (HnswNode) i, so->peeked[i].dist);
 }
 
-static void add_whole_item(HnswScanOpaque so, HnswWhole *w, int *max, ItemPointer tid,
+static void add_whole_item(HnswScanOpaque so, HnswWhole *w, ItemPointer tid,
 						   HnswElementTuple etup);
+
+/*
+ * Format 3: read the element of node (one page, share-locked) and add it
+ * to w if it is live: its code's estimate and bounds, vector TID and heap
+ * TIDs, all taken at once.
+ */
+static void
+add_element(HnswScanOpaque so, HnswWhole *w, HnswNode node)
+{
+	Relation	index = so->pg.index;
+	ItemPointerData tid;
+	Buffer		buf;
+	Page		page;
+	HnswElementTuple etup;
+
+	HnswNodeToTid(node, &tid);
+	buf = hnsw_read_buffer(&so->pg, ItemPointerGetBlockNumber(&tid));
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	hnsw_check_page(index, page, ItemPointerGetBlockNumber(&tid));
+	etup = hnsw_page_element(index, page, ItemPointerGetBlockNumber(&tid),
+							 ItemPointerGetOffsetNumber(&tid), &so->meta);
+	if (!(etup->flags & HNSW_ELEMENT_DELETED) && etup->ntids > 0)
+		add_whole_item(so, w, &tid, etup);
+	UnlockReleaseBuffer(buf);
+}
 
 /*
  * Format 3: the pending rows as one more stream read whole (their codes'
@@ -534,30 +521,15 @@ static void
 load_pending_whole(IndexScanDesc scan, HnswPendingItem *items, int n)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
-	Relation	index = scan->indexRelation;
 	HnswWhole  *w = palloc0(sizeof(HnswWhole));
-	int			max = Max(n, 1);
 
-	w->items = palloc(sizeof(WholeItem) * max);
-	hnsw_heap_init(&w->lows, max, false);
+	w->max = Max(n, 1);
+	w->items = palloc(sizeof(WholeItem) * w->max);
+	hnsw_heap_init(&w->lows, w->max, false);
 	for (int i = 0; i < n; i++)
 	{
-		ItemPointerData tid;
-		Buffer		buf;
-		Page		page;
-		HnswElementTuple etup;
-
 		so->pending_nodes[i] = items[i].node;
-		HnswNodeToTid(items[i].node, &tid);
-		buf = hnsw_read_buffer(&so->pg, ItemPointerGetBlockNumber(&tid));
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		hnsw_check_page(index, page, ItemPointerGetBlockNumber(&tid));
-		etup = hnsw_page_element(index, page, ItemPointerGetBlockNumber(&tid),
-								 ItemPointerGetOffsetNumber(&tid), &so->meta);
-		if (!(etup->flags & HNSW_ELEMENT_DELETED) && etup->ntids > 0)
-			add_whole_item(so, w, &max, &tid, etup);
-		UnlockReleaseBuffer(buf);
+		add_element(so, w, items[i].node);
 	}
 	/* deleted pending rows stay in pending_nodes: the graph skips them too */
 	qsort(so->pending_nodes, n, sizeof(HnswNode), hnsw_node_cmp);
@@ -616,19 +588,28 @@ load_pending(IndexScanDesc scan)
 	pfree(items);
 }
 
-/* element etup at tid, its code's estimate and bounds, and heap TIDs, into w */
+/*
+ * Element etup at tid, its code's estimate and bounds, and heap TIDs, into
+ * w: in the place of an item returned, else a new one.
+ */
 static void
-add_whole_item(HnswScanOpaque so, HnswWhole *w, int *max, ItemPointer tid,
-			   HnswElementTuple etup)
+add_whole_item(HnswScanOpaque so, HnswWhole *w, ItemPointer tid, HnswElementTuple etup)
 {
 	WholeItem  *it;
+	int			k;
 
-	if (w->nitems == *max)
+	if (w->nfree > 0)
+		k = w->free[--w->nfree];
+	else
 	{
-		*max *= 2;
-		w->items = repalloc_huge(w->items, sizeof(WholeItem) * *max);
+		if (w->nitems == w->max)
+		{
+			w->max *= 2;
+			w->items = repalloc_huge(w->items, sizeof(WholeItem) * w->max);
+		}
+		k = w->nitems++;
 	}
-	it = &w->items[w->nitems++];
+	it = &w->items[k];
 	it->node = HnswNodeFromTid(tid);
 	it->vtid = *HnswElementVectorTid(etup);
 	it->ntids = etup->ntids;
@@ -646,13 +627,12 @@ add_whole_item(HnswScanOpaque so, HnswWhole *w, int *max, ItemPointer tid,
 		it->low = -FLT_MAX;
 		it->high = FLT_MAX;
 	}
-	hnsw_heap_push(&w->lows, (HnswNode) (w->nitems - 1), it->low);
+	hnsw_heap_push(&w->lows, (HnswNode) k, it->low);
 }
 
 /* the elements of space_no on one listed block, added to w */
 static void
-read_whole_block(IndexScanDesc scan, HnswWhole *w, int *max, uint32 space_no,
-				 BlockNumber blkno)
+read_whole_block(IndexScanDesc scan, HnswWhole *w, uint32 space_no, BlockNumber blkno)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	Relation	index = scan->indexRelation;
@@ -681,7 +661,7 @@ read_whole_block(IndexScanDesc scan, HnswWhole *w, int *max, uint32 space_no,
 		if (etup->space_no != space_no || (etup->flags & HNSW_ELEMENT_DELETED) ||
 			etup->ntids == 0 || is_pending(so, HnswNodeFromTid(&tid)))
 			continue;
-		add_whole_item(so, w, max, &tid, etup);
+		add_whole_item(so, w, &tid, etup);
 	}
 	UnlockReleaseBuffer(buf);
 }
@@ -695,13 +675,13 @@ read_whole(IndexScanDesc scan, HnswSpaceInfo *sp)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	HnswWhole  *w = palloc0(sizeof(HnswWhole));
-	int			max = 8;		/* grows: most spaces read whole are small */
 
-	w->items = palloc(sizeof(WholeItem) * max);
-	hnsw_heap_init(&w->lows, max, false);
+	w->max = 8;					/* grows: most spaces read whole are small */
+	w->items = palloc(sizeof(WholeItem) * w->max);
+	hnsw_heap_init(&w->lows, w->max, false);
 	for (int b = 0; b < sp->nblocks; b++)
 	{
-		read_whole_block(scan, w, &max, sp->space_no, sp->blocks[b]);
+		read_whole_block(scan, w, sp->space_no, sp->blocks[b]);
 		CHECK_FOR_INTERRUPTS();
 	}
 	hnsw_heap_init(&w->heap, w->nitems + 1, false);
@@ -718,20 +698,30 @@ reads_whole(HnswScanOpaque so, HnswSpaceInfo *sp)
 		sp->nblocks >= 0 && sp->nblocks <= hnsw_space_read_pages;
 }
 
-/* format 3: the read-ahead of stream i (a graph search or the pending rows) */
-static void
-init_rerank(HnswScanOpaque so, int i)
+/* format 3: the stream of a graph search's results, read ahead when advanced */
+static HnswWhole *
+fed_whole(HnswScanOpaque so, bool alone)
 {
-	hnsw_heap_init(&so->rerank[i].heap, so->window + 1, false);
-	so->rerank[i].items = palloc(sizeof(RerankItem) * (so->window + 1));
-	so->rerank[i].free = palloc(sizeof(int) * (so->window + 1));
+	HnswWhole  *w = palloc0(sizeof(HnswWhole));
+
+	w->fed = true;
+	w->alone = alone;
+	w->peeked = -1;
+	w->max = so->window + 1;
+	w->items = palloc(sizeof(WholeItem) * w->max);
+	w->free = palloc(sizeof(int) * w->max);
+	hnsw_heap_init(&w->lows, w->max, false);
+	hnsw_heap_init(&w->heap, w->max, false);
+	if (so->vecbuf == NULL)
+		so->vecbuf = palloc(sizeof(float) * so->meta.dims);
+	return w;
 }
 
 /* begin the graph search of stream i, from its space's entry point */
 static HnswSearch *
 begin_search(HnswScanOpaque so, HnswSpaceInfo *sp)
 {
-	HnswSearch *s = hnsw_search_begin(&so->pg.graph, so->query, true);
+	HnswSearch *s = hnsw_search_begin(&so->pg.graph, so->query, so->cq, true);
 	int			top = sp->entry_level;
 
 	s->layer = top;
@@ -797,12 +787,8 @@ start_scan(IndexScanDesc scan)
 		so->cq = palloc(hnsw_code_query_bytes(g->code_kind, g->dims));
 		hnsw_code_query_prepare(g->code_kind, g->code_seed, g->metric, so->query,
 								g->dims, so->cq);
-		/* one per search, and one for the pending rows */
-		so->rerank = palloc0(sizeof(HnswRerank) * (ngraphs + 1));
-		so->peeked_est = palloc(sizeof(float) * (ngraphs + 1));
-		/* at most window items are held at once */
+		/* each search's results read ahead */
 		so->window = hnsw_ef_search;
-		init_rerank(so, ngraphs);	/* the pending rows' */
 	}
 	so->whole = palloc0(sizeof(HnswWhole *) * (ngraphs + 1));
 	if (has_pending)
@@ -822,9 +808,9 @@ start_scan(IndexScanDesc scan)
 		}
 		else
 		{
-			if (so->rerank != NULL)
-				init_rerank(so, i);
 			so->searches[i] = begin_search(so, &graphs[i]);
+			if (so->cq != NULL)
+				so->whole[i] = fed_whole(so, ngraphs == 1 && so->npend == 0);
 		}
 		advance_search(so, i);
 	}
@@ -837,10 +823,11 @@ start_scan(IndexScanDesc scan)
  * element (src/README.md, "Reusing the space of deleted elements"): that
  * one is no result of this scan, at least not at this place in its
  * order.  An element of the same space at exactly the same distance is as
- * good an answer here as the old one was.
+ * good an answer here as the old one was.  (Formats 1 and 2: format 3
+ * streams take the heap TIDs with the element's code.)
  */
 static bool
-same_element(HnswScanOpaque so, HnswElementTuple etup, float dist, float est)
+same_element(HnswScanOpaque so, HnswElementTuple etup, float dist)
 {
 	HnswGraph  *g = &so->pg.graph;
 	bool		wanted = so->all_spaces;
@@ -849,9 +836,6 @@ same_element(HnswScanOpaque so, HnswElementTuple etup, float dist, float est)
 		wanted = (so->space_nos[i] == etup->space_no);
 	if (so->meta.nspacekeys > 0 && !wanted)
 		return false;
-	/* format 3: a code gives exactly the estimate the row was found at */
-	if (so->cq != NULL)
-		return hnsw_code_estimate(so->cq, HnswElementCode(etup)) == est;
 	return g->dist(so->query, etup->vec, g->dims) == dist;
 }
 
@@ -860,7 +844,7 @@ same_element(HnswScanOpaque so, HnswElementTuple etup, float dist, float est)
  * slot holds another element by now).
  */
 static bool
-load_tids(IndexScanDesc scan, HnswCandidate c, float est)
+load_tids(IndexScanDesc scan, HnswCandidate c)
 {
 	HnswScanOpaque so = (HnswScanOpaque) scan->opaque;
 	ItemPointerData tid;
@@ -875,7 +859,7 @@ load_tids(IndexScanDesc scan, HnswCandidate c, float est)
 	hnsw_check_page(scan->indexRelation, page, ItemPointerGetBlockNumber(&tid));
 	etup = hnsw_page_element(scan->indexRelation, page, ItemPointerGetBlockNumber(&tid),
 							 ItemPointerGetOffsetNumber(&tid), &so->meta);
-	so->ntids = (etup->flags & HNSW_ELEMENT_DELETED) || !same_element(so, etup, c.dist, est) ?
+	so->ntids = (etup->flags & HNSW_ELEMENT_DELETED) || !same_element(so, etup, c.dist) ?
 		0 : etup->ntids;
 	memcpy(so->tids, etup->heaptids, sizeof(ItemPointerData) * so->ntids);
 	so->tidpos = 0;
@@ -961,7 +945,6 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 	for (;;)
 	{
 		HnswCandidate c;
-		float		est = 0;
 
 		if (so->tidpos < so->ntids)
 		{
@@ -991,11 +974,9 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 				continue;
 			}
 			c = so->peeked[i];
-			if (so->cq != NULL)
-				est = so->peeked_est[i];
 			if (so->whole[i] != NULL)
 			{
-				/* a space read whole: the heap TIDs were read with it */
+				/* format 3: the heap TIDs were read with the element */
 				WholeItem  *it = &so->whole[i]->items[so->whole[i]->peeked];
 
 				so->ntids = it->ntids;
@@ -1006,7 +987,7 @@ hnsw_gettuple(IndexScanDesc scan, ScanDirection dir)
 			}
 			advance_search(so, i);
 		}
-		load_tids(scan, c, est);
+		load_tids(scan, c);
 	}
 
 	if (!found)

@@ -334,7 +334,7 @@ live_heir(HnswPageGraph *pg, HnswMetaInfo *meta, HnswNode from)
 	heir.node = HNSW_INVALID_NODE;
 	heir.level = -1;
 	heir.space_no = 0;
-	s = hnsw_search_begin(g, g->ops->vector(g, from), false);
+	s = hnsw_search_begin(g, g->ops->vector(g, from), NULL, false);
 	s->layer = 0;
 	hnsw_search_add_entry(s, from);
 	hnsw_search_run(s, 1);
