@@ -56,9 +56,38 @@ BEGIN
 END
 $$;
 
--- one index at a time: build it, check it, measure its recall
+-- a scan returns the results it read ahead (ef_search of them) in exact
+-- distance order: the executor's own distances of the first 40 rows at
+-- ef_search 1000 never decrease.  int8 and fp16 codes place rows by their
+-- error bounds, which always hold; RaBitQ's bound is probabilistic, so
+-- every RaBitQ result is placed by its exact distance (NULL here: the
+-- recall floor covers it)
+CREATE FUNCTION codes_sorted(op text, codes text) RETURNS bool
+LANGUAGE plpgsql AS $$
+DECLARE
+	bad bigint;
+BEGIN
+	IF codes = 'rabitq' THEN
+		RETURN NULL;
+	END IF;
+	SET LOCAL enable_seqscan = off;
+	SET LOCAL engram_hnsw.ef_search = 1000;
+	EXECUTE format($q$
+		SELECT count(*) FROM codes_q q,
+			LATERAL (SELECT d, lag(d) OVER (ORDER BY n) AS prev
+					 FROM (SELECT d, row_number() OVER () AS n
+						   FROM (SELECT v %1$s q.v AS d FROM codes_t
+								 ORDER BY v %1$s q.v LIMIT 40) s) r) t
+		WHERE t.d < t.prev$q$,
+		CASE op WHEN 'l2' THEN '<->' WHEN 'cosine' THEN '<=>' ELSE '<#>' END)
+		INTO bad;
+	RETURN bad = 0;
+END
+$$;
+
+-- one index at a time: build it, check it, measure its recall and order
 CREATE FUNCTION codes_build(op text, codes text) RETURNS TABLE (
-	elements bigint, unreachable bigint, recall_ok bool)
+	elements bigint, unreachable bigint, recall_ok bool, sorted bool)
 LANGUAGE plpgsql AS $$
 BEGIN
 	DROP INDEX IF EXISTS codes_idx;
@@ -66,7 +95,7 @@ BEGIN
 				   CASE op WHEN 'l2' THEN 'real_l2_ops' WHEN 'cosine' THEN 'real_cosine_ops'
 				   ELSE 'real_ip_ops' END, codes);
 	RETURN QUERY
-	SELECT c.elements, c.unreachable, codes_recall(op) >= 0.9
+	SELECT c.elements, c.unreachable, codes_recall(op) >= 0.9, codes_sorted(op, codes_build.codes)
 	FROM engram_hnsw_check('codes_idx') c;
 END
 $$;
@@ -105,7 +134,8 @@ CREATE INDEX codes_bad ON codes_t USING engram_hnsw (v) WITH (codes = '');
 ALTER INDEX codes_idx SET (codes = 'pq');
 
 DROP TABLE codes_t, codes_q, codes_truth;
-DROP FUNCTION codes_vec(int, int), codes_recall(text), codes_build(text, text);
+DROP FUNCTION codes_vec(int, int), codes_recall(text), codes_sorted(text, text),
+	codes_build(text, text);
 
 -- an element's code must fit a page: int8 stops near 7 900 dimensions,
 -- fp16 near 3 900; RaBitQ fits every length up to 16 000

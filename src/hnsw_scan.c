@@ -21,9 +21,8 @@
  * Format 3 searches walk on the codes' estimated distances; each search's
  * results are put in exact order before they are returned: the scan keeps
  * engram_hnsw.ef_search results (in estimate order) ahead of what it
- * returns and returns the nearest of them by exact distance, so the first
- * ef_search rows come back in exact order, and the scan goes on as long as
- * the executor asks.  The codes' error bounds decide which of them need
+ * returns and returns the nearest of them by exact distance, and it goes
+ * on as long as the executor asks.  The codes' error bounds decide which of them need
  * their vectors read to be placed (see advance_whole()).
  *
  * Rows still in the pending list (fastupdate, see hnsw_pending.c) are read
