@@ -12,9 +12,14 @@
  * context's segment, limited to maintenance_work_mem (the same budget as a
  * serial build's arena).  Nodes are numbered 0, 1, ... by an atomic
  * counter; the node table maps a number to the dsa_pointer of its record:
- * header (spinlock, level, heap TIDs), then the neighbour lists in the
- * serial arena's layout, then the vector, then its code (hnsw_codes.h: the
- * graph is walked on codes, as the serial arena's is).  Each participant
+ * header (spinlock, level, heap TIDs), then the vector, then its code
+ * (hnsw_codes.h: the graph is walked on codes, as the serial arena's is),
+ * then the neighbour lists in the serial arena's layout.  The vector and
+ * the code lie at offsets that do not depend on the level, so reading or
+ * prefetching them never touches the header, whose line the other
+ * participants write whenever they take the node's spinlock (reading the
+ * level there to find the code cost the parallel build most of its
+ * second core).  Each participant
  * carves records out of its own chunks and keeps a private cache of local
  * addresses.
  *
@@ -133,7 +138,7 @@ typedef struct ParNode
 	uint8		ntids;
 	ItemPointerData tids[HNSW_HEAPTIDS];
 	uint32		space_no;		/* its space's provisional number (0: none) */
-	/* then the lists (arena_nbr_size bytes), the vector, its code; MAXALIGNed */
+	/* then the vector, its code, the lists (arena_nbr_size bytes); MAXALIGNed */
 } ParNode;
 
 #define PAR_NODE_HDR	MAXALIGN(sizeof(ParNode))
@@ -202,22 +207,22 @@ par_node_size(HnswGraph *g, int level)
 		MAXALIGN(sizeof(float) * g->dims) + MAXALIGN(par_code_size(g));
 }
 
-static inline uint32 *
-par_nbr(ParNode *n)
-{
-	return (uint32 *) ((char *) n + PAR_NODE_HDR);
-}
-
 static inline float *
-par_vec(ParNode *n, int m)
+par_vec(ParNode *n)
 {
-	return (float *) ((char *) n + PAR_NODE_HDR + MAXALIGN(arena_nbr_size(m, n->level)));
+	return (float *) ((char *) n + PAR_NODE_HDR);
 }
 
 static inline unsigned char *
-par_code(ParNode *n, int m, int dims)
+par_code(ParNode *n, int dims)
 {
-	return (unsigned char *) par_vec(n, m) + MAXALIGN(sizeof(float) * dims);
+	return (unsigned char *) par_vec(n) + MAXALIGN(sizeof(float) * dims);
+}
+
+static inline uint32 *
+par_nbr(ParNode *n, HnswGraph *g)
+{
+	return (uint32 *) (par_code(n, g->dims) + MAXALIGN(par_code_size(g)));
 }
 
 static ParNode *
@@ -270,26 +275,26 @@ static float
 par_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
 {
 	*skip = false;
-	return g->dist(q, par_vec(par_node((HnswParGraph *) g, node), g->m), g->dims);
+	return g->dist(q, par_vec(par_node((HnswParGraph *) g, node)), g->dims);
 }
 
 static float
 par_estimate(HnswGraph *g, HnswNode node, const HnswCodeQuery *cq, bool *skip)
 {
 	*skip = false;
-	return hnsw_code_estimate(cq, par_code(par_node((HnswParGraph *) g, node), g->m, g->dims));
+	return hnsw_code_estimate(cq, par_code(par_node((HnswParGraph *) g, node), g->dims));
 }
 
 static const unsigned char *
 par_peek_code(HnswGraph *g, HnswNode node)
 {
-	return par_code(par_node((HnswParGraph *) g, node), g->m, g->dims);
+	return par_code(par_node((HnswParGraph *) g, node), g->dims);
 }
 
 static const float *
 par_vector(HnswGraph *g, HnswNode node)
 {
-	return par_vec(par_node((HnswParGraph *) g, node), g->m);
+	return par_vec(par_node((HnswParGraph *) g, node));
 }
 
 static int
@@ -301,7 +306,7 @@ par_neighbors(HnswGraph *g, HnswNode node, int layer, HnswNode *out)
 
 	if (layer > n->level)
 		return 0;
-	list = par_nbr(n) + arena_layer_start(g->m, layer);
+	list = par_nbr(n, g) + arena_layer_start(g->m, layer);
 	SpinLockAcquire(&n->lock);
 	cnt = list[0];
 	for (int i = 0; i < cnt; i++)
@@ -321,7 +326,7 @@ par_replace_neighbors(HnswGraph *g, HnswNode node, int layer,
 
 	if (layer > n->level)
 		return true;
-	list = par_nbr(n) + arena_layer_start(g->m, layer);
+	list = par_nbr(n, g) + arena_layer_start(g->m, layer);
 	SpinLockAcquire(&n->lock);
 	same = ((int) list[0] == nold);
 	for (int i = 0; same && i < nold; i++)
@@ -426,7 +431,7 @@ par_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
 	n->ntids = 1;
 	n->tids[0] = *heaptid;
 	n->space_no = pg->cur_space ? pg->cur_space->space_no : 0;
-	nbr = par_nbr(n);
+	nbr = par_nbr(n, g);
 	for (int l = 0; l <= level; l++)
 	{
 		uint32	   *list = nbr + arena_layer_start(g->m, l);
@@ -435,10 +440,10 @@ par_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
 		for (int i = 0; i < nselected[l]; i++)
 			list[i + 1] = (uint32) selected[l][i].node;
 	}
-	memcpy(par_vec(n, g->m), vec, sizeof(float) * g->dims);
+	memcpy(par_vec(n), vec, sizeof(float) * g->dims);
 	if (g->code_kind != HNSW_CODE_NONE)
 		hnsw_code_encode(g->code_kind, g->code_seed, g->metric, vec, g->dims,
-						 par_code(n, g->m, g->dims), par_code_scratch(pg));
+						 par_code(n, g->dims), par_code_scratch(pg));
 
 	/* publish: the record is complete before anyone can find its number */
 	pg_write_barrier();
@@ -932,10 +937,10 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 		ParNode    *n = dsa_get_address(area, table[i]);
 		ArenaNode  *an = &bs->nodes[i];
 
-		an->vec = par_vec(n, m);
+		an->vec = par_vec(n);
 		an->code = bs->graph.code_kind != HNSW_CODE_NONE ?
-			par_code(n, m, bs->dims) : NULL;
-		an->nbr = par_nbr(n);
+			par_code(n, bs->dims) : NULL;
+		an->nbr = par_nbr(n, &bs->graph);
 		an->space_no = space_map ? space_map[n->space_no] : 0;
 		an->level = n->level;
 		an->ntids = n->ntids;
