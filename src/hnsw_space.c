@@ -153,7 +153,8 @@ hnsw_space_fill_blocks(HnswSpaceTuple stup, const BlockNumber *blocks, int n)
 		return;
 	}
 	sb->nblocks = n;
-	memcpy(sb->blocks, blocks, sizeof(BlockNumber) * n);
+	if (n > 0)
+		memcpy(sb->blocks, blocks, sizeof(BlockNumber) * n);
 }
 
 static bool
