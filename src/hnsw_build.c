@@ -7,7 +7,9 @@
  * vectors and neighbour arrays carved out of large chunks, no palloc per
  * node), using the same algorithm as every other insertion
  * (hnsw_insert_element).  The pages are then written once, in order, and
- * WAL-logged in bulk with log_newpage_range().
+ * WAL-logged in batches with log_newpages() before they enter their
+ * buffers, through a bulk-write ring (as COPY writes a table), so a large
+ * build neither evicts the whole buffer pool nor touches every buffer.
  *
  * If the arena would grow past maintenance_work_mem, what exists is written
  * out as above and the remaining tuples go through the on-page insertion
@@ -294,15 +296,48 @@ extend_build_relation(Relation index, BlockNumber nblocks)
 	smgrextend(RelationGetSmgr(index), MAIN_FORKNUM, nblocks - 1, zero.data, false);
 }
 
-/* write a block of the relation extend_build_relation() made */
+/*
+ * Put the batched page images into their buffers, WAL-logged first (when
+ * the index needs WAL) by one record per batch, which also sets their
+ * LSNs: a buffer the ring writes out is already covered by WAL.  A page
+ * reaches its buffer only as a whole, finished image.
+ */
 static void
-write_page(Relation index, BlockNumber blkno, Page image)
+flush_pages(HnswBuildState *bs)
 {
-	Buffer		buf = ReadBufferExtended(index, MAIN_FORKNUM, blkno, RBM_ZERO_AND_LOCK, NULL);
+	Page		pages[HNSW_WRITE_BATCH];
 
-	memcpy(BufferGetPage(buf), image, BLCKSZ);
-	MarkBufferDirty(buf);
-	UnlockReleaseBuffer(buf);
+	if (bs->write_n == 0)
+		return;
+	for (int i = 0; i < bs->write_n; i++)
+		pages[i] = bs->write_batch[i].data;
+	if (RelationNeedsWAL(bs->index))
+		log_newpages(&bs->index->rd_node, MAIN_FORKNUM, bs->write_n, bs->write_blk,
+					 pages, true);
+	for (int i = 0; i < bs->write_n; i++)
+	{
+		Buffer		buf = ReadBufferExtended(bs->index, MAIN_FORKNUM, bs->write_blk[i],
+											 RBM_ZERO_AND_LOCK, bs->write_strategy);
+
+		memcpy(BufferGetPage(buf), pages[i], BLCKSZ);
+		MarkBufferDirty(buf);
+		UnlockReleaseBuffer(buf);
+	}
+	bs->write_n = 0;
+}
+
+/*
+ * Write a block of the relation extend_build_relation() made: the image is
+ * copied into the batch, which goes out when full and at the end of
+ * write_arena().
+ */
+static void
+write_page(HnswBuildState *bs, BlockNumber blkno, Page image)
+{
+	if (bs->write_n == HNSW_WRITE_BATCH)
+		flush_pages(bs);
+	memcpy(bs->write_batch[bs->write_n].data, image, BLCKSZ);
+	bs->write_blk[bs->write_n++] = blkno;
 }
 
 /*
@@ -537,7 +572,7 @@ vector_pages(HnswBuildState *bs, const uint32 *ord, BlockNumber first,
 			{
 				if (write)
 				{
-					write_page(bs->index, p.blkno, image.data);
+					write_page(bs, p.blkno, image.data);
 					hnsw_init_page(image.data, HNSW_PAGE_VECTOR, RelationGetRelid(bs->index));
 				}
 				plan_new_page(&p);
@@ -564,7 +599,7 @@ vector_pages(HnswBuildState *bs, const uint32 *ord, BlockNumber first,
 		}
 	}
 	if (write && bs->nnodes > 0)
-		write_page(bs->index, p.blkno, image.data);
+		write_page(bs, p.blkno, image.data);
 	pfree(vt);
 	return bs->nnodes > 0 ? p.blkno + 1 : first;
 }
@@ -693,7 +728,7 @@ add_planned(HnswBuildState *bs, Page image, BlockNumber *curblk,
 
 	while (ItemPointerGetBlockNumber(tid) != *curblk)
 	{
-		write_page(bs->index, *curblk, image);
+		write_page(bs, *curblk, image);
 		(*curblk)++;
 		hnsw_init_page(image, HNSW_PAGE_DATA, RelationGetRelid(bs->index));
 	}
@@ -729,7 +764,7 @@ write_data_pages(HnswBuildState *bs, const uint32 *ord, const ItemPointerData *e
 		add_planned(bs, image.data, &curblk, &etids[i], (Item) etup, esize);
 	}
 	if (bs->nnodes > 0)
-		write_page(bs->index, curblk, image.data);
+		write_page(bs, curblk, image.data);
 	Assert(bs->nnodes == 0 || curblk == nblocks - 1);
 	pfree(etup);
 	pfree(ntup);
@@ -821,7 +856,7 @@ write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber db
 		if (PageGetFreeSpace(image.data) < sz)
 		{
 			HnswPageGetOpaque(image.data)->next = dblk + 1;
-			write_page(bs->index, dblk, image.data);
+			write_page(bs, dblk, image.data);
 			dblk++;
 			hnsw_init_page(image.data, HNSW_PAGE_DIR, RelationGetRelid(bs->index));
 		}
@@ -830,7 +865,7 @@ write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber db
 			elog(ERROR, "engram_hnsw build: failed to add a space directory entry");
 		pfree(stup);
 	}
-	write_page(bs->index, dblk, image.data);
+	write_page(bs, dblk, image.data);
 	if (lists != NULL)
 	{
 		pfree(lists);
@@ -840,8 +875,8 @@ write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber db
 }
 
 /*
- * Write the meta page and every element of the arena, then WAL-log all of
- * it.  Placement is planned first (neighbour lists need the final TIDs of
+ * Write the meta page and every element of the arena, each page WAL-logged
+ * before it enters its buffer (write_page()).  Placement is planned first (neighbour lists need the final TIDs of
  * elements on later pages), then each page is filled and written once.
  */
 static void
@@ -867,10 +902,13 @@ write_arena(HnswBuildState *bs)
 	if (bs->graph.code_kind != HNSW_CODE_NONE)
 		nblocks = vector_pages(bs, ord, ndata, vtids, false);
 
+	bs->write_strategy = GetAccessStrategy(BAS_BULKWRITE);
+	bs->write_batch = palloc(sizeof(PGAlignedBlock) * HNSW_WRITE_BATCH);
+	bs->write_n = 0;
 	fill_build_meta(bs, meta_image.data, etids, ndata, nblocks);
 	extend_build_relation(bs->index, bs->nspacekeys > 0 && bs->nspaces > 0 ?
 						  HnswPageGetMeta(meta_image.data)->dir_tail + 1 : nblocks);
-	write_page(bs->index, HNSW_METAPAGE_BLKNO, meta_image.data);
+	write_page(bs, HNSW_METAPAGE_BLKNO, meta_image.data);
 	write_data_pages(bs, ord, etids, ntids, vtids, ndata);
 	if (bs->graph.code_kind != HNSW_CODE_NONE)
 		(void) vector_pages(bs, ord, ndata, vtids, true);
@@ -880,8 +918,9 @@ write_arena(HnswBuildState *bs)
 		Assert(nblocks - 1 == HnswPageGetMeta(meta_image.data)->dir_tail);
 	}
 
-	if (RelationNeedsWAL(bs->index))
-		log_newpage_range(bs->index, MAIN_FORKNUM, 0, nblocks, true);
+	flush_pages(bs);
+	FreeAccessStrategy(bs->write_strategy);
+	pfree(bs->write_batch);
 
 	pfree(etids);
 	pfree(ntids);

@@ -53,6 +53,9 @@ typedef struct BuildSpace
 	int			entry_level;
 } BuildSpace;
 
+/* pages the build's writer WAL-logs in one record (XLR_MAX_BLOCK_ID) */
+#define HNSW_WRITE_BATCH 32
+
 typedef struct HnswBuildState
 {
 	HnswGraph	graph;			/* must be first: the arena graph */
@@ -91,6 +94,12 @@ typedef struct HnswBuildState
 	bool		spilled;
 	HnswMetaInfo meta;
 	HnswPageGraph pg;
+
+	/* the page writer (write_page()): images WAL-logged a batch at a time */
+	BufferAccessStrategy write_strategy;
+	PGAlignedBlock *write_batch;	/* HNSW_WRITE_BATCH page images */
+	BlockNumber write_blk[HNSW_WRITE_BATCH];
+	int			write_n;
 
 	MemoryContext tmp_cxt;		/* reset after every tuple */
 	double		indtuples;

@@ -7,7 +7,9 @@
 # (neighbour repair), more inserts, and an index on an empty table whose
 # dimension is fixed by its first insert.  After catch-up:
 #  - every index page is byte-identical on primary and standby (pageinspect;
-#    spare all-zero pages that relation extension added without WAL aside);
+#    spare all-zero pages that relation extension added without WAL aside),
+#    right after the build (its own WAL, before later changes log most pages
+#    again) and at the end;
 #  - ordered queries return the same ids in the same order on both;
 #  - every row is found on the standby by an index scan for its own vector;
 #  - engram_hnsw_check runs on the hot standby (with AccessShareLock, the
@@ -42,7 +44,27 @@ END \$\$;
 };
 }
 
-my $primary = start_node('engram_primary', { allows_streaming => 1 }, shared_buffers => '16MB');
+# every index page is identical on primary and standby, after $when
+sub compare_pages
+{
+	my ($when, @indexes) = @_;
+	for my $index (@indexes)
+	{
+		# pages never initialised (all zeros: relation extension adds spare
+		# pages for waiting inserters without WAL) may exist on the primary only
+		my $q = qq{
+SELECT count(*) || ' ' || md5(string_agg(b || ':' || md5(p), ',' ORDER BY b))
+  FROM (SELECT b, get_raw_page('$index', b::int) AS p
+          FROM generate_series(0, pg_relation_size('$index') / 8192 - 1) b) x
+ WHERE (page_header(p)).upper > 0};
+		my $p = $::primary->safe_psql('postgres', $q);
+		my $s = $::standby->safe_psql('postgres', $q);
+		note "$index $when: primary $p, standby $s";
+		is($s, $p, "$index: every page is identical on primary and standby $when");
+	}
+}
+
+our $primary = start_node('engram_primary', { allows_streaming => 1 }, shared_buffers => '16MB');
 
 # vec(id): 8 pseudo-random values in [-0.5, 0.5) (a sin() hash)
 $primary->safe_psql(
@@ -56,7 +78,7 @@ $$ SELECT array_agg((x - floor(x) - 0.5)::real ORDER BY d)
 });
 
 $primary->backup('base');
-my $standby = PostgreSQL::Test::Cluster->new('engram_standby');
+our $standby = PostgreSQL::Test::Cluster->new('engram_standby');
 $standby->init_from_backup($primary, 'base', has_streaming => 1);
 $standby->start;
 
@@ -72,6 +94,10 @@ CREATE INDEX t_cos ON t USING engram_hnsw (embedding real_cosine_ops)
 CREATE TABLE u (id int PRIMARY KEY, embedding real[]);
 CREATE INDEX u_l2 ON u USING engram_hnsw (embedding) WITH (m = 8, ef_construction = 32);
 });
+# the build's own WAL: the pages before anything else touches them (later
+# changes write full images of most pages again)
+$primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
+compare_pages('after the build', 't_l2', 't_cos');
 $primary->safe_psql('postgres', insert_each_sql(3001, 3600, 't', 'u'));
 $primary->safe_psql('postgres', 'DELETE FROM t WHERE id % 3 = 0');
 $primary->safe_psql('postgres', 'VACUUM t');
@@ -87,20 +113,7 @@ $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'standby is in recovery');
 
 # ---------------------------------------------------------------- pages
-for my $index ('t_l2', 't_cos', 'u_l2')
-{
-	# pages never initialised (all zeros: relation extension adds spare
-	# pages for waiting inserters without WAL) may exist on the primary only
-	my $q = qq{
-SELECT count(*) || ' ' || md5(string_agg(b || ':' || md5(p), ',' ORDER BY b))
-  FROM (SELECT b, get_raw_page('$index', b::int) AS p
-          FROM generate_series(0, pg_relation_size('$index') / 8192 - 1) b) x
- WHERE (page_header(p)).upper > 0};
-	my $p = $primary->safe_psql('postgres', $q);
-	my $s = $standby->safe_psql('postgres', $q);
-	note "$index: primary $p, standby $s";
-	is($s, $p, "$index: every page is identical on primary and standby");
-}
+compare_pages('after the whole run', 't_l2', 't_cos', 'u_l2');
 
 # ---------------------------------------------------------------- queries
 my $scan = q{SET enable_seqscan = off; SET enable_bitmapscan = off;};
