@@ -17,6 +17,7 @@
 #include "engram_hnsw.h"
 
 #define ARENA_CHUNK_SIZE	(4 * 1024 * 1024)
+#define HNSW_HUGE_PAGE		(2 * 1024 * 1024)	/* x86-64 and arm64 (4 kB base pages) */
 
 /*
  * The seed of the codes a build encodes (RaBitQ's rotation): the same for
