@@ -902,8 +902,9 @@ write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber db
 
 /*
  * Write the meta page and every element of the arena, each page WAL-logged
- * before it enters its buffer (write_page()).  Placement is planned first (neighbour lists need the final TIDs of
- * elements on later pages), then each page is filled and written once.
+ * before it enters its buffer (write_page()).  Placement is planned first
+ * (neighbour lists need the final TIDs of elements on later pages), then
+ * each page is filled and written once.
  */
 static void
 write_arena(HnswBuildState *bs)
