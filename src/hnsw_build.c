@@ -353,17 +353,23 @@ flush_pages(HnswBuildState *bs)
 }
 
 /*
- * Write a block of the relation extend_build_relation() made: the image is
- * copied into the batch, which goes out when full and at the end of
- * write_arena().
+ * Start block blkno of the relation extend_build_relation() made: an empty
+ * page of this type in the next slot of the batch, which the caller fills
+ * in place until it starts its next page.  Claiming a slot finishes the
+ * page before it, so a full batch goes out here (and the rest at the end of
+ * write_arena()).
  */
-static void
-write_page(HnswBuildState *bs, BlockNumber blkno, Page image)
+static Page
+new_page(HnswBuildState *bs, BlockNumber blkno, uint16 type)
 {
+	Page		page;
+
 	if (bs->write_n == HNSW_WRITE_BATCH)
 		flush_pages(bs);
-	memcpy(bs->write_batch[bs->write_n].data, image, BLCKSZ);
+	page = bs->write_batch[bs->write_n].data;
 	bs->write_blk[bs->write_n++] = blkno;
+	hnsw_init_page(page, type, RelationGetRelid(bs->index));
+	return page;
 }
 
 /*
@@ -578,11 +584,10 @@ vector_pages(HnswBuildState *bs, const uint32 *ord, BlockNumber first,
 			 ItemPointerData *vtids, bool write)
 {
 	PagePlan	p = {first, HNSW_PAGE_FREE_SPACE, 0};
-	PGAlignedBlock image;
+	Page		image = NULL;	/* the page being filled, when writing */
 	int			dims = bs->dims;
 	HnswVectorTuple vt = palloc0(HNSW_VECTOR_TUPLE_SIZE(Min(dims, HNSW_CHUNK_MAX_COMP)));
 
-	hnsw_init_page(image.data, HNSW_PAGE_VECTOR, RelationGetRelid(bs->index));
 	for (uint32 k = 0; k < bs->nnodes; k++)
 	{
 		const float *vec = bs->nodes[ord[k]].vec;
@@ -596,12 +601,8 @@ vector_pages(HnswBuildState *bs, const uint32 *ord, BlockNumber first,
 
 			if (n == 0)
 			{
-				if (write)
-				{
-					write_page(bs, p.blkno, image.data);
-					hnsw_init_page(image.data, HNSW_PAGE_VECTOR, RelationGetRelid(bs->index));
-				}
 				plan_new_page(&p);
+				image = NULL;
 				continue;
 			}
 			plan_tuple(&p, size + sizeof(ItemIdData), &tid);
@@ -609,6 +610,8 @@ vector_pages(HnswBuildState *bs, const uint32 *ord, BlockNumber first,
 				vtids[ord[k]] = tid;
 			if (write)
 			{
+				if (image == NULL)
+					image = new_page(bs, p.blkno, HNSW_PAGE_VECTOR);
 				vt->type = HNSW_TUPLE_VECTOR;
 				vt->ncomp = n;
 				vt->start = done;
@@ -617,15 +620,13 @@ vector_pages(HnswBuildState *bs, const uint32 *ord, BlockNumber first,
 				else
 					ItemPointerSetInvalid(&vt->next);
 				memcpy(vt->data, vec + done, sizeof(float) * n);
-				if (PageAddItem(image.data, (Item) vt, size, InvalidOffsetNumber,
+				if (PageAddItem(image, (Item) vt, size, InvalidOffsetNumber,
 								false, false) != ItemPointerGetOffsetNumber(&tid))
 					elog(ERROR, "engram_hnsw build: vector chunk not placed as planned");
 			}
 			done += n;
 		}
 	}
-	if (write && bs->nnodes > 0)
-		write_page(bs, p.blkno, image.data);
 	pfree(vt);
 	return bs->nnodes > 0 ? p.blkno + 1 : first;
 }
@@ -743,22 +744,25 @@ fill_element_tuple(HnswBuildState *bs, ArenaNode *an, HnswElementTuple etup, Siz
 }
 
 /*
- * Add a tuple to the page image where the plan put it, writing out and
- * starting over the image until it is the planned page (*curblk).
+ * Add a tuple where the plan put it: on the page being filled (*image,
+ * block *curblk; NULL before the first), else on a new page after it.
  */
 static void
-add_planned(HnswBuildState *bs, Page image, BlockNumber *curblk,
+add_planned(HnswBuildState *bs, Page *image, BlockNumber *curblk,
 			const ItemPointerData *tid, Item item, Size size)
 {
 	OffsetNumber got;
 
 	while (ItemPointerGetBlockNumber(tid) != *curblk)
 	{
-		write_page(bs, *curblk, image);
+		if (*image == NULL)
+			(void) new_page(bs, *curblk, HNSW_PAGE_DATA);
 		(*curblk)++;
-		hnsw_init_page(image, HNSW_PAGE_DATA, RelationGetRelid(bs->index));
+		*image = NULL;
 	}
-	got = PageAddItem(image, item, size, InvalidOffsetNumber, false, false);
+	if (*image == NULL)
+		*image = new_page(bs, *curblk, HNSW_PAGE_DATA);
+	got = PageAddItem(*image, item, size, InvalidOffsetNumber, false, false);
 	if (got != ItemPointerGetOffsetNumber(tid))
 		elog(ERROR, "engram_hnsw build: tuple placed at offset %u, planned %u",
 			 got, ItemPointerGetOffsetNumber(tid));
@@ -773,10 +777,9 @@ write_data_pages(HnswBuildState *bs, const uint32 *ord, const ItemPointerData *e
 	Size		esize = build_element_size(bs);
 	HnswElementTuple etup = palloc0(esize);
 	HnswNeighborTuple ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(m, hnsw_max_level(m)));
-	PGAlignedBlock image;
+	Page		image = NULL;
 	BlockNumber curblk = 1;
 
-	hnsw_init_page(image.data, HNSW_PAGE_DATA, RelationGetRelid(bs->index));
 	for (uint32 k = 0; k < bs->nnodes; k++)
 	{
 		uint32		i = ord[k];
@@ -786,11 +789,9 @@ write_data_pages(HnswBuildState *bs, const uint32 *ord, const ItemPointerData *e
 		CHECK_FOR_INTERRUPTS();
 		nsize = fill_neighbor_tuple(bs, an, ntup, etids);
 		fill_element_tuple(bs, an, etup, esize, &ntids[i], &vtids[i]);
-		add_planned(bs, image.data, &curblk, &ntids[i], (Item) ntup, nsize);
-		add_planned(bs, image.data, &curblk, &etids[i], (Item) etup, esize);
+		add_planned(bs, &image, &curblk, &ntids[i], (Item) ntup, nsize);
+		add_planned(bs, &image, &curblk, &etids[i], (Item) etup, esize);
 	}
-	if (bs->nnodes > 0)
-		write_page(bs, curblk, image.data);
 	Assert(bs->nnodes == 0 || curblk == nblocks - 1);
 	pfree(etup);
 	pfree(ntup);
@@ -862,13 +863,13 @@ space_blocks(HnswBuildState *bs, const ItemPointerData *etids, int **counts)
 static BlockNumber
 write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber dblk)
 {
-	PGAlignedBlock image;
+	Page		image;
 	int		   *counts = NULL;
 	HnswSpaceBlocksData *lists = NULL;
 
 	if (bs->graph.code_kind != HNSW_CODE_NONE)
 		lists = space_blocks(bs, etids, &counts);
-	hnsw_init_page(image.data, HNSW_PAGE_DIR, RelationGetRelid(bs->index));
+	image = new_page(bs, dblk, HNSW_PAGE_DIR);
 	for (uint32 s = 0; s < bs->nspaces; s++)
 	{
 		BuildSpace *sp = bs->space_list[s];
@@ -879,19 +880,17 @@ write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber db
 		if (lists != NULL)
 			hnsw_space_fill_blocks(stup, lists[s].blocks, counts[s]);
 
-		if (PageGetFreeSpace(image.data) < sz)
+		if (PageGetFreeSpace(image) < sz)
 		{
-			HnswPageGetOpaque(image.data)->next = dblk + 1;
-			write_page(bs, dblk, image.data);
+			HnswPageGetOpaque(image)->next = dblk + 1;
 			dblk++;
-			hnsw_init_page(image.data, HNSW_PAGE_DIR, RelationGetRelid(bs->index));
+			image = new_page(bs, dblk, HNSW_PAGE_DIR);
 		}
-		if (PageAddItem(image.data, (Item) stup, sz, InvalidOffsetNumber,
+		if (PageAddItem(image, (Item) stup, sz, InvalidOffsetNumber,
 						false, false) == InvalidOffsetNumber)
 			elog(ERROR, "engram_hnsw build: failed to add a space directory entry");
 		pfree(stup);
 	}
-	write_page(bs, dblk, image.data);
 	if (lists != NULL)
 	{
 		pfree(lists);
@@ -902,7 +901,7 @@ write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber db
 
 /*
  * Write the meta page and every element of the arena, each page WAL-logged
- * before it enters its buffer (write_page()).  Placement is planned first
+ * before it enters its buffer (new_page()).  Placement is planned first
  * (neighbour lists need the final TIDs of elements on later pages), then
  * each page is filled and written once.
  */
@@ -935,7 +934,7 @@ write_arena(HnswBuildState *bs)
 	fill_build_meta(bs, meta_image.data, etids, ndata, nblocks);
 	extend_build_relation(bs->index, bs->nspacekeys > 0 && bs->nspaces > 0 ?
 						  HnswPageGetMeta(meta_image.data)->dir_tail + 1 : nblocks);
-	write_page(bs, HNSW_METAPAGE_BLKNO, meta_image.data);
+	memcpy(new_page(bs, HNSW_METAPAGE_BLKNO, HNSW_PAGE_META), meta_image.data, BLCKSZ);
 	write_data_pages(bs, ord, etids, ntids, vtids, ndata);
 	if (bs->graph.code_kind != HNSW_CODE_NONE)
 		(void) vector_pages(bs, ord, ndata, vtids, true);

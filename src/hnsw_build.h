@@ -96,7 +96,7 @@ typedef struct HnswBuildState
 	HnswMetaInfo meta;
 	HnswPageGraph pg;
 
-	/* the page writer (write_page()): images WAL-logged a batch at a time */
+	/* the page writer (new_page()): pages filled in place, WAL-logged a batch at a time */
 	BufferAccessStrategy write_strategy;
 	PGAlignedBlock *write_batch;	/* HNSW_WRITE_BATCH page images */
 	BlockNumber write_blk[HNSW_WRITE_BATCH];
