@@ -86,6 +86,56 @@ arena_alloc(HnswBuildState *bs, Size size)
 	return p;
 }
 
+/*
+ * The serial arena keeps each node's layer 0 list and code at an address
+ * found from its number alone (node_blocks), so that reaching a neighbour's
+ * code, or an expanded node's list, takes no load of its ArenaNode first:
+ * a cache miss that the next one waited for.  Vectors stay in the arena's
+ * chunks (read for exact distances only; with them in the blocks too the
+ * build was no faster).  The parallel build's graph, handed to the writer,
+ * has no blocks: its ArenaNodes point into it.
+ */
+static inline char *
+arena_entry(HnswBuildState *bs, HnswNode node)
+{
+	return bs->node_blocks[node >> bs->block_shift] +
+		(node & ((1 << bs->block_shift) - 1)) * bs->block_stride;
+}
+
+static inline Size
+arena_list0_size(int m)
+{
+	return MAXALIGN(arena_nbr_size(m, 0));
+}
+
+static inline Size
+arena_code_space(HnswBuildState *bs)
+{
+	return bs->graph.code_kind != HNSW_CODE_NONE ? MAXALIGN(bs->code_size) : 0;
+}
+
+static inline unsigned char *
+arena_code(HnswBuildState *bs, HnswNode node)
+{
+	if (unlikely(bs->node_blocks == NULL))
+		return bs->nodes[node].code;
+	return (unsigned char *) arena_entry(bs, node) + arena_list0_size(bs->graph.m);
+}
+
+/* node's list on layer (count, then slots); layer <= its level */
+static inline uint32 *
+arena_list(HnswBuildState *bs, HnswNode node, int layer)
+{
+	int			m = bs->graph.m;
+
+	if (unlikely(bs->node_blocks == NULL))
+		return bs->nodes[node].nbr + arena_layer_start(m, layer);
+	if (layer == 0)
+		return (uint32 *) arena_entry(bs, node);
+	/* nbr holds the upper layers only */
+	return bs->nodes[node].nbr + arena_layer_start(m, layer) - arena_layer_start(m, 1);
+}
+
 static float
 arena_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
 {
@@ -98,10 +148,8 @@ arena_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip)
 static float
 arena_estimate(HnswGraph *g, HnswNode node, const HnswCodeQuery *cq, bool *skip)
 {
-	HnswBuildState *bs = (HnswBuildState *) g;
-
 	*skip = false;
-	return hnsw_code_estimate(cq, bs->nodes[node].code);
+	return hnsw_code_estimate(cq, arena_code((HnswBuildState *) g, node));
 }
 
 static const float *
@@ -113,13 +161,14 @@ arena_vector(HnswGraph *g, HnswNode node)
 static int
 arena_neighbors(HnswGraph *g, HnswNode node, int layer, HnswNode *out)
 {
-	ArenaNode  *an = &((HnswBuildState *) g)->nodes[node];
+	HnswBuildState *bs = (HnswBuildState *) g;
 	uint32	   *list;
 	int			n;
 
-	if (layer > an->level)
+	/* every node has layer 0: its list is read without the ArenaNode */
+	if (layer > 0 && layer > bs->nodes[node].level)
 		return 0;
-	list = an->nbr + arena_layer_start(g->m, layer);
+	list = arena_list(bs, node, layer);
 	n = list[0];
 	for (int i = 0; i < n; i++)
 		out[i] = list[i + 1];
@@ -131,12 +180,12 @@ arena_replace_neighbors(HnswGraph *g, HnswNode node, int layer,
 						const HnswNode *oldlist, int nold,
 						const HnswNode *newlist, int nnew)
 {
-	ArenaNode  *an = &((HnswBuildState *) g)->nodes[node];
+	HnswBuildState *bs = (HnswBuildState *) g;
 	uint32	   *list;
 
-	if (layer > an->level)
+	if (layer > 0 && layer > bs->nodes[node].level)
 		return true;
-	list = an->nbr + arena_layer_start(g->m, layer);
+	list = arena_list(bs, node, layer);
 	/* single writer: the list cannot have changed since it was read */
 	Assert((int) list[0] == nold);
 	list[0] = nnew;
@@ -204,6 +253,57 @@ arena_code_size(HnswBuildState *bs)
 	return bs->code_size;
 }
 
+/*
+ * The blocks' layout, fixed by the first node: as many nodes to a block as
+ * fit in 8 MB or a sixteenth of the memory budget (a power of two, so that
+ * finding an entry takes a shift and a mask), rounded up to whole huge pages
+ * once a block is at least one.
+ */
+static void
+arena_block_layout(HnswBuildState *bs)
+{
+	Size		target;
+
+	if (bs->graph.code_kind != HNSW_CODE_NONE)
+		(void) arena_code_size(bs);
+	bs->block_stride = arena_list0_size(bs->graph.m) + arena_code_space(bs);
+	target = Min(2 * ARENA_CHUNK_SIZE, bs->mem_limit / 16);
+	bs->block_shift = 0;
+	while (bs->block_shift < 20 && (bs->block_stride << (bs->block_shift + 1)) <= target)
+		bs->block_shift++;
+	bs->block_bytes = bs->block_stride << bs->block_shift;
+	if (bs->block_bytes >= HNSW_HUGE_PAGE)
+		bs->block_bytes = TYPEALIGN(HNSW_HUGE_PAGE, bs->block_bytes);
+}
+
+/* bytes node id's block entry will newly take: a whole block if it starts one */
+static Size
+arena_entry_cost(HnswBuildState *bs, uint32 id)
+{
+	if (bs->block_stride == 0)
+		arena_block_layout(bs);
+	return (id >> bs->block_shift) < bs->nnode_blocks ? 0 : bs->block_bytes;
+}
+
+/* make room for node id's block entry: a new block when it starts one */
+static void
+arena_new_entry(HnswBuildState *bs, uint32 id)
+{
+	if (arena_entry_cost(bs, id) == 0)
+		return;
+	if (bs->nnode_blocks == bs->maxnode_blocks)
+	{
+		bs->maxnode_blocks = Max(16, bs->maxnode_blocks * 2);
+		if (bs->node_blocks == NULL)
+			bs->node_blocks = MemoryContextAlloc(bs->arena_cxt,
+												 sizeof(char *) * bs->maxnode_blocks);
+		else
+			bs->node_blocks = repalloc(bs->node_blocks, sizeof(char *) * bs->maxnode_blocks);
+	}
+	bs->node_blocks[bs->nnode_blocks++] = arena_chunk(bs->arena_cxt, bs->block_bytes);
+	bs->mem_used += bs->block_bytes;
+}
+
 static HnswNode
 arena_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid,
 				  HnswCandidate **selected, int *nselected)
@@ -228,17 +328,20 @@ arena_create_node(HnswGraph *g, const float *vec, int level, ItemPointer heaptid
 	an->tids[0] = *heaptid;
 	an->vec = arena_alloc(bs, sizeof(float) * g->dims);
 	memcpy(an->vec, vec, sizeof(float) * g->dims);
+	arena_new_entry(bs, id);
 	an->code = NULL;
 	if (g->code_kind != HNSW_CODE_NONE)
 	{
-		an->code = arena_alloc(bs, arena_code_size(bs));
+		an->code = arena_code(bs, id);
 		hnsw_code_encode(g->code_kind, g->code_seed, g->metric, vec, g->dims,
 						 an->code, bs->code_scratch);
 	}
-	an->nbr = arena_alloc(bs, arena_nbr_size(g->m, level));
+	an->nbr = NULL;
+	if (level > 0)
+		an->nbr = arena_alloc(bs, arena_nbr_size(g->m, level) - arena_nbr_size(g->m, 0));
 	for (int l = 0; l <= level; l++)
 	{
-		uint32	   *list = an->nbr + arena_layer_start(g->m, l);
+		uint32	   *list = arena_list(bs, id, l);
 
 		list[0] = nselected[l];
 		for (int i = 0; i < nselected[l]; i++)
@@ -267,10 +370,10 @@ arena_peek_vector(HnswGraph *g, HnswNode node)
 static const unsigned char *
 arena_peek_code(HnswGraph *g, HnswNode node)
 {
-	return ((HnswBuildState *) g)->nodes[node].code;
+	return arena_code((HnswBuildState *) g, node);
 }
 
-/* a search will read these nodes: their ArenaNodes, which say where the rest is */
+/* a search will read these nodes: their ArenaNodes, which say where their vectors are */
 static void
 arena_prefetch(HnswGraph *g, const HnswNode *nodes, int n)
 {
@@ -413,8 +516,7 @@ placement_order(HnswBuildState *bs, const HnswNode *grouped)
 		}
 		while (head < n)
 		{
-			ArenaNode  *an = &bs->nodes[ord[head++]];
-			uint32	   *list = an->nbr + arena_layer_start(bs->graph.m, 0);
+			uint32	   *list = arena_list(bs, ord[head++], 0);
 
 			for (uint32 k = 0; k < list[0]; k++)
 				if (!placed[list[k + 1]])
@@ -708,7 +810,7 @@ fill_neighbor_tuple(HnswBuildState *bs, ArenaNode *an, HnswNeighborTuple ntup,
 		ItemPointerSetInvalid(&ntup->tids[s]);
 	for (int l = 0; l <= an->level; l++)
 	{
-		uint32	   *list = an->nbr + arena_layer_start(m, l);
+		uint32	   *list = arena_list(bs, (HnswNode) (an - bs->nodes), l);
 
 		for (uint32 k = 0; k < list[0]; k++)
 			ntup->tids[HnswLayerOffset(m, l) + k] = etids[list[k + 1]];
@@ -1002,8 +1104,9 @@ static Size
 node_cost(HnswBuildState *bs, int level)
 {
 	return sizeof(ArenaNode) * 2 + MAXALIGN(sizeof(float) * bs->dims) +
-		MAXALIGN(arena_code_size(bs)) +
-		MAXALIGN(arena_nbr_size(bs->graph.m, level)) + sizeof(uint32);
+		arena_entry_cost(bs, bs->nnodes) +
+		MAXALIGN(arena_nbr_size(bs->graph.m, level) - arena_nbr_size(bs->graph.m, 0)) +
+		sizeof(uint32);
 }
 
 /* out of maintenance_work_mem: write what exists, continue on pages */

@@ -90,6 +90,17 @@ typedef struct HnswBuildState
 	/* codes: the bytes of one (0 until dims is known), encoding scratch */
 	Size		code_size;
 	float	   *code_scratch;
+	/*
+	 * Serial arena: each node's layer 0 list and code, in blocks of
+	 * 2^block_shift nodes in node order (block_stride bytes a node,
+	 * block_bytes a block; 0 until the first node)
+	 */
+	char	  **node_blocks;
+	uint32		nnode_blocks;
+	uint32		maxnode_blocks;
+	int			block_shift;
+	Size		block_stride;
+	Size		block_bytes;
 
 	/* after running out of memory: the on-page graph */
 	bool		spilled;
