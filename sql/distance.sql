@@ -90,6 +90,15 @@ SELECT inner_product('{1,2,3}', '{1,2,NaN}');
 -- infinity
 SELECT '{1,2}'::real[] <-> '{Infinity,2}';
 SELECT cosine_distance('{-Infinity,1}', '{1,2}');
+-- elements are checked once a distance is not finite: cases whose sums could
+-- hide a bad element (inf - inf, inf * 0, a zero vector against inf), a bad
+-- element beside a dimension mismatch, and finite vectors that overflow
+SELECT '{Infinity,1}'::real[] <-> '{Infinity,1}';
+SELECT '{-Infinity,1}'::real[] <#> '{0,1}';
+SELECT inner_product('{1,1}', '{Infinity,-Infinity}');
+SELECT cosine_distance('{0,0}', '{1,NaN}');
+SELECT '{NaN,1}'::real[] <-> '{1,2,3}';
+SELECT '{3e38}'::real[] <-> '{-3e38}', '{3e38,3e38}'::real[] <#> '{3e38,-3e38}';
 -- empty arrays
 SELECT '{}'::real[] <-> '{}';
 SELECT '{1}'::real[] <#> '{}';

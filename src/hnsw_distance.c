@@ -81,16 +81,12 @@ hnsw_normalize(float *v, int n)
 }
 
 /*
- * Check that a real[] is a usable vector and return a pointer to its
- * elements (inside the array, no copy).  "what" names the argument in
- * error messages.
+ * Check that a real[] has the shape of a vector and return a pointer to its
+ * elements (inside the array, no copy); the elements are not looked at.
  */
-const float *
-hnsw_array_vector(ArrayType *arr, int *dims, const char *what)
+static const float *
+array_shape(ArrayType *arr, int *dims, const char *what)
 {
-	const float *data;
-	int			n;
-
 	if (ARR_ELEMTYPE(arr) != FLOAT4OID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -113,15 +109,16 @@ hnsw_array_vector(ArrayType *arr, int *dims, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not contain NULL elements", what)));
+	*dims = ARR_DIMS(arr)[0];
+	return (const float *) ARR_DATA_PTR(arr);
+}
 
-	n = ARR_DIMS(arr)[0];
-	data = (const float *) ARR_DATA_PTR(arr);
+/* error out on the first NaN or infinite element of data */
+static void
+check_finite(const float *data, int n, const char *what)
+{
 	if (hnsw_all_finite(data, n))
-	{
-		*dims = n;
-		return data;
-	}
-	/* find the first bad element for the message */
+		return;
 	for (int i = 0; i < n; i++)
 	{
 		if (isnan(data[i]))
@@ -133,11 +130,28 @@ hnsw_array_vector(ArrayType *arr, int *dims, const char *what)
 					(errcode(ERRCODE_DATA_EXCEPTION),
 					 errmsg("%s must not contain infinite values (element %d)", what, i + 1)));
 	}
-	*dims = n;
+}
+
+/*
+ * Check that a real[] is a usable vector and return a pointer to its
+ * elements (inside the array, no copy).  "what" names the argument in
+ * error messages.
+ */
+const float *
+hnsw_array_vector(ArrayType *arr, int *dims, const char *what)
+{
+	const float *data = array_shape(arr, dims, what);
+
+	check_finite(data, *dims, what);
 	return data;
 }
 
-/* fetch both arguments of a distance function and check they match */
+/*
+ * Fetch both arguments of a distance function and check their shapes.  Their
+ * elements are checked by distance_done(), after the distance, and only if
+ * it is not finite; when the dimensions differ, first, so that a bad
+ * element is still named before the mismatch.
+ */
 static void
 distance_args(FunctionCallInfo fcinfo, const float **a, const float **b, int *n)
 {
@@ -146,13 +160,36 @@ distance_args(FunctionCallInfo fcinfo, const float **a, const float **b, int *n)
 	int			na,
 				nb;
 
-	*a = hnsw_array_vector(x, &na, "first vector");
-	*b = hnsw_array_vector(y, &nb, "second vector");
+	*a = array_shape(x, &na, "first vector");
+	*b = array_shape(y, &nb, "second vector");
 	if (na != nb)
+	{
+		check_finite(*a, na, "first vector");
+		check_finite(*b, nb, "second vector");
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("vectors have different dimensions: %d and %d", na, nb)));
+	}
 	*n = na;
+}
+
+/*
+ * After a distance whose sums came to sum: a NaN or infinite element of
+ * either vector makes some term of every sum here NaN or infinite (inf -
+ * inf, inf * 0 and NaN give NaN, other terms with inf are infinite), and
+ * such a term leaves the sum NaN or infinite: nothing cancels an infinity
+ * but another, which gives NaN.  So the elements are only looked at when
+ * the sum is not finite (finite vectors whose sum overflows pass, as they
+ * always have); this saves a second pass over both vectors on every row an
+ * ORDER BY computes the distance of.
+ */
+static void
+distance_done(const float *a, const float *b, int n, double sum)
+{
+	if (isfinite(sum))
+		return;
+	check_finite(a, n, "first vector");
+	check_finite(b, n, "second vector");
 }
 
 PG_FUNCTION_INFO_V1(engram_l2_distance);
@@ -162,9 +199,12 @@ engram_l2_distance(PG_FUNCTION_ARGS)
 	const float *a,
 			   *b;
 	int			n;
+	double		d2;
 
 	distance_args(fcinfo, &a, &b, &n);
-	PG_RETURN_FLOAT8(sqrt((double) hnsw_l2_squared(a, b, n)));
+	d2 = hnsw_l2_squared(a, b, n);
+	distance_done(a, b, n, d2);
+	PG_RETURN_FLOAT8(sqrt(d2));
 }
 
 PG_FUNCTION_INFO_V1(engram_inner_product);
@@ -175,8 +215,12 @@ engram_inner_product(PG_FUNCTION_ARGS)
 			   *b;
 	int			n;
 
+	double		dot;
+
 	distance_args(fcinfo, &a, &b, &n);
-	PG_RETURN_FLOAT8((double) hnsw_dot(a, b, n));
+	dot = hnsw_dot(a, b, n);
+	distance_done(a, b, n, dot);
+	PG_RETURN_FLOAT8(dot);
 }
 
 PG_FUNCTION_INFO_V1(engram_negative_inner_product);
@@ -187,9 +231,13 @@ engram_negative_inner_product(PG_FUNCTION_ARGS)
 			   *b;
 	int			n;
 
+	double		dot;
+
 	distance_args(fcinfo, &a, &b, &n);
+	dot = hnsw_dot(a, b, n);
+	distance_done(a, b, n, dot);
 	/* + 0.0 turns -0 into 0 */
-	PG_RETURN_FLOAT8(-(double) hnsw_dot(a, b, n) + 0.0);
+	PG_RETURN_FLOAT8(-dot + 0.0);
 }
 
 /*
@@ -228,6 +276,7 @@ engram_cosine_distance(PG_FUNCTION_ARGS)
 	dot = hnsw_dot(a, b, n);
 	na = hnsw_dot(a, a, n);
 	nb = hnsw_dot(b, b, n);
+	distance_done(a, b, n, dot + na + nb);
 	if (na == 0.0 || nb == 0.0)
 		PG_RETURN_FLOAT8(get_float8_nan());
 	sim = dot / sqrt(na * nb);
