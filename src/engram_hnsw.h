@@ -283,6 +283,7 @@ typedef struct HnswPageGraph
 extern Buffer hnsw_read_buffer(HnswPageGraph *pg, BlockNumber blkno);
 extern HnswElementTuple hnsw_lock_element(HnswPageGraph *pg, HnswNode node, Buffer *buf);
 extern float hnsw_page_distance(HnswGraph *g, HnswNode node, const float *q, bool *skip);
+extern bool hnsw_page_deleted(HnswGraph *g, HnswNode node);
 extern const float *hnsw_page_vector(HnswGraph *g, HnswNode node);
 extern float hnsw_page_estimate(HnswGraph *g, HnswNode node, const HnswCodeQuery *cq,
 								bool *skip);

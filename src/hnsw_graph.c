@@ -976,12 +976,9 @@ force_link(HnswGraph *g, HnswNode target, HnswNode y, int layer, int depth)
 }
 
 static inline bool
-is_deleted(HnswGraph *g, HnswNode node, const float *q)
+is_deleted(HnswGraph *g, HnswNode node)
 {
-	bool		deleted = false;
-
-	(void) g->ops->distance(g, node, q, &deleted);
-	return deleted;
+	return g->ops->deleted != NULL && g->ops->deleted(g, node);
 }
 
 /*
@@ -1020,7 +1017,7 @@ hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via
 	bool		reachable = true;
 
 	/* never link to an element VACUUM has deleted (as in adoption) */
-	if (!is_deleted(g, y, yv))
+	if (!is_deleted(g, y))
 	{
 		ny = g->ops->neighbors(g, y, layer, ylist);
 		if (via != HNSW_INVALID_NODE)
@@ -1044,7 +1041,7 @@ hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via
 		anchored = list_has(vialist, nvia, z);
 		if (findable && !anchored)
 			continue;			/* it could only make y findable again */
-		if (is_deleted(g, z, yv))
+		if (is_deleted(g, z))
 			continue;
 		if (nearest == HNSW_INVALID_NODE)
 			nearest = z;
@@ -1070,7 +1067,7 @@ hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via
 	{
 		HnswNode	z = ylist[i];
 
-		if (z == y || z == via || !list_has(vialist, nvia, z) || is_deleted(g, z, yv))
+		if (z == y || z == via || !list_has(vialist, nvia, z) || is_deleted(g, z))
 			continue;
 		tries++;
 		if (anchor == HNSW_INVALID_NODE)
@@ -1103,7 +1100,7 @@ hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via
 
 	/* the last level: any element of via's list with a free slot */
 	for (int j = 0; j < nvia && !reachable && depth == 0; j++)
-		if (vialist[j] != y && !is_deleted(g, vialist[j], yv))
+		if (vialist[j] != y && !is_deleted(g, vialist[j]))
 			reachable = link_if_room(g, vialist[j], y, layer, cap, zlist, newz);
 
 	if (!reachable && depth > 0 && anchor != HNSW_INVALID_NODE)
@@ -1178,7 +1175,7 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 				if (present)
 					continue;
 				/* never adopt an element VACUUM has deleted */
-				if (!is_deleted(g, dropped[i], g->ops->vector(g, node)))
+				if (!is_deleted(g, dropped[i]))
 					newlist[nnew++] = dropped[i];
 			}
 			if (nnew == nold ||

@@ -80,6 +80,13 @@ typedef struct HnswGraphOps
 	 */
 	float		(*distance) (HnswGraph *g, HnswNode node, const float *q, bool *skip);
 
+	/*
+	 * Optional: whether node is deleted (distance's *skip), learnt without
+	 * reading its vector.  NULL: the storage never has deleted nodes (the
+	 * in-memory builds).
+	 */
+	bool		(*deleted) (HnswGraph *g, HnswNode node);
+
 	/* the node's vector; valid until the graph's per-operation reset */
 	const float *(*vector) (HnswGraph *g, HnswNode node);
 

@@ -363,6 +363,7 @@ hnsw_store_pending(HnswPageGraph *pg, const float *vec, int level, ItemPointer h
 
 static const HnswGraphOps page_graph_ops = {
 	.distance = hnsw_page_distance,
+	.deleted = hnsw_page_deleted,
 	.vector = hnsw_page_vector,
 	.neighbors = page_neighbors,
 	.replace_neighbors = page_replace_neighbors,

@@ -2,8 +2,9 @@
  *
  * hnsw_veccache.c
  *	  Reading elements of the page graph: the vector cache, the recent-buffer
- *	  hints and the graph operations that read vectors through them
- *	  (distance, vector, peek_vector, prefetch).
+ *	  hints and the graph operations that read elements through them
+ *	  (distance, deleted, vector, estimate, peek_vector, peek_code,
+ *	  prefetch).
  *
  * Locking: every function here holds at most one buffer content lock at a
  * time (the element's page, share-locked).  See src/README.md.
@@ -395,6 +396,21 @@ hnsw_page_estimate(HnswGraph *g, HnswNode node, const HnswCodeQuery *cq, bool *s
 	*skip = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
 	UnlockReleaseBuffer(buf);
 	return d;
+}
+
+/*
+ * Whether node is deleted (HnswGraphOps.deleted): its element's flags, one
+ * page share-locked, no vector read.
+ */
+bool
+hnsw_page_deleted(HnswGraph *g, HnswNode node)
+{
+	Buffer		buf;
+	HnswElementTuple etup = hnsw_lock_element((HnswPageGraph *) g, node, &buf);
+	bool		deleted = (etup->flags & HNSW_ELEMENT_DELETED) != 0;
+
+	UnlockReleaseBuffer(buf);
+	return deleted;
 }
 
 const float *
