@@ -439,9 +439,12 @@ bench_index_build() {
 
 # bench_hnswlib_build THREADS METRIC: one hnswlib build of $DS_BASE with M and
 # EFC (bench_init); prints its "build" line (tab-separated: build THREADS
-# SECONDS INDEX_MB PEAK_RSS_MB CPU_SECONDS, see tools/hnswlib_bench.cpp)
+# SECONDS INDEX_MB PEAK_RSS_MB CPU_SECONDS, see tools/hnswlib_bench.cpp).  A
+# 1-thread build runs on CPU BENCH_PIN when that is set.
 bench_hnswlib_build() {
-	"$BENCH_BIN/hnswlib_bench" --base "$DS_BASE" --metric "$2" --M "$M" --efc "$EFC" \
+	local pin=()
+	[[ "$1" == 1 && -n "${BENCH_PIN:-}" ]] && pin=(taskset -c "$BENCH_PIN")
+	"${pin[@]}" "$BENCH_BIN/hnswlib_bench" --base "$DS_BASE" --metric "$2" --M "$M" --efc "$EFC" \
 		--threads "$1" --build-only --build-runs 1 | awk -F'\t' '$1 == "build"'
 }
 
@@ -802,12 +805,16 @@ bench_knn_loop() {
 # touch of every 4 kB page of shared buffers it reads, which a graph search
 # does at random over the whole index (0.3-0.6 s for the first 1000
 # Fashion-MNIST queries); a pooled connection has paid that long before.
+# With BENCH_PIN set (a CPU number, see bench_pin_cpu), the backend runs on
+# that CPU only.
 bench_loop_cpu() {
-	local db="$1" sql="$2" warm="${3:-}" f="$BENCH_WORK/cpu.$$" v first=""
+	local db="$1" sql="$2" warm="${3:-}" f="$BENCH_WORK/cpu.$$" v first="" pin=""
 	[[ "$warm" == warm ]] && first="$sql;"
+	[[ -n "${BENCH_PIN:-}" ]] && pin="\\! taskset -p -c $BENCH_PIN \$BENCH_BPID >/dev/null"
 	v="$(bench_psql -At -d "$db" <<SQL | tr '\n' ' '
 SELECT pg_backend_pid() AS bench_bpid \gset
 \setenv BENCH_BPID :bench_bpid
+$pin
 $first
 \! awk '{ print \$14 + \$15 }' /proc/\$BENCH_BPID/stat > $f.0
 $sql;
@@ -819,6 +826,25 @@ SQL
 	echo "${v:--} $(awk -v a="$(cat "$f.0" 2>/dev/null)" -v b="$(cat "$f.1" 2>/dev/null)" -v t="$(getconf CLK_TCK)" \
 		'BEGIN { if (a == "" || b == "") print "nan"; else printf "%.3f", (b - a) / t }')"
 	rm -f "$f.0" "$f.1"
+}
+
+# bench_pin_cpu: the CPU that single-threaded measurements run on, from
+# BENCH_PIN_CPU (a CPU number; "none": wherever the scheduler puts them;
+# default: the last CPU of a machine with more than one, else none).  On a
+# shared virtual machine one CPU can run a loop 1.4x slower than the other
+# for minutes at a time (the other tenant's load sits on it), and a
+# measurement that lands there by chance shifts a side-by-side ratio by as
+# much: single-threaded builds and query loops of every method go to one CPU.
+bench_pin_cpu() {
+	local cpu="${BENCH_PIN_CPU:-}" n
+	n="$(nproc)"
+	if [[ -z "$cpu" ]]; then
+		((n > 1)) && echo $((n - 1))
+		return 0
+	fi
+	[[ "$cpu" == none ]] && return 0
+	[[ "$cpu" =~ ^[0-9]+$ ]] && ((cpu < n)) || bench_die "BENCH_PIN_CPU=$cpu: not a CPU of this machine (0..$((n - 1)) or none)"
+	echo "$cpu"
 }
 
 # bench_per_cpu N CPU_SECONDS: N per CPU second (one decimal); nan without

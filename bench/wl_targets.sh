@@ -47,7 +47,9 @@
 #        200"), TARGETS_RECALL (0.97), TARGETS_WRITES (1: the write path when
 #        fmnist is in the sets; 0: skip), TARGETS_PGVECTOR (1; 0: without
 #        pgvector), PGVECTOR_TARBALL, INDEX_M (16), INDEX_EFC (64),
-#        BENCH_RUNS (3, quick 1), BENCH_PARALLEL_WORKERS (1), and lib.sh's.
+#        BENCH_RUNS (3, quick 1), BENCH_PARALLEL_WORKERS (1), BENCH_PIN_CPU
+#        (the CPU of every serial build and query loop, all methods; default
+#        the last CPU, "none" for none), and lib.sh's.
 # Writes: bench/results/targets.md (a section per run, appended; quick:
 # rewritten), targets.tsv (raw figures of every run), and per set
 # targets_<set>_<commit>.png (queries/s against recall@10).
@@ -77,6 +79,10 @@ NQ="${TARGETS_NQ:-$(bench_quick 200 1000)}"
 EFS="${TARGETS_EF:-10 20 40 80 200}"
 TARGET_RECALL="${TARGETS_RECALL:-0.97}"
 PW="${BENCH_PARALLEL_WORKERS:-1}"
+# serial builds and query loops of every method on one CPU (lib.sh, bench_pin_cpu)
+PIN="$(bench_pin_cpu)"
+PINCMD=()
+[[ -z "$PIN" ]] || PINCMD=(taskset -c "$PIN")
 PGV="${TARGETS_PGVECTOR:-1}"
 RUN_ID="$(date -u +%Y%m%dT%H%MZ)"
 UPTIME_START="$(uptime)"
@@ -201,7 +207,7 @@ for spec in "${SPECS[@]}"; do
 		for g in "${groups[@]}"; do
 			if [[ "$g" == h ]]; then
 				for th in 1 2; do
-					line="$(bench_hnswlib_build "$th" "$metric")"
+					line="$(BENCH_PIN="$PIN" bench_hnswlib_build "$th" "$metric")"
 					[[ -n "$line" ]] || bench_die "[$tag] hnswlib build ($th threads) failed"
 					read -r _ _ secs mb _ cpu <<<"$line"
 					raw "$tag" h "build$((th - 1))_s" "$r" "$secs"
@@ -213,7 +219,7 @@ for spec in "${SPECS[@]}"; do
 			fi
 			# parallel first, serial last: the searches use the serial build
 			for w in "$PW" 0; do
-				read -r secs cpu mb peak workers <<<"$(bench_index_build "$db" "$(idxname "$g")" "$(ddl "$g" "$metric")" "$w")"
+				read -r secs cpu mb peak workers <<<"$(BENCH_PIN="$([[ "$w" == 0 ]] && echo "$PIN")" bench_index_build "$db" "$(idxname "$g")" "$(ddl "$g" "$metric")" "$w")"
 				[[ -n "$secs" && "$secs" != nan ]] || bench_die "[$tag] $(ddl "$g" "$metric") failed (max_parallel_maintenance_workers = $w)"
 				k="$([[ "$w" == 0 ]] && echo build0 || echo build1)"
 				raw "$tag" "$g" "${k}_s" "$r" "$secs"
@@ -244,7 +250,7 @@ for spec in "${SPECS[@]}"; do
 		((r % 2 == 0)) && mapfile -t ms < <(printf '%s\n' "${ms[@]}" | tac)
 		for ef in $EFS; do
 			for m in "${ms[@]}"; do
-				read -r _ q c <<<"$(bench_loop_cpu "$db" "SELECT t_$m($ef, $NQ, false)" warm)"
+				read -r _ q c <<<"$(BENCH_PIN="$PIN" bench_loop_cpu "$db" "SELECT t_$m($ef, $NQ, false)" warm)"
 				raw "$tag" "$m" "qps_ef$ef" "$r" "$q"
 				raw "$tag" "$m" "cpuqps_ef$ef" "$r" "$(bench_per_cpu "$NQ" "$c")"
 				bench_log "[$tag] run $r/$BENCH_RUNS ef=$ef $(label "$m"): $q QPS"
@@ -252,7 +258,7 @@ for spec in "${SPECS[@]}"; do
 		done
 	done
 	bench_log "[$tag] hnswlib search (its own 1-thread build, $BENCH_RUNS passes per ef)"
-	"$BENCH_BIN/hnswlib_bench" --base "$DS_BASE" --queries "$DS_QUERY" --truth "$DS_TRUTH" \
+	"${PINCMD[@]}" "$BENCH_BIN/hnswlib_bench" --base "$DS_BASE" --queries "$DS_QUERY" --truth "$DS_TRUTH" \
 		--metric "$metric" --M "$M" --efc "$EFC" --threads 1 --ef "${EFS// /,}" --nq "$NQ" \
 		--runs "$BENCH_RUNS" >"$d/hnswlib.tsv" || bench_die "[$tag] hnswlib_bench failed"
 	# curves: "recall qps ef"
@@ -450,7 +456,7 @@ RUNSEC="$OUT/run.md"
 	cat "$SUMMARY"
 	echo
 	cat "$SECTIONS" "$WSEC"
-	echo "Cluster: shared_buffers ${BENCH_SHARED_BUFFERS:-4GB}, maintenance_work_mem ${BENCH_MAINTENANCE_WORK_MEM:-4GB}, huge_pages $([[ "${BENCH_HUGE_PAGES:-0}" == 1 ]] && echo on || echo off), fsync ${BENCH_FSYNC:-on}, synchronous_commit ${BENCH_SYNC_COMMIT:-on}, autovacuum off, jit off. Raw figures: targets.tsv (run $RUN_ID)."
+	echo "Cluster: shared_buffers ${BENCH_SHARED_BUFFERS:-4GB}, maintenance_work_mem ${BENCH_MAINTENANCE_WORK_MEM:-4GB}, huge_pages $([[ "${BENCH_HUGE_PAGES:-0}" == 1 ]] && echo on || echo off), fsync ${BENCH_FSYNC:-on}, synchronous_commit ${BENCH_SYNC_COMMIT:-on}, autovacuum off, jit off. Serial builds and query loops $([[ -n "$PIN" ]] && echo "on CPU $PIN (all methods)" || echo "not pinned to a CPU"). Raw figures: targets.tsv (run $RUN_ID)."
 	echo
 } >"$RUNSEC"
 
