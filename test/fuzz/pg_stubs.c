@@ -1496,11 +1496,16 @@ pg_prng_double(pg_prng_state *state)
 	return fz_prng_value;
 }
 
-/* port/qsort.c */
+/*
+ * port/qsort.c.  PostgreSQL's own sort takes any base with no elements
+ * (callers pass an unallocated array and a count of 0), where the C
+ * library's qsort() is declared to need a valid pointer.
+ */
 void
 pg_qsort(void *base, size_t nel, size_t elsize, int (*cmp) (const void *, const void *))
 {
-	qsort(base, nel, elsize, cmp);
+	if (nel > 0)
+		qsort(base, nel, elsize, cmp);
 }
 
 /* ================================================================
