@@ -505,11 +505,10 @@ prepare_int8(struct HnswCodeQuery *cq, const float *q)
 	int16_t    *u = (int16_t *) cq->data;
 	double		qmax = floor(2147483647.0 / (255.0 * (n > 0 ? n : 1)));
 	double		amax = 0,
-				r2 = 0;
-
-	double		r2a = 0,
-				r2b = 0;
-	double		inv;
+				r2a = 0,
+				r2b = 0,
+				r2,
+				inv;
 	int			i;
 
 	qmax = qmax < 32767 ? qmax : 32767;
