@@ -214,7 +214,6 @@ engram_inner_product(PG_FUNCTION_ARGS)
 	const float *a,
 			   *b;
 	int			n;
-
 	double		dot;
 
 	distance_args(fcinfo, &a, &b, &n);
@@ -230,7 +229,6 @@ engram_negative_inner_product(PG_FUNCTION_ARGS)
 	const float *a,
 			   *b;
 	int			n;
-
 	double		dot;
 
 	distance_args(fcinfo, &a, &b, &n);

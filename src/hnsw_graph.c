@@ -1008,7 +1008,6 @@ hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via
 	HnswNode   *newz = palloc(sizeof(HnswNode) * cap);
 	HnswNode	nearest = HNSW_INVALID_NODE;
 	HnswNode	anchor = HNSW_INVALID_NODE;
-	const float *yv = g->ops->vector(g, y);
 	int			ny = 0;
 	int			nvia = 0;
 	int			lim;
@@ -1078,6 +1077,8 @@ hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth, HnswNode via
 	/* none: the element of via's list nearest to y */
 	if (!reachable && anchor == HNSW_INVALID_NODE)
 	{
+		/* y's vector, needed only here */
+		const float *yv = g->ops->vector(g, y);
 		float		best = 0;
 
 		for (int j = 0; j < nvia; j++)
