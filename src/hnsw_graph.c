@@ -620,6 +620,31 @@ hnsw_search_end(HnswSearch *s)
 }
 
 /*
+ * The exact distance from q to each candidate, with the vector two
+ * candidates ahead prefetched while the current one is compared: these
+ * vectors are cold (a walk on codes never read them), and one distance in
+ * the cache takes less time than a vector takes to arrive.  Serial
+ * Fashion-MNIST builds, side by side: prefetching 1 / 2 / 4 ahead took
+ * about 0.95 / 0.92 / 0.95 of the time without.
+ */
+#define EXACT_PREFETCH_AHEAD 2
+
+static void
+exact_distances(HnswGraph *g, const float *q, HnswCandidate *cands, int n)
+{
+	bool		peek = (g->ops->peek_vector != NULL);
+
+	for (int i = 0; peek && i < Min(n, EXACT_PREFETCH_AHEAD); i++)
+		prefetch_vector(g, cands[i].node);
+	for (int i = 0; i < n; i++)
+	{
+		if (peek && i + EXACT_PREFETCH_AHEAD < n)
+			prefetch_vector(g, cands[i + EXACT_PREFETCH_AHEAD].node);
+		cands[i].dist = g->dist(q, g->ops->vector(g, cands[i].node), g->dims);
+	}
+}
+
+/*
  * Give candidates found by a search their exact distances to q and sort
  * them nearest first.  A search on codes ranks by estimates; whatever it
  * found is reranked here before anything is decided from it.
@@ -627,8 +652,7 @@ hnsw_search_end(HnswSearch *s)
 void
 hnsw_rerank_exact(HnswGraph *g, const float *q, HnswCandidate *cands, int n)
 {
-	for (int i = 0; i < n; i++)
-		cands[i].dist = g->dist(q, g->ops->vector(g, cands[i].node), g->dims);
+	exact_distances(g, q, cands, n);
 	qsort(cands, n, sizeof(HnswCandidate), hnsw_candidate_cmp);
 }
 
@@ -839,10 +863,8 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
 			bool		chosen_new = false;
 
 			for (int i = 0; i < nold; i++)
-			{
 				cands[i].node = old[i];
-				cands[i].dist = g->dist(tv, g->ops->vector(g, old[i]), g->dims);
-			}
+			exact_distances(g, tv, cands, nold);
 			cands[nold].node = node;
 			cands[nold].dist = dist;
 			qsort(cands, nold + 1, sizeof(HnswCandidate), hnsw_candidate_cmp);

@@ -532,7 +532,8 @@ hnsw_page_prefetch(HnswGraph *g, const HnswNode *nodes, int n)
 
 /*
  * The vector if the batch's cache has it (merges), else where it probably
- * lies in shared buffers (see HnswGraphOps.peek_vector).
+ * lies in shared buffers (see HnswGraphOps.peek_vector); format 3 tells
+ * only cached vectors.
  */
 const float *
 hnsw_page_peek_vector(HnswGraph *g, HnswNode node)
@@ -541,11 +542,13 @@ hnsw_page_peek_vector(HnswGraph *g, HnswNode node)
 	HnswVecCache *vc = (HnswVecCache *) pg->cache;
 	HnswVecCacheEntry *entry;
 
-	if (!pg->keep_vectors)
-		return page_peek_shared(pg, node);
-	entry = hnswvc_lookup(vc->hash, node);
-	if (entry == NULL)
-		return page_peek_shared(pg, node);
+	if (!pg->keep_vectors || (entry = hnswvc_lookup(vc->hash, node)) == NULL)
+	{
+		const float *p = page_peek_shared(pg, node);
+
+		/* format 3 keeps vectors on vector pages: only the element was prefetched */
+		return g->code_kind == HNSW_CODE_NONE ? p : NULL;
+	}
 	/* remember hits only: a remembered miss would go stale when filled */
 	pg->peek_node[pg->peek_next] = node;
 	pg->peek_slot[pg->peek_next] = entry->slot;
