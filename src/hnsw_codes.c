@@ -751,16 +751,20 @@ HNSW_KERNEL_NAME(hnsw_code_estimate) (const HnswCodeQuery *cq,
 }
 
 float
-HNSW_KERNEL_NAME(hnsw_code_bound) (const HnswCodeQuery *cq,
-								   const unsigned char *code)
+HNSW_KERNEL_NAME(hnsw_code_estimate_bounded) (const HnswCodeQuery *cq,
+											  const unsigned char *code,
+											  float *bound)
 {
 	double		est,
-				bound;
+				b;
 
-	estimate(cq, code, &est, &bound);
-	if (!isfinite(est) || !isfinite(bound))
-		return INFINITY;
-	/* and the rounding of the estimate and of the bound to float */
-	bound += CODES_U * fabs(est);
-	return round_up(bound);
+	estimate(cq, code, &est, &b);
+	if (!isfinite(est) || !isfinite(b))
+		*bound = INFINITY;
+	else
+	{
+		/* and the rounding of the estimate and of the bound to float */
+		*bound = round_up(b + CODES_U * fabs(est));
+	}
+	return (float) est;
 }

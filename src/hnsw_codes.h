@@ -90,12 +90,14 @@ extern float hnsw_code_estimate(const HnswCodeQuery *cq,
 								const unsigned char *code);
 
 /*
- * An error bound of that estimate: the exact distance lies within
- * estimate +/- bound (for RaBitQ, with the probability the kind's
- * documentation states).
+ * The same estimate (bit for bit) and, in *bound, an error bound of it,
+ * from one pass over the code: the exact distance lies within estimate
+ * +/- bound (for RaBitQ, with the probability the kind's documentation
+ * states).
  */
-extern float hnsw_code_bound(const HnswCodeQuery *cq,
-							 const unsigned char *code);
+extern float hnsw_code_estimate_bounded(const HnswCodeQuery *cq,
+										const unsigned char *code,
+										float *bound);
 
 /* the name of a kind ("int8", "rabitq", "fp16"), or NULL if unknown */
 extern const char *hnsw_code_name(int kind);

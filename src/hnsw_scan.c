@@ -596,6 +596,7 @@ add_whole_item(HnswScanOpaque so, HnswWhole *w, ItemPointer tid, HnswElementTupl
 {
 	WholeItem  *it;
 	int			k;
+	float		bound;
 
 	if (w->nfree > 0)
 		k = w->free[--w->nfree];
@@ -613,11 +614,9 @@ add_whole_item(HnswScanOpaque so, HnswWhole *w, ItemPointer tid, HnswElementTupl
 	it->vtid = *HnswElementVectorTid(etup);
 	it->ntids = etup->ntids;
 	memcpy(it->tids, etup->heaptids, sizeof(ItemPointerData) * etup->ntids);
-	it->est = hnsw_code_estimate(so->cq, HnswElementCode(etup));
+	it->est = hnsw_code_estimate_bounded(so->cq, HnswElementCode(etup), &bound);
 	if (so->meta.code_kind != HNSW_CODE_RABITQ)
 	{
-		float		bound = hnsw_code_bound(so->cq, HnswElementCode(etup));
-
 		it->low = it->est - bound;
 		it->high = it->est + bound;
 	}

@@ -278,9 +278,10 @@ recall(const char *base, const char *queries, const char *mname, int nq, int var
 			{
 				int64_t		id = truth[qi * 10 + j];
 				double		ex = exact_dist(metric, q, b.v + id * d, d);
-				double		est = hnsw_code_estimate(cq, codes + cs * id);
+				float		bound;
+				double		est = hnsw_code_estimate_bounded(cq, codes + cs * id, &bound);
 
-				outside += fabs(ex - est) > hnsw_code_bound(cq, codes + cs * id);
+				outside += fabs(ex - est) > bound;
 			}
 			qsort(cand, n, sizeof(Cand), cmp_cand);
 			for (int ri = 0; ri < 4; ri++)
