@@ -456,14 +456,13 @@ flush_pages(HnswBuildState *bs)
 }
 
 /*
- * Start block blkno of the relation extend_build_relation() made: an empty
- * page of this type in the next slot of the batch, which the caller fills
- * in place until it starts its next page.  Claiming a slot finishes the
- * page before it, so a full batch goes out here (and the rest at the end of
- * write_arena()).
+ * Start block blkno of the relation extend_build_relation() made: the next
+ * slot of the batch, not initialised, which the caller fills in place until
+ * it starts its next page.  Claiming a slot finishes the page before it, so
+ * a full batch goes out here (and the rest at the end of write_arena()).
  */
 static Page
-new_page(HnswBuildState *bs, BlockNumber blkno, uint16 type)
+batch_slot(HnswBuildState *bs, BlockNumber blkno)
 {
 	Page		page;
 
@@ -471,6 +470,15 @@ new_page(HnswBuildState *bs, BlockNumber blkno, uint16 type)
 		flush_pages(bs);
 	page = bs->write_batch[bs->write_n].data;
 	bs->write_blk[bs->write_n++] = blkno;
+	return page;
+}
+
+/* the same, initialised as an empty page of this type */
+static Page
+new_page(HnswBuildState *bs, BlockNumber blkno, uint16 type)
+{
+	Page		page = batch_slot(bs, blkno);
+
 	hnsw_init_page(page, type, RelationGetRelid(bs->index));
 	return page;
 }
@@ -1018,7 +1026,8 @@ write_arena(HnswBuildState *bs)
 											 MCXT_ALLOC_HUGE);
 	BlockNumber ndata;
 	BlockNumber nblocks;
-	PGAlignedBlock meta_image;
+	Page		meta_page;
+	BlockNumber dir_tail;
 	uint32	   *ord = NULL;
 
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_WRITE);
@@ -1033,17 +1042,19 @@ write_arena(HnswBuildState *bs)
 	bs->write_strategy = GetAccessStrategy(BAS_BULKWRITE);
 	bs->write_batch = palloc(sizeof(PGAlignedBlock) * HNSW_WRITE_BATCH);
 	bs->write_n = 0;
-	fill_build_meta(bs, meta_image.data, etids, ndata, nblocks);
+	/* filled in place (hnsw_fill_meta() initialises the page) */
+	meta_page = batch_slot(bs, HNSW_METAPAGE_BLKNO);
+	fill_build_meta(bs, meta_page, etids, ndata, nblocks);
+	dir_tail = HnswPageGetMeta(meta_page)->dir_tail;
 	extend_build_relation(bs->index, bs->nspacekeys > 0 && bs->nspaces > 0 ?
-						  HnswPageGetMeta(meta_image.data)->dir_tail + 1 : nblocks);
-	memcpy(new_page(bs, HNSW_METAPAGE_BLKNO, HNSW_PAGE_META), meta_image.data, BLCKSZ);
+						  dir_tail + 1 : nblocks);
 	write_data_pages(bs, ord, etids, ntids, vtids, ndata);
 	if (bs->graph.code_kind != HNSW_CODE_NONE)
 		(void) vector_pages(bs, ord, ndata, vtids, true);
 	if (bs->nspacekeys > 0 && bs->nspaces > 0)
 	{
 		nblocks = write_directory(bs, etids, nblocks);
-		Assert(nblocks - 1 == HnswPageGetMeta(meta_image.data)->dir_tail);
+		Assert(nblocks - 1 == dir_tail);
 	}
 
 	flush_pages(bs);
