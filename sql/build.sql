@@ -362,28 +362,12 @@ DROP TABLE build_par, build_par_sp;
 -- spaces interleaved over the heap, rows without a key or a vector, a
 -- vector twice in one space (one element) and in two spaces (two).
 --
-CREATE EXTENSION IF NOT EXISTS pageinspect;
--- (space number, key) of every directory entry (layout of src/hnsw_format.h)
+\i sql/include/directory.sql
+-- (space number, key) of every directory entry
 CREATE FUNCTION build_dir(idx regclass) RETURNS TABLE (space_no bigint, key bytea)
-LANGUAGE plpgsql AS $$
-DECLARE
-	meta bytea := get_raw_page(idx::text, 0);
-	p bytea;
-	blk bigint;
-	off int;
-BEGIN
-	blk := get_byte(meta, 72) + 256 * get_byte(meta, 73) + 65536 * get_byte(meta, 74) + 16777216::bigint * get_byte(meta, 75);
-	WHILE blk <> 4294967295 LOOP
-		p := get_raw_page(idx::text, blk::int);
-		FOR k IN 0 .. (get_byte(p, 12) + 256 * get_byte(p, 13) - 24) / 4 - 1 LOOP
-			off := (get_byte(p, 24 + 4 * k) + 256 * get_byte(p, 25 + 4 * k)) & 32767;
-			space_no := get_byte(p, off + 4) + 256 * get_byte(p, off + 5) + 65536 * get_byte(p, off + 6) + 16777216::bigint * get_byte(p, off + 7);
-			key := substring(p FROM off + 21 FOR get_byte(p, off + 18) + 256 * get_byte(p, off + 19));
-			RETURN NEXT;
-		END LOOP;
-		blk := get_byte(p, 8176) + 256 * get_byte(p, 8177) + 65536 * get_byte(p, 8178) + 16777216::bigint * get_byte(p, 8179);
-	END LOOP;
-END
+LANGUAGE sql AS $$
+	SELECT rd_u32(page, off + 4), substring(page FROM off + 21 FOR rd_u16(page, off + 18))
+	FROM rd_dir(idx)
 $$;
 -- (space number, heap TID) of every row of every element
 CREATE FUNCTION build_elems(idx regclass) RETURNS TABLE (space_no bigint, tid tid)
@@ -448,6 +432,7 @@ SELECT count(*) FILTER (WHERE (SELECT b2.v FROM build_psp b2 WHERE b2.space_id =
 FROM build_psp b WHERE space_id IS NOT NULL AND v IS NOT NULL;
 DROP TABLE build_psp;
 DROP FUNCTION build_dir(regclass), build_elems(regclass);
+DROP FUNCTION rd_dir(regclass), rd_u32(bytea, int), rd_u16(bytea, int);
 DROP EXTENSION pageinspect;
 
 --

@@ -55,38 +55,16 @@ $$;
 
 -- The space directory, read with pageinspect (layout of src/hnsw_format.h):
 -- its entries, those flagged empty, and the entry count on the meta page.
-CREATE EXTENSION pageinspect;
+\i sql/include/directory.sql
 CREATE FUNCTION sp_dir(idx regclass, OUT entries int, OUT empty_spaces int, OUT meta_count bigint)
 LANGUAGE plpgsql AS $$
-DECLARE
-	meta bytea := get_raw_page(idx::text, 0);
-	p bytea;
-	blk bigint;
-	nitems int;
-	off int;
-	pages int := 0;
 BEGIN
-	entries := 0;
-	empty_spaces := 0;
-	meta_count := get_byte(meta, 80) + 256 * get_byte(meta, 81) + 65536 * get_byte(meta, 82) + 16777216::bigint * get_byte(meta, 83);
-	blk := get_byte(meta, 72) + 256 * get_byte(meta, 73) + 65536 * get_byte(meta, 74) + 16777216::bigint * get_byte(meta, 75);
-	WHILE blk <> 4294967295 LOOP
-		p := get_raw_page(idx::text, blk::int);
-		nitems := (get_byte(p, 12) + 256 * get_byte(p, 13) - 24) / 4;
-		FOR k IN 0 .. nitems - 1 LOOP
-			off := (get_byte(p, 24 + 4 * k) + 256 * get_byte(p, 25 + 4 * k)) & 32767;
-			IF get_byte(p, off) <> 3 THEN
-				RAISE EXCEPTION 'block % item % is not a directory entry', blk, k + 1;
-			END IF;
-			entries := entries + 1;
-			empty_spaces := empty_spaces + (get_byte(p, off + 1) & 1);
-		END LOOP;
-		blk := get_byte(p, 8176) + 256 * get_byte(p, 8177) + 65536 * get_byte(p, 8178) + 16777216::bigint * get_byte(p, 8179);
-		pages := pages + 1;
-		IF pages > 1000 THEN
-			RAISE EXCEPTION 'directory chain too long';
-		END IF;
-	END LOOP;
+	IF EXISTS (SELECT FROM rd_dir(idx) d WHERE get_byte(d.page, d.off) <> 3) THEN
+		RAISE EXCEPTION 'an item of the directory of % is not a directory entry', idx;
+	END IF;
+	SELECT count(*), coalesce(sum(get_byte(d.page, d.off + 1) & 1), 0)
+		INTO entries, empty_spaces FROM rd_dir(idx) d;
+	meta_count := rd_u32(get_raw_page(idx::text, 0), 80);
 END
 $$;
 
@@ -547,6 +525,7 @@ DEALLOCATE ALL;
 DROP TABLE sp_i4, sp_i8, sp_txt, sp_uuid;
 DROP FUNCTION sp_same(text, text);
 DROP FUNCTION sp_dir(regclass, OUT int, OUT int, OUT bigint);
+DROP FUNCTION rd_dir(regclass), rd_u32(bytea, int), rd_u16(bytea, int);
 DROP EXTENSION pageinspect;
 DROP FUNCTION sp_vec(int);
 RESET engram_hnsw.ef_search;

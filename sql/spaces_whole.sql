@@ -89,33 +89,20 @@ $$;
 -- the directory entry of an int4 key, read with pageinspect (layout of
 -- src/hnsw_format.h): the number of blocks it lists, -1 if it is flagged
 -- scattered, -2 if it has no list
-CREATE EXTENSION IF NOT EXISTS pageinspect;
+\i sql/include/directory.sql
 CREATE FUNCTION sw_blocks(idx regclass, key int) RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
-	meta bytea := get_raw_page(idx::text, 0);
-	p bytea;
-	blk bigint;
-	off int;
-	flags int;
+	d record;
 BEGIN
-	blk := get_byte(meta, 72) + 256 * get_byte(meta, 73) + 65536 * get_byte(meta, 74) + 16777216::bigint * get_byte(meta, 75);
-	WHILE blk <> 4294967295 LOOP
-		p := get_raw_page(idx::text, blk::int);
-		FOR k IN 0 .. (get_byte(p, 12) + 256 * get_byte(p, 13) - 24) / 4 - 1 LOOP
-			off := (get_byte(p, 24 + 4 * k) + 256 * get_byte(p, 25 + 4 * k)) & 32767;
-			IF get_byte(p, off + 20) + 256 * get_byte(p, off + 21) + 65536 * get_byte(p, off + 22)
-				+ 16777216::bigint * get_byte(p, off + 23) = key THEN
-				flags := get_byte(p, off + 1);
-				IF flags & 2 = 0 THEN
-					RETURN -2;
-				ELSIF flags & 4 <> 0 THEN
-					RETURN -1;
-				END IF;
-				RETURN get_byte(p, off + 24) + 256 * get_byte(p, off + 25);
-			END IF;
-		END LOOP;
-		blk := get_byte(p, 8176) + 256 * get_byte(p, 8177) + 65536 * get_byte(p, 8178) + 16777216::bigint * get_byte(p, 8179);
+	FOR d IN SELECT * FROM rd_dir(idx) LOOP
+		CONTINUE WHEN rd_u32(d.page, d.off + 20) <> key;
+		IF get_byte(d.page, d.off + 1) & 2 = 0 THEN
+			RETURN -2;
+		ELSIF get_byte(d.page, d.off + 1) & 4 <> 0 THEN
+			RETURN -1;
+		END IF;
+		RETURN rd_u16(d.page, d.off + 24);
 	END LOOP;
 	RAISE EXCEPTION 'no directory entry for key %', key;
 END
@@ -238,5 +225,6 @@ DROP FUNCTION sw_same(int, int);
 DROP FUNCTION sw_same_any(regclass, int[], int);
 DROP FUNCTION sw_list(regclass, int);
 DROP FUNCTION sw_blocks(regclass, int);
+DROP FUNCTION rd_dir(regclass), rd_u32(bytea, int), rd_u16(bytea, int);
 DROP FUNCTION sw_vec(int);
 DROP EXTENSION pageinspect;
