@@ -624,8 +624,8 @@ hnsw_search_end(HnswSearch *s)
  * candidates ahead prefetched while the current one is compared: these
  * vectors are cold (a walk on codes never read them), and one distance in
  * the cache takes less time than a vector takes to arrive.  Serial
- * Fashion-MNIST builds, side by side: prefetching 1 / 2 / 4 ahead took
- * about 0.95 / 0.92 / 0.95 of the time without.
+ * Fashion-MNIST builds took 0.97x the time (median of 16 side-by-side
+ * rounds); one or four ahead did no better (bench/results/build_codes.md).
  */
 #define EXACT_PREFETCH_AHEAD 2
 
