@@ -58,12 +58,15 @@ $$;
 \i sql/include/directory.sql
 CREATE FUNCTION sp_dir(idx regclass, OUT entries int, OUT empty_spaces int, OUT meta_count bigint)
 LANGUAGE plpgsql AS $$
+DECLARE
+	strays int;
 BEGIN
-	IF EXISTS (SELECT FROM rd_dir(idx) d WHERE get_byte(d.page, d.off) <> 3) THEN
-		RAISE EXCEPTION 'an item of the directory of % is not a directory entry', idx;
+	SELECT count(*), coalesce(sum(get_byte(d.page, d.off + 1) & 1), 0),
+		count(*) FILTER (WHERE get_byte(d.page, d.off) <> 3)
+		INTO entries, empty_spaces, strays FROM rd_dir(idx) d;
+	IF strays > 0 THEN
+		RAISE EXCEPTION '% items of the directory of % are not directory entries', strays, idx;
 	END IF;
-	SELECT count(*), coalesce(sum(get_byte(d.page, d.off + 1) & 1), 0)
-		INTO entries, empty_spaces FROM rd_dir(idx) d;
 	meta_count := rd_u32(get_raw_page(idx::text, 0), 80);
 END
 $$;

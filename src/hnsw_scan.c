@@ -614,14 +614,16 @@ add_whole_item(HnswScanOpaque so, HnswWhole *w, ItemPointer tid, HnswElementTupl
 	it->vtid = *HnswElementVectorTid(etup);
 	it->ntids = etup->ntids;
 	memcpy(it->tids, etup->heaptids, sizeof(ItemPointerData) * etup->ntids);
-	it->est = hnsw_code_estimate_bounded(so->cq, HnswElementCode(etup), &bound);
 	if (so->meta.code_kind != HNSW_CODE_RABITQ)
 	{
+		it->est = hnsw_code_estimate_bounded(so->cq, HnswElementCode(etup), &bound);
 		it->low = it->est - bound;
 		it->high = it->est + bound;
 	}
 	else
 	{
+		/* a probabilistic bound orders nothing: every element is reranked */
+		it->est = hnsw_code_estimate(so->cq, HnswElementCode(etup));
 		it->low = -FLT_MAX;
 		it->high = FLT_MAX;
 	}
