@@ -396,6 +396,7 @@ static const HnswGraphOps arena_graph_ops = {
 	.peek_bytes = 1024,
 	.estimate = arena_estimate,
 	.peek_code = arena_peek_code,
+	.peek_ahead = 5,
 	.prefetch = arena_prefetch,
 };
 

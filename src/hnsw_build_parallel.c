@@ -554,6 +554,7 @@ static const HnswGraphOps par_graph_ops = {
 	.peek_bytes = 1024,
 	.estimate = par_estimate,
 	.peek_code = par_peek_code,
+	.peek_ahead = 5,
 };
 
 /* ----------------------------------------------------------------

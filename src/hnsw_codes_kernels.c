@@ -20,17 +20,33 @@
 #include <string.h>
 
 /*
- * As in hnsw_kernels.c.  The RaBitQ kernel also has a build for AVX-512
- * with VPOPCNTDQ (vectorised popcounts), which target_clones cannot select
- * by feature: HNSW_CODES_VPOPCNT dispatches it by hand.
+ * As in hnsw_kernels.c.  Two kernels also have a build that the extension
+ * dispatches by hand (HNSW_CODES_DISPATCH), because target_clones cannot
+ * express it: RaBitQ's for AVX-512 with VPOPCNTDQ (vectorised popcounts,
+ * selected by feature), and int8's for AVX-512 written with intrinsics
+ * (see hnsw_codes_dot_i16_u8).  test/kernels builds each file once per
+ * -march instead, HNSW_KERNEL empty: there the intrinsics are compiled
+ * wherever the compiler targets AVX-512BW.
  */
 #ifndef HNSW_KERNEL
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__gnu_linux__)
 #define HNSW_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#define HNSW_CODES_VPOPCNT 1
+#define HNSW_CODES_DISPATCH 1
 #else
 #define HNSW_KERNEL
 #endif
+#endif
+
+#if defined(HNSW_CODES_DISPATCH)
+#define HNSW_CODES_AVX512 1
+#define HNSW_AVX512_TARGET __attribute__((target("arch=x86-64-v4")))
+#elif defined(__x86_64__) && defined(__GNUC__) && defined(__AVX512BW__)
+#define HNSW_CODES_AVX512 1
+#define HNSW_AVX512_TARGET
+#endif
+
+#ifdef HNSW_CODES_AVX512
+#include <immintrin.h>
 #endif
 
 #include "hnsw_codes_kernels.h"
@@ -77,9 +93,8 @@ half_to_float(const unsigned char *p)
  * Compiles to multiply-add of 16-bit pairs (pmaddwd) on every instruction
  * set.
  */
-HNSW_KERNEL
-int32_t
-HNSW_KERNEL_NAME(hnsw_codes_dot_i16_u8) (const int16_t *q, const unsigned char *c, int n)
+static inline int32_t
+dot_i16_u8(const int16_t *q, const unsigned char *c, int n)
 {
 	int32_t		sum = 0;
 	size_t		len = n > 0 ? (size_t) n : 0;
@@ -88,6 +103,80 @@ HNSW_KERNEL_NAME(hnsw_codes_dot_i16_u8) (const int16_t *q, const unsigned char *
 		sum += (int32_t) q[i] * (int32_t) c[i];
 	return sum;
 }
+
+#ifdef HNSW_CODES_AVX512
+/*
+ * The same sum with AVX-512BW intrinsics.  GCC vectorises the loop above
+ * with a single accumulator, one dependent add after another, and leaves
+ * the last n mod 32 products to a scalar loop (16 of 784); here two
+ * accumulators take 64 products per round and one masked round takes the
+ * rest.  An estimate at 784 dimensions took about 16 ns from the first
+ * level cache against 10 ns here.  Integer sums: the result is exactly
+ * the loop's.
+ */
+HNSW_AVX512_TARGET
+static int32_t
+dot_i16_u8_avx512(const int16_t *q, const unsigned char *c, int n)
+{
+	__m512i		acc0 = _mm512_setzero_si512();
+	__m512i		acc1 = _mm512_setzero_si512();
+	size_t		len = n > 0 ? (size_t) n : 0;
+	size_t		i = 0;
+
+	for (; i + 64 <= len; i += 64)
+	{
+		__m512i		c0 = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *) (c + i)));
+		__m512i		c1 = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *) (c + i + 32)));
+
+		acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(c0, _mm512_loadu_si512(q + i)));
+		acc1 = _mm512_add_epi32(acc1, _mm512_madd_epi16(c1, _mm512_loadu_si512(q + i + 32)));
+	}
+	for (; i < len; i += 32)
+	{
+		size_t		left = len - i;
+		__mmask32	m = left >= 32 ? 0xFFFFFFFFu : (((__mmask32) 1 << left) - 1);
+		__m512i		c0 = _mm512_cvtepu8_epi16(_mm256_maskz_loadu_epi8(m, c + i));
+
+		acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(c0, _mm512_maskz_loadu_epi16(m, q + i)));
+	}
+	return _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
+}
+#endif
+
+#ifndef HNSW_CODES_DISPATCH
+int32_t
+HNSW_KERNEL_NAME(hnsw_codes_dot_i16_u8) (const int16_t *q, const unsigned char *c, int n)
+{
+#ifdef HNSW_CODES_AVX512
+	return dot_i16_u8_avx512(q, c, n);
+#else
+	return dot_i16_u8(q, c, n);
+#endif
+}
+#else
+int32_t		hnsw_codes_dot_i16_u8_clones(const int16_t *q, const unsigned char *c, int n);
+
+HNSW_KERNEL
+int32_t
+hnsw_codes_dot_i16_u8_clones(const int16_t *q, const unsigned char *c, int n)
+{
+	return dot_i16_u8(q, c, n);
+}
+
+int32_t
+hnsw_codes_dot_i16_u8(const int16_t *q, const unsigned char *c, int n)
+{
+	static int	avx512 = -1;	/* not known yet */
+
+	if (avx512 < 0)
+	{
+		__builtin_cpu_init();
+		avx512 = __builtin_cpu_supports("x86-64-v4");
+	}
+	return avx512 ? dot_i16_u8_avx512(q, c, n) :
+		hnsw_codes_dot_i16_u8_clones(q, c, n);
+}
+#endif
 
 /* sum over i of (q[i] - h[i])^2, h being n halves (2n bytes) */
 HNSW_KERNEL
@@ -169,7 +258,7 @@ bitdot4(const unsigned char *bits, const uint64_t *planes, int words)
 	return cnt[0] + 2 * cnt[1] + 4 * cnt[2] + 8 * cnt[3];
 }
 
-#ifndef HNSW_CODES_VPOPCNT
+#ifndef HNSW_CODES_DISPATCH
 uint64_t
 HNSW_KERNEL_NAME(hnsw_codes_bitdot4) (const unsigned char *bits,
 									  const uint64_t *planes, int words)

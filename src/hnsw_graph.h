@@ -159,9 +159,17 @@ typedef struct HnswGraphOps
 	/*
 	 * Optional, with estimate: where the node's code is, as peek_vector
 	 * says where its vector is (for a prefetch only; NULL if it cannot
-	 * tell).  A walk on codes prefetches the next neighbour's whole code.
+	 * tell).  A walk on codes prefetches whole codes, peek_ahead
+	 * neighbours ahead.
 	 */
 	const unsigned char *(*peek_code) (HnswGraph *g, HnswNode node);
+
+	/*
+	 * With peek_code: how many neighbours ahead of the estimate a walk
+	 * prefetches codes (0 counts as 1).  Measured per storage: see
+	 * prefetch_code() in hnsw_graph.c.
+	 */
+	int			peek_ahead;
 
 	/*
 	 * Optional: a search is about to compute the distances of these nodes;

@@ -391,6 +391,7 @@ page_graph_ops_codes(void)
 		ops = page_graph_ops;
 		ops.estimate = hnsw_page_estimate;
 		ops.peek_code = hnsw_page_peek_code;
+		ops.peek_ahead = 1;
 	}
 	return &ops;
 }
