@@ -531,9 +531,42 @@ hnsw_page_prefetch(HnswGraph *g, const HnswNode *nodes, int n)
 }
 
 /*
+ * Format 3: where the first chunk of a vector probably lies in shared
+ * buffers, given tidp, where page_peek_shared() found the element's vector
+ * TID.  The TID, the vector page's hint and its line pointer are read
+ * without a pin or a lock, like the element's line pointer there: a stale
+ * or torn TID only leads to a prefetch of the wrong lines, and the address
+ * is kept inside the hinted buffer's page.  The lines the read will touch
+ * first (buffer header, page header, special space) are prefetched on the
+ * way.
+ */
+static const float *
+page_peek_chunk(HnswPageGraph *pg, const float *tidp)
+{
+	ItemPointerData tid;
+	Buffer	   *hints = prefetch_hints(pg);
+	Buffer		buf;
+	ItemId		lp;
+	char	   *page;
+	uint32		itemoff;
+
+	memcpy(&tid, (const void *) tidp, sizeof(tid));
+	if (hints == NULL ||
+		(page = hinted_page(hints, HnswNodeFromTid(&tid), &buf, &lp)) == NULL || lp == NULL)
+		return NULL;
+	hnsw_prefetch(GetBufferDescriptor(buf - 1));
+	hnsw_prefetch(page);
+	hnsw_prefetch(page + BLCKSZ - sizeof(HnswPageOpaqueData));
+	itemoff = ((volatile ItemIdData *) lp)->lp_off;
+	if (itemoff < SizeOfPageHeaderData || itemoff > BLCKSZ - sizeof(HnswVectorTupleData))
+		return NULL;
+	return (const float *) (page + itemoff + offsetof(HnswVectorTupleData, data));
+}
+
+/*
  * The vector if the batch's cache has it (merges), else where it probably
- * lies in shared buffers (see HnswGraphOps.peek_vector); format 3 tells
- * only cached vectors.
+ * lies in shared buffers (see HnswGraphOps.peek_vector): in the element
+ * tuple (formats 1 and 2) or in the first chunk its TID names (format 3).
  */
 const float *
 hnsw_page_peek_vector(HnswGraph *g, HnswNode node)
@@ -546,8 +579,9 @@ hnsw_page_peek_vector(HnswGraph *g, HnswNode node)
 	{
 		const float *p = page_peek_shared(pg, node);
 
-		/* format 3 keeps vectors on vector pages: only the element was prefetched */
-		return g->code_kind == HNSW_CODE_NONE ? p : NULL;
+		if (p == NULL || g->code_kind == HNSW_CODE_NONE)
+			return p;
+		return page_peek_chunk(pg, p);	/* p: the element's vector TID */
 	}
 	/* remember hits only: a remembered miss would go stale when filled */
 	pg->peek_node[pg->peek_next] = node;
