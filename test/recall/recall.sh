@@ -389,9 +389,13 @@ run_case ip_bulk bulk "$IP_ITEMS" "$IP_QUERIES" real_ip_ops '<#>' truth_ip
 #                      1/sqrt(j), as bench/tools/gen.c draws), offset by 0.5
 #                      and scaled by a per-row factor uniform in (0, 1];
 #                      100 queries from the mixture; both bulk-built:
-#                      real_l2_ops (_l2, the reference: recall >= 0.9) and
-#                      real_ip_ops (_ip), whose recall@10 and @20 must be at
-#                      most 0.01 below the L2 index's and >= 0.95 (RECALL_MIN)
+#                      real_l2_ops (_l2, for reference: recall >= 0.9) and
+#                      real_ip_ops (_ip), whose recall@10 and @20 must reach
+#                      0.98 (RECALL_IPVAR_MIN).  Over builds (the levels are
+#                      random) _l2 measured 0.97-1.00 and _ip 0.989-0.998;
+#                      selecting neighbours by inner product instead of
+#                      euclidean distance gave _ip 0.953 and 0.948.  A floor
+#                      relative to _l2 could not tell these apart.
 # Rows are drawn by random() after setseed(), so every run has the same.
 IPVAR_MIN="${RECALL_IPVAR_MIN:-0.98}"
 IPVAR128_ROWS="${RECALL_IPVAR128_ROWS:-20000}"
@@ -432,11 +436,12 @@ ipvar_cases() {
 		truth "ipv128_l2_truth$K" ipv128 ipv128_q '<->'
 		truth "ipv128_ip_truth$K" ipv128 ipv128_q '<#>'
 	done
-	# the L2 index is the reference (0.96-0.99 over builds: random levels)
+	# the L2 index for reference (0.97-1.00 over builds: random levels)
 	MIN_RECALL=0.9
 	run_case ip_varnorm128_l2 bulk ipv128 ipv128_q real_l2_ops '<->' ipv128_l2_truth
+	MIN_RECALL="$IPVAR_MIN"
+	run_case ip_varnorm128_ip bulk ipv128 ipv128_q real_ip_ops '<#>' ipv128_ip_truth
 	MIN_RECALL="$RECALL_MIN_DEFAULT"
-	CASE_WITHIN=ip_varnorm128_l2 run_case ip_varnorm128_ip bulk ipv128 ipv128_q real_ip_ops '<#>' ipv128_ip_truth
 	q -c "DROP TABLE IF EXISTS ipv3, ipv3_q, ipv128_c, ipv128, ipv128_q" || true
 }
 if [[ "${RECALL_IPVAR:-1}" == 1 ]]; then
