@@ -175,6 +175,17 @@ arena_neighbors(HnswGraph *g, HnswNode node, int layer, HnswNode *out)
 	return n;
 }
 
+/* layer 0 only: an upper layer's list is found through the ArenaNode */
+static const void *
+arena_peek_neighbors(HnswGraph *g, HnswNode node, int layer)
+{
+	HnswBuildState *bs = (HnswBuildState *) g;
+
+	if (layer > 0 || bs->node_blocks == NULL)
+		return NULL;
+	return arena_list(bs, node, 0);
+}
+
 static bool
 arena_replace_neighbors(HnswGraph *g, HnswNode node, int layer,
 						const HnswNode *oldlist, int nold,
@@ -397,6 +408,7 @@ static const HnswGraphOps arena_graph_ops = {
 	.estimate = arena_estimate,
 	.peek_code = arena_peek_code,
 	.peek_ahead = 5,
+	.peek_neighbors = arena_peek_neighbors,
 	.prefetch = arena_prefetch,
 };
 
@@ -1200,7 +1212,7 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 			if (bs->nspacekeys > 0)
 				bs->cur_space = build_space(bs, values[0]);
 			hnsw_insert_element(&bs->graph, vec, tid);
-			bs->mem_used += sizeof(uint32) * (bs->graph.marks_cap - marks_before);
+			bs->mem_used += sizeof(uint16) * (bs->graph.marks_cap - marks_before);
 		}
 		bs->indtuples++;
 		if (((uint64) bs->indtuples & 255) == 0)

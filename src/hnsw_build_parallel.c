@@ -325,6 +325,15 @@ par_vector(HnswGraph *g, HnswNode node)
 	return par_vec(par_node((HnswParGraph *) g, node));
 }
 
+/* layer 0, from the lists' version word, which par_neighbors() reads first */
+static const void *
+par_peek_neighbors(HnswGraph *g, HnswNode node, int layer)
+{
+	if (layer > 0)
+		return NULL;
+	return par_nbr_version(par_node((HnswParGraph *) g, node), g);
+}
+
 /*
  * Readers of a list do not take the node's spinlock: they copy the list
  * between two reads of the lists' version and start again if a writer was
@@ -555,6 +564,7 @@ static const HnswGraphOps par_graph_ops = {
 	.estimate = par_estimate,
 	.peek_code = par_peek_code,
 	.peek_ahead = 5,
+	.peek_neighbors = par_peek_neighbors,
 };
 
 /* ----------------------------------------------------------------

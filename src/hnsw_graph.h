@@ -172,6 +172,14 @@ typedef struct HnswGraphOps
 	int			peek_ahead;
 
 	/*
+	 * Optional: where node's list on layer lies, for a prefetch only (NULL
+	 * if the storage cannot tell without reading more than the list).  A
+	 * search prefetches the list of the candidate it will most likely
+	 * expand next while it expands the current one.
+	 */
+	const void *(*peek_neighbors) (HnswGraph *g, HnswNode node, int layer);
+
+	/*
 	 * Optional: a search is about to compute the distances of these nodes;
 	 * start loading into the CPU caches what it can without I/O or locks.
 	 */
@@ -192,10 +200,14 @@ struct HnswGraph
 	uint32		code_seed;		/* RaBitQ's rotation */
 	MemoryContext cxt;			/* for allocations that live as long as g */
 	bool		dense;			/* nodes are small integers (arena) */
-	/* visited marks for dense graphs, reused by successive searches */
-	uint32	   *marks;
+	/*
+	 * Visited marks for dense graphs, reused by successive searches: two
+	 * bytes a node, so that more of them stay in the CPU caches (cleared
+	 * every 65 535 searches, when the epoch wraps around).
+	 */
+	uint16	   *marks;
 	uint32		marks_cap;
-	uint32		epoch;
+	uint16		epoch;
 };
 
 /* binary heap of candidates; min-heap or max-heap by dist */
