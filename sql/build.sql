@@ -308,6 +308,21 @@ SELECT q, (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM build_par ORDER
           (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM build_par WHERE v IS NOT NULL
                                                   ORDER BY l2_distance(v, build_vec(q, 16)), id LIMIT 5) s) AS exact
 FROM generate_series(5001, 5005) q;
+-- the same build with every list read taking the node's spinlock, the path
+-- a reader takes after meeting writers at work parallel_read_tries times
+SET engram_hnsw.parallel_read_tries = 0;
+SET client_min_messages = debug1;
+REINDEX INDEX build_par_idx;
+RESET client_min_messages;
+RESET engram_hnsw.parallel_read_tries;
+SELECT elements, deleted_elements, heap_tids, unreachable, pending FROM engram_hnsw_check('build_par_idx');
+SELECT count(*) FILTER (WHERE (SELECT b2.v FROM build_par b2 ORDER BY b2.v <-> b.v LIMIT 1) = b.v) AS found,
+       count(*) AS rows
+FROM build_par b WHERE v IS NOT NULL;
+SELECT q, (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM build_par ORDER BY v <-> build_vec(q, 16) LIMIT 5) s) =
+          (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM build_par WHERE v IS NOT NULL
+                                                  ORDER BY l2_distance(v, build_vec(q, 16)), id LIMIT 5) s) AS exact
+FROM generate_series(5001, 5005) q;
 -- CONCURRENTLY and REINDEX take the parallel path too; a cosine index
 SET client_min_messages = debug1;
 CREATE INDEX CONCURRENTLY build_par_cos ON build_par USING engram_hnsw (v real_cosine_ops);

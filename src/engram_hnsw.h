@@ -367,6 +367,7 @@ typedef struct HnswOptions
 extern int	hnsw_ef_search;
 extern int	hnsw_space_read_pages;
 extern int	hnsw_build_format;
+extern int	hnsw_parallel_read_tries;
 extern int	hnsw_pending_list_limit;
 extern int	hnsw_vector_cache_kb;
 extern bool hnsw_merge_worker;

@@ -106,6 +106,7 @@ typedef struct HnswParShared
 	bool		isconcurrent;
 	int			m;
 	int			ef_construction;
+	int			read_tries;		/* engram_hnsw.parallel_read_tries of the leader */
 	int			metric;
 	int			code_kind;		/* HNSW_CODE_* of the codes, and their seed */
 	uint32		code_seed;
@@ -193,6 +194,7 @@ typedef struct HnswParGraph
 	float	   *code_scratch;	/* for encoding (allocated with dims known) */
 	Relation	index;
 	bool		leader;
+	int			read_tries;		/* lock-free attempts at reading a list */
 	MemoryContext tmp_cxt;		/* reset after every tuple */
 	double		indtuples;
 } HnswParGraph;
@@ -341,10 +343,10 @@ par_peek_neighbors(HnswGraph *g, HnswNode node, int layer)
  * thus never writes a line of the node, which the other participants would
  * otherwise have to fetch back for every list they read (taking the
  * spinlock for each read cost 8% of a parallel build's CPU).  After
- * PAR_READ_TRIES attempts it waits for the writer on the spinlock, which
- * has the stuck-spinlock check.
+ * engram_hnsw.parallel_read_tries attempts (64; 0 in the regression test
+ * of this path) it waits for the writer on the spinlock, which has the
+ * stuck-spinlock check.
  */
-#define PAR_READ_TRIES	64
 
 static int
 par_neighbors(HnswGraph *g, HnswNode node, int layer, HnswNode *out)
@@ -359,7 +361,7 @@ par_neighbors(HnswGraph *g, HnswNode node, int layer, HnswNode *out)
 	if (layer > pg->levels[node])
 		return 0;
 	list = par_nbr(n, g) + arena_layer_start(g->m, layer);
-	for (int tries = 0; tries < PAR_READ_TRIES; tries++)
+	for (int tries = 0; tries < pg->read_tries; tries++)
 	{
 		uint32		v = pg_atomic_read_u32(version);
 
@@ -777,6 +779,7 @@ par_participate(HnswParShared *sh, dsa_area *area, Relation heap, Relation index
 	pg.chunk = InvalidDsaPointer;
 	pg.index = index;
 	pg.leader = leader;
+	pg.read_tries = sh->read_tries;
 	pg.tmp_cxt = AllocSetContextCreate(cxt, "engram_hnsw parallel build tuple",
 									   ALLOCSET_DEFAULT_SIZES);
 
@@ -971,6 +974,7 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 	sh->isconcurrent = indexInfo->ii_Concurrent;
 	sh->m = m;
 	sh->ef_construction = bs->graph.ef_construction;
+	sh->read_tries = hnsw_parallel_read_tries;
 	sh->metric = bs->metric;
 	sh->code_kind = bs->graph.code_kind;
 	sh->code_seed = bs->graph.code_seed;

@@ -69,6 +69,7 @@
 #define HNSW_DEFAULT_MAX_MERGE_WORKERS 4	/* engram_hnsw.max_merge_workers */
 #define HNSW_MAX_MERGE_WORKER_SLOTS 64
 #define HNSW_DEFAULT_HELPER_IDLE_CPUS 0.4	/* engram_hnsw.merge_helper_idle_cpus */
+#define HNSW_DEFAULT_PARALLEL_READ_TRIES 64	/* engram_hnsw.parallel_read_tries */
 
 /*
  * What VACUUM records in the free space map for a data page with free

@@ -48,6 +48,7 @@ PG_MODULE_MAGIC;
 int			hnsw_ef_search = HNSW_DEFAULT_EF_SEARCH;
 int			hnsw_space_read_pages = HNSW_DEFAULT_SPACE_READ_PAGES;
 int			hnsw_build_format = HNSW_FORMAT_VERSION;
+int			hnsw_parallel_read_tries = HNSW_DEFAULT_PARALLEL_READ_TRIES;
 int			hnsw_pending_list_limit = HNSW_DEFAULT_PENDING_LIMIT;
 int			hnsw_vector_cache_kb = HNSW_DEFAULT_VECTOR_CACHE;
 bool		hnsw_merge_worker = true;
@@ -135,6 +136,15 @@ _PG_init(void)
 							"to 16000 dimensions; 2 is the format of release 0.2.0, for testing "
 							"how indexes of that release keep working.",
 							&hnsw_build_format, HNSW_FORMAT_VERSION, 2, HNSW_FORMAT_VERSION,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+	DefineCustomIntVariable("engram_hnsw.parallel_read_tries",
+							"Lock-free attempts at reading a neighbour list in a parallel build.",
+							"A participant of a parallel build reads a list without its lock "
+							"while no writer is at work, and takes the lock after this many "
+							"attempts that met one.  0 always takes the lock: a developer "
+							"option, for testing that path.",
+							&hnsw_parallel_read_tries, HNSW_DEFAULT_PARALLEL_READ_TRIES,
+							0, 1000000,
 							PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	DefineCustomIntVariable("engram_hnsw.pending_list_limit",
 							"Pending list size at which an insert merges it into the graph.",
