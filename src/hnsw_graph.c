@@ -463,7 +463,8 @@ prefetch_vector(HnswGraph *g, HnswNode node)
  *  - in-memory builds, whose codes lie at addresses computed from the node
  *    number, prefetch 5 neighbours ahead: one ahead left an estimate
  *    (about 10 ns of arithmetic) waiting for most of a memory access, and
- *    a serial CREATE INDEX took 0.87x the time with 5 (3: 0.90x; 10: as 5);
+ *    a serial CREATE INDEX took 0.91x the time with 5 (3 ahead did less,
+ *    10 no better; bench/results/build_codes.md);
  *  - page graphs prefetch 1 ahead: finding a code in shared buffers reads
  *    the buffer and page headers that hnsw_page_prefetch() has only just
  *    asked for, and 2 to 6 ahead gave queries 1.00-1.05x.
