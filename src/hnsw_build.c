@@ -1212,7 +1212,7 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 			if (bs->nspacekeys > 0)
 				bs->cur_space = build_space(bs, values[0]);
 			hnsw_insert_element(&bs->graph, vec, tid);
-			bs->mem_used += sizeof(uint16) * (bs->graph.marks_cap - marks_before);
+			bs->mem_used += sizeof(uint32) * (bs->graph.marks_cap - marks_before);
 		}
 		bs->indtuples++;
 		if (((uint64) bs->indtuples & 255) == 0)

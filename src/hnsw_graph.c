@@ -181,7 +181,7 @@ visited_clear(HnswVisited *v)
 	{
 		/* wrapped around: forget every old mark */
 		if (g->marks)
-			memset(g->marks, 0, sizeof(uint16) * g->marks_cap);
+			memset(g->marks, 0, sizeof(uint32) * g->marks_cap);
 		g->epoch = 1;
 	}
 }
@@ -232,13 +232,13 @@ visited_add(HnswVisited *v, HnswNode node)
 			while (newcap <= node)
 				newcap *= 2;
 			if (g->marks == NULL)
-				g->marks = MemoryContextAllocExtended(g->cxt, sizeof(uint16) * newcap,
+				g->marks = MemoryContextAllocExtended(g->cxt, sizeof(uint32) * newcap,
 													  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 			else
 			{
-				g->marks = repalloc_huge(g->marks, sizeof(uint16) * newcap);
+				g->marks = repalloc_huge(g->marks, sizeof(uint32) * newcap);
 				memset(g->marks + g->marks_cap, 0,
-					   sizeof(uint16) * (newcap - g->marks_cap));
+					   sizeof(uint32) * (newcap - g->marks_cap));
 			}
 			g->marks_cap = newcap;
 		}

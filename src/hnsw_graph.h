@@ -200,14 +200,10 @@ struct HnswGraph
 	uint32		code_seed;		/* RaBitQ's rotation */
 	MemoryContext cxt;			/* for allocations that live as long as g */
 	bool		dense;			/* nodes are small integers (arena) */
-	/*
-	 * Visited marks for dense graphs, reused by successive searches: two
-	 * bytes a node, so that more of them stay in the CPU caches (cleared
-	 * every 65 535 searches, when the epoch wraps around).
-	 */
-	uint16	   *marks;
+	/* visited marks for dense graphs, reused by successive searches */
+	uint32	   *marks;
 	uint32		marks_cap;
-	uint16		epoch;
+	uint32		epoch;
 };
 
 /* binary heap of candidates; min-heap or max-heap by dist */
