@@ -299,15 +299,22 @@ CREATE INDEX build_par_idx ON build_par USING engram_hnsw (v) WITH (m = 8, ef_co
 RESET client_min_messages;
 SELECT elements, deleted_elements, heap_tids, unreachable, pending FROM engram_hnsw_check('build_par_idx');
 SET engram_hnsw.ef_search = 40;
--- every row is found by its own vector (a duplicate finds its twin or itself)
-SELECT count(*) FILTER (WHERE (SELECT b2.v FROM build_par b2 ORDER BY b2.v <-> b.v LIMIT 1) = b.v) AS found,
-       count(*) AS rows
-FROM build_par b WHERE v IS NOT NULL;
--- the same answers as an exact scan for a few queries
-SELECT q, (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM build_par ORDER BY v <-> build_vec(q, 16) LIMIT 5) s) =
+-- the searches every parallel build of build_par_idx is checked with:
+-- found = rows, every row found by its own vector (a duplicate finds its
+-- twin or itself); exact = 5, the same answers as an exact scan for five
+-- queries
+CREATE FUNCTION build_par_searches(OUT found bigint, OUT rows bigint, OUT exact bigint)
+LANGUAGE sql AS $$
+SELECT (SELECT count(*) FILTER (WHERE (SELECT b2.v FROM build_par b2 ORDER BY b2.v <-> b.v LIMIT 1) = b.v)
+        FROM build_par b WHERE v IS NOT NULL),
+       (SELECT count(*) FROM build_par WHERE v IS NOT NULL),
+       (SELECT count(*) FILTER (WHERE
+          (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM build_par ORDER BY v <-> build_vec(q, 16) LIMIT 5) s) =
           (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM build_par WHERE v IS NOT NULL
-                                                  ORDER BY l2_distance(v, build_vec(q, 16)), id LIMIT 5) s) AS exact
-FROM generate_series(5001, 5005) q;
+                                                  ORDER BY l2_distance(v, build_vec(q, 16)), id LIMIT 5) s))
+        FROM generate_series(5001, 5005) q)
+$$;
+SELECT * FROM build_par_searches();
 -- the same build with every list read taking the node's spinlock, the path
 -- a reader takes after meeting writers at work parallel_read_tries times
 SET engram_hnsw.parallel_read_tries = 0;
@@ -316,13 +323,7 @@ REINDEX INDEX build_par_idx;
 RESET client_min_messages;
 RESET engram_hnsw.parallel_read_tries;
 SELECT elements, deleted_elements, heap_tids, unreachable, pending FROM engram_hnsw_check('build_par_idx');
-SELECT count(*) FILTER (WHERE (SELECT b2.v FROM build_par b2 ORDER BY b2.v <-> b.v LIMIT 1) = b.v) AS found,
-       count(*) AS rows
-FROM build_par b WHERE v IS NOT NULL;
-SELECT q, (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM build_par ORDER BY v <-> build_vec(q, 16) LIMIT 5) s) =
-          (SELECT array_agg(id ORDER BY id) FROM (SELECT id FROM build_par WHERE v IS NOT NULL
-                                                  ORDER BY l2_distance(v, build_vec(q, 16)), id LIMIT 5) s) AS exact
-FROM generate_series(5001, 5005) q;
+SELECT * FROM build_par_searches();
 -- CONCURRENTLY and REINDEX take the parallel path too; a cosine index
 SET client_min_messages = debug1;
 CREATE INDEX CONCURRENTLY build_par_cos ON build_par USING engram_hnsw (v real_cosine_ops);
@@ -368,6 +369,7 @@ SELECT count(*) FILTER (WHERE (SELECT b2.id FROM build_par_sp b2 WHERE b2.space_
        count(*) AS rows
 FROM build_par_sp b;
 RESET max_parallel_maintenance_workers;
+DROP FUNCTION build_par_searches();
 DROP TABLE build_par, build_par_sp;
 
 --

@@ -158,6 +158,16 @@ SET LOCAL engram_hnsw.ef_search = 7;
 SHOW engram_hnsw.ef_search;
 COMMIT;
 SHOW engram_hnsw.ef_search;
+-- the parallel build's lock-free read attempts: 0 or more, superuser only
+SET engram_hnsw.parallel_read_tries = -1;
+SET engram_hnsw.parallel_read_tries = 0;
+SHOW engram_hnsw.parallel_read_tries;
+RESET engram_hnsw.parallel_read_tries;
+CREATE ROLE regress_engram_opt_user;
+SET ROLE regress_engram_opt_user;
+SET engram_hnsw.parallel_read_tries = 0;
+RESET ROLE;
+DROP ROLE regress_engram_opt_user;
 RESET engram_hnsw.ef_search;
 SHOW engram_hnsw.ef_search;
 -- the prefix is reserved
