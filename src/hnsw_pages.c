@@ -218,12 +218,18 @@ hnsw_max_level(int m)
  * page: int8 codes reach that limit near 8 000 dimensions, half precision
  * near 4 000.  Checked where an index's dimension is fixed.
  */
-void
-hnsw_check_code_fits(Relation index, int kind, int dims)
+static bool
+code_fits(int kind, int dims)
 {
 	Size		esize = HNSW_ELEMENT3_TUPLE_SIZE(hnsw_code_size(kind, dims));
 
-	if (esize + sizeof(ItemIdData) > HNSW_PAGE_FREE_SPACE)
+	return esize + sizeof(ItemIdData) <= HNSW_PAGE_FREE_SPACE;
+}
+
+void
+hnsw_check_code_fits(Relation index, int kind, int dims)
+{
+	if (!code_fits(kind, dims))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("%s codes of %d dimensions do not fit an engram_hnsw page",
@@ -304,6 +310,7 @@ page_meta(Relation index, Page page)
 		meta->ef_construction > HNSW_MAX_EF_CONSTRUCTION ||
 		meta->dims > (meta->version >= 3 ? HNSW_MAX_DIMS : HNSW_MAX_DIMS_V2) ||
 		(meta->version >= 3 && hnsw_code_name(meta->code_kind) == NULL) ||
+		(meta->version >= 3 && !code_fits(meta->code_kind, meta->dims)) ||
 		meta->entry_level < -1 || meta->entry_level > HNSW_MAX_LEVEL ||
 		meta->nspacekeys > 1 ||
 		(meta->metric != HNSW_METRIC_L2 && meta->metric != HNSW_METRIC_COSINE &&

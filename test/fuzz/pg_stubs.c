@@ -1109,7 +1109,7 @@ PageAddItemExtended(Page page, Item item, Size size, OffsetNumber offsetNumber, 
 	OffsetNumber limit;
 	OffsetNumber off = InvalidOffsetNumber;
 	ItemId		iid;
-	Size		lower;
+	int			lower;
 	int			upper;
 
 	if (p->pd_lower < SizeOfPageHeaderData || p->pd_lower > p->pd_upper ||
