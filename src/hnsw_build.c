@@ -453,7 +453,7 @@ flush_pages(HnswBuildState *bs)
 		return;
 	for (int i = 0; i < bs->write_n; i++)
 		pages[i] = bs->write_batch[i].data;
-	if (RelationNeedsWAL(bs->index))
+	if (bs->write_wal)
 		log_newpages(&bs->index->rd_node, MAIN_FORKNUM, bs->write_n, bs->write_blk,
 					 pages, true);
 	for (int i = 0; i < bs->write_n; i++)
@@ -696,26 +696,29 @@ plan_placement(HnswBuildState *bs, const uint32 *ord, ItemPointerData *etids,
 }
 
 /*
- * Plan (write: and write) the vector pages from block first on: each
- * node's vector in the order ord, chunked as hnsw_write_vector() would
- * (hnsw_chunk_fit()), its first chunk's TID in vtids[].  A chunk that does
- * not end its vector is followed by the first item of the next page.
- * Returns the block after the last vector page.
+ * Plan the vector pages from block first on, or write those of them in
+ * blocks from .. to - 1 (to > from; vtids NULL): each node's vector in the
+ * order ord, chunked as hnsw_write_vector() would (hnsw_chunk_fit()), its
+ * first chunk's TID in vtids[].  A chunk that does not end its vector is
+ * followed by the first item of the next page.  Returns the block after
+ * the last vector page (when planning).
  */
 static BlockNumber
 vector_pages(HnswBuildState *bs, const uint32 *ord, BlockNumber first,
-			 ItemPointerData *vtids, bool write)
+			 ItemPointerData *vtids, BlockNumber from, BlockNumber to)
 {
 	PagePlan	p = {first, HNSW_PAGE_FREE_SPACE, 0};
 	Page		image = NULL;	/* the page being filled, when writing */
 	int			dims = bs->dims;
+	bool		write = (to > from);
 	HnswVectorTuple vt = palloc0(HNSW_VECTOR_TUPLE_SIZE(Min(dims, HNSW_CHUNK_MAX_COMP)));
 
-	for (uint32 k = 0; k < bs->nnodes; k++)
+	for (uint32 k = 0; k < bs->nnodes && !(write && p.blkno >= to); k++)
 	{
 		const float *vec = bs->nodes[ord[k]].vec;
 
-		CHECK_FOR_INTERRUPTS();
+		if ((k & 255) == 0)
+			CHECK_FOR_INTERRUPTS();
 		for (int done = 0; done < dims;)
 		{
 			int			n = hnsw_chunk_fit(p.avail - sizeof(ItemIdData), dims - done);
@@ -729,9 +732,9 @@ vector_pages(HnswBuildState *bs, const uint32 *ord, BlockNumber first,
 				continue;
 			}
 			plan_tuple(&p, size + sizeof(ItemIdData), &tid);
-			if (done == 0)
+			if (done == 0 && !write)
 				vtids[ord[k]] = tid;
-			if (write)
+			if (write && p.blkno >= from && p.blkno < to)
 			{
 				if (image == NULL)
 					image = new_page(bs, p.blkno, HNSW_PAGE_VECTOR);
@@ -842,7 +845,7 @@ fill_neighbor_tuple(HnswBuildState *bs, ArenaNode *an, HnswNeighborTuple ntup,
 /* an arena node's element tuple, its vector's first chunk at vtid */
 static void
 fill_element_tuple(HnswBuildState *bs, ArenaNode *an, HnswElementTuple etup, Size esize,
-				   ItemPointer ntid, ItemPointer vtid)
+				   const ItemPointerData *ntid, const ItemPointerData *vtid)
 {
 	memset(etup, 0, esize);
 	etup->type = HNSW_TUPLE_ELEMENT;
@@ -891,33 +894,110 @@ add_planned(HnswBuildState *bs, Page *image, BlockNumber *curblk,
 			 got, ItemPointerGetOffsetNumber(tid));
 }
 
-/* the data pages, in order, each filled and written once */
+/*
+ * The data pages of blocks from .. to - 1, in order, each filled and
+ * written once.  Placement follows ord, so the blocks of the nodes' tuples
+ * never decrease along it (a node's element tuple comes after its neighbour
+ * tuple).
+ */
 static void
-write_data_pages(HnswBuildState *bs, const uint32 *ord, const ItemPointerData *etids,
-				 ItemPointerData *ntids, ItemPointerData *vtids, BlockNumber nblocks)
+write_data_pages(HnswBuildState *bs, const HnswWritePlan *plan, BlockNumber from,
+				 BlockNumber to)
 {
 	int			m = bs->graph.m;
 	Size		esize = build_element_size(bs);
 	HnswElementTuple etup = palloc0(esize);
 	HnswNeighborTuple ntup = palloc0(HNSW_NEIGHBOR_TUPLE_SIZE(m, hnsw_max_level(m)));
 	Page		image = NULL;
-	BlockNumber curblk = 1;
+	BlockNumber curblk = from;
 
 	for (uint32 k = 0; k < bs->nnodes; k++)
 	{
-		uint32		i = ord[k];
+		uint32		i = plan->ord[k];
 		ArenaNode  *an = &bs->nodes[i];
-		Size		nsize;
+		const ItemPointerData *ntid = &plan->ntids[i];
+		const ItemPointerData *etid = &plan->etids[i];
 
-		CHECK_FOR_INTERRUPTS();
-		nsize = fill_neighbor_tuple(bs, an, ntup, etids);
-		fill_element_tuple(bs, an, etup, esize, &ntids[i], &vtids[i]);
-		add_planned(bs, &image, &curblk, &ntids[i], (Item) ntup, nsize);
-		add_planned(bs, &image, &curblk, &etids[i], (Item) etup, esize);
+		if ((k & 255) == 0)
+			CHECK_FOR_INTERRUPTS();
+		if (ItemPointerGetBlockNumber(etid) < from)
+			continue;
+		if (ItemPointerGetBlockNumber(ntid) >= to)
+			break;
+		if (ItemPointerGetBlockNumber(ntid) >= from)
+		{
+			Size		nsize = fill_neighbor_tuple(bs, an, ntup, plan->etids);
+
+			add_planned(bs, &image, &curblk, ntid, (Item) ntup, nsize);
+		}
+		if (ItemPointerGetBlockNumber(etid) < to)
+		{
+			fill_element_tuple(bs, an, etup, esize, ntid, &plan->vtids[i]);
+			add_planned(bs, &image, &curblk, etid, (Item) etup, esize);
+		}
 	}
-	Assert(bs->nnodes == 0 || curblk == nblocks - 1);
+	Assert(to <= from || curblk == to - 1);
 	pfree(etup);
 	pfree(ntup);
+}
+
+/* the blocks of one of a kind's nparts ranges: [first, end) cut evenly */
+static void
+part_range(BlockNumber first, BlockNumber end, int part, int nparts,
+		   BlockNumber *from, BlockNumber *to)
+{
+	uint64		n = end - first;
+
+	*from = first + (BlockNumber) (n * part / nparts);
+	*to = first + (BlockNumber) (n * (part + 1) / nparts);
+}
+
+/*
+ * Write one part of the plan: a range of data pages (parts below nparts)
+ * or of vector pages.  Between hnsw_write_begin() and hnsw_write_end(); the
+ * relation already has every block (extend_build_relation()), and each
+ * part's pages are whole, so participants may write parts in any order.
+ */
+void
+hnsw_write_part(HnswBuildState *bs, const HnswWritePlan *plan, int part)
+{
+	BlockNumber from;
+	BlockNumber to;
+
+	if (part < plan->nparts)
+	{
+		part_range(1, plan->ndata, part, plan->nparts, &from, &to);
+		if (to > from)
+			write_data_pages(bs, plan, from, to);
+	}
+	else
+	{
+		part_range(plan->ndata, plan->nblocks, part - plan->nparts, plan->nparts,
+				   &from, &to);
+		if (to > from)
+			(void) vector_pages(bs, plan->ord, plan->ndata, NULL, from, to);
+	}
+	flush_pages(bs);
+}
+
+/* the page writer's batch and buffer ring, for one participant */
+void
+hnsw_write_begin(HnswBuildState *bs)
+{
+	bs->write_strategy = GetAccessStrategy(BAS_BULKWRITE);
+	bs->write_batch = palloc(sizeof(PGAlignedBlock) * HNSW_WRITE_BATCH);
+	bs->write_n = 0;
+	bs->write_wal = RelationNeedsWAL(bs->index);
+}
+
+void
+hnsw_write_end(HnswBuildState *bs)
+{
+	flush_pages(bs);
+	FreeAccessStrategy(bs->write_strategy);
+	pfree(bs->write_batch);
+	bs->write_strategy = NULL;
+	bs->write_batch = NULL;
 }
 
 /* a space's directory entry */
@@ -1026,10 +1106,11 @@ write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber db
  * Write the meta page and every element of the arena, each page WAL-logged
  * before it enters its buffer (new_page()).  Placement is planned first
  * (neighbour lists need the final TIDs of elements on later pages), then
- * each page is filled and written once.
+ * each page is filled and written once.  With pb (a parallel build), its
+ * workers are started again to write parts of the plan beside the leader.
  */
 static void
-write_arena(HnswBuildState *bs)
+write_arena(HnswBuildState *bs, HnswParallelBuild *pb)
 {
 	ItemPointerData *etids = palloc_extended(sizeof(ItemPointerData) * Max(bs->nnodes, 1),
 											 MCXT_ALLOC_HUGE);
@@ -1037,8 +1118,7 @@ write_arena(HnswBuildState *bs)
 											 MCXT_ALLOC_HUGE);
 	ItemPointerData *vtids = palloc_extended(sizeof(ItemPointerData) * Max(bs->nnodes, 1),
 											 MCXT_ALLOC_HUGE);
-	BlockNumber ndata;
-	BlockNumber nblocks;
+	HnswWritePlan plan;
 	Page		meta_page;
 	BlockNumber dir_tail;
 	uint32	   *ord = NULL;
@@ -1047,32 +1127,36 @@ write_arena(HnswBuildState *bs)
 
 	if (bs->nnodes > 0)
 		ord = reconnect_and_order(bs);
-	ndata = plan_placement(bs, ord, etids, ntids);
-	nblocks = ndata;
+	plan.ord = ord;
+	plan.etids = etids;
+	plan.ntids = ntids;
+	plan.vtids = vtids;
+	plan.ndata = plan_placement(bs, ord, etids, ntids);
+	plan.nblocks = plan.ndata;
 	if (bs->graph.code_kind != HNSW_CODE_NONE)
-		nblocks = vector_pages(bs, ord, ndata, vtids, false);
+		plan.nblocks = vector_pages(bs, ord, plan.ndata, vtids, 0, 0);
+	plan.nparts = pb != NULL ? hnsw_parallel_write_parts(pb) : 1;
 
-	bs->write_strategy = GetAccessStrategy(BAS_BULKWRITE);
-	bs->write_batch = palloc(sizeof(PGAlignedBlock) * HNSW_WRITE_BATCH);
-	bs->write_n = 0;
+	hnsw_write_begin(bs);
 	/* filled in place (hnsw_fill_meta() initialises the page) */
 	meta_page = batch_slot(bs, HNSW_METAPAGE_BLKNO);
-	fill_build_meta(bs, meta_page, etids, ndata, nblocks);
+	fill_build_meta(bs, meta_page, etids, plan.ndata, plan.nblocks);
 	dir_tail = HnswPageGetMeta(meta_page)->dir_tail;
 	extend_build_relation(bs->index, bs->nspacekeys > 0 && bs->nspaces > 0 ?
-						  dir_tail + 1 : nblocks);
-	write_data_pages(bs, ord, etids, ntids, vtids, ndata);
-	if (bs->graph.code_kind != HNSW_CODE_NONE)
-		(void) vector_pages(bs, ord, ndata, vtids, true);
+						  dir_tail + 1 : plan.nblocks);
+	if (pb != NULL && bs->nnodes > 0)
+		hnsw_parallel_write(pb, bs, &plan);
+	else
+		for (int part = 0; part < 2 * plan.nparts; part++)
+			hnsw_write_part(bs, &plan, part);
 	if (bs->nspacekeys > 0 && bs->nspaces > 0)
 	{
-		nblocks = write_directory(bs, etids, nblocks);
-		Assert(nblocks - 1 == dir_tail);
-	}
+		BlockNumber nblocks = write_directory(bs, etids, plan.nblocks);
 
-	flush_pages(bs);
-	FreeAccessStrategy(bs->write_strategy);
-	pfree(bs->write_batch);
+		Assert(nblocks - 1 == dir_tail);
+		(void) nblocks;
+	}
+	hnsw_write_end(bs);
 
 	pfree(etids);
 	pfree(ntids);
@@ -1143,7 +1227,7 @@ spill_to_pages(HnswBuildState *bs)
 						   (unsigned long) bs->indtuples, (unsigned long) bs->indtuples),
 			 errdetail("Building continues with on-disk inserts, which is slower."),
 			 errhint("Increase maintenance_work_mem to build the whole graph in memory.")));
-	write_arena(bs);
+	write_arena(bs, NULL);
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_SUBPHASE, HNSW_PHASE_LOAD);
 
 	/* the arena is no longer needed */
@@ -1429,7 +1513,7 @@ hnsw_build(Relation heap, Relation index, IndexInfo *indexInfo)
 
 	if (!bs->spilled)
 	{
-		write_arena(bs);
+		write_arena(bs, pb);
 		if (pb != NULL)
 			hnsw_parallel_build_end(pb);
 		MemoryContextDelete(bs->arena_cxt);

@@ -112,6 +112,7 @@ typedef struct HnswBuildState
 	PGAlignedBlock *write_batch;	/* HNSW_WRITE_BATCH page images */
 	BlockNumber write_blk[HNSW_WRITE_BATCH];
 	int			write_n;
+	bool		write_wal;		/* WAL-log the pages (RelationNeedsWAL()) */
 
 	MemoryContext tmp_cxt;		/* reset after every tuple */
 	double		indtuples;
@@ -130,15 +131,39 @@ arena_nbr_size(int m, int level)
 	return sizeof(uint32) * ((2 * m + 1) + level * (m + 1));
 }
 
+/*
+ * The pages a build writes, as planned by write_arena(): the placement
+ * order and every tuple's TID.  Data pages are blocks 1 .. ndata - 1, vector
+ * pages ndata .. nblocks - 1; each kind is written in nparts ranges of
+ * blocks (parts 0 .. nparts - 1 data, nparts .. 2 nparts - 1 vectors), which
+ * the participants of a parallel build share out (hnsw_write_part()).
+ */
+typedef struct HnswWritePlan
+{
+	const uint32 *ord;
+	const ItemPointerData *etids;
+	const ItemPointerData *ntids;
+	const ItemPointerData *vtids;
+	BlockNumber ndata;
+	BlockNumber nblocks;
+	int			nparts;
+} HnswWritePlan;
+
 /* hnsw_build.c */
 extern BuildSpace *hnsw_build_space(HnswBuildState *bs, const char *key, int len,
 									uint32 hash);
+extern void hnsw_write_part(HnswBuildState *bs, const HnswWritePlan *plan, int part);
+extern void hnsw_write_begin(HnswBuildState *bs);
+extern void hnsw_write_end(HnswBuildState *bs);
 
 /* hnsw_build_parallel.c */
 typedef struct HnswParallelBuild HnswParallelBuild;
 
 extern HnswParallelBuild *hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo,
 											  int nworkers, double *reltuples);
+extern int	hnsw_parallel_write_parts(HnswParallelBuild *pb);
+extern void hnsw_parallel_write(HnswParallelBuild *pb, HnswBuildState *bs,
+								const HnswWritePlan *plan);
 extern void hnsw_parallel_build_end(HnswParallelBuild *pb);
 extern PGDLLEXPORT void hnsw_parallel_build_main(dsm_segment *seg, shm_toc *toc);
 

@@ -4,9 +4,10 @@
  *	  Parallel CREATE INDEX.  The leader and its workers scan the heap with
  *	  a parallel table scan and insert every vector into one graph in
  *	  dynamic shared memory, with the insertion algorithm every other path
- *	  uses (hnsw_insert_element).  The leader then writes the pages exactly
+ *	  uses (hnsw_insert_element).  The leader then plans the pages exactly
  *	  as a serial build does (write_arena() in hnsw_build.c reads the shared
- *	  graph through an array of ArenaNode pointing into it).
+ *	  graph through an array of ArenaNode pointing into it), and starts the
+ *	  workers again to write ranges of them beside it (hnsw_parallel_write()).
  *
  * Shared memory: a DSA area whose control object lives in the parallel
  * context's segment, limited to maintenance_work_mem (the same budget as a
@@ -131,6 +132,24 @@ typedef struct HnswParShared
 	double		reltuples;
 	double		indtuples;
 
+	/*
+	 * The page writing (hnsw_parallel_write()): set by the leader before it
+	 * starts the workers again, read-only afterwards.
+	 */
+	bool		writing;		/* the workers are started to write pages */
+	bool		write_wal;		/* RelationNeedsWAL() in the leader */
+	int			dims_final;
+	uint32		nnodes_final;
+	BlockNumber ndata;
+	BlockNumber nblocks;
+	int			nparts;
+	dsa_pointer ord;			/* the HnswWritePlan's arrays */
+	dsa_pointer etids;
+	dsa_pointer ntids;
+	dsa_pointer vtids;
+	dsa_pointer space_map;		/* provisional space number -> final, or
+								 * invalid without spaces */
+
 	/* the parallel table scan descriptor follows, MAXALIGNed */
 } HnswParShared;
 
@@ -205,6 +224,8 @@ struct HnswParallelBuild
 	HnswParShared *sh;
 	dsa_area   *area;
 	Snapshot	snapshot;
+	uint32	   *space_map;		/* provisional space number -> final */
+	uint32		nspace_map;
 };
 
 static inline Size
@@ -795,6 +816,92 @@ par_participate(HnswParShared *sh, dsa_area *area, Relation heap, Relation index
 	MemoryContextDelete(cxt);
 }
 
+/*
+ * The shared graph as the serial writer reads it: an ArenaNode per node,
+ * pointing into the shared records (space numbers through space_map, the
+ * final numbers, when there are spaces).
+ */
+static void
+par_arena_nodes(HnswParShared *sh, dsa_area *area, HnswGraph *g, uint32 nnodes,
+				const uint32 *space_map, ArenaNode *out)
+{
+	dsa_pointer *table = dsa_get_address(area, sh->table);
+
+	for (uint32 i = 0; i < nnodes; i++)
+	{
+		ParNode    *n = dsa_get_address(area, table[i]);
+		ArenaNode  *an = &out[i];
+
+		an->vec = par_vec(n);
+		an->code = g->code_kind != HNSW_CODE_NONE ? par_code(n, g->dims) : NULL;
+		an->nbr = par_nbr(n, g);
+		an->space_no = space_map ? space_map[n->space_no] : 0;
+		an->level = n->level;
+		an->ntids = n->ntids;
+		memcpy(an->tids, n->tids, sizeof(ItemPointerData) * n->ntids);
+		if ((i & 4095) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Write this participant's parts of the plan: the data and the vector
+ * pages of range "first" (a worker's ParallelWorkerNumber; the leader's is
+ * the last), up to "last".  The leader passes the number of workers
+ * launched as first, and so also writes the ranges of workers that were
+ * planned but not launched.
+ */
+static void
+par_write_parts(HnswBuildState *bs, const HnswWritePlan *plan, int first, int last)
+{
+	for (int r = first; r <= last && r < plan->nparts; r++)
+	{
+		hnsw_write_part(bs, plan, r);
+		hnsw_write_part(bs, plan, plan->nparts + r);
+	}
+}
+
+/*
+ * A worker started again to write pages: the leader's plan and the shared
+ * graph, read through a writer's state of its own.
+ */
+static void
+par_write_main(HnswParShared *sh, dsa_area *area, Relation index)
+{
+	HnswBuildState *bs = palloc0(sizeof(HnswBuildState));
+	HnswWritePlan plan;
+
+	bs->index = index;
+	bs->dims = sh->dims_final;
+	bs->nspacekeys = sh->nspacekeys;
+	bs->graph.dims = sh->dims_final;
+	bs->graph.m = sh->m;
+	bs->graph.max_level = hnsw_max_level(sh->m);
+	bs->graph.metric = sh->metric;
+	bs->graph.code_kind = sh->code_kind;
+	bs->graph.code_seed = sh->code_seed;
+	bs->nnodes = sh->nnodes_final;
+	bs->nodes = palloc_extended(sizeof(ArenaNode) * Max(bs->nnodes, 1), MCXT_ALLOC_HUGE);
+	par_arena_nodes(sh, area, &bs->graph, bs->nnodes,
+					DsaPointerIsValid(sh->space_map) ?
+					dsa_get_address(area, sh->space_map) : NULL, bs->nodes);
+
+	plan.ord = dsa_get_address(area, sh->ord);
+	plan.etids = dsa_get_address(area, sh->etids);
+	plan.ntids = dsa_get_address(area, sh->ntids);
+	plan.vtids = dsa_get_address(area, sh->vtids);
+	plan.ndata = sh->ndata;
+	plan.nblocks = sh->nblocks;
+	plan.nparts = sh->nparts;
+
+	hnsw_write_begin(bs);
+	bs->write_wal = sh->write_wal;
+	par_write_parts(bs, &plan, ParallelWorkerNumber, ParallelWorkerNumber);
+	hnsw_write_end(bs);
+	pfree(bs->nodes);
+	pfree(bs);
+}
+
 /* entry point of a parallel worker (CreateParallelContext names it) */
 void
 hnsw_parallel_build_main(dsm_segment *seg, shm_toc *toc)
@@ -826,7 +933,10 @@ hnsw_parallel_build_main(dsm_segment *seg, shm_toc *toc)
 
 	LWLockRegisterTranche(sh->tranche_id, "engram_hnsw_build");
 	area = dsa_attach_in_place(place, seg);
-	par_participate(sh, area, heap, index, indexInfo, false);
+	if (sh->writing)
+		par_write_main(sh, area, index);
+	else
+		par_participate(sh, area, heap, index, indexInfo, false);
 	dsa_detach(area);
 
 	index_close(index, index_lockmode);
@@ -930,7 +1040,6 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 	double		allvisfrac;
 	double		maxnodes;
 	uint32		nnodes;
-	dsa_pointer *table;
 
 	/*
 	 * Node numbers: the estimated row count with room to spare, as many as
@@ -1039,34 +1148,95 @@ hnsw_parallel_build(HnswBuildState *bs, IndexInfo *indexInfo, int nworkers,
 	bs->graph.dims = bs->dims;
 	bs->maxnodes = Max(nnodes, 1);
 	bs->nodes = repalloc_huge(bs->nodes, sizeof(ArenaNode) * bs->maxnodes);
-	table = dsa_get_address(area, sh->table);
 	if (bs->nspacekeys > 0)
 		space_map = par_take_spaces(bs, sh, area);
-	for (uint32 i = 0; i < nnodes; i++)
-	{
-		ParNode    *n = dsa_get_address(area, table[i]);
-		ArenaNode  *an = &bs->nodes[i];
-
-		an->vec = par_vec(n);
-		an->code = bs->graph.code_kind != HNSW_CODE_NONE ?
-			par_code(n, bs->dims) : NULL;
-		an->nbr = par_nbr(n, &bs->graph);
-		an->space_no = space_map ? space_map[n->space_no] : 0;
-		an->level = n->level;
-		an->ntids = n->ntids;
-		memcpy(an->tids, n->tids, sizeof(ItemPointerData) * n->ntids);
-		if ((i & 4095) == 0)
-			CHECK_FOR_INTERRUPTS();
-	}
+	par_arena_nodes(sh, area, &bs->graph, nnodes, space_map, bs->nodes);
 	bs->nnodes = nnodes;
 	bs->entry = sh->entry;
 	bs->entry_level = sh->entry_level;
 	bs->indtuples = sh->indtuples;
 	*reltuples = sh->reltuples;
-	if (space_map)
-		pfree(space_map);
+	pb->space_map = space_map;
+	pb->nspace_map = bs->nspacekeys > 0 ? pg_atomic_read_u32(&sh->nspaces) + 1 : 0;
 	pgstat_progress_update_param(PROGRESS_CREATEIDX_TUPLES_DONE, (int64) bs->indtuples);
 	return pb;
+}
+
+/*
+ * How many ranges each kind of page is cut into: one per planned
+ * participant, so that each knows its own without asking the others.
+ */
+int
+hnsw_parallel_write_parts(HnswParallelBuild *pb)
+{
+	return pb->pcxt->nworkers + 1;
+}
+
+/* a copy of len bytes in the area, or invalid if it does not fit */
+static dsa_pointer
+par_share(dsa_area *area, const void *src, Size len)
+{
+	dsa_pointer dp = dsa_allocate_extended(area, Max(len, 1), DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+
+	if (DsaPointerIsValid(dp))
+		memcpy(dsa_get_address(area, dp), src, len);
+	return dp;
+}
+
+/*
+ * Write the planned pages with the workers started again (the same
+ * parallel context, hnsw_parallel_build_main() seeing sh->writing): the
+ * plan is copied into the area, and each participant writes its own range
+ * of data pages and of vector pages (par_write_parts()).  The relation must
+ * have all its blocks already.  Workers write WAL like the leader;
+ * WaitForParallelWorkersToFinish() makes the leader's commit cover their
+ * records.  Without room in the area for the plan, or without workers, the
+ * leader writes every range.
+ */
+void
+hnsw_parallel_write(HnswParallelBuild *pb, HnswBuildState *bs, const HnswWritePlan *plan)
+{
+	HnswParShared *sh = pb->sh;
+	dsa_area   *area = pb->area;
+	Size		tids = sizeof(ItemPointerData) * bs->nnodes;
+	dsa_pointer dps[5];
+
+	dps[0] = par_share(area, plan->ord, sizeof(uint32) * bs->nnodes);
+	dps[1] = par_share(area, plan->etids, tids);
+	dps[2] = par_share(area, plan->ntids, tids);
+	dps[3] = par_share(area, plan->vtids, tids);
+	dps[4] = pb->space_map != NULL ?
+		par_share(area, pb->space_map, sizeof(uint32) * pb->nspace_map) : InvalidDsaPointer;
+	sh->writing = true;
+	sh->write_wal = bs->write_wal;
+	sh->dims_final = bs->dims;
+	sh->nnodes_final = bs->nnodes;
+	sh->ndata = plan->ndata;
+	sh->nblocks = plan->nblocks;
+	sh->nparts = plan->nparts;
+	sh->ord = dps[0];
+	sh->etids = dps[1];
+	sh->ntids = dps[2];
+	sh->vtids = dps[3];
+	sh->space_map = dps[4];
+
+	if (DsaPointerIsValid(dps[0]) && DsaPointerIsValid(dps[1]) &&
+		DsaPointerIsValid(dps[2]) && DsaPointerIsValid(dps[3]) &&
+		(pb->space_map == NULL || DsaPointerIsValid(dps[4])))
+	{
+		ReinitializeParallelDSM(pb->pcxt);
+		LaunchParallelWorkers(pb->pcxt);
+		ereport(DEBUG2,
+				(errmsg_internal("engram_hnsw parallel build of \"%s\": %d workers launched to write pages",
+								 RelationGetRelationName(bs->index),
+								 pb->pcxt->nworkers_launched)));
+	}
+	par_write_parts(bs, plan, pb->pcxt->nworkers_launched, plan->nparts - 1);
+	if (pb->pcxt->nworkers_launched > 0)
+		WaitForParallelWorkersToFinish(pb->pcxt);
+	for (int i = 0; i < lengthof(dps); i++)
+		if (DsaPointerIsValid(dps[i]))
+			dsa_free(area, dps[i]);
 }
 
 /* release the shared memory and the workers' state */
