@@ -33,6 +33,7 @@ hnsw_heap_init(HnswHeap *h, int cap, bool max)
 {
 	h->cap = Max(cap, 16);
 	h->n = 0;
+	h->nheap = 0;
 	h->max = max;
 	h->items = palloc(sizeof(HnswCandidate) * h->cap);
 }
@@ -44,19 +45,20 @@ heap_before(const HnswHeap *h, const HnswCandidate *a, const HnswCandidate *b)
 	return h->max ? a->dist > b->dist : a->dist < b->dist;
 }
 
-void
-hnsw_heap_push(HnswHeap *h, HnswNode node, float dist)
+static inline void
+heap_grow(HnswHeap *h)
 {
-	int			i;
-
 	if (h->n == h->cap)
 	{
 		h->cap *= 2;
 		h->items = repalloc_huge(h->items, sizeof(HnswCandidate) * h->cap);
 	}
-	i = h->n++;
-	h->items[i].node = node;
-	h->items[i].dist = dist;
+}
+
+/* move items[i] up to its place among items[0 .. i] */
+static inline void
+sift_up(HnswHeap *h, int i)
+{
 	while (i > 0)
 	{
 		int			parent = (i - 1) / 2;
@@ -71,14 +73,10 @@ hnsw_heap_push(HnswHeap *h, HnswNode node, float dist)
 	}
 }
 
-HnswCandidate
-hnsw_heap_pop(HnswHeap *h)
+/* move items[i] down to its place in the heap of the first n items */
+static inline void
+sift_down(HnswHeap *h, int i, int n)
 {
-	HnswCandidate top = h->items[0];
-	int			i = 0;
-
-	Assert(h->n > 0);
-	h->items[0] = h->items[--h->n];
 	for (;;)
 	{
 		int			l = 2 * i + 1;
@@ -86,9 +84,9 @@ hnsw_heap_pop(HnswHeap *h)
 		int			best = i;
 		HnswCandidate tmp;
 
-		if (l < h->n && heap_before(h, &h->items[l], &h->items[best]))
+		if (l < n && heap_before(h, &h->items[l], &h->items[best]))
 			best = l;
-		if (r < h->n && heap_before(h, &h->items[r], &h->items[best]))
+		if (r < n && heap_before(h, &h->items[r], &h->items[best]))
 			best = r;
 		if (best == i)
 			break;
@@ -97,6 +95,58 @@ hnsw_heap_pop(HnswHeap *h)
 		h->items[best] = tmp;
 		i = best;
 	}
+}
+
+void
+hnsw_heap_push(HnswHeap *h, HnswNode node, float dist)
+{
+	Assert(h->nheap == h->n);
+	heap_grow(h);
+	h->items[h->n].node = node;
+	h->items[h->n].dist = dist;
+	sift_up(h, h->n++);
+	h->nheap = h->n;
+}
+
+/* add an item without ordering it yet (see HnswHeap) */
+void
+hnsw_heap_append(HnswHeap *h, HnswNode node, float dist)
+{
+	heap_grow(h);
+	h->items[h->n].node = node;
+	h->items[h->n].dist = dist;
+	h->n++;
+}
+
+/*
+ * Order the appended items into the heap: a few are sifted up one by one,
+ * many are ordered with the heap in one bottom-up pass (linear in n).
+ */
+void
+hnsw_heap_settle(HnswHeap *h)
+{
+	if (h->n - h->nheap > h->nheap / 4)
+	{
+		for (int i = h->n / 2 - 1; i >= 0; i--)
+			sift_down(h, i, h->n);
+	}
+	else
+	{
+		for (int i = h->nheap; i < h->n; i++)
+			sift_up(h, i);
+	}
+	h->nheap = h->n;
+}
+
+HnswCandidate
+hnsw_heap_pop(HnswHeap *h)
+{
+	HnswCandidate top = h->items[0];
+
+	Assert(h->n > 0 && h->nheap == h->n);
+	h->items[0] = h->items[--h->n];
+	h->nheap = h->n;
+	sift_down(h, 0, h->n);
 	return top;
 }
 
@@ -321,7 +371,10 @@ hnsw_search_begin(HnswGraph *g, const float *q, HnswCodeQuery *cq, bool track_pe
 	hnsw_heap_init(&s->cand, 64, false);
 	hnsw_heap_init(&s->w, 64, true);
 	if (track_pending)
+	{
 		hnsw_heap_init(&s->pending, 64, false);
+		hnsw_heap_init(&s->far, 64, false);
+	}
 	s->visited = visited_create(g);
 	visited_clear(s->visited);
 	s->nbuf = palloc(sizeof(HnswNode) * HnswLayerCapacity(g->m, 0));
@@ -352,10 +405,13 @@ hnsw_search_set_layer(HnswSearch *s, int layer, bool keep_best)
 		memcpy(keep, s->w.items, sizeof(HnswCandidate) * nkeep);
 	}
 	s->layer = layer;
-	s->cand.n = 0;
-	s->w.n = 0;
+	s->cand.n = s->cand.nheap = 0;
+	s->w.n = s->w.nheap = 0;
 	if (s->track_pending)
-		s->pending.n = 0;
+	{
+		s->pending.n = s->pending.nheap = 0;
+		s->far.n = s->far.nheap = 0;
+	}
 	visited_clear(s->visited);
 	for (int i = 0; i < nkeep; i++)
 	{
@@ -363,7 +419,7 @@ hnsw_search_set_layer(HnswSearch *s, int layer, bool keep_best)
 		hnsw_heap_push(&s->cand, keep[i].node, keep[i].dist);
 		hnsw_heap_push(&s->w, keep[i].node, keep[i].dist);
 		if (s->track_pending)
-			hnsw_heap_push(&s->pending, keep[i].node, keep[i].dist);
+			hnsw_heap_append(&s->pending, keep[i].node, keep[i].dist);
 	}
 
 	/*
@@ -383,7 +439,7 @@ hnsw_search_set_layer(HnswSearch *s, int layer, bool keep_best)
 			/* live: a result like the kept ones (never lost from "pending") */
 			hnsw_heap_push(&s->w, c.node, c.dist);
 			if (s->track_pending)
-				hnsw_heap_push(&s->pending, c.node, c.dist);
+				hnsw_heap_append(&s->pending, c.node, c.dist);
 		}
 	}
 	/*
@@ -424,7 +480,7 @@ hnsw_search_add_entry(HnswSearch *s, HnswNode node)
 		return;
 	hnsw_heap_push(&s->w, node, d);
 	if (s->track_pending)
-		hnsw_heap_push(&s->pending, node, d);
+		hnsw_heap_append(&s->pending, node, d);
 }
 
 /*
@@ -539,7 +595,7 @@ search_expand(HnswSearch *s, HnswNode node, int ef)
 		d = search_distance(s, e, &skip);
 		note_nearest(s, e, d, skip);
 		if (s->track_pending && !skip)
-			hnsw_heap_push(&s->pending, e, d);
+			hnsw_heap_append(&s->pending, e, d);
 		if (ef == 0)
 		{
 			hnsw_heap_push(&s->cand, e, d);
@@ -561,7 +617,7 @@ search_expand(HnswSearch *s, HnswNode node, int ef)
 		else if (s->track_pending)
 		{
 			/* not needed now, but a resumed scan may expand it later */
-			hnsw_heap_push(&s->cand, e, d);
+			hnsw_heap_append(&s->far, e, d);
 		}
 	}
 }
@@ -570,11 +626,31 @@ search_expand(HnswSearch *s, HnswNode node, int ef)
  * The classic bounded search of one layer (SEARCH-LAYER of the HNSW paper):
  * expand the nearest candidate until it is farther than the ef-th best.
  */
+/*
+ * A search that tracks what it has not returned yet sets aside the nodes it
+ * finds beyond its ef best (s->far): hnsw_search_run() would never expand
+ * them, since the ef-th best only gets nearer, and keeping them out of cand
+ * keeps its pushes and pops short.  Before the search goes on past ef
+ * (hnsw_search_next(), or a run with a larger ef) they join cand.
+ */
+static void
+resume_far(HnswSearch *s)
+{
+	if (s->far.n == 0)
+		return;
+	for (int i = 0; i < s->far.n; i++)
+		hnsw_heap_append(&s->cand, s->far.items[i].node, s->far.items[i].dist);
+	s->far.n = s->far.nheap = 0;
+	hnsw_heap_settle(&s->cand);
+}
+
 void
 hnsw_search_run(HnswSearch *s, int ef)
 {
 	while (s->w.n > ef)
 		hnsw_heap_pop(&s->w);
+	if (s->track_pending)
+		resume_far(s);
 
 	while (s->cand.n > 0)
 	{
@@ -613,6 +689,8 @@ hnsw_search_next(HnswSearch *s, HnswCandidate *result)
 	Assert(s->track_pending);
 	for (;;)
 	{
+		resume_far(s);
+		hnsw_heap_settle(&s->pending);
 		if (s->cand.n > 0 &&
 			(s->pending.n == 0 ||
 			 hnsw_heap_top(&s->cand)->dist < hnsw_heap_top(&s->pending)->dist))
@@ -636,7 +714,10 @@ hnsw_search_end(HnswSearch *s)
 	pfree(s->cand.items);
 	pfree(s->w.items);
 	if (s->track_pending)
+	{
 		pfree(s->pending.items);
+		pfree(s->far.items);
+	}
 	if (s->visited->keys)
 	{
 		pfree(s->visited->keys);

@@ -206,11 +206,17 @@ struct HnswGraph
 	uint32		epoch;
 };
 
-/* binary heap of candidates; min-heap or max-heap by dist */
+/*
+ * Binary heap of candidates; min-heap or max-heap by dist.  Items may also
+ * be appended unordered (hnsw_heap_append()): items[0 .. nheap) are the
+ * heap, the rest wait for hnsw_heap_settle(), which top, push and pop need
+ * first.
+ */
 typedef struct HnswHeap
 {
 	HnswCandidate *items;
 	int			n;
+	int			nheap;
 	int			cap;
 	bool		max;
 } HnswHeap;
@@ -236,7 +242,10 @@ typedef struct HnswSearch
 	int			layer;
 	HnswHeap	cand;			/* min-heap: discovered, not yet expanded */
 	HnswHeap	w;				/* max-heap: best ef found so far */
-	HnswHeap	pending;		/* min-heap: discovered, not yet returned */
+	HnswHeap	pending;		/* min-heap: discovered, not yet returned
+								 * (appended, settled when read) */
+	HnswHeap	far;			/* discovered beyond the ef best: for cand
+								 * once the search resumes (appended) */
 	bool		track_pending;
 	HnswVisited *visited;
 	HnswNode   *nbuf;			/* scratch for neighbour lists */
@@ -251,11 +260,14 @@ typedef struct HnswSearch
 
 extern void hnsw_heap_init(HnswHeap *h, int cap, bool max);
 extern void hnsw_heap_push(HnswHeap *h, HnswNode node, float dist);
+extern void hnsw_heap_append(HnswHeap *h, HnswNode node, float dist);
+extern void hnsw_heap_settle(HnswHeap *h);
 extern HnswCandidate hnsw_heap_pop(HnswHeap *h);
 
 static inline HnswCandidate *
 hnsw_heap_top(HnswHeap *h)
 {
+	Assert(h->nheap == h->n);
 	return h->n > 0 ? &h->items[0] : NULL;
 }
 
