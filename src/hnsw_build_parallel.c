@@ -1172,14 +1172,13 @@ hnsw_parallel_write_parts(HnswParallelBuild *pb)
 	return pb->pcxt->nworkers + 1;
 }
 
-/* a copy of len bytes in the area, or invalid if it does not fit */
+/* a copy of len bytes in the area */
 static dsa_pointer
 par_share(dsa_area *area, const void *src, Size len)
 {
-	dsa_pointer dp = dsa_allocate_extended(area, Max(len, 1), DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+	dsa_pointer dp = dsa_allocate_extended(area, Max(len, 1), DSA_ALLOC_HUGE);
 
-	if (DsaPointerIsValid(dp))
-		memcpy(dsa_get_address(area, dp), src, len);
+	memcpy(dsa_get_address(area, dp), src, len);
 	return dp;
 }
 
@@ -1190,8 +1189,10 @@ par_share(dsa_area *area, const void *src, Size len)
  * of data pages and of vector pages (par_write_parts()).  The relation must
  * have all its blocks already.  Workers write WAL like the leader;
  * WaitForParallelWorkersToFinish() makes the leader's commit cover their
- * records.  Without room in the area for the plan, or without workers, the
- * leader writes every range.
+ * records.  The area's limit, maintenance_work_mem, bounded the graph; the
+ * plan (about 22 bytes a node, as much again as the leader's own copy) is
+ * allowed beyond it.  The leader writes the ranges of workers that did not
+ * start.
  */
 void
 hnsw_parallel_write(HnswParallelBuild *pb, HnswBuildState *bs, const HnswWritePlan *plan)
@@ -1199,14 +1200,8 @@ hnsw_parallel_write(HnswParallelBuild *pb, HnswBuildState *bs, const HnswWritePl
 	HnswParShared *sh = pb->sh;
 	dsa_area   *area = pb->area;
 	Size		tids = sizeof(ItemPointerData) * bs->nnodes;
-	dsa_pointer dps[5];
 
-	dps[0] = par_share(area, plan->ord, sizeof(uint32) * bs->nnodes);
-	dps[1] = par_share(area, plan->etids, tids);
-	dps[2] = par_share(area, plan->ntids, tids);
-	dps[3] = par_share(area, plan->vtids, tids);
-	dps[4] = pb->space_map != NULL ?
-		par_share(area, pb->space_map, sizeof(uint32) * pb->nspace_map) : InvalidDsaPointer;
+	dsa_set_size_limit(area, SIZE_MAX);
 	sh->writing = true;
 	sh->write_wal = bs->write_wal;
 	sh->dims_final = bs->dims;
@@ -1214,29 +1209,22 @@ hnsw_parallel_write(HnswParallelBuild *pb, HnswBuildState *bs, const HnswWritePl
 	sh->ndata = plan->ndata;
 	sh->nblocks = plan->nblocks;
 	sh->nparts = plan->nparts;
-	sh->ord = dps[0];
-	sh->etids = dps[1];
-	sh->ntids = dps[2];
-	sh->vtids = dps[3];
-	sh->space_map = dps[4];
+	sh->ord = par_share(area, plan->ord, sizeof(uint32) * bs->nnodes);
+	sh->etids = par_share(area, plan->etids, tids);
+	sh->ntids = par_share(area, plan->ntids, tids);
+	sh->vtids = par_share(area, plan->vtids, tids);
+	sh->space_map = pb->space_map != NULL ?
+		par_share(area, pb->space_map, sizeof(uint32) * pb->nspace_map) : InvalidDsaPointer;
 
-	if (DsaPointerIsValid(dps[0]) && DsaPointerIsValid(dps[1]) &&
-		DsaPointerIsValid(dps[2]) && DsaPointerIsValid(dps[3]) &&
-		(pb->space_map == NULL || DsaPointerIsValid(dps[4])))
-	{
-		ReinitializeParallelDSM(pb->pcxt);
-		LaunchParallelWorkers(pb->pcxt);
-		ereport(DEBUG2,
-				(errmsg_internal("engram_hnsw parallel build of \"%s\": %d workers launched to write pages",
-								 RelationGetRelationName(bs->index),
-								 pb->pcxt->nworkers_launched)));
-	}
+	ReinitializeParallelDSM(pb->pcxt);
+	LaunchParallelWorkers(pb->pcxt);
+	ereport(DEBUG2,
+			(errmsg_internal("engram_hnsw parallel build of \"%s\": %d workers launched to write pages",
+							 RelationGetRelationName(bs->index),
+							 pb->pcxt->nworkers_launched)));
 	par_write_parts(bs, plan, pb->pcxt->nworkers_launched, plan->nparts - 1);
 	if (pb->pcxt->nworkers_launched > 0)
 		WaitForParallelWorkersToFinish(pb->pcxt);
-	for (int i = 0; i < lengthof(dps); i++)
-		if (DsaPointerIsValid(dps[i]))
-			dsa_free(area, dps[i]);
 }
 
 /* release the shared memory and the workers' state */
