@@ -1151,10 +1151,10 @@ write_arena(HnswBuildState *bs, HnswParallelBuild *pb)
 			hnsw_write_part(bs, &plan, part);
 	if (bs->nspacekeys > 0 && bs->nspaces > 0)
 	{
-		BlockNumber nblocks = write_directory(bs, etids, plan.nblocks);
+		BlockNumber nblocks PG_USED_FOR_ASSERTS_ONLY =
+			write_directory(bs, etids, plan.nblocks);
 
 		Assert(nblocks - 1 == dir_tail);
-		(void) nblocks;
 	}
 	hnsw_write_end(bs);
 

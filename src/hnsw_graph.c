@@ -28,12 +28,18 @@
  * Binary heaps of candidates
  * ----------------------------------------------------------------
  */
+static inline void
+heap_clear(HnswHeap *h)
+{
+	h->n = 0;
+	h->nheap = 0;
+}
+
 void
 hnsw_heap_init(HnswHeap *h, int cap, bool max)
 {
 	h->cap = Max(cap, 16);
-	h->n = 0;
-	h->nheap = 0;
+	heap_clear(h);
 	h->max = max;
 	h->items = palloc(sizeof(HnswCandidate) * h->cap);
 }
@@ -405,12 +411,12 @@ hnsw_search_set_layer(HnswSearch *s, int layer, bool keep_best)
 		memcpy(keep, s->w.items, sizeof(HnswCandidate) * nkeep);
 	}
 	s->layer = layer;
-	s->cand.n = s->cand.nheap = 0;
-	s->w.n = s->w.nheap = 0;
+	heap_clear(&s->cand);
+	heap_clear(&s->w);
 	if (s->track_pending)
 	{
-		s->pending.n = s->pending.nheap = 0;
-		s->far.n = s->far.nheap = 0;
+		heap_clear(&s->pending);
+		heap_clear(&s->far);
 	}
 	visited_clear(s->visited);
 	for (int i = 0; i < nkeep; i++)
@@ -623,10 +629,6 @@ search_expand(HnswSearch *s, HnswNode node, int ef)
 }
 
 /*
- * The classic bounded search of one layer (SEARCH-LAYER of the HNSW paper):
- * expand the nearest candidate until it is farther than the ef-th best.
- */
-/*
  * A search that tracks what it has not returned yet sets aside the nodes it
  * finds beyond its ef best (s->far): hnsw_search_run() would never expand
  * them, since the ef-th best only gets nearer, and keeping them out of cand
@@ -640,10 +642,14 @@ resume_far(HnswSearch *s)
 		return;
 	for (int i = 0; i < s->far.n; i++)
 		hnsw_heap_append(&s->cand, s->far.items[i].node, s->far.items[i].dist);
-	s->far.n = s->far.nheap = 0;
+	heap_clear(&s->far);
 	hnsw_heap_settle(&s->cand);
 }
 
+/*
+ * The classic bounded search of one layer (SEARCH-LAYER of the HNSW paper):
+ * expand the nearest candidate until it is farther than the ef-th best.
+ */
 void
 hnsw_search_run(HnswSearch *s, int ef)
 {
