@@ -18,7 +18,8 @@
 #      flags, a neighbour TID past the end of the relation, an element's
 #      neighbour-tuple TID past the end, element level (too high, and one
 #      more than its neighbour list), element ntids, element type byte,
-#      page_id and pd_special, the meta page magic and entry point.
+#      page_id and pd_special, the meta page magic, dimension (codes
+#      larger than a page) and entry point.
 # In every case four statements run, each on its own: an index scan that
 # walks the whole graph (LIMIT above the row count), an INSERT of the
 # vector of an element on the damaged page (t_idx has fastupdate = off, so
@@ -479,6 +480,13 @@ for my $src ('o_idx', 'p_idx')
 	die "no magic on the meta page" unless u32($m, 24) == 0x454E4757;
 	put32($q, 24, 0xDEADBEEF);
 	add_case(name => 'meta page magic', block => 0, page => $q);
+
+	# dims within the format's limit, but int8 codes of 9 000 dimensions make
+	# element tuples larger than a page
+	$q = $m;
+	die "t_idx has not 8 dimensions (meta layout changed?)" unless u32($m, 32) == 8;
+	put32($q, 32, 9000);
+	add_case(name => 'meta page dims whose codes do not fit a page', block => 0, page => $q);
 
 	$q = $m;
 	put_tid($q, $ENTRY_AT, $tblocks + 7, 1);
