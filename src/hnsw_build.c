@@ -1107,7 +1107,8 @@ write_directory(HnswBuildState *bs, const ItemPointerData *etids, BlockNumber db
  * before it enters its buffer (new_page()).  Placement is planned first
  * (neighbour lists need the final TIDs of elements on later pages), then
  * each page is filled and written once.  With pb (a parallel build), its
- * workers are started again to write parts of the plan beside the leader.
+ * workers, waiting since they finished the graph, write parts of the plan
+ * beside the leader.
  */
 static void
 write_arena(HnswBuildState *bs, HnswParallelBuild *pb)
