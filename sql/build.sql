@@ -368,6 +368,17 @@ SELECT count(*) FILTER (WHERE (SELECT b2.id FROM build_par_sp b2 WHERE b2.space_
                                ORDER BY b2.v <-> b.v LIMIT 1) = b.id) AS found,
        count(*) AS rows
 FROM build_par_sp b;
+-- every vector NULL: the workers, done with an empty graph, wait for pages
+-- to write and are told there are none; the build ends with an empty index
+CREATE TABLE build_par_null (id int, v real[]) WITH (parallel_workers = 2);
+INSERT INTO build_par_null SELECT i, NULL FROM generate_series(1, 100) i;
+SET client_min_messages = debug1;
+CREATE INDEX build_par_null_idx ON build_par_null USING engram_hnsw (v);
+RESET client_min_messages;
+SELECT elements, heap_tids FROM engram_hnsw_check('build_par_null_idx');
+INSERT INTO build_par_null VALUES (101, build_vec(101, 16));
+SELECT id FROM build_par_null ORDER BY v <-> build_vec(101, 16) LIMIT 1;
+DROP TABLE build_par_null;
 RESET max_parallel_maintenance_workers;
 DROP FUNCTION build_par_searches();
 DROP TABLE build_par, build_par_sp;
