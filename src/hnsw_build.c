@@ -1237,6 +1237,9 @@ spill_to_pages(HnswBuildState *bs)
 	bs->nodes = NULL;
 	bs->graph.marks = NULL;
 	bs->graph.marks_cap = 0;
+	bs->graph.touched = NULL;
+	bs->graph.ntouched = 0;
+	bs->graph.touched_cap = 0;
 
 	bs->spilled = true;
 	hnsw_read_meta(bs->index, &bs->meta);
@@ -1291,13 +1294,13 @@ build_callback(Relation index, ItemPointer tid, Datum *values, bool *isnull,
 		}
 		else
 		{
-			/* the marks array grows with the graph: count it */
+			/* the visited bitmap grows with the graph: count it */
 			Size		marks_before = bs->graph.marks_cap;
 
 			if (bs->nspacekeys > 0)
 				bs->cur_space = build_space(bs, values[0]);
 			hnsw_insert_element(&bs->graph, vec, tid);
-			bs->mem_used += sizeof(uint32) * (bs->graph.marks_cap - marks_before);
+			bs->mem_used += (bs->graph.marks_cap - marks_before) / 8;
 		}
 		bs->indtuples++;
 		if (((uint64) bs->indtuples & 255) == 0)

@@ -177,12 +177,14 @@ hnsw_candidate_cmp(const void *a, const void *b)
 /* ----------------------------------------------------------------
  * Visited sets
  *
- * Dense graphs (arena indexes) use an epoch-stamped array owned by the
- * graph, so starting a search costs nothing.  Page graphs keep the packed
- * TIDs in an open-addressing table owned by the search, also epoch-stamped
- * (a slot is taken when its stamp is the current epoch), so moving to the
- * next layer costs nothing either.  It starts at a size for an
- * ef_construction-wide search and doubles at half full.
+ * Dense graphs (arena indexes) use a bitmap owned by the graph, one bit a
+ * node (7.5 kB for 60 000 nodes, which stays in the L1 cache; a 32-bit
+ * stamp a node took 240 kB), and a new search clears only the words the
+ * last one set.  Page graphs keep the packed TIDs in an open-addressing
+ * table owned by the search, epoch-stamped (a slot is taken when its stamp
+ * is the current epoch), so moving to the next layer costs nothing.  It
+ * starts at a size for an ef_construction-wide search and doubles at half
+ * full.
  * ----------------------------------------------------------------
  */
 struct HnswVisited
@@ -233,13 +235,40 @@ visited_clear(HnswVisited *v)
 		}
 		return;
 	}
-	if (++g->epoch == 0)
+	for (uint32 i = 0; i < g->ntouched; i++)
+		g->marks[g->touched[i]] = 0;
+	g->ntouched = 0;
+}
+
+/* room for one more word in the list of a dense graph's set words */
+static pg_noinline void
+touched_grow(HnswGraph *g)
+{
+	g->touched_cap *= 2;
+	g->touched = repalloc_huge(g->touched, sizeof(uint32) * g->touched_cap);
+}
+
+/* a dense graph's bitmap: room for node, a multiple of 64 bits */
+static pg_noinline void
+marks_grow(HnswGraph *g, HnswNode node)
+{
+	uint32		newcap = Max(1024, g->marks_cap);
+
+	while (newcap <= node)
+		newcap *= 2;
+	if (g->marks == NULL)
 	{
-		/* wrapped around: forget every old mark */
-		if (g->marks)
-			memset(g->marks, 0, sizeof(uint32) * g->marks_cap);
-		g->epoch = 1;
+		g->marks = MemoryContextAllocExtended(g->cxt, newcap / 8,
+											  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		g->touched_cap = 64;
+		g->touched = MemoryContextAlloc(g->cxt, sizeof(uint32) * g->touched_cap);
 	}
+	else
+	{
+		g->marks = repalloc_huge(g->marks, newcap / 8);
+		memset(g->marks + g->marks_cap / 64, 0, (newcap - g->marks_cap) / 8);
+	}
+	g->marks_cap = newcap;
 }
 
 /* the page graphs' table is half full: double it, keeping this epoch's keys */
@@ -273,52 +302,51 @@ visited_grow(HnswVisited *v)
 	v->epoch = 1;
 }
 
-/* mark node visited; returns true if it was not visited before */
+/* the page graphs' visited_add() */
+static bool
+visited_add_hash(HnswVisited *v, HnswNode node)
+{
+	uint32		i = HnswNodeHash(node) & v->mask;
+
+	while (v->stamps[i] == v->epoch)
+	{
+		if (v->keys[i] == node)
+			return false;
+		i = (i + 1) & v->mask;
+	}
+	v->keys[i] = node;
+	v->stamps[i] = v->epoch;
+	if (++v->count > (v->mask + 1) / 2)
+		visited_grow(v);
+	return true;
+}
+
+/*
+ * Mark node visited; returns true if it was not visited before.  Small
+ * enough to be inlined into the walk for dense graphs.
+ */
 static inline bool
 visited_add(HnswVisited *v, HnswNode node)
 {
 	HnswGraph  *g = v->g;
+	uint64		bit = UINT64CONST(1) << (node & 63);
+	uint64		word;
 
-	if (g->dense)
+	if (!g->dense)
+		return visited_add_hash(v, node);
+	if (unlikely(node >= g->marks_cap))
+		marks_grow(g, node);
+	word = g->marks[node / 64];
+	if (word & bit)
+		return false;
+	if (word == 0)
 	{
-		if (node >= g->marks_cap)
-		{
-			uint32		newcap = Max(1024, g->marks_cap);
-
-			while (newcap <= node)
-				newcap *= 2;
-			if (g->marks == NULL)
-				g->marks = MemoryContextAllocExtended(g->cxt, sizeof(uint32) * newcap,
-													  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-			else
-			{
-				g->marks = repalloc_huge(g->marks, sizeof(uint32) * newcap);
-				memset(g->marks + g->marks_cap, 0,
-					   sizeof(uint32) * (newcap - g->marks_cap));
-			}
-			g->marks_cap = newcap;
-		}
-		if (g->marks[node] == g->epoch)
-			return false;
-		g->marks[node] = g->epoch;
-		return true;
+		if (unlikely(g->ntouched == g->touched_cap))
+			touched_grow(g);
+		g->touched[g->ntouched++] = (uint32) (node / 64);
 	}
-	else
-	{
-		uint32		i = HnswNodeHash(node) & v->mask;
-
-		while (v->stamps[i] == v->epoch)
-		{
-			if (v->keys[i] == node)
-				return false;
-			i = (i + 1) & v->mask;
-		}
-		v->keys[i] = node;
-		v->stamps[i] = v->epoch;
-		if (++v->count > (v->mask + 1) / 2)
-			visited_grow(v);
-		return true;
-	}
+	g->marks[node / 64] = word | bit;
+	return true;
 }
 
 /* ----------------------------------------------------------------

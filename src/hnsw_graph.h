@@ -200,10 +200,16 @@ struct HnswGraph
 	uint32		code_seed;		/* RaBitQ's rotation */
 	MemoryContext cxt;			/* for allocations that live as long as g */
 	bool		dense;			/* nodes are small integers (arena) */
-	/* visited marks for dense graphs, reused by successive searches */
-	uint32	   *marks;
+	/*
+	 * Visited marks for dense graphs, reused by successive searches: a
+	 * bitmap of marks_cap bits, and the list of its words the current search
+	 * has set (ntouched of them, room for touched_cap).
+	 */
+	uint64	   *marks;
 	uint32		marks_cap;
-	uint32		epoch;
+	uint32	   *touched;
+	uint32		ntouched;
+	uint32		touched_cap;
 };
 
 /*
