@@ -244,8 +244,10 @@ visited_clear(HnswVisited *v)
 static pg_noinline void
 touched_grow(HnswGraph *g)
 {
-	g->touched_cap *= 2;
-	g->touched = repalloc_huge(g->touched, sizeof(uint32) * g->touched_cap);
+	uint32		newcap = g->touched_cap * 2;
+
+	g->touched = repalloc_huge(g->touched, sizeof(uint32) * newcap);
+	g->touched_cap = newcap;
 }
 
 /* a dense graph's bitmap: room for node, a multiple of 64 bits */
