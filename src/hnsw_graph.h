@@ -302,7 +302,7 @@ extern void hnsw_relink_dropped(HnswGraph *g, HnswNode y, int layer, int depth,
 								HnswNode via);
 extern void hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heaptid);
 extern void hnsw_link_element(HnswGraph *g, HnswNode node, const float *vec, int level);
-extern int	hnsw_candidate_cmp(const void *a, const void *b);
+extern void hnsw_sort_candidates(HnswCandidate *cands, int n);
 extern int	hnsw_node_cmp(const void *a, const void *b);
 extern int64 hnsw_reconnect(HnswGraph *g, const HnswNode *nodes, int64 n,
 							HnswNode entry, int entry_level);

@@ -579,7 +579,7 @@ load_pending(IndexScanDesc scan)
 		so->pend[so->npend].dist = d;
 		so->npend++;
 	}
-	qsort(so->pend, so->npend, sizeof(HnswCandidate), hnsw_candidate_cmp);
+	hnsw_sort_candidates(so->pend, so->npend);
 	/* deleted pending rows stay in pending_nodes: the graph skips them too */
 	qsort(so->pending_nodes, n, sizeof(HnswNode), hnsw_node_cmp);
 	so->npending_nodes = n;

@@ -599,7 +599,7 @@ repair_layer(HnswGraph *g, VacState *vs, HnswNode node, int layer)
 			cands[ncands].dist = g->dist(vec, g->ops->vector(g, pool[i]), g->dims);
 			ncands++;
 		}
-		qsort(cands, ncands, sizeof(HnswCandidate), hnsw_candidate_cmp);
+		hnsw_sort_candidates(cands, ncands);
 		ncands = Min(ncands, Max(g->ef_construction, cap));
 		nnew = hnsw_select_neighbors(g, vec, cands, ncands, cap, true, chosen);
 		for (int i = 0; i < nnew; i++)
