@@ -44,11 +44,11 @@ hnsw_heap_init(HnswHeap *h, int cap, bool max)
 	h->items = palloc(sizeof(HnswCandidate) * h->cap);
 }
 
-/* does a belong above b? */
-static inline bool
-heap_before(const HnswHeap *h, const HnswCandidate *a, const HnswCandidate *b)
+/* does a belong above b?  (max: a max-heap) */
+static pg_attribute_always_inline bool
+heap_before(const HnswCandidate *a, const HnswCandidate *b, bool max)
 {
-	return h->max ? a->dist > b->dist : a->dist < b->dist;
+	return max ? a->dist > b->dist : a->dist < b->dist;
 }
 
 static inline void
@@ -61,46 +61,68 @@ heap_grow(HnswHeap *h)
 	}
 }
 
-/* move items[i] up to its place among items[0 .. i] */
-static inline void
-sift_up(HnswHeap *h, int i)
+/*
+ * Sifting moves a hole instead of swapping items, and is specialised for
+ * min- and max-heaps (max a constant in each inlined copy), so that the
+ * loops compare without testing h->max each time: searches push and pop a
+ * candidate for most of the elements they estimate, 15% of a serial build
+ * at 128 dimensions.  The heap comes out item for item as with swaps.
+ */
+
+/* put x, from hole i, in its place among items[0 .. i] */
+static pg_attribute_always_inline void
+sift_up_hole(HnswCandidate *items, int i, HnswCandidate x, bool max)
 {
 	while (i > 0)
 	{
 		int			parent = (i - 1) / 2;
-		HnswCandidate tmp;
 
-		if (!heap_before(h, &h->items[i], &h->items[parent]))
+		if (!heap_before(&x, &items[parent], max))
 			break;
-		tmp = h->items[i];
-		h->items[i] = h->items[parent];
-		h->items[parent] = tmp;
+		items[i] = items[parent];
 		i = parent;
 	}
+	items[i] = x;
 }
 
-/* move items[i] down to its place in the heap of the first n items */
-static inline void
-sift_down(HnswHeap *h, int i, int n)
+/* put x, from hole i, in its place in the heap of the first n items */
+static pg_attribute_always_inline void
+sift_down_hole(HnswCandidate *items, int i, int n, HnswCandidate x, bool max)
 {
 	for (;;)
 	{
-		int			l = 2 * i + 1;
-		int			r = l + 1;
-		int			best = i;
-		HnswCandidate tmp;
+		int			child = 2 * i + 1;
 
-		if (l < n && heap_before(h, &h->items[l], &h->items[best]))
-			best = l;
-		if (r < n && heap_before(h, &h->items[r], &h->items[best]))
-			best = r;
-		if (best == i)
+		if (child >= n)
 			break;
-		tmp = h->items[i];
-		h->items[i] = h->items[best];
-		h->items[best] = tmp;
-		i = best;
+		if (child + 1 < n && heap_before(&items[child + 1], &items[child], max))
+			child++;
+		if (!heap_before(&items[child], &x, max))
+			break;
+		items[i] = items[child];
+		i = child;
 	}
+	items[i] = x;
+}
+
+/* move items[i] up to its place among items[0 .. i] */
+static inline void
+sift_up(HnswHeap *h, int i)
+{
+	if (h->max)
+		sift_up_hole(h->items, i, h->items[i], true);
+	else
+		sift_up_hole(h->items, i, h->items[i], false);
+}
+
+/* move x down from hole i to its place in the heap of the first n items */
+static inline void
+sift_down(HnswHeap *h, int i, int n, HnswCandidate x)
+{
+	if (h->max)
+		sift_down_hole(h->items, i, n, x, true);
+	else
+		sift_down_hole(h->items, i, n, x, false);
 }
 
 void
@@ -134,7 +156,7 @@ hnsw_heap_settle(HnswHeap *h)
 	if (h->n - h->nheap > h->nheap / 4)
 	{
 		for (int i = h->n / 2 - 1; i >= 0; i--)
-			sift_down(h, i, h->n);
+			sift_down(h, i, h->n, h->items[i]);
 	}
 	else
 	{
@@ -150,9 +172,10 @@ hnsw_heap_pop(HnswHeap *h)
 	HnswCandidate top = h->items[0];
 
 	Assert(h->n > 0 && h->nheap == h->n);
-	h->items[0] = h->items[--h->n];
+	h->n--;
 	h->nheap = h->n;
-	sift_down(h, 0, h->n);
+	if (h->n > 0)
+		sift_down(h, 0, h->n, h->items[h->n]);
 	return top;
 }
 
