@@ -198,8 +198,8 @@ candidate_order(const HnswCandidate *ca, const HnswCandidate *cb)
  * Candidates nearest first, ties by node (candidate_order()), by a sort
  * that PostgreSQL's sort template specialises with the comparison inlined.
  * Every insertion sorts its candidates after the rerank and the lists its
- * back-links choose again (33 to 65 candidates a time); through qsort()
- * and a comparison function called per pair, that was 6% of a serial
+ * back-links choose again (33 to 64 candidates a time); through qsort()
+ * and a comparison function called per pair, that was 8.5% of a serial
  * build at 128 dimensions.
  */
 #define ST_SORT sort_candidates
@@ -1004,43 +1004,19 @@ hnsw_find_neighbors(HnswGraph *g, const float *q, HnswNode entry, int entry_leve
 	return nlayers;
 }
 
-/* how add_backlink() takes the new node into a full list */
-typedef enum BacklinkMode
-{
-	BACKLINK_SELECT,			/* only if the heuristic keeps it */
-	BACKLINK_FORCE,				/* in place of the farthest neighbour */
-	BACKLINK_SELECT_OR_FORCE	/* by the heuristic, else by force */
-} BacklinkMode;
-
-/*
- * The forced list: the nearest cap - 1 of the n sorted candidates other
- * than node, then node.  Returns its length.
- */
-static int
-forced_list(const HnswCandidate *cands, int n, HnswNode node, int cap, HnswNode *newlist)
-{
-	int			nnew = 0;
-
-	for (int i = 0; i < n && nnew < cap - 1; i++)
-		if (cands[i].node != node)
-			newlist[nnew++] = cands[i].node;
-	newlist[nnew++] = node;
-	return nnew;
-}
-
 /*
  * Add the reverse edge target -> node on a layer.  When the target's list
- * is full, the heuristic chooses among the old list and the new node; by
- * force, the new node instead replaces the target's farthest neighbour
- * (BACKLINK_SELECT_OR_FORCE does that when the heuristic leaves it out,
- * from the same distances).  Optimistic: the list is read, the new one
- * computed without any lock, and the replacement only happens if nobody
- * changed the list meanwhile; otherwise start over with the list as it is
- * now.  Returns whether the target links to node afterwards.
+ * is full, the heuristic chooses among the old list and the new node; with
+ * or_force, a new node the heuristic leaves out replaces the target's
+ * farthest neighbour instead (from the same distances).  Optimistic: the
+ * list is read, the new one computed without any lock, and the replacement
+ * only happens if nobody changed the list meanwhile; otherwise start over
+ * with the list as it is now.  Returns whether the target links to node
+ * afterwards.
  */
 static bool
 add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist,
-			 BacklinkMode mode, HnswNode *dropped, int *ndropped)
+			 bool or_force, HnswNode *dropped, int *ndropped)
 {
 	int			cap = HnswLayerCapacity(g->m, layer);
 	HnswNode   *old = palloc(sizeof(HnswNode) * (cap + 1));
@@ -1082,20 +1058,21 @@ add_backlink(HnswGraph *g, HnswNode target, int layer, HnswNode node, float dist
 			cands[nold].node = node;
 			cands[nold].dist = dist;
 			hnsw_sort_candidates(cands, nold + 1);
-			if (mode != BACKLINK_FORCE)
+			nnew = hnsw_select_neighbors(g, tv, cands, nold + 1, cap, false, chosen);
+			for (int i = 0; i < nnew; i++)
 			{
-				nnew = hnsw_select_neighbors(g, tv, cands, nold + 1, cap, false, chosen);
-				for (int i = 0; i < nnew; i++)
-				{
-					newlist[i] = chosen[i].node;
-					if (chosen[i].node == node)
-						chosen_new = true;
-				}
+				newlist[i] = chosen[i].node;
+				if (chosen[i].node == node)
+					chosen_new = true;
 			}
-			if (!chosen_new && mode != BACKLINK_SELECT)
+			if (!chosen_new && or_force)
 			{
 				/* keep the nearest cap, the new node among them */
-				nnew = forced_list(cands, nold + 1, node, cap, newlist);
+				nnew = 0;
+				for (int i = 0; i < nold + 1 && nnew < cap - 1; i++)
+					if (cands[i].node != node)
+						newlist[nnew++] = cands[i].node;
+				newlist[nnew++] = node;
 				chosen_new = true;
 			}
 			if (!chosen_new)
@@ -1199,7 +1176,7 @@ force_link(HnswGraph *g, HnswNode target, HnswNode y, int layer, int depth)
 	int			ndropped = 0;
 	float		d = g->dist(g->ops->vector(g, target), g->ops->vector(g, y), g->dims);
 
-	(void) add_backlink(g, target, layer, y, d, BACKLINK_SELECT_OR_FORCE, dropped, &ndropped);
+	(void) add_backlink(g, target, layer, y, d, true, dropped, &ndropped);
 	for (int i = 0; i < ndropped; i++)
 		if (dropped[i] != y)
 			hnsw_relink_dropped(g, dropped[i], layer, depth - 1, target);
@@ -1371,22 +1348,21 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 
 		if (nselected[l] == 0)
 			continue;
-		dropped = palloc(sizeof(HnswNode) * (nselected[l] + 1) * cap);
-		droppedby = palloc(sizeof(HnswNode) * (nselected[l] + 1) * cap);
+		dropped = palloc(sizeof(HnswNode) * nselected[l] * cap);
+		droppedby = palloc(sizeof(HnswNode) * nselected[l] * cap);
 		old = palloc(sizeof(HnswNode) * cap);
 		newlist = palloc(sizeof(HnswNode) * cap);
-		for (int i = 0; i <= nselected[l]; i++)
+		/*
+		 * The nearest comes last: if nobody else kept the new node, it takes
+		 * it by the heuristic or else by force, from one reading of its list.
+		 */
+		for (int k = 1; k <= nselected[l]; k++)
 		{
-			/* the last round forces the nearest to link, if nobody kept it */
-			HnswNode	target = selected[l][i < nselected[l] ? i : 0].node;
+			int			i = k % nselected[l];
+			HnswNode	target = selected[l][i].node;
 			int			from = ndropped;
-
-			if (i < nselected[l])
-				linked |= add_backlink(g, target, l, node, selected[l][i].dist, BACKLINK_SELECT,
-									   dropped, &ndropped);
-			else if (!linked)
-				add_backlink(g, target, l, node, selected[l][0].dist, BACKLINK_FORCE,
-							 dropped, &ndropped);
+			linked |= add_backlink(g, target, l, node, selected[l][i].dist, i == 0 && !linked,
+								   dropped, &ndropped);
 			while (from < ndropped)
 				droppedby[from++] = target;
 		}
