@@ -134,16 +134,21 @@ lock_pending_tail(Relation index, HnswMetaInfo *meta, int stripe, bool from_head
 			LockBuffer(buf, BUFFER_LOCK_EXCLUSIVE);
 		}
 		page = BufferGetPage(buf);
-		if (PageIsNew(page) || !(HnswPageGetOpaque(page)->flags & HNSW_PAGE_PENDING) ||
-			HnswPageGetOpaque(page)->stripe != stripe)
+		/* checked before its special space is read (unless it is new) */
+		opaque = NULL;
+		if (!PageIsNew(page))
+		{
+			hnsw_check_page(index, page, blkno);
+			opaque = HnswPageGetOpaque(page);
+		}
+		if (opaque == NULL || !(opaque->flags & HNSW_PAGE_PENDING) ||
+			opaque->stripe != stripe)
 		{
 			/* not (any more) a page of this chain */
 			if (!mine)
 				UnlockReleaseBuffer(buf);
 			return InvalidBuffer;
 		}
-		hnsw_check_page(index, page, blkno);
-		opaque = HnswPageGetOpaque(page);
 		if (opaque->next == InvalidBlockNumber && !(opaque->flags & HNSW_PAGE_DETACHED))
 		{
 			/* the tail; one of our own pages only in a corrupt chain */
