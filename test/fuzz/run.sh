@@ -149,6 +149,13 @@ if ((rc != 0)) || [[ -e "${artifacts[0]}" ]]; then
 		[[ -e "$a" ]] || continue
 		cp "$a" "$HERE/crashes/"
 		echo "fuzz: saved $HERE/crashes/$(basename "$a")"
+		# per-backend state (stripe shift, caches) outlives an input, so a
+		# finding can need the inputs before it: say whether it replays
+		if "$BIN" -runs=1 "$a" >"$WORK/replay.log" 2>&1; then
+			echo "fuzz: replayed alone, $(basename "$a") runs clean: the finding needs state left by earlier inputs"
+		else
+			echo "fuzz: replayed alone, $(basename "$a") fails again"
+		fi
 		# mostly zeros: small compressed, so a CI log is enough to replay it
 		if (($(gzip -9c "$a" | wc -c) < 6000)); then
 			echo "fuzz: the input, to replay from this log: base64 -d <<'EOF' | gunzip > $(basename "$a")"
