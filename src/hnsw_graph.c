@@ -1599,6 +1599,8 @@ node_index(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode x)
 
 	if (g->dense && x < (HnswNode) n && nodes[x] == x)
 		return (int64) x;		/* all nodes of a dense graph: no search */
+	if (n == 0)
+		return -1;				/* nodes may be NULL: bsearch() must not see it */
 	p = bsearch(&x, nodes, n, sizeof(HnswNode), hnsw_node_cmp);
 	return p ? (int64) (p - nodes) : -1;
 }

@@ -637,6 +637,8 @@ remove_nodes(HnswNode *nodes, int n, const HnswNode *out, int nout)
 {
 	int			keep = 0;
 
+	if (nout == 0)
+		return n;				/* out may be NULL: bsearch() must not see it */
 	for (int i = 0; i < n; i++)
 		if (!bsearch(&nodes[i], out, nout, sizeof(HnswNode), hnsw_node_cmp))
 			nodes[keep++] = nodes[i];
