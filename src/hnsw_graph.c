@@ -1172,7 +1172,7 @@ static void
 force_link(HnswGraph *g, HnswNode target, HnswNode y, int layer, int depth)
 {
 	int			cap = HnswLayerCapacity(g->m, layer);
-	HnswNode   *dropped = palloc(sizeof(HnswNode) * (2 * cap + 2));
+	HnswNode   *dropped = palloc(sizeof(HnswNode) * cap);
 	int			ndropped = 0;
 	float		d = g->dist(g->ops->vector(g, target), g->ops->vector(g, y), g->dims);
 
@@ -1361,6 +1361,7 @@ hnsw_link_backwards(HnswGraph *g, HnswNode node, int level,
 			int			i = k % nselected[l];
 			HnswNode	target = selected[l][i].node;
 			int			from = ndropped;
+
 			linked |= add_backlink(g, target, l, node, selected[l][i].dist, i == 0 && !linked,
 								   dropped, &ndropped);
 			while (from < ndropped)
@@ -1599,9 +1600,7 @@ node_index(HnswGraph *g, const HnswNode *nodes, int64 n, HnswNode x)
 
 	if (g->dense && x < (HnswNode) n && nodes[x] == x)
 		return (int64) x;		/* all nodes of a dense graph: no search */
-	if (n == 0)
-		return -1;				/* nodes may be NULL: bsearch() must not see it */
-	p = bsearch(&x, nodes, n, sizeof(HnswNode), hnsw_node_cmp);
+	p = hnsw_node_find(nodes, n, x);
 	return p ? (int64) (p - nodes) : -1;
 }
 
@@ -1810,4 +1809,16 @@ hnsw_node_cmp(const void *a, const void *b)
 	HnswNode	y = *(const HnswNode *) b;
 
 	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * x in the sorted nodes[0 .. n-1], or NULL.  An empty list is often still
+ * a NULL pointer, which bsearch() must not be given even for 0 elements.
+ */
+const HnswNode *
+hnsw_node_find(const HnswNode *nodes, int64 n, HnswNode x)
+{
+	if (n <= 0)
+		return NULL;
+	return bsearch(&x, nodes, n, sizeof(HnswNode), hnsw_node_cmp);
 }

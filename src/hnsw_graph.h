@@ -304,6 +304,7 @@ extern void hnsw_insert_element(HnswGraph *g, const float *vec, ItemPointer heap
 extern void hnsw_link_element(HnswGraph *g, HnswNode node, const float *vec, int level);
 extern void hnsw_sort_candidates(HnswCandidate *cands, int n);
 extern int	hnsw_node_cmp(const void *a, const void *b);
+extern const HnswNode *hnsw_node_find(const HnswNode *nodes, int64 n, HnswNode x);
 extern int64 hnsw_reconnect(HnswGraph *g, const HnswNode *nodes, int64 n,
 							HnswNode entry, int entry_level);
 

@@ -333,9 +333,7 @@ choose_graphs(IndexScanDesc scan, HnswSpaceInfo **out)
 static inline bool
 is_pending(HnswScanOpaque so, HnswNode node)
 {
-	return so->npending_nodes > 0 &&
-		bsearch(&node, so->pending_nodes, so->npending_nodes,
-				sizeof(HnswNode), hnsw_node_cmp) != NULL;
+	return hnsw_node_find(so->pending_nodes, so->npending_nodes, node) != NULL;
 }
 
 /*

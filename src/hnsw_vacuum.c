@@ -216,7 +216,7 @@ vac_space_first(const void *a, const void *b)
 static inline bool
 is_dead(VacState *vs, HnswNode node)
 {
-	return bsearch(&node, vs->dead, vs->ndead, sizeof(HnswNode), hnsw_node_cmp) != NULL;
+	return hnsw_node_find(vs->dead, vs->ndead, node) != NULL;
 }
 
 /* remember the links of a neighbour tuple, to be verified after the pass */
@@ -291,7 +291,7 @@ verify_links(Relation index, HnswMetaInfo *meta, VacState *vs)
 	qsort(vs->elems, vs->nelems, sizeof(HnswNode), hnsw_node_cmp);
 	for (int64 i = 0; i < vs->nlinks; i++)
 	{
-		if (bsearch(&vs->links[i], vs->elems, vs->nelems, sizeof(HnswNode), hnsw_node_cmp))
+		if (hnsw_node_find(vs->elems, vs->nelems, vs->links[i]))
 			continue;
 		verify_element(index, meta, vs->links[i], vs->link_from[i]);
 		vacuum_delay_point();
@@ -637,10 +637,8 @@ remove_nodes(HnswNode *nodes, int n, const HnswNode *out, int nout)
 {
 	int			keep = 0;
 
-	if (nout == 0)
-		return n;				/* out may be NULL: bsearch() must not see it */
 	for (int i = 0; i < n; i++)
-		if (!bsearch(&nodes[i], out, nout, sizeof(HnswNode), hnsw_node_cmp))
+		if (!hnsw_node_find(out, nout, nodes[i]))
 			nodes[keep++] = nodes[i];
 	return keep;
 }
